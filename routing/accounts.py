@@ -1,0 +1,68 @@
+"""Accounts: the operator's definition (pool file, admin API) and the live status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from routing.model import PLANS, AccountState, Plan, Setting
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    """An account as the operator declares it. None means "the plan's default"."""
+
+    bot_id: int
+    name: str = ""
+    plan: Plan = Plan.STANDARD
+    setting: Setting = Setting.FAST
+    fast_seconds_left: int | None = None
+    renews_at: float | None = None  # unix seconds
+    fast_slots: int | None = None
+    relax_slots: int | None = None
+    weight: int = 1
+    tags: tuple[str, ...] = ()
+    state: AccountState = AccountState.ACTIVE
+
+    @property
+    def effective_fast_slots(self) -> int:
+        return PLANS[self.plan].fast_slots if self.fast_slots is None else self.fast_slots
+
+    @property
+    def effective_relax_slots(self) -> int:
+        if not PLANS[self.plan].relax:
+            return 0
+        return PLANS[self.plan].relax_slots if self.relax_slots is None else self.relax_slots
+
+    @property
+    def effective_fast_seconds(self) -> int:
+        if self.fast_seconds_left is None:
+            return PLANS[self.plan].fast_seconds_per_month
+        return self.fast_seconds_left
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    """An account as it is now in Redis: definition plus live figures."""
+
+    bot_id: int
+    name: str
+    plan: Plan
+    setting: Setting  # current (mjgate switches it to relax at zero fast time)
+    declared_setting: Setting  # the operator's, restored at renewal
+    state: AccountState
+    state_reason: str
+    state_until: float | None
+    fast_seconds_left: int  # not counting reserved
+    fast_seconds_reserved: int
+    fast_slots: int
+    relax_slots: int
+    fast_in_flight: int
+    relax_in_flight: int
+    weight: int
+    tags: tuple[str, ...]
+    renews_at: float | None
+    history: tuple[dict[str, object], ...] = field(default=())
+
+    @property
+    def in_flight(self) -> int:
+        return self.fast_in_flight + self.relax_in_flight

@@ -1,0 +1,75 @@
+"""What a routing decision returns: a reservation, a staged task, or a settlement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from routing.model import Mode
+
+
+class Outcome(StrEnum):
+    """How a task ended, for settlement: completed keeps fast time, the others refund it."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An account's slot (and fast time) held for one task until it settles or its lease ends.
+
+    `decision` is one of: `routed`, `fallback_relax:no_fast_hours`, `inherited`,
+    `inherited_relax:<reason>` (reason `setting_relax` or `no_fast_time`); a reservation made
+    when a staged task is dispatched keeps the decision it would have had, and `staged` is
+    true.
+    """
+
+    task_id: str
+    bot_id: int
+    mode: Mode  # the effective mode
+    cost: int  # fast seconds reserved (0 for relax)
+    decision: str
+    staged: bool = False
+
+
+@dataclass(frozen=True)
+class Staged:
+    """No slot is free now; the task waits in the pool's FIFO queue.
+
+    `reason`: `fast_slots_busy`, `relax_slots_busy` or `parent_busy` / `parent_paused`.
+    """
+
+    task_id: str
+    reason: str
+    decision: str = "staged"
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What settling a reservation did. `refunded` is the fast seconds given back."""
+
+    task_id: str
+    bot_id: int
+    mode: Mode
+    outcome: Outcome
+    refunded: int
+
+
+@dataclass(frozen=True)
+class LeaseClaim:
+    """A reservation whose lease ran out, claimed by this replica for reconciliation."""
+
+    task_id: str
+    bot_id: int
+    mode: Mode
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What one maintenance pass did (renewals, cooling ends, staged timeouts)."""
+
+    renewed: tuple[int, ...] = ()
+    woken: tuple[int, ...] = ()
+    expired_staged: tuple[str, ...] = ()

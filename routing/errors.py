@@ -1,0 +1,64 @@
+"""The routing package's exception tree. The gateway maps each to a GoAPI envelope.
+
+    RoutingError
+    ├── StoreError                      Redis unreachable or failing (503 store_unavailable)
+    ├── NoRelaxCapableAccountError      relax requested, no active non-basic account (503)
+    ├── ParentAccountUnavailableError   child task, parent's account can't take it (409)
+    ├── StagedLimitError                the client already has its limit of staged tasks (429)
+    ├── AccountNotFoundError            no account with that bot_id (404)
+    ├── AccountBusyError                removing an account with tasks in flight (409)
+    └── PoolFileError                   a pool file that can't be applied (400; CLI exit 2)
+"""
+
+from __future__ import annotations
+
+
+class RoutingError(Exception):
+    """Base of everything the routing package raises on purpose."""
+
+
+class StoreError(RoutingError):
+    """Redis could not be reached or answered with an error. `op` names the operation."""
+
+    def __init__(self, op: str, message: str) -> None:
+        super().__init__(f"{op}: {message}")
+        self.op = op
+
+
+class NoRelaxCapableAccountError(RoutingError):
+    """Relax work needs an active account on a plan other than basic, and there is none."""
+
+
+class ParentAccountUnavailableError(RoutingError):
+    def __init__(self, bot_id: int, reason: str) -> None:
+        super().__init__(f"account {bot_id} can't take child tasks: {reason}")
+        self.bot_id = bot_id
+        self.reason = reason
+
+
+class StagedLimitError(RoutingError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} staged tasks per client key")
+        self.limit = limit
+
+
+class AccountNotFoundError(RoutingError):
+    def __init__(self, bot_id: int) -> None:
+        super().__init__(f"no account with bot_id {bot_id}")
+        self.bot_id = bot_id
+
+
+class AccountBusyError(RoutingError):
+    def __init__(self, bot_id: int, in_flight: int) -> None:
+        super().__init__(f"account {bot_id} has {in_flight} tasks in flight")
+        self.bot_id = bot_id
+        self.in_flight = in_flight
+
+
+class PoolFileError(RoutingError):
+    """`line` is 1-based, 0 when the problem is not tied to a line."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}" if line else reason)
+        self.line = line
+        self.reason = reason
