@@ -1,0 +1,206 @@
+"""The app factory. Nothing happens at import time; the lifespan owns every resource.
+
+    create_app(settings, *, redis=None, upstream_transport=None, registry=None, clock=None)
+
+Tests inject a Redis client, an httpx transport (the emulator's ASGI app or a MockTransport
+that injects exact upstream faults), a metrics registry and a clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway import api, health, logs, webhooks
+from gateway.background import Background
+from gateway.clients import StaticKeys
+from gateway.delivery import Outbox
+from gateway.errors import GatewayError, envelope, gateway_error_response, routing_error_response
+from gateway.metrics import Metrics
+from gateway.middleware import RequestMiddleware
+from gateway.records import RecordStore
+from gateway.service import TaskService
+from gateway.settings import Settings
+from gateway.upstream import UpstreamClient
+from routing.costs import CostTable
+from routing.errors import RoutingError, StoreError
+from routing.keys import Keys
+from routing.poolfile import parse_pool_file
+from routing.store import PoolStore
+
+
+@dataclass
+class MjGate:
+    """Everything a request handler needs, reachable as `request.app.state.mjgate`."""
+
+    settings: Settings
+    redis: Redis
+    store: PoolStore
+    records: RecordStore
+    upstream: UpstreamClient
+    service: TaskService
+    metrics: Metrics
+    clients: Any
+    outbox: Outbox
+    background: Background
+    clock: Callable[[], float]
+    pool_loaded: bool = False
+    pool_error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return envelope(405, "method_not_allowed", f"{request.method} is not allowed here")
+    if exc.status_code == 404:
+        return envelope(404, "not_found", f"no route {request.url.path}")
+    return envelope(exc.status_code, "http_error", str(exc.detail))
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return gateway_error_response(exc)
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RoutingError)
+    if isinstance(exc, StoreError):
+        request.app.state.mjgate.metrics.store_error(exc.op)
+    return routing_error_response(exc)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    logs.exception("internal_error", path=request.url.path)
+    return envelope(500, "internal_error", "mjgate hit an internal error; it has been logged")
+
+
+class _StaticClients:
+    def __init__(self, keys: StaticKeys) -> None:
+        self.keys = keys
+
+    async def lookup(self, secret: str) -> Any:
+        return self.keys.lookup(secret)
+
+
+async def load_pool(gate: MjGate) -> None:
+    """Apply the pool file (if any) and the strategy override; retried until Redis answers."""
+    settings = gate.settings
+    while True:
+        try:
+            await gate.store.load_scripts()
+            if settings.pool_file is not None:
+                pool = parse_pool_file(settings.pool_file.read_text())
+                changes = await gate.store.apply_pool(pool)
+                logs.event("pool_applied", file=str(settings.pool_file),
+                           changes=sum(1 for c in changes if c.action != "unchanged"))
+            if settings.strategy is not None:
+                await gate.store.set_strategy(settings.strategy)
+            gate.pool_loaded, gate.pool_error = True, ""
+            return
+        except StoreError as exc:
+            gate.pool_error = f"store unavailable ({exc.op})"
+            await asyncio.sleep(1.0)
+        except (RoutingError, OSError) as exc:
+            gate.pool_error = str(exc)
+            logs.event("pool_file_error", error=str(exc))
+            return
+
+
+def create_app(
+    settings: Settings,
+    *,
+    redis: Redis | None = None,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], float] | None = None,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    clock = clock or time.time
+    metrics = Metrics(registry, per_account=settings.metrics_per_account)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own_redis = redis is None
+        client = redis or Redis.from_url(
+            settings.redis_url or "redis://127.0.0.1:6379/0",
+            socket_timeout=settings.redis_timeout,
+            socket_connect_timeout=settings.redis_timeout,
+            max_connections=512,
+        )
+        keys = Keys(settings.redis_prefix)
+        store = PoolStore(client, keys, clock=clock)
+        records = RecordStore(client, keys, ttl=settings.task_ttl)
+        upstream = UpstreamClient(
+            settings.goapi_base_url, settings.goapi_api_key, transport=upstream_transport,
+            connect_timeout=settings.upstream_connect_timeout,
+            timeout=settings.upstream_timeout,
+            max_connections=settings.upstream_max_connections)
+        service = TaskService(settings, store=store, records=records, upstream=upstream,
+                              metrics=metrics,
+                              costs=CostTable.with_overrides(settings.cost_overrides),
+                              clock=clock)
+        outbox = Outbox(client, keys, records, metrics,
+                        allow_private=settings.allow_private_webhooks,
+                        transport=webhook_transport)
+        service.on_change = lambda record: _spawn(outbox.enqueue(record))
+        background = Background(service, outbox, interval=settings.reconcile_interval)
+        gate = MjGate(settings=settings, redis=client, store=store, records=records,
+                      upstream=upstream, service=service, metrics=metrics,
+                      clients=_StaticClients(StaticKeys(settings.client_keys)), outbox=outbox,
+                      background=background, clock=clock)
+        app.state.mjgate = gate
+        loader = asyncio.create_task(load_pool(gate))
+        background.start()
+        try:
+            yield
+        finally:
+            loader.cancel()
+            await background.stop()
+            await outbox.aclose()
+            await upstream.aclose()
+            if own_redis:
+                await client.aclose()
+
+    routes = [
+        Route("/api/v1/task", api.create_task, methods=["POST"]),
+        Route("/api/v1/task/{task_id}", api.get_task, methods=["GET"]),
+        Route("/api/v1/task/{task_id}", api.cancel_task, methods=["DELETE"]),
+        Route("/webhooks/goapi/tasks/{token}", webhooks.task_webhook, methods=["POST"]),
+        Route("/webhooks/goapi/notifications/{token}", webhooks.notification_webhook,
+              methods=["POST"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", health.metrics, methods=["GET"]),
+    ]
+    handlers: dict[Any, Any] = {
+        HTTPException: _http_error,
+        GatewayError: _gateway_error,
+        RoutingError: _routing_error,
+        Exception: _internal_error,
+    }
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
+                     middleware=[Middleware(RequestMiddleware, metrics=metrics)])
+
+
+_background_tasks: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    _background_tasks.add(task)
+    task.add_done_callback(_background_tasks.discard)

@@ -1,0 +1,148 @@
+"""The gateway's exception tree and the one table that turns every error into the envelope.
+
+    GatewayError (status, error.type)
+    ├── InvalidRequestError        400 invalid_request (names the field)
+    ├── BodyTooLargeError          413 body_too_large
+    ├── MissingKeyError            401 missing_api_key
+    ├── InvalidKeyError            401 invalid_api_key
+    ├── ForbiddenError             403 forbidden
+    ├── NotFoundError              404 not_found
+    ├── MethodNotAllowedError      405 method_not_allowed
+    ├── RateLimitedError           429 rate_limited (+ Retry-After)
+    ├── TaskNotCancellableError    400 task_not_cancellable
+    └── UpstreamError
+        ├── UpstreamUnavailableError   502 upstream_unavailable (never sent, or 5xx)
+        ├── UpstreamTimeoutError       504 upstream_timeout (sent; outcome unknown)
+        └── UpstreamRejectedError      the upstream's 4xx status, upstream_rejected
+
+Errors raised by `routing` (StoreError, NoRelaxCapableAccountError, ...) are translated by
+`ROUTING_ERRORS` below. Every answer is GoAPI's envelope plus `error`:
+`{"code": <status>, "data": null, "message": "...", "error": {"type": "...", ...}}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from routing import errors as rerr
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **details: Any):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+class InvalidRequestError(GatewayError):
+    status, type = 400, "invalid_request"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field=field)
+
+
+class BodyTooLargeError(GatewayError):
+    status, type = 413, "body_too_large"
+
+
+class MissingKeyError(GatewayError):
+    status, type = 401, "missing_api_key"
+
+
+class InvalidKeyError(GatewayError):
+    status, type = 401, "invalid_api_key"
+
+
+class ForbiddenError(GatewayError):
+    status, type = 403, "forbidden"
+
+
+class NotFoundError(GatewayError):
+    status, type = 404, "not_found"
+
+
+class MethodNotAllowedError(GatewayError):
+    status, type = 405, "method_not_allowed"
+
+
+class RateLimitedError(GatewayError):
+    status, type = 429, "rate_limited"
+
+
+class TaskNotCancellableError(GatewayError):
+    status, type = 400, "task_not_cancellable"
+
+
+class UpstreamError(GatewayError):
+    status, type = 502, "upstream_error"
+
+
+class UpstreamUnavailableError(UpstreamError):
+    status, type = 502, "upstream_unavailable"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status, type = 504, "upstream_timeout"
+
+
+class UpstreamRejectedError(UpstreamError):
+    """The upstream refused the request itself (4xx): its status and message are passed on."""
+
+    type = "upstream_rejected"
+
+    def __init__(self, status: int, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.status = status
+
+
+def envelope(
+    status: int, type_: str, message: str, headers: dict[str, str] | None = None, **details: Any
+) -> Response:
+    body = {"code": status, "data": None, "message": message, "error": {"type": type_, **details}}
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def gateway_error_response(exc: GatewayError) -> Response:
+    return envelope(exc.status, exc.type, exc.message, exc.headers, **exc.details)
+
+
+RoutingTranslation = tuple[int, str, Callable[[Any], dict[str, Any]]]
+
+ROUTING_ERRORS: dict[type[rerr.RoutingError], RoutingTranslation] = {
+    rerr.StoreError: (503, "store_unavailable", lambda e: {}),
+    rerr.NoRelaxCapableAccountError: (503, "no_relax_capable_account", lambda e: {}),
+    rerr.ParentAccountUnavailableError: (
+        409, "parent_account_unavailable", lambda e: {"bot_id": e.bot_id, "reason": e.reason}),
+    rerr.StagedLimitError: (429, "staged_limit", lambda e: {"limit": e.limit}),
+    rerr.AccountNotFoundError: (404, "account_not_found", lambda e: {"bot_id": e.bot_id}),
+    rerr.AccountBusyError: (
+        409, "account_busy", lambda e: {"bot_id": e.bot_id, "in_flight": e.in_flight}),
+    rerr.PoolFileError: (400, "invalid_pool_file", lambda e: {"line": e.line}),
+}  # fmt: skip
+
+_RETRY_AFTER = {"store_unavailable": "1", "staged_limit": "5", "no_relax_capable_account": "30"}
+
+
+def routing_error_response(exc: rerr.RoutingError) -> Response:
+    for cls in type(exc).__mro__:
+        if cls in ROUTING_ERRORS:
+            status, type_, details = ROUTING_ERRORS[cls]
+            message = {
+                "store_unavailable": "mjgate's store (Redis) is unavailable; retry shortly",
+                "no_relax_capable_account": "no active account can run relax jobs (basic-plan "
+                "accounts have no relax mode)",
+            }.get(type_, str(exc))
+            retry = _RETRY_AFTER.get(type_)
+            headers = {"retry-after": retry} if retry else None
+            return envelope(status, type_, message, headers, **details(exc))
+    return envelope(500, "internal_error", "internal error")

@@ -1,0 +1,40 @@
+"""Liveness, readiness and the metrics exposition."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from routing.errors import StoreError
+
+
+async def healthz(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when Redis answers, settings are loaded and the pool file (if any) was applied."""
+    app = request.app.state.mjgate
+    reasons = []
+    try:
+        await app.redis.ping()
+    except Exception as exc:  # any failure means not ready; the reason is reported
+        reasons.append(f"redis unreachable: {type(exc).__name__}")
+    if not app.pool_loaded:
+        reasons.append(f"pool not loaded: {app.pool_error or 'loading'}")
+    status = 200 if not reasons else 503
+    body = {"status": "ready" if not reasons else "not_ready", "reasons": reasons}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+async def metrics(request: Request) -> Response:
+    app = request.app.state.mjgate
+    try:
+        snapshot = await app.store.pool_snapshot(per_account=app.settings.metrics_per_account)
+    except StoreError:
+        app.metrics.store_error("pool_snapshot")
+        snapshot = None
+    app.metrics.set_pool(snapshot)
+    body, content_type = app.metrics.render()
+    return Response(body, media_type=content_type)

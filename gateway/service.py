@@ -1,0 +1,352 @@
+"""The task lifecycle (DESIGN.md section 4): create, dispatch, refresh, cancel, settle.
+
+create → validate → resolve mode → reserve (account, slot, fast time, lease) → forward →
+record → answer. Completion is learnt from GoAPI's webhook, a client's GET or the reconciler
+(`gateway.background`); whichever comes first settles the reservation, exactly once (the store
+guarantees it), and wakes the staged-task dispatcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gateway import logs
+from gateway.clients import Client
+from gateway.errors import InvalidRequestError, TaskNotCancellableError, UpstreamRejectedError
+from gateway.forwarding import Refusal, classify, upstream_body
+from gateway.metrics import Metrics
+from gateway.records import RecordStore, TaskRecord
+from gateway.settings import Settings
+from gateway.upstream import UpstreamClient, UpstreamNotSentError, UpstreamTimeoutError
+from gateway.validation import CreateRequest
+from routing.costs import CostTable
+from routing.decisions import Outcome, Reservation, Staged
+from routing.model import AccountState, Mode, TaskType
+from routing.store import PoolStore
+
+_COOLDOWN = {Refusal.BANNED: 3600.0, Refusal.BUSY: 30.0}
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    record: TaskRecord
+    replayed: bool = False  # an Idempotency-Key answered with an existing task
+    route_seconds: float = 0.0
+    upstream_seconds: float = 0.0
+
+
+class TaskService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: PoolStore,
+        records: RecordStore,
+        upstream: UpstreamClient,
+        metrics: Metrics,
+        costs: CostTable,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.records = records
+        self.upstream = upstream
+        self.metrics = metrics
+        self.costs = costs
+        self.clock = clock
+        self.wake_dispatcher = asyncio.Event()
+        self.on_change: Callable[[TaskRecord], None] = lambda record: None
+
+    # -- webhook from mjgate to GoAPI ---------------------------------------------------------
+    @property
+    def webhook_token(self) -> str:
+        from gateway.webhooks import goapi_token
+
+        return goapi_token(self.settings)
+
+    def _goapi_webhook(self) -> dict[str, str] | None:
+        if not self.settings.public_url:
+            return None
+        from gateway.webhooks import goapi_secret
+
+        return {"endpoint": f"{self.settings.public_url}/webhooks/goapi/tasks/"
+                            f"{self.webhook_token}",
+                "secret": goapi_secret(self.settings)}
+
+    # -- create -------------------------------------------------------------------------------
+    async def load_parent(self, request: CreateRequest, client: Client) -> TaskRecord | None:
+        """The parent record of a child task, None when mjgate doesn't know it (forward as is)."""
+        assert request.origin_task_id is not None
+        parent = await self.records.load(request.origin_task_id)
+        if parent is None or parent.client_id != client.id:
+            return None
+        if parent.status != "completed" or parent.bot_id is None or not parent.upstream_id:
+            raise InvalidRequestError("input.origin_task_id",
+                                      f"the parent task is {parent.status}, not completed")
+        return parent
+
+    async def create(self, client: Client, request: CreateRequest, *,
+                     parent: TaskRecord | None, idempotency_key: str | None) -> CreateResult:
+        started = time.perf_counter()
+        now = self.clock()
+        task_id = str(uuid.uuid4())
+        if idempotency_key:
+            existing = await self.records.claim_idempotency(
+                client.id, idempotency_key, task_id, self.settings.idempotency_ttl)
+            if existing is not None:
+                return CreateResult(await self._wait_for_record(existing), replayed=True)
+        config = {k: v for k, v in request.config.items() if k != "webhook_config"}
+        record = TaskRecord(
+            task_id=task_id, client_id=client.id, task_type=request.task_type.value,
+            status="reserved", request={"input": request.input, "config": config},
+            webhook=({"endpoint": request.webhook.endpoint, "secret": request.webhook.secret}
+                     if request.webhook else None),
+            requested_mode=(request.mode.value if request.mode else parent.mode if parent
+                            else ""),
+            parent_id=parent.task_id if parent else None, created_at=now, updated_at=now)
+        await self.records.save(record)
+        try:
+            decision = await self._reserve(client, record, request, parent)
+        except BaseException:
+            if idempotency_key:
+                await self.records.forget_idempotency(client.id, idempotency_key)
+            raise
+        route_seconds = time.perf_counter() - started
+        if isinstance(decision, Staged):
+            record = replace(record, status="staged", decision="staged").with_event(
+                "staged", reason=decision.reason)
+            await self.records.save(record)
+            self._created(record)
+            return CreateResult(record, route_seconds=route_seconds)
+        upstream_started = time.perf_counter()
+        record = await self.forward(record, decision, request=request, parent=parent,
+                                    client=client)
+        return CreateResult(record, route_seconds=route_seconds,
+                            upstream_seconds=time.perf_counter() - upstream_started)
+
+    async def _wait_for_record(self, task_id: str) -> TaskRecord:
+        for _ in range(50):  # the first request with this key may still be writing it
+            record = await self.records.load(task_id)
+            if record is not None:
+                return record
+            await asyncio.sleep(0.02)
+        raise InvalidRequestError("Idempotency-Key", "the task created with this key is gone")
+
+    def _limits(self, client: Client) -> dict[str, Any]:
+        return {"client_id": client.id, "lease_seconds": self.settings.lease_seconds,
+                "staged_limit": client.staged_limit or self.settings.staged_limit,
+                "staged_timeout": self.settings.staged_timeout}
+
+    async def _reserve(self, client: Client, record: TaskRecord, request: CreateRequest,
+                       parent: TaskRecord | None, exclude: tuple[int, ...] = ()
+                       ) -> Reservation | Staged:
+        if parent is not None:
+            assert parent.bot_id is not None
+            parent_mode = Mode(parent.mode)
+            cost_mode = parent_mode if parent_mode is not Mode.RELAX else Mode.FAST
+            cost = self.costs.cost(request.task_type, cost_mode, request.index)
+            return await self.store.reserve_child(
+                record.task_id, parent.bot_id, parent_mode, cost, **self._limits(client))
+        assert request.mode is not None
+        mode = client.cap_mode(request.mode)
+        cost = self.costs.cost(request.task_type, mode, request.index)
+        return await self.store.reserve_root(
+            record.task_id, mode, cost, exclude=exclude, **self._limits(client))
+
+    def _created(self, record: TaskRecord) -> None:
+        self.metrics.task_created(record.task_type, record.requested_mode or "inherit",
+                                  record.mode or "none", _decision_label(record.decision))
+        logs.event("task_created", task_id=record.task_id, task_type=record.task_type,
+                   requested_mode=record.requested_mode, mode=record.mode,
+                   bot_id=record.bot_id, decision=record.decision, status=record.status)
+
+    # -- forward (create or staged dispatch) --------------------------------------------------
+    async def forward(self, record: TaskRecord, reservation: Reservation, *,
+                      request: CreateRequest | None = None, parent: TaskRecord | None = None,
+                      client: Client | None = None) -> TaskRecord:
+        """Send a reserved task upstream, moving to another account when the upstream refuses
+        for the account or was never reached. Raises the upstream error for the client."""
+        if parent is None and record.parent_id:
+            parent = await self.records.load(record.parent_id)
+        exclude: list[int] = []
+        attempts = 0
+        while True:
+            attempts += 1
+            record = replace(record, status="reserved", bot_id=reservation.bot_id,
+                             mode=reservation.mode.value, decision=reservation.decision)
+            body = upstream_body(record, reservation,
+                                 parent_upstream_id=parent.upstream_id if parent else None,
+                                 parent_mode=parent.mode if parent else None,
+                                 webhook=self._goapi_webhook())
+            try:
+                answer = await self.upstream.create(body)
+            except UpstreamNotSentError:
+                self.metrics.upstream_request("create", "not_sent", None)
+                await self.release(record.task_id)
+                if parent is not None or attempts >= self.settings.create_attempts:
+                    await self._fail(record, "upstream_unavailable", "the upstream could not "
+                                     "be reached")
+                    raise
+                exclude.append(reservation.bot_id)
+                decision = await self._rereserve(record, exclude)
+                if isinstance(decision, Staged):
+                    return await self._stage_again(record, decision)
+                reservation = decision
+                continue
+            except UpstreamTimeoutError:
+                self.metrics.upstream_request("create", "timeout", None)
+                record = replace(record, status="unknown").with_event("upstream_timeout")
+                await self.records.save(record)
+                raise
+            self.metrics.upstream_request("create", str(answer.status), answer.seconds)
+            task = answer.task
+            if answer.status == 200 and task and isinstance(task.get("task_id"), str):
+                record = replace(record, upstream_id=task["task_id"],
+                                 status=str(task.get("status") or "pending"), task=task,
+                                 updated_at=self.clock()).with_event(
+                    "sent", bot_id=reservation.bot_id, mode=reservation.mode.value,
+                    decision=reservation.decision)
+                await self.records.save(record)
+                self._created(record)
+                self.on_change(record)
+                return record
+            refusal = classify(answer)
+            await self.release(record.task_id)
+            if refusal is Refusal.REQUEST or parent is not None or \
+                    attempts >= self.settings.create_attempts:
+                if refusal is not Refusal.REQUEST:
+                    await self._account_refused(reservation.bot_id, refusal, answer.message)
+                await self._fail(record, "upstream_rejected", answer.message)
+                raise UpstreamRejectedError(answer.status, answer.message,
+                                            upstream_status=answer.status)
+            await self._account_refused(reservation.bot_id, refusal, answer.message)
+            exclude.append(reservation.bot_id)
+            decision = await self._rereserve(record, exclude)
+            if isinstance(decision, Staged):
+                return await self._stage_again(record, decision)
+            reservation = decision
+
+    async def _rereserve(self, record: TaskRecord, exclude: list[int]) -> Reservation | Staged:
+        mode = Mode(record.requested_mode or "relax")
+        task_type = TaskType(record.task_type)
+        index = record.request.get("input", {}).get("index")
+        cost = self.costs.cost(task_type, mode, index)
+        limits = {"client_id": record.client_id, "lease_seconds": self.settings.lease_seconds,
+                  "staged_limit": self.settings.staged_limit,
+                  "staged_timeout": self.settings.staged_timeout}
+        return await self.store.reserve_root(record.task_id, mode, cost, exclude=tuple(exclude),
+                                             **limits)
+
+    async def _stage_again(self, record: TaskRecord, staged: Staged) -> TaskRecord:
+        record = replace(record, status="staged", decision="staged", bot_id=None,
+                         mode="").with_event("staged", reason=staged.reason)
+        await self.records.save(record)
+        return record
+
+    async def _account_refused(self, bot_id: int, refusal: Refusal, message: str) -> None:
+        reason = f"upstream: {refusal.value}"
+        if refusal is Refusal.NO_FAST_TIME:
+            await self.store.set_fast_time(bot_id, 0, reason=reason)
+            self.metrics.account_event("fast_time_exhausted")
+        elif refusal is Refusal.CAPTCHA:
+            await self.store.set_state(bot_id, AccountState.PAUSED, reason=reason)
+            self.metrics.account_event("paused")
+        elif refusal is Refusal.EXPIRED:
+            await self.store.set_state(bot_id, AccountState.DISABLED, reason=reason)
+            self.metrics.account_event("disabled")
+        else:
+            until = self.clock() + _COOLDOWN.get(refusal, 60.0)
+            await self.store.set_state(bot_id, AccountState.COOLING, until=until, reason=reason)
+            self.metrics.account_event("cooled")
+        logs.event("account_refused", bot_id=bot_id, refusal=refusal.value,
+                   message=message[:200])
+
+    async def _fail(self, record: TaskRecord, error_type: str, message: str) -> TaskRecord:
+        record = replace(record, status="failed", error_type=error_type, error_message=message,
+                         updated_at=self.clock()).with_event("failed", error_type=error_type)
+        await self.records.save(record)
+        self.metrics.task_finished(record.task_type, record.mode or "none", "failed", None)
+        self.on_change(record)
+        return record
+
+    async def release(self, task_id: str) -> None:
+        if await self.store.settle(task_id, Outcome.FAILED) is not None:
+            self.wake_dispatcher.set()
+
+    # -- news about a task --------------------------------------------------------------------
+    async def apply_upstream_task(self, record: TaskRecord, task: dict[str, Any]) -> TaskRecord:
+        """Record the upstream's latest view of a task; settle it when it is terminal."""
+        status = str(task.get("status") or record.status)
+        changed = status != record.status or task != record.task
+        record = replace(record, task=task, status=status, updated_at=self.clock())
+        if record.terminal:
+            record = record.with_event(status)
+            outcome = Outcome.COMPLETED if status == "completed" else Outcome.FAILED
+            saved = await self.records.save_unless_terminal(record)
+            settlement = await self.store.settle(record.task_id, outcome)
+            if settlement is not None:
+                self.wake_dispatcher.set()
+                duration = self.clock() - record.created_at if record.created_at else None
+                self.metrics.task_finished(record.task_type, record.mode or "none", status,
+                                           duration)
+                logs.event("task_settled", task_id=record.task_id, bot_id=record.bot_id,
+                           mode=record.mode, status=status, refunded=settlement.refunded)
+            if saved:
+                self.on_change(record)
+            return record
+        if await self.records.save_unless_terminal(record):
+            await self.store.extend_lease(record.task_id, self.settings.lease_seconds)
+            if changed:
+                self.on_change(record)
+            return record
+        reloaded = await self.records.load(record.task_id)
+        return reloaded or record
+
+    async def refresh(self, record: TaskRecord, *, force: bool = False) -> TaskRecord:
+        """A client's GET: served from the record unless it is older than the stale limit."""
+        if record.terminal or not record.upstream_id:
+            return record
+        if not force and self.clock() - record.updated_at < self.settings.poll_stale_seconds:
+            return record
+        answer = await self.upstream.get(record.upstream_id)
+        self.metrics.upstream_request("get", str(answer.status), answer.seconds)
+        if answer.status == 200 and answer.task:
+            return await self.apply_upstream_task(record, answer.task)
+        return record
+
+    # -- cancel -------------------------------------------------------------------------------
+    async def cancel(self, record: TaskRecord) -> str:
+        if record.status == "staged":
+            if await self.store.cancel_staged(record.task_id):
+                await self._fail(record, "cancelled", "task canceled")
+                return f"task {record.task_id} canceled"
+            record = await self.records.load(record.task_id) or record
+        if record.terminal or not record.upstream_id:
+            raise TaskNotCancellableError(
+                f"task {record.task_id} is {record.status}; only pending tasks can be canceled")
+        answer = await self.upstream.cancel(record.upstream_id)
+        self.metrics.upstream_request("cancel", str(answer.status), answer.seconds)
+        if answer.status != 200:
+            raise UpstreamRejectedError(answer.status, answer.message,
+                                        upstream_status=answer.status)
+        record = replace(record, status="failed", error_type="cancelled",
+                         error_message="task canceled", updated_at=self.clock())
+        await self.records.save(record)
+        if await self.store.settle(record.task_id, Outcome.CANCELLED) is not None:
+            self.wake_dispatcher.set()
+            self.metrics.task_finished(record.task_type, record.mode or "none", "cancelled",
+                                       None)
+        self.on_change(record)
+        return f"task {record.task_id} canceled"
+
+
+def _decision_label(decision: str) -> str:
+    """Decisions are a small fixed set; anything unexpected is folded to keep labels bounded."""
+    known = {"routed", "staged", "inherited", "fallback_relax:no_fast_hours",
+             "inherited_relax:setting_relax", "inherited_relax:no_fast_time", "forwarded"}
+    return decision if decision in known else "other"

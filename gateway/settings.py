@@ -1,0 +1,248 @@
+"""Every setting, its default and its meaning, read once from an injectable mapping.
+
+`Settings.from_env(os.environ)` validates everything at start; an invalid value raises
+SettingsError naming the variable, and `mjgate serve` stops with that message. The README's
+settings table is generated from `SETTINGS` (see `mjgate settings`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from routing.costs import CostTableError, parse_overrides
+from routing.model import Strategy
+
+
+class SettingsError(ValueError):
+    """A setting has a value mjgate can't use. The message names the variable."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    attr: str
+    default: str
+    help: str
+    parse: Callable[[str], Any]
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError("must be a port number (0-65535)")
+    return number
+
+
+def _url(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("must be an http(s) URL")
+    return value.rstrip("/")
+
+
+def _optional_url(value: str) -> str | None:
+    return _url(value) if value else None
+
+
+def _redis_url(value: str) -> str | None:
+    if not value:
+        return None
+    if urlparse(value).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return value
+
+
+def _keys(value: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in value.split(",") if k.strip())
+    if any(len(k) < 8 for k in keys):
+        raise ValueError("each key must be at least 8 characters")
+    return keys
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _optional_path(value: str) -> Path | None:
+    return Path(value) if value else None
+
+
+def _costs(value: str) -> dict[str, int]:
+    try:
+        return parse_overrides(value)
+    except CostTableError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("MJGATE_HOST", "host", "127.0.0.1", "address `mjgate serve` listens on", str),
+    Setting("MJGATE_PORT", "port", "8080", "port `mjgate serve` listens on", _port),
+    Setting("GOAPI_API_KEY", "goapi_api_key", "",
+            "GoAPI key; empty means **sandbox**: the built-in emulator is the upstream", str),
+    Setting("GOAPI_BASE_URL", "goapi_base_url", "https://api.goapi.ai", "upstream base URL",
+            _url),
+    Setting("REDIS_URL", "redis_url", "",
+            "Redis for all shared state; empty starts an embedded Redis (see MJGATE_DATA_DIR)",
+            _redis_url),
+    Setting("MJGATE_REDIS_PREFIX", "redis_prefix", "mjgate", "prefix of every Redis key", str),
+    Setting("MJGATE_REDIS_TIMEOUT", "redis_timeout", "0.4",
+            "seconds before a Redis call counts as failed (503 store_unavailable)",
+            _positive_float),
+    Setting("MJGATE_DATA_DIR", "data_dir", ".mjgate",
+            "folder of the embedded Redis's data and socket", Path),
+    Setting("MJGATE_CLIENT_KEYS", "client_keys", "",
+            "comma-separated client keys accepted on /api/v1 (bootstrap; 8+ chars each)", _keys),
+    Setting("MJGATE_ADMIN_TOKEN", "admin_token", "",
+            "Bearer token of the admin API; empty disables /admin/v1", str),
+    Setting("MJGATE_PUBLIC_URL", "public_url", "",
+            "URL at which GoAPI reaches mjgate's webhooks; empty: no upstream webhooks, "
+            "completion is learnt by polling", _optional_url),
+    Setting("MJGATE_WEBHOOK_SECRET", "webhook_secret", "",
+            "secret GoAPI sends back on task webhooks and notifications (and the token in "
+            "their path); empty: derived from the GoAPI key", str),
+    Setting("MJGATE_BODY_LIMIT", "body_limit", "2097152", "largest request body, in bytes",
+            _positive_int),
+    Setting("MJGATE_MAX_PROMPT_LENGTH", "max_prompt_length", "6000",
+            "longest prompt accepted, in characters", _positive_int),
+    Setting("MJGATE_UPSTREAM_CONNECT_TIMEOUT", "upstream_connect_timeout", "5",
+            "seconds to open a connection to the upstream", _positive_float),
+    Setting("MJGATE_UPSTREAM_TIMEOUT", "upstream_timeout", "30",
+            "seconds to wait for an upstream answer once the request is sent", _positive_float),
+    Setting("MJGATE_UPSTREAM_MAX_CONNECTIONS", "upstream_max_connections", "200",
+            "connection pool size towards the upstream", _positive_int),
+    Setting("MJGATE_CREATE_ATTEMPTS", "create_attempts", "3",
+            "accounts a create is tried on when the upstream refuses for the account",
+            _positive_int),
+    Setting("MJGATE_POLL_STALE_SECONDS", "poll_stale_seconds", "5",
+            "a client GET refreshes a task from upstream only when its record is older",
+            _non_negative_float),
+    Setting("MJGATE_LEASE_SECONDS", "lease_seconds", "120",
+            "a reservation with no news for this long is checked upstream by the reconciler",
+            _positive_float),
+    Setting("MJGATE_RECONCILE_INTERVAL", "reconcile_interval", "2",
+            "seconds between reconciler/dispatcher passes in each replica", _positive_float),
+    Setting("MJGATE_STAGED_LIMIT", "staged_limit", "50", "staged tasks allowed per client key",
+            _positive_int),
+    Setting("MJGATE_STAGED_TIMEOUT", "staged_timeout", "900",
+            "seconds a task may wait staged before it fails with staged_timeout",
+            _positive_float),
+    Setting("MJGATE_TASK_TTL", "task_ttl", "604800",
+            "seconds a finished task record is kept", _positive_int),
+    Setting("MJGATE_IDEMPOTENCY_TTL", "idempotency_ttl", "86400",
+            "seconds an Idempotency-Key is remembered", _positive_int),
+    Setting("MJGATE_POOL_FILE", "pool_file", "", "YAML pool file applied at start",
+            _optional_path),
+    Setting("MJGATE_STRATEGY", "strategy", "", "pool strategy, overriding the pool file's "
+            "(least_busy, most_fast_left, weighted)", lambda v: Strategy(v) if v else None),
+    Setting("MJGATE_COSTS", "cost_overrides", "",
+            "fast-time cost overrides, e.g. `imagine=60,upscale:4x=300` (GPU seconds)", _costs),
+    Setting("MJGATE_SANDBOX_SPEED", "sandbox_speed", "demo",
+            "emulator speed in sandbox: `demo` (2 s pending, 4 s processing) or `instant`",
+            _choice("demo", "instant")),
+    Setting("MJGATE_SANDBOX_EMULATOR_PORT", "sandbox_emulator_port", "8090",
+            "port of the sandbox's emulator", _port),
+    Setting("MJGATE_LOG_LEVEL", "log_level", "info", "debug, info, warning or error",
+            _choice("debug", "info", "warning", "error")),
+    Setting("MJGATE_LOG_FORMAT", "log_format", "json", "json (one object per line) or text",
+            _choice("json", "text")),
+    Setting("MJGATE_METRICS_PER_ACCOUNT", "metrics_per_account", "true",
+            "export per-account series (bot_id label); turn off for huge pools", _bool),
+    Setting("MJGATE_ALLOW_PRIVATE_WEBHOOKS", "allow_private_webhooks", "false",
+            "deliver client webhooks to private/loopback addresses", _bool),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    goapi_api_key: str = ""
+    goapi_base_url: str = "https://api.goapi.ai"
+    redis_url: str | None = None
+    redis_prefix: str = "mjgate"
+    redis_timeout: float = 0.4
+    data_dir: Path = Path(".mjgate")
+    client_keys: tuple[str, ...] = ()
+    admin_token: str = ""
+    public_url: str | None = None
+    webhook_secret: str = ""
+    body_limit: int = 2 * 1024 * 1024
+    max_prompt_length: int = 6000
+    upstream_connect_timeout: float = 5.0
+    upstream_timeout: float = 30.0
+    upstream_max_connections: int = 200
+    create_attempts: int = 3
+    poll_stale_seconds: float = 5.0
+    lease_seconds: float = 120.0
+    reconcile_interval: float = 2.0
+    staged_limit: int = 50
+    staged_timeout: float = 900.0
+    task_ttl: int = 7 * 86400
+    idempotency_ttl: int = 86400
+    pool_file: Path | None = None
+    strategy: Strategy | None = None
+    cost_overrides: dict[str, int] = field(default_factory=dict)
+    sandbox_speed: str = "demo"
+    sandbox_emulator_port: int = 8090
+    log_level: str = "info"
+    log_format: str = "json"
+    metrics_per_account: bool = True
+    allow_private_webhooks: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = env.get(setting.env, setting.default)
+            try:
+                values[setting.attr] = setting.parse(raw.strip())
+            except (ValueError, TypeError) as exc:
+                raise SettingsError(f"{setting.env}={raw!r}: {exc}") from exc
+        return cls(**values)
+
+    @property
+    def sandbox(self) -> bool:
+        """No GoAPI key: the emulator is the upstream."""
+        return not self.goapi_api_key
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Settings(host={self.host!r}, port={self.port}, sandbox={self.sandbox})"

@@ -1,0 +1,116 @@
+"""Webhooks from GoAPI: task updates for tasks mjgate forwarded, and HYA account notifications.
+
+mjgate gives GoAPI the endpoint `<MJGATE_PUBLIC_URL>/webhooks/goapi/tasks/<token>` and the
+secret it expects back in `x-webhook-secret`; both are derived from MJGATE_WEBHOOK_SECRET (or
+the GoAPI key when unset), so every replica agrees without coordination. Account
+notifications arrive at `/webhooks/goapi/notifications/<token>` (the URL to paste into GoAPI's
+HYA dashboard is logged at start). Both are idempotent: a repeated delivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import logs
+from gateway.errors import ForbiddenError, InvalidRequestError, NotFoundError
+from gateway.settings import Settings
+from routing.errors import AccountNotFoundError
+from routing.model import AccountState
+
+
+def goapi_secret(settings: Settings) -> str:
+    base = settings.webhook_secret or f"mjgate:{settings.goapi_api_key or 'sandbox'}"
+    return hmac.new(base.encode(), b"goapi-webhook-secret", hashlib.sha256).hexdigest()[:32]
+
+
+def goapi_token(settings: Settings, kind: str = "tasks") -> str:
+    return hmac.new(goapi_secret(settings).encode(), kind.encode(),
+                    hashlib.sha256).hexdigest()[:24]
+
+
+def _ok() -> Response:
+    return Response(b'{"code":200,"data":null,"message":"success"}',
+                    media_type="application/json")
+
+
+def _check(request: Request, settings: Settings, kind: str) -> None:
+    token = request.path_params.get("token", "")
+    if not hmac.compare_digest(str(token), goapi_token(settings, kind)):
+        raise NotFoundError("no such webhook")
+    sent = request.headers.get("x-webhook-secret", "")
+    if not hmac.compare_digest(sent, goapi_secret(settings)):
+        raise ForbiddenError("webhook secret does not match")
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError("body", "is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestError("body", "must be a JSON object")
+    return body
+
+
+async def task_webhook(request: Request) -> Response:
+    app = request.app.state.mjgate
+    _check(request, app.settings, "tasks")
+    body = await _json(request)
+    task = body.get("data")
+    if not isinstance(task, dict) or not isinstance(task.get("task_id"), str):
+        raise InvalidRequestError("data.task_id", "is required")
+    record = await app.records.by_upstream_id(task["task_id"])
+    if record is None:
+        logs.event("webhook_unknown_task")
+        return _ok()
+    await app.service.apply_upstream_task(record, task)
+    return _ok()
+
+
+async def notification_webhook(request: Request) -> Response:
+    app = request.app.state.mjgate
+    _check(request, app.settings, "notifications")
+    body = await _json(request)
+    kind = str(body.get("type") or "")
+    detail = body.get("detail") if isinstance(body.get("detail"), dict) else {}
+    app.metrics.notification(kind)
+    bot_id = detail.get("bot_id") if isinstance(detail, dict) else None
+    if not isinstance(bot_id, int) or isinstance(bot_id, bool):
+        logs.event("notification", type=kind, bot_id=None, message=str(body.get("message"))[:200])
+        return _ok()
+    try:
+        await apply_notification(app, kind, bot_id, detail)
+    except AccountNotFoundError:
+        logs.event("notification_unknown_account", type=kind, bot_id=bot_id)
+    return _ok()
+
+
+async def apply_notification(app: Any, kind: str, bot_id: int, detail: dict[str, Any]) -> None:
+    """GoAPI's account notifications drive account states (DESIGN.md section 3)."""
+    store = app.store
+    reason = f"goapi: {kind}"
+    if kind == "mj_bot_banned":
+        until = detail.get("block_until")
+        if isinstance(until, int | float) and until > app.clock():
+            await store.set_state(bot_id, AccountState.COOLING, until=float(until),
+                                  reason=f"{reason} {detail.get('reason') or ''}".strip())
+            app.metrics.account_event("cooled")
+        else:
+            await store.set_state(bot_id, AccountState.DISABLED, reason=f"{reason} (no end)")
+            app.metrics.account_event("disabled")
+    elif kind == "mj_bot_no_fasthour":
+        await store.set_fast_time(bot_id, 0, reason=reason)
+        app.metrics.account_event("fast_time_exhausted")
+    elif kind == "mj_bot_captcha_required":
+        await store.set_state(bot_id, AccountState.PAUSED, reason=reason)
+        app.metrics.account_event("paused")
+    elif kind == "mj_bot_subscription_expired":
+        await store.set_state(bot_id, AccountState.DISABLED, reason=reason)
+        app.metrics.account_event("disabled")
+    logs.event("notification", type=kind, bot_id=bot_id)

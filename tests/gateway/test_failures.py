@@ -1,0 +1,207 @@
+"""DESIGN.md section 7, row by row: status, error.type, and that nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import httpx
+from redis.asyncio import Redis
+
+from emulator.config import EmulatorConfig
+from gateway.settings import Settings
+from routing.accounts import AccountSpec
+from routing.model import AccountState, Plan
+from tests.harness import CLIENT_KEY, DEMO, harness
+
+
+def error_type(response: httpx.Response) -> str:
+    body = response.json()
+    assert body["code"] == response.status_code and body["data"] is None
+    assert isinstance(body["message"], str) and body["message"]
+    value: str = body["error"]["type"]
+    return value
+
+
+async def in_flight(h: object, bot_id: int) -> int:
+    account = await h.gate.store.get_account(bot_id)  # type: ignore[attr-defined]
+    return int(account.in_flight)
+
+
+async def test_invalid_json_unknown_type_bad_field(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        headers = {"x-api-key": CLIENT_KEY, "content-type": "application/json"}
+        bad = await h.client.post("/api/v1/task", content=b"{nope", headers=headers)
+        assert bad.status_code == 400 and error_type(bad) == "invalid_request"
+        assert bad.json()["error"]["field"] == "body"
+        unknown = await h.create("paint")
+        assert unknown.status_code == 400 and unknown.json()["error"]["field"] == "task_type"
+        field = await h.create("upscale", origin_task_id="x", index="9")
+        assert field.status_code == 400 and field.json()["error"]["field"] == "input.index"
+        assert await h.received() == []
+        for spec in DEMO:
+            assert await in_flight(h, spec.bot_id) == 0
+
+
+async def test_body_over_the_limit_is_413(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix, settings=Settings(body_limit=1024)) as h:
+        answer = await h.create(prompt="x" * 2000)
+        assert answer.status_code == 413 and error_type(answer) == "body_too_large"
+
+        async def chunks():  # no content-length: the read itself stops at the limit
+            for _ in range(100):
+                yield b"x" * 512
+
+        streamed = await h.client.post("/api/v1/task", content=chunks(),
+                                       headers={"x-api-key": CLIENT_KEY})
+        assert streamed.status_code == 413
+
+
+async def test_missing_and_unknown_keys(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        missing = await h.client.post("/api/v1/task", json={"model": "midjourney"})
+        assert missing.status_code == 401 and error_type(missing) == "missing_api_key"
+        unknown = await h.create(key="not-a-real-key")
+        assert unknown.status_code == 401 and error_type(unknown) == "invalid_api_key"
+        bearer = await h.client.post(
+            "/api/v1/task", headers={"authorization": f"Bearer {CLIENT_KEY}"},
+            json={"model": "midjourney", "task_type": "imagine", "input": {"prompt": "x"}})
+        assert bearer.status_code == 200
+
+
+async def test_unknown_route_and_method_use_the_envelope(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        nowhere = await h.client.get("/api/v2/nothing")
+        assert nowhere.status_code == 404 and error_type(nowhere) == "not_found"
+        wrong = await h.client.put("/api/v1/task", headers={"x-api-key": CLIENT_KEY})
+        assert wrong.status_code == 405 and error_type(wrong) == "method_not_allowed"
+
+
+async def test_staged_limit_gives_429(redis: Redis, prefix: str) -> None:
+    accounts = (AccountSpec(bot_id=7, plan=Plan.STANDARD, fast_slots=1, relax_slots=1),)
+    config = EmulatorConfig(pending_seconds=30, processing_seconds=30)
+    async with harness(redis, prefix, accounts=accounts, emulator_config=config,
+                       settings=Settings(staged_limit=2)) as h:
+        assert (await h.create(prompt="x --fast")).headers["x-mjgate-decision"] == "routed"
+        for _ in range(2):
+            staged = await h.create(prompt="x --fast")
+            assert staged.json()["data"]["status"] == "staged"
+        over = await h.create(prompt="x --fast")
+        assert over.status_code == 429 and error_type(over) == "staged_limit"
+        assert over.headers["retry-after"]
+        assert len(await h.received()) == 1
+
+
+async def test_relax_without_non_basic_account_is_503(redis: Redis, prefix: str) -> None:
+    accounts = (AccountSpec(bot_id=1, plan=Plan.BASIC),)
+    async with harness(redis, prefix, accounts=accounts) as h:
+        answer = await h.create(prompt="x --relax")
+        assert answer.status_code == 503 and error_type(answer) == "no_relax_capable_account"
+        assert await h.received() == [] and await in_flight(h, 1) == 0
+
+
+async def test_redis_unreachable_is_503_fast_and_nothing_sent(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        dead = Redis(host="127.0.0.1", port=1, socket_timeout=0.3, socket_connect_timeout=0.3)
+        gate = h.gate
+        gate.store.redis = dead
+        gate.records.redis = dead
+        gate.redis = dead
+        from redis.commands.core import AsyncScript
+
+        gate.records._script = AsyncScript(dead, gate.records._script.script)
+        started = time.monotonic()
+        answer = await h.create(prompt="x --fast")
+        assert time.monotonic() - started < 0.5
+        assert answer.status_code == 503 and error_type(answer) == "store_unavailable"
+        assert answer.headers["retry-after"]
+        ready = await h.client.get("/readyz")
+        assert ready.status_code == 503 and "redis" in ready.json()["reasons"][0]
+        assert await h.received() == []
+        await dead.aclose()
+
+
+async def test_connection_refused_retries_on_another_account_then_502(
+        redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        faulty = h.faulty
+        faulty.faults = [httpx.ConnectError("refused")]
+        answer = await h.create(prompt="x --fast")
+        assert answer.status_code == 200, answer.text
+        assert faulty.creates == 2
+        faulty.faults = [httpx.ConnectError("refused")] * 3
+        failed = await h.create(prompt="x --fast")
+        assert failed.status_code == 502 and error_type(failed) == "upstream_unavailable"
+        bots = [spec.bot_id for spec in DEMO]
+        assert sum([await in_flight(h, b) for b in bots]) == 1  # only the first task
+
+
+async def test_account_level_refusal_cools_and_retries(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        first = await h.create(prompt="x --fast")
+        bot = int(first.headers["x-mjgate-bot-id"])
+        await h.wait_status(first.json()["data"]["task_id"], "completed")
+        await h.emulator.post(f"/_emulator/accounts/{bot}/captcha")
+        await asyncio.sleep(0.05)  # the notification may arrive first; either way:
+        again = await h.create(prompt="x --fast")
+        assert again.status_code == 200, again.text
+        assert int(again.headers["x-mjgate-bot-id"]) != bot
+        account = await h.gate.store.get_account(bot)
+        assert account.state is AccountState.PAUSED
+
+
+async def test_banned_refusal_without_notification_cools_the_account(
+        redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        faulty = h.faulty
+        faulty.faults = [httpx.Response(
+            400, json={"code": 400, "data": None, "message": "mj_bot_banned: account banned"})]
+        answer = await h.create(prompt="x --fast")
+        assert answer.status_code == 200, answer.text
+        received = await h.received()
+        assert len(received) == 1
+        cooled = [a for a in await h.gate.store.list_accounts()
+                  if a.state is AccountState.COOLING]
+        assert len(cooled) == 1 and cooled[0].bot_id != received[0]["bot_id"]
+        assert cooled[0].in_flight == 0
+
+
+async def test_upstream_4xx_is_passed_on_and_released(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        faulty = h.faulty
+        faulty.faults = [httpx.Response(500, json={
+            "code": 500, "data": None,
+            "message": "Invalid Param Format: there should be space before --"})]
+        answer = await h.create(prompt="x--fast")
+        assert answer.status_code == 500
+        assert answer.json()["message"].startswith("Invalid Param Format")
+        assert faulty.creates == 1
+        for spec in DEMO:
+            assert await in_flight(h, spec.bot_id) == 0
+
+
+async def test_timeout_after_sending_is_504_and_never_resent(redis: Redis, prefix: str) -> None:
+    settings = Settings(upstream_timeout=0.3, lease_seconds=0.5)
+    async with harness(redis, prefix, settings=settings) as h:
+        await h.emulator.post("/_emulator/faults", json={"hang": 1})
+        answer = await h.create(prompt="x --fast")
+        assert answer.status_code == 504 and error_type(answer) == "upstream_timeout"
+        assert len(await h.received()) == 1
+        held = sum([await in_flight(h, s.bot_id) for s in DEMO])
+        assert held == 1  # the lease is kept until the reconciler knows
+        for _ in range(100):
+            await h.gate.background.reconcile()
+            if sum([await in_flight(h, s.bot_id) for s in DEMO]) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert sum([await in_flight(h, s.bot_id) for s in DEMO]) == 0
+        assert len(await h.received()) == 1  # never re-sent
+
+
+async def test_idempotency_key_gives_the_same_task_once(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        headers = {"idempotency-key": "order-42"}
+        answers = await asyncio.gather(*(h.create(prompt="x --fast", headers=headers)
+                                         for _ in range(5)))
+        ids = {a.json()["data"]["task_id"] for a in answers}
+        assert len(ids) == 1
+        assert len(await h.received()) == 1

@@ -1,0 +1,183 @@
+"""An in-process mjgate + emulator pair for end-to-end tests.
+
+The gateway talks to the emulator through httpx's ASGITransport and the emulator's webhooks
+come back the same way, so a whole task lifecycle runs in one event loop against a real Redis.
+Tests that need real sockets or several processes live in tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+
+from emulator.app import create_app as create_emulator
+from emulator.config import EmulatedAccountSpec, EmulatorConfig
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.webhooks import goapi_secret, goapi_token
+from routing.accounts import AccountSpec
+from routing.model import Plan
+
+CLIENT_KEY = "client-key-0001"
+OTHER_KEY = "client-key-0002"
+ADMIN_TOKEN = "admin-token-0001"
+
+
+class LazyASGITransport(httpx.AsyncBaseTransport):
+    """An ASGITransport whose app is set after both apps exist (they call each other)."""
+
+    def __init__(self) -> None:
+        self.app: Starlette | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert self.app is not None
+        transport = httpx.ASGITransport(app=self.app)
+        return await transport.handle_async_request(request)
+
+
+@dataclass
+class Harness:
+    client: httpx.AsyncClient  # to mjgate, with the client key
+    emulator: httpx.AsyncClient  # to the emulator's control endpoints
+    app: Starlette
+    emulator_app: Starlette
+    settings: Settings
+    registry: CollectorRegistry
+    hooks: list[httpx.Request]  # client webhook deliveries mjgate made
+    faulty: FaultyTransport  # the upstream transport: set .faults to inject exact faults
+
+    @property
+    def gate(self) -> Any:
+        return self.app.state.mjgate
+
+    async def create(self, task_type: str = "imagine", key: str = CLIENT_KEY,
+                     headers: dict[str, str] | None = None, **task_input: Any) -> httpx.Response:
+        if task_type == "imagine":
+            task_input.setdefault("prompt", "a lighthouse at night")
+        body = {"model": "midjourney", "task_type": task_type, "input": task_input}
+        return await self.client.post("/api/v1/task", json=body,
+                                      headers={"x-api-key": key, **(headers or {})})
+
+    async def get(self, task_id: str, key: str = CLIENT_KEY) -> httpx.Response:
+        return await self.client.get(f"/api/v1/task/{task_id}", headers={"x-api-key": key})
+
+    async def wait_status(self, task_id: str, *statuses: str, timeout: float = 10.0
+                          ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            record = await self.gate.records.load(task_id)
+            if record is not None and record.status in statuses:
+                data: dict[str, Any] = (await self.get(task_id)).json()["data"]
+                return data
+            if time.monotonic() > deadline:
+                raise AssertionError(f"task {task_id} is {record and record.status}, "
+                                     f"not {statuses}")
+            await asyncio.sleep(0.02)
+
+    async def received(self) -> list[dict[str, Any]]:
+        body = (await self.emulator.get("/_emulator/received")).json()
+        result: list[dict[str, Any]] = body["received"]
+        return result
+
+    async def emulated_accounts(self) -> dict[int, dict[str, Any]]:
+        body = (await self.emulator.get("/_emulator/accounts")).json()
+        rows = body["accounts"] if isinstance(body, dict) else body
+        return {int(row["bot_id"]): row for row in rows}
+
+
+DEMO = (
+    AccountSpec(bot_id=1001, name="basic", plan=Plan.BASIC),
+    AccountSpec(bot_id=1002, name="standard", plan=Plan.STANDARD),
+    AccountSpec(bot_id=1003, name="pro", plan=Plan.PRO),
+    AccountSpec(bot_id=1004, name="mega", plan=Plan.MEGA),
+)
+
+
+def emulated(specs: tuple[AccountSpec, ...]) -> tuple[EmulatedAccountSpec, ...]:
+    return tuple(
+        EmulatedAccountSpec(bot_id=s.bot_id, plan=s.plan.value, setting=s.setting.value,
+                            fast_seconds=s.fast_seconds_left, fast_slots=s.fast_slots,
+                            relax_slots=s.relax_slots, name=s.name)
+        for s in specs)
+
+
+@contextlib.asynccontextmanager
+async def harness(
+    redis: Redis,
+    prefix: str,
+    *,
+    accounts: tuple[AccountSpec, ...] = DEMO,
+    emulator_config: EmulatorConfig | None = None,
+    settings: Settings | None = None,
+    clock: Callable[[], float] | None = None,
+    webhooks: bool = True,
+) -> AsyncIterator[Harness]:
+    base = settings or Settings()
+    settings = replace(
+        base, redis_prefix=prefix, goapi_api_key="test-goapi-key",
+        goapi_base_url="http://localhost:8090", client_keys=(CLIENT_KEY, OTHER_KEY),
+        admin_token=ADMIN_TOKEN, public_url="http://localhost:8080" if webhooks else None,
+        reconcile_interval=min(base.reconcile_interval, 0.2),
+        allow_private_webhooks=True)
+    to_gateway = LazyASGITransport()
+    config = emulator_config or EmulatorConfig(pending_seconds=0.05, processing_seconds=0.1)
+    config = replace(
+        config, accounts=config.accounts or emulated(accounts),
+        notifications_url=(f"http://localhost:8080/webhooks/goapi/notifications/"
+                           f"{goapi_token(settings, 'notifications')}"),
+        notifications_secret=goapi_secret(settings))
+    emulator_app = create_emulator(config, webhook_transport=to_gateway)
+    registry = CollectorRegistry()
+    faulty = FaultyTransport(httpx.ASGITransport(app=emulator_app))
+    hooks: list[httpx.Request] = []
+
+    def receive_hook(request: httpx.Request) -> httpx.Response:
+        request.read()
+        hooks.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    app = create_app(settings, redis=redis,
+                     upstream_transport=faulty,
+                     registry=registry, clock=clock,
+                     webhook_transport=httpx.MockTransport(receive_hook))
+    to_gateway.app = app
+    async with emulator_app.router.lifespan_context(emulator_app), \
+            app.router.lifespan_context(app):
+        for spec in accounts:
+            await app.state.mjgate.store.apply_account(spec)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://localhost:8080") as client, \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator_app),
+                                  base_url="http://localhost:8090") as emu:
+            yield Harness(client, emu, app, emulator_app, settings, registry, hooks,
+                          faulty)
+
+
+class FaultyTransport(httpx.AsyncBaseTransport):
+    """Delegates to the emulator, but the next creates fail with exactly the given faults
+    (an exception to raise, or a response to return): the one place tests inject faults
+    the emulator can't produce, such as a refused connection."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.faults: list[Exception | httpx.Response] = []
+        self.creates = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/api/v1/task":
+            self.creates += 1
+            if self.faults:
+                fault = self.faults.pop(0)
+                if isinstance(fault, Exception):
+                    raise fault
+                return fault
+        return await self.inner.handle_async_request(request)
