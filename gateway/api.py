@@ -10,8 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.clients import Client
-from gateway.errors import BodyTooLargeError, InvalidKeyError, InvalidRequestError, \
-    MissingKeyError
+from gateway.errors import BodyTooLargeError, InvalidKeyError, InvalidRequestError, MissingKeyError
 from gateway.records import TaskRecord
 from gateway.taskview import render
 from gateway.validation import validate_create
@@ -46,8 +45,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise BodyTooLargeError(f"the request body is larger than {limit} bytes",
-                                    limit=limit)
+            raise BodyTooLargeError(f"the request body is larger than {limit} bytes", limit=limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -71,19 +69,24 @@ def task_response(record: TaskRecord, timings: dict[str, float] | None = None) -
         headers["x-mjgate-mode"] = record.mode
     if timings:
         headers["server-timing"] = ", ".join(
-            f"{name};dur={seconds * 1000:.2f}" for name, seconds in timings.items())
+            f"{name};dur={seconds * 1000:.2f}" for name, seconds in timings.items()
+        )
     return Response(body, media_type="application/json", headers=headers)
 
 
-async def forward_untouched(request: Request, method: str, path: str,
-                            body: bytes | None = None) -> Response:
+async def forward_untouched(
+    request: Request, method: str, path: str, body: bytes | None = None
+) -> Response:
     """Tasks mjgate doesn't route (other models, unknown ids): passed through as they are."""
     app = request.app.state.mjgate
     answer = await app.upstream.request(method, path, body)
     app.metrics.upstream_request("forward", str(answer.status), answer.seconds)
-    return Response(answer.raw, status_code=answer.status,
-                    media_type=answer.headers.get("content-type", "application/json"),
-                    headers={"x-mjgate-decision": "forwarded"})
+    return Response(
+        answer.raw,
+        status_code=answer.status,
+        media_type=answer.headers.get("content-type", "application/json"),
+        headers={"x-mjgate-decision": "forwarded"},
+    )
 
 
 async def create_task(request: Request) -> Response:
@@ -106,10 +109,14 @@ async def create_task(request: Request) -> Response:
         parent = await app.service.load_parent(create, client)
         if parent is None:
             return await forward_untouched(request, "POST", "/api/v1/task", raw)
-    result = await app.service.create(client, create, parent=parent,
-                                      idempotency_key=request.headers.get("idempotency-key"))
-    timings = {"auth": auth_seconds, "route": result.route_seconds,
-               "upstream": result.upstream_seconds}
+    result = await app.service.create(
+        client, create, parent=parent, idempotency_key=request.headers.get("idempotency-key")
+    )
+    timings = {
+        "auth": auth_seconds,
+        "route": result.route_seconds,
+        "upstream": result.upstream_seconds,
+    }
     response = task_response(result.record, timings)
     if result.replayed:
         response.headers["idempotent-replayed"] = "true"
@@ -118,7 +125,8 @@ async def create_task(request: Request) -> Response:
 
 async def _own_record(request: Request, client: Client) -> TaskRecord | None:
     record: TaskRecord | None = await request.app.state.mjgate.records.load(
-        request.path_params["task_id"])
+        request.path_params["task_id"]
+    )
     if record is None or record.client_id != client.id:
         return None
     return record
@@ -128,8 +136,9 @@ async def get_task(request: Request) -> Response:
     client = await authenticate(request)
     record = await _own_record(request, client)
     if record is None:
-        return await forward_untouched(request, "GET",
-                                       f"/api/v1/task/{request.path_params['task_id']}")
+        return await forward_untouched(
+            request, "GET", f"/api/v1/task/{request.path_params['task_id']}"
+        )
     record = await request.app.state.mjgate.service.refresh(record)
     return task_response(record)
 
@@ -138,8 +147,10 @@ async def cancel_task(request: Request) -> Response:
     client = await authenticate(request)
     record = await _own_record(request, client)
     if record is None:
-        return await forward_untouched(request, "DELETE",
-                                       f"/api/v1/task/{request.path_params['task_id']}")
+        return await forward_untouched(
+            request, "DELETE", f"/api/v1/task/{request.path_params['task_id']}"
+        )
     message = await request.app.state.mjgate.service.cancel(record)
-    return Response(orjson.dumps({"code": 200, "data": None, "message": message}),
-                    media_type="application/json")
+    return Response(
+        orjson.dumps({"code": 200, "data": None, "message": message}), media_type="application/json"
+    )

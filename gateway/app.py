@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -97,6 +99,18 @@ class _StaticClients:
         return self.keys.lookup(secret)
 
 
+def redis_client(settings: Settings) -> Redis:
+    """The service's Redis client: short timeouts and no retries, so an outage becomes a 503
+    `store_unavailable` within MJGATE_REDIS_TIMEOUT instead of a request that hangs."""
+    return Redis.from_url(
+        settings.redis_url or "redis://127.0.0.1:6379/0",
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        retry=Retry(NoBackoff(), 0),
+        max_connections=1024,
+    )
+
+
 async def load_pool(gate: MjGate) -> None:
     """Apply the pool file (if any) and the strategy override; retried until Redis answers."""
     settings = gate.settings
@@ -106,8 +120,11 @@ async def load_pool(gate: MjGate) -> None:
             if settings.pool_file is not None:
                 pool = parse_pool_file(settings.pool_file.read_text())
                 changes = await gate.store.apply_pool(pool)
-                logs.event("pool_applied", file=str(settings.pool_file),
-                           changes=sum(1 for c in changes if c.action != "unchanged"))
+                logs.event(
+                    "pool_applied",
+                    file=str(settings.pool_file),
+                    changes=sum(1 for c in changes if c.action != "unchanged"),
+                )
             if settings.strategy is not None:
                 await gate.store.set_strategy(settings.strategy)
             gate.pool_loaded, gate.pool_error = True, ""
@@ -136,33 +153,50 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_redis = redis is None
-        client = redis or Redis.from_url(
-            settings.redis_url or "redis://127.0.0.1:6379/0",
-            socket_timeout=settings.redis_timeout,
-            socket_connect_timeout=settings.redis_timeout,
-            max_connections=512,
-        )
+        client = redis or redis_client(settings)
         keys = Keys(settings.redis_prefix)
         store = PoolStore(client, keys, clock=clock)
         records = RecordStore(client, keys, ttl=settings.task_ttl)
         upstream = UpstreamClient(
-            settings.goapi_base_url, settings.goapi_api_key, transport=upstream_transport,
+            settings.goapi_base_url,
+            settings.goapi_api_key,
+            transport=upstream_transport,
             connect_timeout=settings.upstream_connect_timeout,
             timeout=settings.upstream_timeout,
-            max_connections=settings.upstream_max_connections)
-        service = TaskService(settings, store=store, records=records, upstream=upstream,
-                              metrics=metrics,
-                              costs=CostTable.with_overrides(settings.cost_overrides),
-                              clock=clock)
-        outbox = Outbox(client, keys, records, metrics,
-                        allow_private=settings.allow_private_webhooks,
-                        transport=webhook_transport)
-        service.on_change = lambda record: _spawn(outbox.enqueue(record))
+            max_connections=settings.upstream_max_connections,
+        )
+        service = TaskService(
+            settings,
+            store=store,
+            records=records,
+            upstream=upstream,
+            metrics=metrics,
+            costs=CostTable.with_overrides(settings.cost_overrides),
+            clock=clock,
+        )
+        outbox = Outbox(
+            client,
+            keys,
+            records,
+            metrics,
+            allow_private=settings.allow_private_webhooks,
+            transport=webhook_transport,
+        )
         background = Background(service, outbox, interval=settings.reconcile_interval)
-        gate = MjGate(settings=settings, redis=client, store=store, records=records,
-                      upstream=upstream, service=service, metrics=metrics,
-                      clients=_StaticClients(StaticKeys(settings.client_keys)), outbox=outbox,
-                      background=background, clock=clock)
+        service.on_change = lambda record: background.spawn(outbox.enqueue(record))
+        gate = MjGate(
+            settings=settings,
+            redis=client,
+            store=store,
+            records=records,
+            upstream=upstream,
+            service=service,
+            metrics=metrics,
+            clients=_StaticClients(StaticKeys(settings.client_keys)),
+            outbox=outbox,
+            background=background,
+            clock=clock,
+        )
         app.state.mjgate = gate
         loader = asyncio.create_task(load_pool(gate))
         background.start()
@@ -181,8 +215,9 @@ def create_app(
         Route("/api/v1/task/{task_id}", api.get_task, methods=["GET"]),
         Route("/api/v1/task/{task_id}", api.cancel_task, methods=["DELETE"]),
         Route("/webhooks/goapi/tasks/{token}", webhooks.task_webhook, methods=["POST"]),
-        Route("/webhooks/goapi/notifications/{token}", webhooks.notification_webhook,
-              methods=["POST"]),
+        Route(
+            "/webhooks/goapi/notifications/{token}", webhooks.notification_webhook, methods=["POST"]
+        ),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),
@@ -193,14 +228,9 @@ def create_app(
         RoutingError: _routing_error,
         Exception: _internal_error,
     }
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
-                     middleware=[Middleware(RequestMiddleware, metrics=metrics)])
-
-
-_background_tasks: set[asyncio.Task[None]] = set()
-
-
-def _spawn(coro: Any) -> None:
-    task = asyncio.ensure_future(coro)
-    _background_tasks.add(task)
-    task.add_done_callback(_background_tasks.discard)
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=handlers,
+        middleware=[Middleware(RequestMiddleware, metrics=metrics)],
+    )

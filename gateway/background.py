@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from dataclasses import replace
+from typing import Any
 
 from gateway import logs
 from gateway.delivery import Outbox
@@ -35,20 +37,30 @@ class Background:
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._loop(self.maintain, None), name="mjgate-maintain"),
-            asyncio.create_task(self._loop(self.dispatch, self.service.wake_dispatcher),
-                                name="mjgate-dispatch"),
+            asyncio.create_task(
+                self._loop(self.dispatch, self.service.wake_dispatcher), name="mjgate-dispatch"
+            ),
             asyncio.create_task(self._loop(self.reconcile, None), name="mjgate-reconcile"),
-            asyncio.create_task(self._loop(self.deliver, self.outbox.wake),
-                                name="mjgate-deliver"),
+            asyncio.create_task(self._loop(self.deliver, self.outbox.wake), name="mjgate-deliver"),
         ]
 
     async def stop(self) -> None:
-        for task in (*self._tasks, *self._inflight):
+        for task in self._tasks:
+            task.cancel()
+        if self._inflight:  # let short work (webhook enqueues, forwards) finish first
+            await asyncio.wait(list(self._inflight), timeout=5)
+        for task in self._inflight:
             task.cancel()
         for task in (*self._tasks, *self._inflight):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` in the background; stop() cancels and awaits whatever is left."""
+        task = asyncio.create_task(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
     async def _loop(self, work: object, wake: asyncio.Event | None) -> None:
         assert callable(work)
@@ -56,8 +68,11 @@ class Background:
             try:
                 await work()
             except (RoutingError, GatewayError, OSError) as exc:
-                logs.event("background_error", work=getattr(work, "__name__", "?"),
-                           error=f"{type(exc).__name__}: {exc}")
+                logs.event(
+                    "background_error",
+                    work=getattr(work, "__name__", "?"),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             except Exception:
                 logs.exception("background_crash", work=getattr(work, "__name__", "?"))
             if wake is None:
@@ -74,8 +89,10 @@ class Background:
             record = await self.service.records.load(task_id)
             if record is not None and record.status == "staged":
                 await self.service._fail(
-                    record, "staged_timeout",
-                    f"no account was free within {self.service.settings.staged_timeout:g} s")
+                    record,
+                    "staged_timeout",
+                    f"no account was free within {self.service.settings.staged_timeout:g} s",
+                )
         for bot_id in result.renewed:
             self.service.metrics.account_event("renewed")
             logs.event("account_renewed", bot_id=bot_id)
@@ -89,11 +106,10 @@ class Background:
         """Reserve staged tasks that can run now and forward each, concurrently."""
         while True:
             reservations = await self.service.store.dispatch_staged(
-                32, self.service.settings.lease_seconds)
+                32, self.service.settings.lease_seconds
+            )
             for reservation in reservations:
-                task = asyncio.create_task(self._forward_staged(reservation))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+                self.spawn(self._forward_staged(reservation))
             if len(reservations) < 32:
                 return
 
@@ -110,7 +126,8 @@ class Background:
     async def reconcile(self) -> None:
         settings = self.service.settings
         claims = await self.service.store.claim_expired_leases(
-            100, max(settings.reconcile_interval * 5, 10.0))
+            100, max(settings.reconcile_interval * 5, 10.0)
+        )
         for claim in claims:
             record = await self.service.records.load(claim.task_id)
             if record is None:
@@ -124,8 +141,11 @@ class Background:
             # The create may or may not have reached the upstream: never re-send blindly.
             await service.release(record.task_id)
             if not record.terminal:
-                await service._fail(record, "upstream_outcome_unknown",
-                                    "the upstream never confirmed this task; it was not re-sent")
+                await service._fail(
+                    record,
+                    "upstream_outcome_unknown",
+                    "the upstream never confirmed this task; it was not re-sent",
+                )
             return
         if record.terminal:
             outcome = Outcome.COMPLETED if record.status == "completed" else Outcome.FAILED
@@ -138,8 +158,9 @@ class Background:
             await service.apply_upstream_task(record, answer.task)
         elif answer.status == 404:
             await service.release(record.task_id)
-            await service._fail(replace(record), "upstream_lost",
-                                "the upstream no longer knows this task")
+            await service._fail(
+                replace(record), "upstream_lost", "the upstream no longer knows this task"
+            )
 
     async def deliver(self) -> None:
         while await self.outbox.run_once() > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +25,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"mjgate: invalid setting: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets
+    # the finally below stop the embedded Redis and the sandbox emulator too.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     embedded = None
     emulator = None
     try:
@@ -41,8 +45,15 @@ def _serve(args: argparse.Namespace) -> int:
             print(sandbox.banner(settings), flush=True)
             settings = _with(settings, goapi_api_key=sandbox.SANDBOX_GOAPI_KEY)
         app = create_app(settings)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                    access_log=False, loop="uvloop", http="httptools")
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+        )
         return 0
     finally:
         if emulator is not None:
@@ -50,6 +61,10 @@ def _serve(args: argparse.Namespace) -> int:
             emulator.wait(10)
         if embedded is not None:
             embedded.stop()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _with(settings: Settings, **changes: object) -> Settings:
@@ -68,8 +83,11 @@ def _settings(args: argparse.Namespace) -> int:
     """Print every setting with its default, as the README's table (Markdown)."""
     print("| Variable | Default | Meaning |\n|---|---|---|")
     for s in SETTINGS:
-        print(f"| `{s.env}` | `{s.default}` | {s.help} |" if s.default else
-              f"| `{s.env}` | (empty) | {s.help} |")
+        print(
+            f"| `{s.env}` | `{s.default}` | {s.help} |"
+            if s.default
+            else f"| `{s.env}` | (empty) | {s.help} |"
+        )
     return 0
 
 
@@ -77,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mjgate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the gateway (settings from MJGATE_* variables)")
-    commands.add_parser("emulator", help="run the GoAPI emulator alone (see --help)",
-                        add_help=False)
+    commands.add_parser(
+        "emulator", help="run the GoAPI emulator alone (see --help)", add_help=False
+    )
     commands.add_parser("settings", help="list every setting with its default")
     commands.add_parser("check-config", help="validate the settings and the pool file")
     try:
@@ -98,8 +117,10 @@ def _check_config(args: argparse.Namespace) -> int:
         settings = Settings.from_env(os.environ)
         if settings.pool_file is not None:
             pool = parse_pool_file(settings.pool_file.read_text())
-            print(f"pool file {settings.pool_file}: {len(pool.accounts)} accounts, "
-                  f"strategy {pool.strategy.value}")
+            print(
+                f"pool file {settings.pool_file}: {len(pool.accounts)} accounts, "
+                f"strategy {pool.strategy.value}"
+            )
     except (SettingsError, PoolFileError, OSError) as exc:
         print(f"mjgate: {exc}", file=sys.stderr)
         return 2

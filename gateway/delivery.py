@@ -47,16 +47,29 @@ async def is_private_endpoint(url: str) -> bool:
         return True  # unresolvable: refuse rather than guess
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if (address.is_private or address.is_loopback or address.is_link_local
-                or address.is_reserved or address.is_multicast or address.is_unspecified):
+        if (
+            address.is_private
+            or address.is_loopback
+            or address.is_link_local
+            or address.is_reserved
+            or address.is_multicast
+            or address.is_unspecified
+        ):
             return True
     return False
 
 
 class Outbox:
-    def __init__(self, redis: Redis, keys: Keys, records: RecordStore, metrics: Metrics, *,
-                 allow_private: bool, transport: httpx.AsyncBaseTransport | None = None,
-                 ) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        records: RecordStore,
+        metrics: Metrics,
+        *,
+        allow_private: bool,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.redis = redis
         self.key = f"{keys.base}outbox"
         self.attempts_key = f"{keys.base}outbox:attempts"
@@ -65,7 +78,8 @@ class Outbox:
         self.allow_private = allow_private
         self.client = httpx.AsyncClient(transport=transport, timeout=10.0)
         self.claim = redis.register_script(
-            resources.files("gateway").joinpath("lua/outbox_claim.lua").read_text())
+            resources.files("gateway").joinpath("lua/outbox_claim.lua").read_text()
+        )
         self.wake = asyncio.Event()
 
     async def aclose(self) -> None:
@@ -102,8 +116,11 @@ class Outbox:
             await self.redis.zrem(self.key, task_id)
             return
         body = orjson.dumps({"timestamp": int(time.time()), "data": render(record)})
-        headers = {"content-type": "application/json", "x-webhook-secret": secret,
-                   "x-mjgate-signature": signature(secret, body)}
+        headers = {
+            "content-type": "application/json",
+            "x-webhook-secret": secret,
+            "x-mjgate-signature": signature(secret, body),
+        }
         try:
             response = await self.client.post(endpoint, content=body, headers=headers)
             delivered = 200 <= response.status_code < 300

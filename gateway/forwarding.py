@@ -72,5 +72,9 @@ def upstream_body(
     config["service_mode"] = "private"
     if webhook:
         config["webhook_config"] = webhook
-    return {"model": "midjourney", "task_type": record.task_type, "input": task_input,
-            "config": config}
+    return {
+        "model": "midjourney",
+        "task_type": record.task_type,
+        "input": task_input,
+        "config": config,
+    }

@@ -51,6 +51,11 @@ class RequestMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.observe_request(template, scope["method"], status, seconds)
             if template not in _SKIP_LOG:
-                logs.event("request", method=scope["method"], route=template, status=status,
-                           ms=round(seconds * 1000, 2))
+                logs.event(
+                    "request",
+                    method=scope["method"],
+                    route=template,
+                    status=status,
+                    ms=round(seconds * 1000, 2),
+                )
             logs.request_id.reset(token)

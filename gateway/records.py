@@ -16,9 +16,9 @@ Redis errors become routing.errors.StoreError here, like in the pool store.
 from __future__ import annotations
 
 import time
-from importlib import resources
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from typing import Any, TypeVar
 
 import orjson
@@ -136,12 +136,15 @@ class RecordStore:
             raise StoreError(op, str(exc) or type(exc).__name__) from exc
 
     async def _write(self, record: TaskRecord, *, force: bool) -> bool:
-        args: list[bytes | str | int] = [self.ttl, "1" if force else "0",
-                                         record.upstream_id or "", record.task_id]
+        args: list[bytes | str | int] = [
+            self.ttl,
+            "1" if force else "0",
+            record.upstream_id or "",
+            record.task_id,
+        ]
         for name, value in record.to_fields().items():
             args.extend((name, value))
-        keys = [self.keys.task(record.task_id),
-                self.keys.upstream_task(record.upstream_id or "-")]
+        keys = [self.keys.task(record.task_id), self.keys.upstream_task(record.upstream_id or "-")]
         written = await self._call("record_save", lambda: self._script(keys=keys, args=args))
         return bool(written)
 
@@ -162,11 +165,13 @@ class RecordStore:
 
     async def by_upstream_id(self, upstream_id: str) -> TaskRecord | None:
         value = await self._call(
-            "record_lookup", lambda: self.redis.get(self.keys.upstream_task(upstream_id)))
+            "record_lookup", lambda: self.redis.get(self.keys.upstream_task(upstream_id))
+        )
         return await self.load(_text(value)) if value else None
 
-    async def claim_idempotency(self, client_id: str, key: str, task_id: str,
-                                ttl: int) -> str | None:
+    async def claim_idempotency(
+        self, client_id: str, key: str, task_id: str, ttl: int
+    ) -> str | None:
         """Remember `key` for this client; returns the task id already using it, if any."""
         redis_key = self.keys.idempotency(client_id, key)
 
@@ -179,5 +184,6 @@ class RecordStore:
         return await self._call("idempotency", run)
 
     async def forget_idempotency(self, client_id: str, key: str) -> None:
-        await self._call("idempotency",
-                         lambda: self.redis.delete(self.keys.idempotency(client_id, key)))
+        await self._call(
+            "idempotency", lambda: self.redis.delete(self.keys.idempotency(client_id, key))
+        )

@@ -29,8 +29,11 @@ def sandbox_settings(settings: Settings) -> Settings:
     pool_file = settings.pool_file
     if pool_file is None:
         pool_file = Path(str(resources.files("gateway").joinpath("sandbox_pool.yaml")))
-    keys = settings.client_keys if DEMO_CLIENT_KEY in settings.client_keys else (
-        *settings.client_keys, DEMO_CLIENT_KEY)
+    keys = (
+        settings.client_keys
+        if DEMO_CLIENT_KEY in settings.client_keys
+        else (*settings.client_keys, DEMO_CLIENT_KEY)
+    )
     return dataclasses.replace(
         settings,
         goapi_base_url=f"http://127.0.0.1:{settings.sandbox_emulator_port}",
@@ -48,11 +51,23 @@ def _local(host: str) -> str:
 def start_emulator(settings: Settings) -> subprocess.Popen[bytes]:
     """Start the emulator child process and wait until it answers."""
     assert settings.public_url is not None
-    notify = (f"{settings.public_url}/webhooks/goapi/notifications/"
-              f"{goapi_token(settings, 'notifications')}")
-    args = [sys.executable, "-m", "emulator", "--port", str(settings.sandbox_emulator_port),
-            "--accounts", "demo", "--notifications-url", notify,
-            "--notifications-secret", goapi_secret(settings)]
+    notify = (
+        f"{settings.public_url}/webhooks/goapi/notifications/"
+        f"{goapi_token(settings, 'notifications')}"
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "emulator",
+        "--port",
+        str(settings.sandbox_emulator_port),
+        "--accounts",
+        "demo",
+        "--notifications-url",
+        notify,
+        "--notifications-secret",
+        goapi_secret(settings),
+    ]
     if settings.sandbox_speed == "instant":
         args.append("--instant")
     process = subprocess.Popen(args)
@@ -72,16 +87,18 @@ def start_emulator(settings: Settings) -> subprocess.Popen[bytes]:
 
 def banner(settings: Settings) -> str:
     line = "=" * 72
-    return "\n".join([
-        line,
-        "  mjgate SANDBOX: no GOAPI_API_KEY set, so the upstream is the built-in emulator",
-        "  (nothing reaches GoAPI; four demo accounts, one per plan).",
-        f"  Gateway:        http://{_local(settings.host)}:{settings.port}",
-        f"  Emulator:       {settings.goapi_base_url}",
-        f"  Demo client key: {DEMO_CLIENT_KEY}",
-        f"  Try: curl -s -X POST http://{_local(settings.host)}:{settings.port}/api/v1/task \\",
-        f"         -H 'x-api-key: {DEMO_CLIENT_KEY}' -H 'content-type: application/json' \\",
-        "         -d '{\"model\":\"midjourney\",\"task_type\":\"imagine\","
-        "\"input\":{\"prompt\":\"a lighthouse --fast\"}}'",
-        line,
-    ])
+    return "\n".join(
+        [
+            line,
+            "  mjgate SANDBOX: no GOAPI_API_KEY set, so the upstream is the built-in emulator",
+            "  (nothing reaches GoAPI; four demo accounts, one per plan).",
+            f"  Gateway:        http://{_local(settings.host)}:{settings.port}",
+            f"  Emulator:       {settings.goapi_base_url}",
+            f"  Demo client key: {DEMO_CLIENT_KEY}",
+            f"  Try: curl -s -X POST http://{_local(settings.host)}:{settings.port}/api/v1/task \\",
+            f"         -H 'x-api-key: {DEMO_CLIENT_KEY}' -H 'content-type: application/json' \\",
+            '         -d \'{"model":"midjourney","task_type":"imagine",'
+            '"input":{"prompt":"a lighthouse --fast"}}\'',
+            line,
+        ]
+    )

@@ -17,12 +17,17 @@ from typing import Any
 
 from gateway import logs
 from gateway.clients import Client
-from gateway.errors import InvalidRequestError, TaskNotCancellableError, UpstreamRejectedError
+from gateway.errors import (
+    InvalidRequestError,
+    TaskNotCancellableError,
+    UpstreamRejectedError,
+    UpstreamTimeoutError,
+)
 from gateway.forwarding import Refusal, classify, upstream_body
 from gateway.metrics import Metrics
 from gateway.records import RecordStore, TaskRecord
 from gateway.settings import Settings
-from gateway.upstream import UpstreamClient, UpstreamNotSentError, UpstreamTimeoutError
+from gateway.upstream import UpstreamClient, UpstreamNotSentError
 from gateway.validation import CreateRequest
 from routing.costs import CostTable
 from routing.decisions import Outcome, Reservation, Staged
@@ -74,9 +79,10 @@ class TaskService:
             return None
         from gateway.webhooks import goapi_secret
 
-        return {"endpoint": f"{self.settings.public_url}/webhooks/goapi/tasks/"
-                            f"{self.webhook_token}",
-                "secret": goapi_secret(self.settings)}
+        return {
+            "endpoint": f"{self.settings.public_url}/webhooks/goapi/tasks/{self.webhook_token}",
+            "secret": goapi_secret(self.settings),
+        }
 
     # -- create -------------------------------------------------------------------------------
     async def load_parent(self, request: CreateRequest, client: Client) -> TaskRecord | None:
@@ -86,29 +92,51 @@ class TaskService:
         if parent is None or parent.client_id != client.id:
             return None
         if parent.status != "completed" or parent.bot_id is None or not parent.upstream_id:
-            raise InvalidRequestError("input.origin_task_id",
-                                      f"the parent task is {parent.status}, not completed")
+            raise InvalidRequestError(
+                "input.origin_task_id", f"the parent task is {parent.status}, not completed"
+            )
         return parent
 
-    async def create(self, client: Client, request: CreateRequest, *,
-                     parent: TaskRecord | None, idempotency_key: str | None) -> CreateResult:
+    async def create(
+        self,
+        client: Client,
+        request: CreateRequest,
+        *,
+        parent: TaskRecord | None,
+        idempotency_key: str | None,
+    ) -> CreateResult:
         started = time.perf_counter()
         now = self.clock()
         task_id = str(uuid.uuid4())
         if idempotency_key:
             existing = await self.records.claim_idempotency(
-                client.id, idempotency_key, task_id, self.settings.idempotency_ttl)
+                client.id, idempotency_key, task_id, self.settings.idempotency_ttl
+            )
             if existing is not None:
                 return CreateResult(await self._wait_for_record(existing), replayed=True)
         config = {k: v for k, v in request.config.items() if k != "webhook_config"}
         record = TaskRecord(
-            task_id=task_id, client_id=client.id, task_type=request.task_type.value,
-            status="reserved", request={"input": request.input, "config": config},
-            webhook=({"endpoint": request.webhook.endpoint, "secret": request.webhook.secret}
-                     if request.webhook else None),
-            requested_mode=(request.mode.value if request.mode else parent.mode if parent
-                            else ""),
-            parent_id=parent.task_id if parent else None, created_at=now, updated_at=now)
+            task_id=task_id,
+            client_id=client.id,
+            task_type=request.task_type.value,
+            status="reserved",
+            request={"input": request.input, "config": config},
+            webhook=(
+                {"endpoint": request.webhook.endpoint, "secret": request.webhook.secret}
+                if request.webhook
+                else None
+            ),
+            requested_mode=(
+                client.cap_mode(request.mode).value
+                if request.mode
+                else parent.mode
+                if parent
+                else ""
+            ),
+            parent_id=parent.task_id if parent else None,
+            created_at=now,
+            updated_at=now,
+        )
         await self.records.save(record)
         try:
             decision = await self._reserve(client, record, request, parent)
@@ -119,15 +147,18 @@ class TaskService:
         route_seconds = time.perf_counter() - started
         if isinstance(decision, Staged):
             record = replace(record, status="staged", decision="staged").with_event(
-                "staged", reason=decision.reason)
+                "staged", reason=decision.reason
+            )
             await self.records.save(record)
             self._created(record)
             return CreateResult(record, route_seconds=route_seconds)
         upstream_started = time.perf_counter()
-        record = await self.forward(record, decision, request=request, parent=parent,
-                                    client=client)
-        return CreateResult(record, route_seconds=route_seconds,
-                            upstream_seconds=time.perf_counter() - upstream_started)
+        record = await self.forward(record, decision, request=request, parent=parent, client=client)
+        return CreateResult(
+            record,
+            route_seconds=route_seconds,
+            upstream_seconds=time.perf_counter() - upstream_started,
+        )
 
     async def _wait_for_record(self, task_id: str) -> TaskRecord:
         for _ in range(50):  # the first request with this key may still be writing it
@@ -137,38 +168,83 @@ class TaskService:
             await asyncio.sleep(0.02)
         raise InvalidRequestError("Idempotency-Key", "the task created with this key is gone")
 
-    def _limits(self, client: Client) -> dict[str, Any]:
-        return {"client_id": client.id, "lease_seconds": self.settings.lease_seconds,
-                "staged_limit": client.staged_limit or self.settings.staged_limit,
-                "staged_timeout": self.settings.staged_timeout}
+    async def _reserve_root(
+        self,
+        record: TaskRecord,
+        mode: Mode,
+        cost: int,
+        *,
+        staged_limit: int | None,
+        exclude: tuple[int, ...] = (),
+    ) -> Reservation | Staged:
+        return await self.store.reserve_root(
+            record.task_id,
+            mode,
+            cost,
+            client_id=record.client_id,
+            lease_seconds=self.settings.lease_seconds,
+            staged_limit=staged_limit or self.settings.staged_limit,
+            staged_timeout=self.settings.staged_timeout,
+            exclude=exclude,
+        )
 
-    async def _reserve(self, client: Client, record: TaskRecord, request: CreateRequest,
-                       parent: TaskRecord | None, exclude: tuple[int, ...] = ()
-                       ) -> Reservation | Staged:
+    async def _reserve(
+        self,
+        client: Client,
+        record: TaskRecord,
+        request: CreateRequest,
+        parent: TaskRecord | None,
+        exclude: tuple[int, ...] = (),
+    ) -> Reservation | Staged:
         if parent is not None:
             assert parent.bot_id is not None
             parent_mode = Mode(parent.mode)
             cost_mode = parent_mode if parent_mode is not Mode.RELAX else Mode.FAST
             cost = self.costs.cost(request.task_type, cost_mode, request.index)
             return await self.store.reserve_child(
-                record.task_id, parent.bot_id, parent_mode, cost, **self._limits(client))
-        assert request.mode is not None
-        mode = client.cap_mode(request.mode)
+                record.task_id,
+                parent.bot_id,
+                parent_mode,
+                cost,
+                client_id=client.id,
+                lease_seconds=self.settings.lease_seconds,
+                staged_limit=client.staged_limit or self.settings.staged_limit,
+                staged_timeout=self.settings.staged_timeout,
+            )
+        mode = Mode(record.requested_mode)
         cost = self.costs.cost(request.task_type, mode, request.index)
-        return await self.store.reserve_root(
-            record.task_id, mode, cost, exclude=exclude, **self._limits(client))
+        return await self._reserve_root(
+            record, mode, cost, staged_limit=client.staged_limit, exclude=exclude
+        )
 
     def _created(self, record: TaskRecord) -> None:
-        self.metrics.task_created(record.task_type, record.requested_mode or "inherit",
-                                  record.mode or "none", _decision_label(record.decision))
-        logs.event("task_created", task_id=record.task_id, task_type=record.task_type,
-                   requested_mode=record.requested_mode, mode=record.mode,
-                   bot_id=record.bot_id, decision=record.decision, status=record.status)
+        self.metrics.task_created(
+            record.task_type,
+            record.requested_mode or "inherit",
+            record.mode or "none",
+            _decision_label(record.decision),
+        )
+        logs.event(
+            "task_created",
+            task_id=record.task_id,
+            task_type=record.task_type,
+            requested_mode=record.requested_mode,
+            mode=record.mode,
+            bot_id=record.bot_id,
+            decision=record.decision,
+            status=record.status,
+        )
 
     # -- forward (create or staged dispatch) --------------------------------------------------
-    async def forward(self, record: TaskRecord, reservation: Reservation, *,
-                      request: CreateRequest | None = None, parent: TaskRecord | None = None,
-                      client: Client | None = None) -> TaskRecord:
+    async def forward(
+        self,
+        record: TaskRecord,
+        reservation: Reservation,
+        *,
+        request: CreateRequest | None = None,
+        parent: TaskRecord | None = None,
+        client: Client | None = None,
+    ) -> TaskRecord:
         """Send a reserved task upstream, moving to another account when the upstream refuses
         for the account or was never reached. Raises the upstream error for the client."""
         if parent is None and record.parent_id:
@@ -177,20 +253,29 @@ class TaskService:
         attempts = 0
         while True:
             attempts += 1
-            record = replace(record, status="reserved", bot_id=reservation.bot_id,
-                             mode=reservation.mode.value, decision=reservation.decision)
-            body = upstream_body(record, reservation,
-                                 parent_upstream_id=parent.upstream_id if parent else None,
-                                 parent_mode=parent.mode if parent else None,
-                                 webhook=self._goapi_webhook())
+            record = replace(
+                record,
+                status="reserved",
+                bot_id=reservation.bot_id,
+                mode=reservation.mode.value,
+                decision=reservation.decision,
+            )
+            body = upstream_body(
+                record,
+                reservation,
+                parent_upstream_id=parent.upstream_id if parent else None,
+                parent_mode=parent.mode if parent else None,
+                webhook=self._goapi_webhook(),
+            )
             try:
                 answer = await self.upstream.create(body)
             except UpstreamNotSentError:
                 self.metrics.upstream_request("create", "not_sent", None)
                 await self.release(record.task_id)
                 if parent is not None or attempts >= self.settings.create_attempts:
-                    await self._fail(record, "upstream_unavailable", "the upstream could not "
-                                     "be reached")
+                    await self._fail(
+                        record, "upstream_unavailable", "the upstream could not be reached"
+                    )
                     raise
                 exclude.append(reservation.bot_id)
                 decision = await self._rereserve(record, exclude)
@@ -206,24 +291,40 @@ class TaskService:
             self.metrics.upstream_request("create", str(answer.status), answer.seconds)
             task = answer.task
             if answer.status == 200 and task and isinstance(task.get("task_id"), str):
-                record = replace(record, upstream_id=task["task_id"],
-                                 status=str(task.get("status") or "pending"), task=task,
-                                 updated_at=self.clock()).with_event(
-                    "sent", bot_id=reservation.bot_id, mode=reservation.mode.value,
-                    decision=reservation.decision)
+                record = replace(
+                    record,
+                    upstream_id=task["task_id"],
+                    status=str(task.get("status") or "pending"),
+                    task=task,
+                    updated_at=self.clock(),
+                ).with_event(
+                    "sent",
+                    bot_id=reservation.bot_id,
+                    mode=reservation.mode.value,
+                    decision=reservation.decision,
+                )
                 await self.records.save(record)
-                self._created(record)
+                if reservation.staged:  # counted as created when it was staged
+                    logs.event("task_dispatched", task_id=record.task_id,
+                               bot_id=record.bot_id, mode=record.mode,
+                               decision=record.decision)
+                else:
+                    self._created(record)
                 self.on_change(record)
                 return record
             refusal = classify(answer)
             await self.release(record.task_id)
-            if refusal is Refusal.REQUEST or parent is not None or \
-                    attempts >= self.settings.create_attempts:
+            if (
+                refusal is Refusal.REQUEST
+                or parent is not None
+                or attempts >= self.settings.create_attempts
+            ):
                 if refusal is not Refusal.REQUEST:
                     await self._account_refused(reservation.bot_id, refusal, answer.message)
                 await self._fail(record, "upstream_rejected", answer.message)
-                raise UpstreamRejectedError(answer.status, answer.message,
-                                            upstream_status=answer.status)
+                raise UpstreamRejectedError(
+                    answer.status, answer.message, upstream_status=answer.status
+                )
             await self._account_refused(reservation.bot_id, refusal, answer.message)
             exclude.append(reservation.bot_id)
             decision = await self._rereserve(record, exclude)
@@ -236,15 +337,14 @@ class TaskService:
         task_type = TaskType(record.task_type)
         index = record.request.get("input", {}).get("index")
         cost = self.costs.cost(task_type, mode, index)
-        limits = {"client_id": record.client_id, "lease_seconds": self.settings.lease_seconds,
-                  "staged_limit": self.settings.staged_limit,
-                  "staged_timeout": self.settings.staged_timeout}
-        return await self.store.reserve_root(record.task_id, mode, cost, exclude=tuple(exclude),
-                                             **limits)
+        return await self._reserve_root(
+            record, mode, cost, staged_limit=None, exclude=tuple(exclude)
+        )
 
     async def _stage_again(self, record: TaskRecord, staged: Staged) -> TaskRecord:
-        record = replace(record, status="staged", decision="staged", bot_id=None,
-                         mode="").with_event("staged", reason=staged.reason)
+        record = replace(
+            record, status="staged", decision="staged", bot_id=None, mode=""
+        ).with_event("staged", reason=staged.reason)
         await self.records.save(record)
         return record
 
@@ -263,12 +363,16 @@ class TaskService:
             until = self.clock() + _COOLDOWN.get(refusal, 60.0)
             await self.store.set_state(bot_id, AccountState.COOLING, until=until, reason=reason)
             self.metrics.account_event("cooled")
-        logs.event("account_refused", bot_id=bot_id, refusal=refusal.value,
-                   message=message[:200])
+        logs.event("account_refused", bot_id=bot_id, refusal=refusal.value, message=message[:200])
 
     async def _fail(self, record: TaskRecord, error_type: str, message: str) -> TaskRecord:
-        record = replace(record, status="failed", error_type=error_type, error_message=message,
-                         updated_at=self.clock()).with_event("failed", error_type=error_type)
+        record = replace(
+            record,
+            status="failed",
+            error_type=error_type,
+            error_message=message,
+            updated_at=self.clock(),
+        ).with_event("failed", error_type=error_type)
         await self.records.save(record)
         self.metrics.task_finished(record.task_type, record.mode or "none", "failed", None)
         self.on_change(record)
@@ -292,10 +396,17 @@ class TaskService:
             if settlement is not None:
                 self.wake_dispatcher.set()
                 duration = self.clock() - record.created_at if record.created_at else None
-                self.metrics.task_finished(record.task_type, record.mode or "none", status,
-                                           duration)
-                logs.event("task_settled", task_id=record.task_id, bot_id=record.bot_id,
-                           mode=record.mode, status=status, refunded=settlement.refunded)
+                self.metrics.task_finished(
+                    record.task_type, record.mode or "none", status, duration
+                )
+                logs.event(
+                    "task_settled",
+                    task_id=record.task_id,
+                    bot_id=record.bot_id,
+                    mode=record.mode,
+                    status=status,
+                    refunded=settlement.refunded,
+                )
             if saved:
                 self.on_change(record)
             return record
@@ -328,25 +439,38 @@ class TaskService:
             record = await self.records.load(record.task_id) or record
         if record.terminal or not record.upstream_id:
             raise TaskNotCancellableError(
-                f"task {record.task_id} is {record.status}; only pending tasks can be canceled")
+                f"task {record.task_id} is {record.status}; only pending tasks can be canceled"
+            )
         answer = await self.upstream.cancel(record.upstream_id)
         self.metrics.upstream_request("cancel", str(answer.status), answer.seconds)
         if answer.status != 200:
-            raise UpstreamRejectedError(answer.status, answer.message,
-                                        upstream_status=answer.status)
-        record = replace(record, status="failed", error_type="cancelled",
-                         error_message="task canceled", updated_at=self.clock())
+            raise UpstreamRejectedError(
+                answer.status, answer.message, upstream_status=answer.status
+            )
+        record = replace(
+            record,
+            status="failed",
+            error_type="cancelled",
+            error_message="task canceled",
+            updated_at=self.clock(),
+        )
         await self.records.save(record)
         if await self.store.settle(record.task_id, Outcome.CANCELLED) is not None:
             self.wake_dispatcher.set()
-            self.metrics.task_finished(record.task_type, record.mode or "none", "cancelled",
-                                       None)
+            self.metrics.task_finished(record.task_type, record.mode or "none", "cancelled", None)
         self.on_change(record)
         return f"task {record.task_id} canceled"
 
 
 def _decision_label(decision: str) -> str:
     """Decisions are a small fixed set; anything unexpected is folded to keep labels bounded."""
-    known = {"routed", "staged", "inherited", "fallback_relax:no_fast_hours",
-             "inherited_relax:setting_relax", "inherited_relax:no_fast_time", "forwarded"}
+    known = {
+        "routed",
+        "staged",
+        "inherited",
+        "fallback_relax:no_fast_hours",
+        "inherited_relax:setting_relax",
+        "inherited_relax:no_fast_time",
+        "forwarded",
+    }
     return decision if decision in known else "other"

@@ -39,8 +39,10 @@ def _local_object(record: TaskRecord) -> dict[str, Any]:
         "model": "midjourney",
         "task_type": record.task_type,
         "status": client_status(record),
-        "config": {"service_mode": config.get("service_mode", ""),
-                   "webhook_config": _webhook(record)},
+        "config": {
+            "service_mode": config.get("service_mode", ""),
+            "webhook_config": _webhook(record),
+        },
         "input": request_input,
         "output": None,
         "meta": {
@@ -75,6 +77,10 @@ def render(record: TaskRecord) -> dict[str, Any]:
         config["webhook_config"] = _webhook(record)
         task["config"] = config
     if record.status == "failed" and record.error_type:
-        task["error"] = {**_NO_ERROR, **(task.get("error") or {}),
-                         "message": record.error_message, "type": record.error_type}
+        task["error"] = {
+            **_NO_ERROR,
+            **(task.get("error") or {}),
+            "message": record.error_message,
+            "type": record.error_type,
+        }
     return task

@@ -63,8 +63,9 @@ def was_not_sent(exc: httpx.TransportError) -> bool:
 def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     from httpx_aiohttp import AiohttpTransport
 
-    limits = httpx.Limits(max_connections=max_connections,
-                          max_keepalive_connections=max_connections)
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
     transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, trust_env=False)
     return transport
 
@@ -91,8 +92,13 @@ class UpstreamClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def request(self, method: str, path: str, body: bytes | None = None,
-                      headers: dict[str, str] | None = None) -> UpstreamAnswer:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> UpstreamAnswer:
         started = time.perf_counter()
         try:
             response = await self._client.request(method, path, content=body, headers=headers)
@@ -101,7 +107,8 @@ class UpstreamClient:
                 raise UpstreamNotSentError(f"the upstream could not be reached: {exc}") from exc
             raise UpstreamTimeoutError(
                 "the upstream did not answer in time; the task may or may not have been "
-                "created, and mjgate will not send it again") from exc
+                "created, and mjgate will not send it again"
+            ) from exc
         raw = response.content
         parsed: dict[str, Any] | None = None
         if raw:
@@ -110,8 +117,9 @@ class UpstreamClient:
                 parsed = value if isinstance(value, dict) else None
             except orjson.JSONDecodeError:
                 parsed = None
-        return UpstreamAnswer(response.status_code, parsed, raw, response.headers,
-                              time.perf_counter() - started)
+        return UpstreamAnswer(
+            response.status_code, parsed, raw, response.headers, time.perf_counter() - started
+        )
 
     async def create(self, body: dict[str, Any]) -> UpstreamAnswer:
         return await self.request("POST", "/api/v1/task", orjson.dumps(body))

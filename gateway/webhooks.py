@@ -30,13 +30,11 @@ def goapi_secret(settings: Settings) -> str:
 
 
 def goapi_token(settings: Settings, kind: str = "tasks") -> str:
-    return hmac.new(goapi_secret(settings).encode(), kind.encode(),
-                    hashlib.sha256).hexdigest()[:24]
+    return hmac.new(goapi_secret(settings).encode(), kind.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def _ok() -> Response:
-    return Response(b'{"code":200,"data":null,"message":"success"}',
-                    media_type="application/json")
+    return Response(b'{"code":200,"data":null,"message":"success"}', media_type="application/json")
 
 
 def _check(request: Request, settings: Settings, kind: str) -> None:
@@ -78,9 +76,10 @@ async def notification_webhook(request: Request) -> Response:
     _check(request, app.settings, "notifications")
     body = await _json(request)
     kind = str(body.get("type") or "")
-    detail = body.get("detail") if isinstance(body.get("detail"), dict) else {}
+    raw_detail = body.get("detail")
+    detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
     app.metrics.notification(kind)
-    bot_id = detail.get("bot_id") if isinstance(detail, dict) else None
+    bot_id = detail.get("bot_id")
     if not isinstance(bot_id, int) or isinstance(bot_id, bool):
         logs.event("notification", type=kind, bot_id=None, message=str(body.get("message"))[:200])
         return _ok()
@@ -98,8 +97,12 @@ async def apply_notification(app: Any, kind: str, bot_id: int, detail: dict[str,
     if kind == "mj_bot_banned":
         until = detail.get("block_until")
         if isinstance(until, int | float) and until > app.clock():
-            await store.set_state(bot_id, AccountState.COOLING, until=float(until),
-                                  reason=f"{reason} {detail.get('reason') or ''}".strip())
+            await store.set_state(
+                bot_id,
+                AccountState.COOLING,
+                until=float(until),
+                reason=f"{reason} {detail.get('reason') or ''}".strip(),
+            )
             app.metrics.account_event("cooled")
         else:
             await store.set_state(bot_id, AccountState.DISABLED, reason=f"{reason} (no end)")

@@ -154,12 +154,21 @@ async def harness(
             app.router.lifespan_context(app):
         for spec in accounts:
             await app.state.mjgate.store.apply_account(spec)
+        for _ in range(500):  # the pool loader runs as a task: wait until ready
+            if app.state.mjgate.pool_loaded:
+                break
+            await asyncio.sleep(0.01)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://localhost:8080") as client, \
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator_app),
                                   base_url="http://localhost:8090") as emu:
             yield Harness(client, emu, app, emulator_app, settings, registry, hooks,
                           faulty)
+
+
+class SentThenTimeout(Exception):
+    """Fault marker: the create reaches the upstream, then its answer is lost (a read timeout
+    after sending, the ambiguous case)."""
 
 
 class FaultyTransport(httpx.AsyncBaseTransport):
@@ -177,6 +186,9 @@ class FaultyTransport(httpx.AsyncBaseTransport):
             self.creates += 1
             if self.faults:
                 fault = self.faults.pop(0)
+                if isinstance(fault, SentThenTimeout):
+                    await self.inner.handle_async_request(request)
+                    raise httpx.ReadTimeout("answer lost after sending", request=request)
                 if isinstance(fault, Exception):
                     raise fault
                 return fault

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
+from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
 from emulator.config import EmulatorConfig
+from gateway.app import redis_client
+from gateway.embedded import EmbeddedRedis
 from gateway.settings import Settings
 from routing.accounts import AccountSpec
 from routing.model import AccountState, Plan
-from tests.harness import CLIENT_KEY, DEMO, harness
+from tests.harness import CLIENT_KEY, DEMO, SentThenTimeout, harness
 
 
 def error_type(response: httpx.Response) -> str:
@@ -99,25 +103,28 @@ async def test_relax_without_non_basic_account_is_503(redis: Redis, prefix: str)
         assert await h.received() == [] and await in_flight(h, 1) == 0
 
 
-async def test_redis_unreachable_is_503_fast_and_nothing_sent(redis: Redis, prefix: str) -> None:
-    async with harness(redis, prefix) as h:
-        dead = Redis(host="127.0.0.1", port=1, socket_timeout=0.3, socket_connect_timeout=0.3)
-        gate = h.gate
-        gate.store.redis = dead
-        gate.records.redis = dead
-        gate.redis = dead
-        from redis.commands.core import AsyncScript
-
-        gate.records._script = AsyncScript(dead, gate.records._script.script)
-        started = time.monotonic()
-        answer = await h.create(prompt="x --fast")
-        assert time.monotonic() - started < 0.5
-        assert answer.status_code == 503 and error_type(answer) == "store_unavailable"
-        assert answer.headers["retry-after"]
-        ready = await h.client.get("/readyz")
-        assert ready.status_code == 503 and "redis" in ready.json()["reasons"][0]
-        assert await h.received() == []
-        await dead.aclose()
+async def test_redis_unreachable_is_503_fast_and_nothing_sent(
+        tmp_path: Path, prefix: str) -> None:
+    """A real Redis server of its own, shut down mid-test."""
+    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="mjr")))
+    url = server.start()
+    client = redis_client(Settings(redis_url=url))
+    try:
+        async with harness(client, prefix) as h:
+            assert (await h.client.get("/readyz")).status_code == 200
+            server.stop()
+            started = time.monotonic()
+            answer = await h.create(prompt="x --fast")
+            elapsed = time.monotonic() - started
+            assert answer.status_code == 503 and error_type(answer) == "store_unavailable"
+            assert answer.headers["retry-after"]
+            assert elapsed < 0.5
+            ready = await h.client.get("/readyz")
+            assert ready.status_code == 503 and "redis" in ready.json()["reasons"][0]
+            assert await h.received() == []
+    finally:
+        server.stop()
+        await client.aclose()
 
 
 async def test_connection_refused_retries_on_another_account_then_502(
@@ -180,9 +187,8 @@ async def test_upstream_4xx_is_passed_on_and_released(redis: Redis, prefix: str)
 
 
 async def test_timeout_after_sending_is_504_and_never_resent(redis: Redis, prefix: str) -> None:
-    settings = Settings(upstream_timeout=0.3, lease_seconds=0.5)
-    async with harness(redis, prefix, settings=settings) as h:
-        await h.emulator.post("/_emulator/faults", json={"hang": 1})
+    async with harness(redis, prefix, settings=Settings(lease_seconds=0.5)) as h:
+        h.faulty.faults = [SentThenTimeout()]
         answer = await h.create(prompt="x --fast")
         assert answer.status_code == 504 and error_type(answer) == "upstream_timeout"
         assert len(await h.received()) == 1

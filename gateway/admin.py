@@ -1,0 +1,473 @@
+"""The operator API, mounted at `/admin/v1` (DESIGN.md section 6; docs/operators.md).
+
+Every route needs `Authorization: Bearer <MJGATE_ADMIN_TOKEN>`, compared in constant time. An
+empty token turns the whole API off (404, as if there were no route); a valid client key gets
+403. Answers are GoAPI's envelope (`{"code", "data", "message"}`); errors are raised and turned
+into the error envelope by the app's handler table, routing's included.
+
+Times go out as ISO 8601 UTC strings and come in as ISO 8601 or unix seconds.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from gateway.api import read_body
+from gateway.errors import (
+    ForbiddenError,
+    InvalidKeyError,
+    InvalidRequestError,
+    MissingKeyError,
+    NotFoundError,
+)
+from gateway.keystore import KeyPolicy
+from gateway.records import TaskRecord
+from routing.accounts import AccountSpec, AccountStatus
+from routing.errors import AccountNotFoundError
+from routing.model import AccountState, Mode, Plan, Setting
+from routing.poolfile import MAX_SLOTS, MAX_WEIGHT, parse_pool_file
+
+Model = TypeVar("Model", bound=BaseModel)
+Handler = Callable[[Request, Any], Awaitable[Response]]
+Instant = Annotated[datetime, Strict(False)]  # ISO 8601 or unix seconds
+FileState = Literal["active", "draining", "paused", "disabled"]
+
+# -- payloads ---------------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class AccountBody(_Body):
+    """PUT: an account's whole definition, the pool file's fields (None: the plan's default)."""
+
+    bot_id: int | None = None  # optional; must match the path when given
+    name: str = Field(default="", max_length=200)
+    plan: Plan = Plan.STANDARD
+    setting: Setting = Setting.FAST
+    fast_hours_left: float | None = Field(default=None, ge=0, lt=1e6)
+    renews_at: Instant | None = None
+    fast_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
+    relax_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
+    weight: int = Field(default=1, ge=1, le=MAX_WEIGHT)
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default=[], max_length=32
+    )
+    state: FileState = "active"
+
+
+class AccountPatch(_Body):
+    """PATCH: only the fields given change. fast time and state apply at once, always."""
+
+    name: str | None = Field(default=None, max_length=200)
+    plan: Plan | None = None
+    setting: Setting | None = None
+    fast_hours_left: float | None = Field(default=None, ge=0, lt=1e6)
+    renews_at: Instant | None = None
+    fast_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
+    relax_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
+    weight: int | None = Field(default=None, ge=1, le=MAX_WEIGHT)
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=32
+    )
+    state: FileState | None = None
+    reason: str = Field(default="", max_length=200)
+
+
+class StateBody(_Body):
+    state: AccountState
+    until: Instant | None = None  # cooling only: when it becomes active again
+    reason: str = Field(default="", max_length=200)
+
+
+class KeyBody(_Body):
+    name: str = Field(min_length=1, max_length=100)
+    allowed_modes: list[Mode] | None = Field(default=None, min_length=1)
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default=[], max_length=32
+    )
+    staged_limit: int | None = Field(default=None, ge=1, le=100_000)
+    rate_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+def _parse(model: type[Model], raw: bytes) -> Model:
+    """Validate a JSON body; the first problem becomes a 400 naming its field."""
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        message = {
+            "extra_forbidden": "is not a known field",
+            "missing": "is required",
+            "json_invalid": "is not valid JSON",
+            "model_type": "must be a JSON object",
+        }.get(error["type"], error["msg"])
+        raise InvalidRequestError(field, message[:1].lower() + message[1:]) from exc
+
+
+# -- views ------------------------------------------------------------------------------------
+
+
+def iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+    return text.replace("+00:00", "Z")
+
+
+def _unix(instant: datetime | None) -> float | None:
+    if instant is None:
+        return None
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)  # like the pool file: no offset means UTC
+    return round(instant.timestamp(), 3)
+
+
+def _hours(seconds: int | None) -> float | None:
+    return None if seconds is None else round(seconds / 3600, 3)
+
+
+def account_view(a: AccountStatus, *, history: bool = True) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "bot_id": a.bot_id, "name": a.name, "plan": a.plan.value,
+        "setting": a.setting.value, "declared_setting": a.declared_setting.value,
+        "state": a.state.value, "state_reason": a.state_reason,
+        "state_until": iso(a.state_until),
+        "fast_seconds_left": a.fast_seconds_left, "fast_hours_left": _hours(a.fast_seconds_left),
+        "fast_seconds_reserved": a.fast_seconds_reserved, "renews_at": iso(a.renews_at),
+        "slots": {"fast": a.fast_slots, "relax": a.relax_slots},
+        "in_flight": {"fast": a.fast_in_flight, "relax": a.relax_in_flight},
+        "weight": a.weight, "tags": list(a.tags),
+        "declared": {"fast_hours_left": _hours(a.declared_fast_seconds),
+                     "state": a.declared_state.value if a.declared_state else None,
+                     "renews_at": iso(a.declared_renews_at)},
+    }  # fmt: skip
+    if history:
+        view["history"] = [_event(entry) for entry in a.history]
+    return view
+
+
+def _event(entry: Mapping[str, Any]) -> dict[str, Any]:
+    at = entry.get("at")
+    return {**entry, "at": iso(float(at)) if isinstance(at, int | float) else at}
+
+
+def task_view(r: TaskRecord) -> dict[str, Any]:
+    return {
+        "task_id": r.task_id, "client_id": r.client_id, "task_type": r.task_type,
+        "status": r.status, "requested_mode": r.requested_mode, "mode": r.mode,
+        "bot_id": r.bot_id, "decision": r.decision, "upstream_id": r.upstream_id,
+        "parent_id": r.parent_id, "created_at": iso(r.created_at),
+        "updated_at": iso(r.updated_at),
+        "error": {"type": r.error_type, "message": r.error_message} if r.error_type else None,
+        "request": r.request,
+        # the client's endpoint, never its secret
+        "webhook": {"endpoint": r.webhook.get("endpoint", "")} if r.webhook else None,
+        "history": [_event(entry) for entry in r.history],
+        "upstream_task": r.task,
+    }  # fmt: skip
+
+
+def _ok(data: Any, status: int = 200) -> Response:
+    body = {"code": status, "data": data, "message": "success"}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+# -- auth -------------------------------------------------------------------------------------
+
+
+def admin(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Check the admin token, then run `handler(request, gate)`."""
+
+    async def endpoint(request: Request) -> Response:
+        gate = request.app.state.mjgate
+        token: str = gate.settings.admin_token
+        if not token:  # the admin API is off
+            raise NotFoundError(f"no route {request.url.path}")
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        secret = value.strip() if scheme.lower() == "bearer" else ""
+        if secret and hmac.compare_digest(secret.encode(), token.encode()):
+            return await handler(request, gate)
+        presented = secret or request.headers.get("x-api-key", "")
+        if not presented:
+            raise MissingKeyError("the admin API needs Authorization: Bearer <admin token>")
+        if await gate.clients.lookup(presented) is not None:
+            raise ForbiddenError("a client key can't use the admin API")
+        raise InvalidKeyError("the admin token is not valid")
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+def _bot_id(request: Request) -> int:
+    raw = request.path_params["bot_id"]
+    if not raw.isdigit() or not 1 <= int(raw) <= 2**53:
+        raise InvalidRequestError("bot_id", "must be a positive integer")
+    return int(raw)
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A boolean query parameter; `?force` alone means true."""
+    value = request.query_params.get(name)
+    if value is None:
+        return False
+    if value.strip().lower() in ("", "1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise InvalidRequestError(name, "must be true or false")
+
+
+async def _body(request: Request, gate: Any, model: type[Model]) -> Model:
+    return _parse(model, await read_body(request, gate.settings.body_limit))
+
+
+async def _account(gate: Any, bot_id: int) -> AccountStatus:
+    status: AccountStatus | None = await gate.store.get_account(bot_id)
+    if status is None:
+        raise AccountNotFoundError(bot_id)
+    return status
+
+
+_NULLABLE = frozenset({"renews_at", "fast_slots", "relax_slots"})  # null: none / the plan's
+
+
+def _reason(text: str) -> str:
+    return f"operator: {text}" if text else "operator"
+
+
+# -- accounts ---------------------------------------------------------------------------------
+
+
+async def list_accounts(request: Request, gate: Any) -> Response:
+    accounts: list[AccountStatus] = await gate.store.list_accounts()
+    state = request.query_params.get("state")
+    tag = request.query_params.get("tag")
+    rows = [
+        a
+        for a in sorted(accounts, key=lambda a: a.bot_id)
+        if (not state or a.state.value == state) and (not tag or tag in a.tags)
+    ]
+    return _ok({"accounts": [account_view(a, history=False) for a in rows]})
+
+
+async def show_account(request: Request, gate: Any) -> Response:
+    return _ok(account_view(await _account(gate, _bot_id(request))))
+
+
+async def put_account(request: Request, gate: Any) -> Response:
+    bot_id = _bot_id(request)
+    body = await _body(request, gate, AccountBody)
+    if body.bot_id is not None and body.bot_id != bot_id:
+        raise InvalidRequestError("bot_id", f"is {body.bot_id} but the path says {bot_id}")
+    if body.plan is Plan.BASIC and body.relax_slots:
+        raise InvalidRequestError("relax_slots", "the basic plan has no relax: must be 0")
+    spec = AccountSpec(
+        bot_id=bot_id, name=body.name, plan=body.plan, setting=body.setting,
+        fast_seconds_left=None if body.fast_hours_left is None
+        else round(body.fast_hours_left * 3600),
+        renews_at=_unix(body.renews_at), fast_slots=body.fast_slots,
+        relax_slots=body.relax_slots, weight=body.weight, tags=tuple(body.tags),
+        state=AccountState(body.state))  # fmt: skip
+    action: str = await gate.store.apply_account(spec)
+    status = await _account(gate, bot_id)
+    return _ok(
+        {"action": action, "account": account_view(status)}, 201 if action == "created" else 200
+    )
+
+
+async def patch_account(request: Request, gate: Any) -> Response:
+    bot_id = _bot_id(request)
+    body = await _body(request, gate, AccountPatch)
+    given = body.model_fields_set - {"reason"}
+    if not given:
+        raise InvalidRequestError("body", "names no field to change")
+    for name in given - _NULLABLE:
+        if getattr(body, name) is None:
+            raise InvalidRequestError(name, "can't be null")
+    current = await _account(gate, bot_id)
+    definition = given - {"fast_hours_left", "state"}
+    if definition:
+        plan = body.plan or current.plan
+        if plan is Plan.BASIC and body.relax_slots:
+            raise InvalidRequestError("relax_slots", "the basic plan has no relax: must be 0")
+        keep_slots = plan is current.plan  # a new plan brings its own default slots
+        spec = AccountSpec(
+            bot_id=bot_id,
+            name=current.name,
+            plan=current.plan,
+            setting=current.declared_setting,
+            fast_seconds_left=current.declared_fast_seconds,
+            renews_at=current.declared_renews_at,
+            fast_slots=current.fast_slots if keep_slots else None,
+            relax_slots=current.relax_slots if keep_slots else None,
+            weight=current.weight,
+            tags=current.tags,
+            state=current.declared_state or current.state,
+        )
+        changes = {name: getattr(body, name) for name in definition}
+        if "tags" in changes:
+            changes["tags"] = tuple(changes["tags"])
+        if "renews_at" in changes:
+            changes["renews_at"] = _unix(changes["renews_at"])
+        await gate.store.apply_account(replace(spec, **changes))
+    if body.fast_hours_left is not None:
+        await gate.store.set_fast_time(
+            bot_id, round(body.fast_hours_left * 3600), reason=_reason(body.reason)
+        )
+    if body.state is not None:
+        await gate.store.set_state(bot_id, AccountState(body.state), reason=_reason(body.reason))
+    return _ok({"action": "updated", "account": account_view(await _account(gate, bot_id))})
+
+
+async def delete_account(request: Request, gate: Any) -> Response:
+    bot_id = _bot_id(request)
+    await gate.store.remove_account(bot_id, force=_flag(request, "force"))
+    return _ok({"bot_id": bot_id, "removed": True})
+
+
+async def set_state(request: Request, gate: Any) -> Response:
+    bot_id = _bot_id(request)
+    body = await _body(request, gate, StateBody)
+    until = _unix(body.until)
+    if body.state is AccountState.COOLING:
+        if until is None:
+            raise InvalidRequestError("until", "is required for cooling (when it ends)")
+        if until <= gate.clock():
+            raise InvalidRequestError("until", "must be in the future")
+    elif until is not None:
+        raise InvalidRequestError("until", "only cooling has a deadline")
+    status = await gate.store.set_state(
+        bot_id, body.state, until=until, reason=_reason(body.reason)
+    )
+    return _ok(account_view(status))
+
+
+# -- keys, tasks, pool ------------------------------------------------------------------------
+
+
+async def create_key(request: Request, gate: Any) -> Response:
+    body = await _body(request, gate, KeyBody)
+    policy = KeyPolicy(
+        allowed_modes=None if body.allowed_modes is None else frozenset(body.allowed_modes),
+        tags=tuple(body.tags),
+        staged_limit=body.staged_limit,
+        rate_per_minute=body.rate_per_minute,
+    )
+    info, secret = await gate.clients.create(body.name, policy)
+    return _ok({**info.to_dict(), "secret": secret}, 201)
+
+
+async def list_keys(request: Request, gate: Any) -> Response:
+    return _ok({"keys": [info.to_dict() for info in await gate.clients.list()]})
+
+
+async def revoke_key(request: Request, gate: Any) -> Response:
+    kid = request.path_params["key_id"]
+    if not await gate.clients.revoke(kid):
+        raise NotFoundError(f"no managed key with id {kid}", key_id=kid)
+    return _ok({"id": kid, "revoked": True})
+
+
+async def show_task(request: Request, gate: Any) -> Response:
+    task_id = request.path_params["task_id"]
+    record: TaskRecord | None = await gate.records.load(task_id)
+    if record is None:
+        raise NotFoundError(f"no task {task_id} in mjgate's records", task_id=task_id)
+    # as fresh as a client's GET would see it (refreshed from upstream only when stale)
+    return _ok(task_view(await gate.service.refresh(record)))
+
+
+async def pool_status(request: Request, gate: Any) -> Response:
+    snap = await gate.store.pool_snapshot(per_account=False)
+    by: dict[str, Counter[str]] = {"plan": Counter(), "state": Counter(), "setting": Counter()}
+    for (plan, state, setting), count in snap.accounts.items():
+        by["plan"][plan.value] += count
+        by["state"][state.value] += count
+        by["setting"][setting.value] += count
+    slots = {
+        kind.value: {
+            "capacity": snap.slot_capacity.get(kind, 0),
+            "in_use": snap.slots_in_use.get(kind, 0),
+        }
+        for kind in snap.slot_capacity
+    }
+    return _ok({
+        "strategy": (await gate.store.get_strategy()).value,
+        "accounts": sum(snap.accounts.values()),
+        "by_plan": dict(by["plan"]), "by_state": dict(by["state"]),
+        "by_setting": dict(by["setting"]),
+        "fast_seconds_left": snap.fast_seconds_left,
+        "fast_hours_left": _hours(snap.fast_seconds_left),
+        "slots": slots, "relax_capable": snap.relax_capable, "staged": snap.staged,
+    })  # fmt: skip
+
+
+async def apply_pool(request: Request, gate: Any) -> Response:
+    dry_run = _flag(request, "dry_run")
+    raw = await read_body(request, gate.settings.body_limit)
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError("body", "must be UTF-8 text (the pool file's YAML)") from exc
+    pool = parse_pool_file(text)
+    changes = await gate.store.apply_pool(pool, dry_run=dry_run)
+    rows = [{"bot_id": c.bot_id, "action": c.action, "fields": list(c.fields)} for c in changes]
+    counts = Counter(c.action for c in changes)
+    return _ok({"dry_run": dry_run, "changes": rows, "counts": dict(counts)})
+
+
+async def export_pool(request: Request, gate: Any) -> Response:
+    text: str = await gate.store.export_pool()
+    return _ok({"yaml": text})
+
+
+def routes() -> list[BaseRoute]:
+    """The admin API's routes, relative to its mount point (`/admin/v1`)."""
+
+    def route(path: str, handler: Handler, method: str) -> Route:
+        return Route(path, admin(handler), methods=[method])
+
+    return [
+        route("/accounts", list_accounts, "GET"),
+        route("/accounts/{bot_id}", show_account, "GET"),
+        route("/accounts/{bot_id}", put_account, "PUT"),
+        route("/accounts/{bot_id}", patch_account, "PATCH"),
+        route("/accounts/{bot_id}", delete_account, "DELETE"),
+        route("/accounts/{bot_id}/state", set_state, "POST"),
+        route("/keys", list_keys, "GET"),
+        route("/keys", create_key, "POST"),
+        route("/keys/{key_id}", revoke_key, "DELETE"),
+        route("/tasks/{task_id}", show_task, "GET"),
+        route("/pool", pool_status, "GET"),
+        route("/pool/apply", apply_pool, "POST"),
+        route("/pool/export", export_pool, "GET"),
+    ]
+
+
+def admin_only_app(main: Starlette) -> Starlette:
+    """The admin API alone, for serving it on its own port next to `main` in one process.
+
+    It shares `main`'s state (so `state.mjgate`, set by main's lifespan), handler table and
+    middleware; it has no lifespan of its own."""
+    app = Starlette(
+        routes=[Mount("/admin/v1", routes=routes())],
+        exception_handlers=main.exception_handlers,
+        middleware=main.user_middleware,
+    )
+    app.state = main.state
+    return app

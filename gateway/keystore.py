@@ -1,0 +1,259 @@
+"""Managed client keys: created and revoked through the admin API, stored only hashed.
+
+A key's record lives in Redis under `Keys.client_key(<id>)`, where the id is the first 16 hex
+digits of the secret's SHA-256 (`gateway.clients.key_id`, the same id static keys and task
+records use). The record holds the full digest, the key's name and its policy; the secret
+itself is shown once, by `create`, and never stored. `Keys.client_keys()` orders the ids by
+creation time, for listing.
+
+Lookup is one HGETALL and caches nothing, so a revocation is effective at once on every
+replica. Static keys (MJGATE_CLIENT_KEYS) are checked first: they need no round trip, keep
+working while Redis is down, and stay the bootstrap path before any key is created.
+
+Rate limits are a sliding-window counter shared through Redis: the current minute's count
+and the previous minute's, weighted by how much of the previous minute still falls in the
+last 60 seconds. One MULTI/EXEC round trip per request, atomic, on every replica; a refused
+request is taken back out so a client hammering past its limit isn't locked out for longer.
+The window is derived from the injected clock, decided once here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.clients import Client, StaticKeys, key_id
+from gateway.errors import RateLimitedError
+from routing.errors import StoreError
+from routing.keys import Keys
+from routing.model import Mode
+
+T = TypeVar("T")
+WINDOW = 60  # seconds: limits are per minute
+SECRET_PREFIX = "mjg_"
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """What a key may do. None/empty means "no limit" (the settings' staged limit)."""
+
+    allowed_modes: frozenset[Mode] | None = None
+    tags: tuple[str, ...] = ()  # allowed account tags
+    staged_limit: int | None = None
+    rate_per_minute: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        modes = None if self.allowed_modes is None else _sorted_modes(self.allowed_modes)
+        return {
+            "allowed_modes": modes,
+            "tags": list(self.tags),
+            "staged_limit": self.staged_limit,
+            "rate_per_minute": self.rate_per_minute,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> KeyPolicy:
+        modes = raw.get("allowed_modes")
+        return cls(
+            allowed_modes=None if modes is None else frozenset(Mode(m) for m in modes),
+            tags=tuple(raw.get("tags") or ()),
+            staged_limit=raw.get("staged_limit"),
+            rate_per_minute=raw.get("rate_per_minute"),
+        )
+
+
+def _sorted_modes(modes: frozenset[Mode]) -> list[str]:
+    return [m.value for m in (Mode.RELAX, Mode.FAST, Mode.TURBO) if m in modes]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A managed key as the admin API shows it: never the secret."""
+
+    id: str
+    name: str
+    policy: KeyPolicy = field(default_factory=KeyPolicy)
+    created_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": self.created_at,
+            **self.policy.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class KeyClient(Client):
+    """A Client carrying its rate limit (until `Client` has the field itself)."""
+
+    rate_per_minute: int | None = None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def rate_key(keys: Keys, client_id: str, window: int) -> str:
+    """The counter of one client for one minute. (To move into routing.keys.Keys.)"""
+    return f"{keys.base}rate:{client_id}:{window}"
+
+
+def retry_after(limit: int, previous: int, current: int, elapsed: float) -> int:
+    """Whole seconds until one more request fits: `current` excludes the refused request,
+    `elapsed` is how far into the current window we are."""
+    if current + 1 <= limit:  # later in this window: previous * (1 - f) + current + 1 <= limit
+        if previous <= 0:
+            return 1
+        wait = WINDOW - WINDOW * (limit - current - 1) / previous - elapsed
+    else:  # once this window is the previous one: current * (1 - f) + 1 <= limit
+        wait = (WINDOW - elapsed) + max(0.0, WINDOW - WINDOW * (limit - 1) / current)
+    return max(1, math.ceil(wait - 1e-9))
+
+
+class KeyStore:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        static: StaticKeys,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.static = static
+        self.clock = clock
+
+    async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await fn()
+        except RedisError as exc:
+            raise StoreError(op, str(exc) or type(exc).__name__) from exc
+
+    # -- the request path ---------------------------------------------------------------------
+    async def lookup(self, secret: str) -> Client | None:
+        static = self.static.lookup(secret)
+        if static is not None:
+            return static
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        kid = digest[:16]
+        raw = await self._call("key_lookup", lambda: self.redis.hgetall(self.keys.client_key(kid)))
+        if not raw:
+            return None
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        if not hmac.compare_digest(fields.get("d", ""), digest):
+            return None
+        policy = KeyPolicy.from_dict(orjson.loads(fields.get("p", "{}")))
+        return KeyClient(
+            id=kid,
+            name=fields.get("n", ""),
+            allowed_modes=policy.allowed_modes,
+            staged_limit=policy.staged_limit,
+            tags=policy.tags,
+            rate_per_minute=policy.rate_per_minute,
+        )
+
+    async def check_rate(self, client: Client) -> None:
+        """Count one request of `client`; RateLimitedError (429, Retry-After) beyond its
+        requests-per-minute. No limit, no round trip."""
+        limit: int | None = getattr(client, "rate_per_minute", None)
+        if not limit:
+            return
+        now = self.clock()
+        window = int(now // WINDOW)
+        elapsed = now - window * WINDOW
+        current_key = rate_key(self.keys, client.id, window)
+        previous_key = rate_key(self.keys, client.id, window - 1)
+
+        async def count() -> list[Any]:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(current_key)
+                pipe.expire(current_key, 2 * WINDOW)
+                pipe.get(previous_key)
+                result: list[Any] = await pipe.execute()
+                return result
+
+        current, _, previous_raw = await self._call("rate_limit", count)
+        previous = int(previous_raw or 0)
+        estimate = previous * (WINDOW - elapsed) / WINDOW + int(current)
+        if estimate <= limit:
+            return
+        # Refused requests don't count: a client retrying too early isn't pushed further back.
+        await self._call("rate_limit", lambda: self.redis.decr(current_key))
+        wait = retry_after(limit, previous, int(current) - 1, elapsed)
+        raise RateLimitedError(
+            f"this key is limited to {limit} requests per minute; retry in {wait} s",
+            headers={"retry-after": str(wait)},
+            limit=limit,
+            retry_after=wait,
+        )
+
+    # -- the admin API ------------------------------------------------------------------------
+    async def create(self, name: str, policy: KeyPolicy) -> tuple[KeyInfo, str]:
+        """A new key; the secret is returned here and nowhere else."""
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        info = KeyInfo(
+            id=key_id(secret), name=name, policy=policy, created_at=round(self.clock(), 3)
+        )
+        policy_json = orjson.dumps(policy.to_dict()).decode()
+        fields = ["d", digest, "n", name, "p", policy_json, "ct", repr(info.created_at)]
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self.keys.client_key(info.id), items=fields)
+                pipe.zadd(self.keys.client_keys(), {info.id: info.created_at})
+                await pipe.execute()
+
+        await self._call("key_create", write)
+        return info, secret
+
+    async def get(self, kid: str) -> KeyInfo | None:
+        raw = await self._call("key_get", lambda: self.redis.hgetall(self.keys.client_key(kid)))
+        return _info(kid, raw) if raw else None
+
+    async def list(self) -> list[KeyInfo]:
+        async def read() -> list[KeyInfo]:
+            members = await self.redis.zrange(self.keys.client_keys(), 0, -1)
+            ids = [_text(member) for member in members if isinstance(member, bytes | str)]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for kid in ids:
+                    pipe.hgetall(self.keys.client_key(kid))
+                rows = await pipe.execute()
+            return [_info(kid, raw) for kid, raw in zip(ids, rows, strict=True) if raw]
+
+        return await self._call("key_list", read)
+
+    async def revoke(self, kid: str) -> bool:
+        """Delete a managed key; False when there is none with this id."""
+
+        async def delete() -> bool:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self.keys.client_key(kid))
+                pipe.zrem(self.keys.client_keys(), kid)
+                deleted, _ = await pipe.execute()
+            return bool(deleted)
+
+        return await self._call("key_revoke", delete)
+
+
+def _info(kid: str, raw: Mapping[bytes | str, bytes | str]) -> KeyInfo:
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    return KeyInfo(
+        id=kid,
+        name=fields.get("n", ""),
+        policy=KeyPolicy.from_dict(orjson.loads(fields.get("p", "{}"))),
+        created_at=float(fields.get("ct") or 0),
+    )

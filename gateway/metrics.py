@@ -1,0 +1,326 @@
+"""mjgate's Prometheus metrics: one declared API against an injected registry.
+
+Two kinds of series (docs/observability.md lists every one):
+
+- **process series**: counters and histograms this replica moved (requests, tasks, upstream
+  calls, store errors, webhooks, notifications, account events). Summed across replicas.
+- **pool series**: gauges read from Redis at scrape time. The `/metrics` handler fetches one
+  `PoolSnapshot` (`store.pool_snapshot`: at most two Redis round trips whatever the pool size)
+  and hands it to `Metrics.set_pool`; `PoolCollector` turns the latest one into gauges. Every
+  replica reports the same pool, so dashboards take `max`. `set_pool(None)` (Redis unreachable)
+  makes the scrape report `mjgate_store_up 0` and no pool series, never an error.
+
+Every label is bounded: values outside a label's known set are reported as `other`, and no label
+ever holds a client key, task id, prompt or URL. Per-account series (`bot_id`) are on by default
+and off with `per_account=False` (`MJGATE_METRICS_PER_ACCOUNT`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from importlib import metadata
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from routing.model import AccountState, Plan, Setting, SlotKind, TaskType
+from routing.snapshot import AccountFigures, PoolSnapshot
+
+OTHER = "other"
+NONE = "none"  # no mode (yet): a staged or a forwarded task
+INHERIT = "inherit"  # the requested mode of a child task: its parent's
+
+TASK_TYPES = frozenset(str(task_type) for task_type in TaskType)
+MODES = frozenset({"relax", "fast", "turbo", INHERIT, NONE})
+DECISIONS = frozenset(
+    {
+        "routed",
+        "staged",
+        "fallback_relax:no_fast_hours",
+        "inherited",
+        "inherited_relax:setting_relax",
+        "inherited_relax:no_fast_time",
+        "forwarded",
+    }
+)
+TASK_STATUSES = frozenset({"completed", "failed", "cancelled"})
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UPSTREAM_OPS = frozenset({"create", "get", "cancel", "forward"})
+UPSTREAM_STATUSES = frozenset({"not_sent", "timeout"})  # besides 3-digit HTTP statuses
+WEBHOOK_OUTCOMES = ("delivered", "retry", "failed", "refused")
+NOTIFICATION_TYPES = (
+    "mj_bot_banned",
+    "mj_bot_no_fasthour",
+    "mj_bot_captcha_required",
+    "mj_bot_subscription_expired",
+    "no_active_mj_bot",
+    "mj_penalty_triggered",
+    OTHER,
+)
+ACCOUNT_EVENTS = ("cooled", "paused", "disabled", "fast_time_exhausted", "renewed", "woken")
+
+# Gateway answers are mostly sub-millisecond; an upstream call takes tens of milliseconds to
+# seconds; a Midjourney task takes seconds (fast) to many minutes (relax).
+HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+UPSTREAM_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+TASK_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1200, 1800)
+
+
+def bounded(value: str, allowed: Iterable[str]) -> str:
+    """`value` if it is one of `allowed`, else `other`: a label never grows with its input."""
+    return value if value in allowed else OTHER
+
+
+def _mode(value: str) -> str:
+    return bounded(value or NONE, MODES)
+
+
+def _upstream_status(value: str) -> str:
+    if (len(value) == 3 and value.isdigit()) or value in UPSTREAM_STATUSES:
+        return value
+    return OTHER
+
+
+class PoolCollector:
+    """Gauges of the pool, from the latest snapshot handed to `Metrics.set_pool`.
+
+    Before the first `set_pool` and after `set_pool(None)` it reports `mjgate_store_up 0` and no
+    other series, so a scrape during a Redis outage answers, and alerts on the pool's figures
+    neither fire nor resolve on stale data. Its cost is the snapshot's: `PoolStore.pool_snapshot`
+    reads the pool in at most two round trips; building the families is O(accounts) only with
+    per-account series on.
+    """
+
+    def __init__(self, *, per_account: bool) -> None:
+        self.per_account = per_account
+        self.snapshot: PoolSnapshot | None = None
+
+    def describe(self) -> Iterator[Metric]:
+        return self._families(None, describe=True)
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(self.snapshot)
+
+    def _families(self, pool: PoolSnapshot | None, *, describe: bool = False) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "mjgate_store_up", "1 if this scrape read the pool from Redis, else 0"
+        )
+        if not describe:
+            up.add_metric([], 0 if pool is None else 1)
+        yield up
+        yield from _pool_families(pool)
+        if self.per_account:
+            yield from _account_families(() if pool is None else pool.per_account)
+
+
+def _pool_families(pool: PoolSnapshot | None) -> tuple[Metric, ...]:
+    accounts = GaugeMetricFamily(
+        "mjgate_accounts", "Accounts in the pool", labels=["plan", "state", "setting"]
+    )
+    fast_left = GaugeMetricFamily(
+        "mjgate_pool_fast_seconds_remaining",
+        "Fast GPU time left, not reserved, summed over every account, seconds",
+    )
+    slots = GaugeMetricFamily(
+        "mjgate_pool_slots",
+        "Slots of the active accounts: capacity and in use",
+        labels=["mode", "kind"],
+    )
+    relax_capable = GaugeMetricFamily(
+        "mjgate_pool_relax_capable_accounts",
+        "Active accounts that can run relax work (not basic, with relax slots)",
+    )
+    staged = GaugeMetricFamily("mjgate_staged_tasks", "Tasks staged, waiting for a slot")
+    if pool is not None:
+        # Every (plan, state, setting) is reported, 0 included, so that a query such as
+        # `mjgate_accounts{state="cooling"}` reads 0 rather than "no data".
+        for plan in Plan:
+            for state in AccountState:
+                for setting in Setting:
+                    count = pool.accounts.get((plan, state, setting), 0)
+                    accounts.add_metric([plan.value, state.value, setting.value], count)
+        fast_left.add_metric([], pool.fast_seconds_left)
+        for mode in SlotKind:
+            slots.add_metric([mode.value, "capacity"], pool.slot_capacity.get(mode, 0))
+            slots.add_metric([mode.value, "in_use"], pool.slots_in_use.get(mode, 0))
+        relax_capable.add_metric([], pool.relax_capable)
+        staged.add_metric([], pool.staged)
+    return accounts, fast_left, slots, relax_capable, staged
+
+
+def _account_families(rows: Iterable[AccountFigures]) -> tuple[Metric, ...]:
+    fast_left = GaugeMetricFamily(
+        "mjgate_account_fast_seconds_remaining",
+        "Fast GPU time left per account, not reserved, seconds",
+        labels=["bot_id"],
+    )
+    in_flight = GaugeMetricFamily(
+        "mjgate_account_in_flight", "Tasks holding a slot per account", labels=["bot_id", "mode"]
+    )
+    states = GaugeMetricFamily(
+        "mjgate_account_state",
+        "1 for each account, labelled with its current state",
+        labels=["bot_id", "state"],
+    )
+    for row in rows:
+        bot_id = str(row.bot_id)
+        fast_left.add_metric([bot_id], row.fast_seconds_left)
+        in_flight.add_metric([bot_id, SlotKind.FAST.value], row.fast_in_flight)
+        in_flight.add_metric([bot_id, SlotKind.RELAX.value], row.relax_in_flight)
+        # `AccountFigures.state` (an AccountState) is read when the snapshot carries it.
+        state = getattr(row, "state", None)
+        if state is not None:
+            states.add_metric([bot_id, str(state)], 1)
+    return fast_left, in_flight, states
+
+
+class Metrics:
+    """Every metric mjgate exports, declared once against one registry.
+
+    `registry=None` makes a fresh `CollectorRegistry`, never the global one, so tests and
+    several apps in one process never share series.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        per_account: bool = True,
+        version: str | None = None,
+    ) -> None:
+        self.registry = CollectorRegistry() if registry is None else registry
+        r = self.registry
+        self.http_requests = Counter(
+            "mjgate_http_requests",
+            "HTTP requests answered",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "mjgate_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["route"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        self.tasks_created = Counter(
+            "mjgate_tasks_created",
+            "Midjourney tasks accepted, by routing decision",
+            ["task_type", "requested_mode", "effective_mode", "decision"],
+            registry=r,
+        )
+        self.tasks_finished = Counter(
+            "mjgate_tasks_finished",
+            "Tasks that reached a terminal status",
+            ["task_type", "mode", "status"],
+            registry=r,
+        )
+        self.task_duration = Histogram(
+            "mjgate_task_duration_seconds",
+            "Time from create to a terminal status",
+            ["task_type", "mode"],
+            buckets=TASK_BUCKETS,
+            registry=r,
+        )
+        self.upstream_requests = Counter(
+            "mjgate_upstream_requests",
+            "Calls to the upstream (GoAPI), by answer",
+            ["op", "status"],
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            "mjgate_upstream_request_duration_seconds",
+            "Time the upstream took to answer",
+            ["op"],
+            buckets=UPSTREAM_BUCKETS,
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "mjgate_store_errors", "Redis calls that failed", ["op"], registry=r
+        )
+        self.webhook_deliveries = Counter(
+            "mjgate_webhook_deliveries",
+            "Client webhook delivery attempts, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.notifications = Counter(
+            "mjgate_account_notifications",
+            "GoAPI account notifications received, by type",
+            ["type"],
+            registry=r,
+        )
+        self.account_events = Counter(
+            "mjgate_account_events",
+            "Account changes mjgate made itself (not the operator's)",
+            ["event"],
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "mjgate_build_info", "Always 1; the running mjgate's version", ["version"], registry=r
+        )
+        self.build_info.labels(version or _installed_version()).set(1)
+        # Small fixed label sets start at 0, so that `increase()` sees the first event.
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhook_deliveries.labels(outcome)
+        for type_ in NOTIFICATION_TYPES:
+            self.notifications.labels(type_)
+        for event in ACCOUNT_EVENTS:
+            self.account_events.labels(event)
+        self.pool = PoolCollector(per_account=per_account)
+        r.register(self.pool)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """`route` is the matched route's template (`/api/v1/task/{task_id}`) or `unmatched`."""
+        self.http_requests.labels(route, bounded(method, HTTP_METHODS), str(status)).inc()
+        self.http_duration.labels(route).observe(seconds)
+
+    def task_created(
+        self, task_type: str, requested_mode: str, effective_mode: str, decision: str
+    ) -> None:
+        self.tasks_created.labels(
+            bounded(task_type, TASK_TYPES),
+            _mode(requested_mode),
+            _mode(effective_mode),
+            bounded(decision, DECISIONS),
+        ).inc()
+
+    def task_finished(self, task_type: str, mode: str, status: str, seconds: float | None) -> None:
+        task_type, mode = bounded(task_type, TASK_TYPES), _mode(mode)
+        self.tasks_finished.labels(task_type, mode, bounded(status, TASK_STATUSES)).inc()
+        if seconds is not None:
+            self.task_duration.labels(task_type, mode).observe(seconds)
+
+    def upstream_request(self, op: str, status: str, seconds: float | None) -> None:
+        """`status`: the HTTP status (`"200"`), `not_sent` or `timeout`."""
+        op = bounded(op, UPSTREAM_OPS)
+        self.upstream_requests.labels(op, _upstream_status(status)).inc()
+        if seconds is not None:
+            self.upstream_duration.labels(op).observe(seconds)
+
+    def store_error(self, op: str) -> None:
+        self.store_errors.labels(op).inc()
+
+    def webhook_delivery(self, outcome: str) -> None:
+        self.webhook_deliveries.labels(bounded(outcome, WEBHOOK_OUTCOMES)).inc()
+
+    def notification(self, type_: str) -> None:
+        self.notifications.labels(bounded(type_, NOTIFICATION_TYPES)).inc()
+
+    def account_event(self, event: str) -> None:
+        self.account_events.labels(bounded(event, ACCOUNT_EVENTS)).inc()
+
+    def set_pool(self, snapshot: PoolSnapshot | None) -> None:
+        """The pool as read for this scrape; None when Redis could not be read."""
+        self.pool.snapshot = snapshot
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _installed_version() -> str:
+    try:
+        return metadata.version("mjgate")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,271 @@
+"""The operator CLI against a live server: `mjgate serve` and the emulator on real sockets,
+every command run as a subprocess, its output and exit code checked, `--json` parsed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.integration.procs import (
+    ADMIN_TOKEN,
+    BIN,
+    CLIENT_KEY,
+    Gateway,
+    emulator,
+    free_port,
+    start_gateway,
+    stop,
+)
+
+pytestmark = pytest.mark.slow
+
+ACCOUNTS = [
+    {"bot_id": 701, "plan": "pro", "name": "alpha"},
+    {"bot_id": 702, "plan": "standard", "name": "beta"},
+    {"bot_id": 703, "plan": "basic", "name": "gamma"},
+]
+POOL = """\
+strategy: least_busy
+accounts:
+  - {bot_id: 701, name: alpha, plan: pro}
+  - {bot_id: 702, name: beta, plan: standard}
+  - {bot_id: 703, name: gamma, plan: basic}
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[Gateway]:
+    with emulator(tmp_path, ACCOUNTS, pending=1.0, processing=1.0) as emu:
+        pool_file = tmp_path / "pool.yaml"
+        pool_file.write_text(POOL)
+        gateway = start_gateway(redis_url, prefix, emu.url, pool_file, webhooks=False)
+        try:
+            yield gateway
+        finally:
+            stop(gateway.process)
+
+
+def mjgate(server: Gateway, *args: str, token: str | None = ADMIN_TOKEN
+           ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MJGATE_")}
+    env |= {"MJGATE_URL": server.url, "COLUMNS": "200"}
+    if token is not None:
+        env["MJGATE_ADMIN_TOKEN"] = token
+    return subprocess.run([str(BIN / "mjgate"), *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    return result.stdout
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> Any:
+    body = json.loads(ok(result))
+    assert body["code"] in (200, 201) and body["message"] == "success"
+    return body["data"]
+
+
+def refused(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "mjgate" in result.stderr  # "mjgate: <why>", or argparse's usage line
+    return result.stderr
+
+
+def create_task(server: Gateway, prompt: str = "x --fast", key: str = CLIENT_KEY
+                ) -> httpx.Response:  # fmt: skip
+    body = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": prompt}}
+    return httpx.post(f"{server.url}/api/v1/task", json=body, headers={"x-api-key": key},
+                      timeout=10)  # fmt: skip
+
+
+def test_accounts_commands(server: Gateway) -> None:
+    listed = ok(mjgate(server, "accounts", "list"))
+    assert "3 accounts" in listed
+    for text in ("701", "alpha", "pro", "beta", "gamma", "0/12", "0/3"):
+        assert text in listed
+    rows = as_json(mjgate(server, "accounts", "list", "--json"))["accounts"]
+    assert [row["bot_id"] for row in rows] == [701, 702, 703]
+    paused = as_json(mjgate(server, "accounts", "list", "--json", "--state", "paused"))
+    assert paused["accounts"] == []
+
+    added = ok(mjgate(server, "accounts", "add", "704", "--name", "delta", "--plan", "mega",
+                      "--fast-hours", "5", "--tags", "studio,night"))  # fmt: skip
+    assert "account 704 created" in added and "delta" in added and "studio, night" in added
+    assert "account 704 unchanged" in ok(mjgate(
+        server, "accounts", "add", "704", "--name", "delta", "--plan", "mega",
+        "--fast-hours", "5", "--tags", "studio,night"))  # fmt: skip
+    changed = ok(mjgate(server, "accounts", "set", "704", "--fast-hours", "2",
+                        "--reason", "from /info"))  # fmt: skip
+    assert "account 704 updated" in changed and "2.0 h (7200 s" in changed
+    refused(mjgate(server, "accounts", "set", "704"), code=2)  # nothing to change
+
+    cooling = ok(mjgate(server, "accounts", "state", "704", "cooling", "--for", "10m",
+                        "--reason", "maintenance"))  # fmt: skip
+    assert re.search(r"account 704 is cooling until \d{4}-\d\d-\d\dT", cooling)
+    assert "account 704 is paused" in ok(mjgate(server, "accounts", "state", "704", "paused"))
+    shown = ok(mjgate(server, "accounts", "show", "704"))
+    for text in (
+        "Account 704",
+        "delta",
+        "mega",
+        "paused",
+        "History",
+        "operator: maintenance",
+        "operator: from /info",
+        "cooling -> paused",
+        "active -> cooling",
+    ):
+        assert text in shown, text
+    detail = as_json(mjgate(server, "accounts", "show", "704", "--json"))
+    assert detail["state"] == "paused" and detail["fast_seconds_left"] == 7200
+    assert [e["to"] for e in detail["history"] if e["what"] == "state"] == ["paused", "cooling"]
+
+    assert "no account with bot_id 999" in refused(mjgate(server, "accounts", "show", "999"))
+    assert "until" in refused(mjgate(server, "accounts", "state", "701", "cooling"))
+    refused(mjgate(server, "accounts", "add", "705", "--plan", "gold"), code=2)
+    refused(mjgate(server, "accounts", "state", "701", "cooling", "--for", "soon"), code=2)
+
+    assert "account 704 removed" in ok(mjgate(server, "accounts", "remove", "704"))
+    assert "account_not_found" in refused(mjgate(server, "accounts", "remove", "704"))
+
+
+def test_remove_refused_with_tasks_in_flight_unless_forced(server: Gateway) -> None:
+    ok(mjgate(server, "accounts", "state", "702", "paused"))
+    ok(mjgate(server, "accounts", "state", "703", "paused"))
+    created = create_task(server)
+    assert created.status_code == 200 and created.headers["x-mjgate-bot-id"] == "701"
+    busy = refused(mjgate(server, "accounts", "remove", "701"))
+    assert "account 701 has 1 tasks in flight" in busy and "HTTP 409" in busy
+    assert "account 701 removed" in ok(mjgate(server, "accounts", "remove", "701", "--force"))
+    task_id = created.json()["data"]["task_id"]
+    deadline = time.monotonic() + 15
+    while as_json(mjgate(server, "tasks", "show", task_id, "--json"))["status"] != "completed":
+        assert time.monotonic() < deadline, "the task in flight never settled"
+        time.sleep(0.2)
+
+
+def test_keys_commands(server: Gateway) -> None:
+    created = ok(mjgate(server, "keys", "create", "team-a", "--modes", "relax", "--rate", "100",
+                        "--staged-limit", "5"))  # fmt: skip
+    secret = re.search(r"secret: (mjg_\S+)", created)
+    kid = re.search(r"key ([0-9a-f]{16}) \(team-a\) created", created)
+    assert secret and kid and "shown only now" in created
+    secret_text, kid_text = secret.group(1), kid.group(1)
+
+    task = create_task(server, "x --fast", key=secret_text)
+    assert task.status_code == 200 and task.headers["x-mjgate-mode"] == "relax"
+
+    listed = ok(mjgate(server, "keys", "list"))
+    assert kid_text in listed and "team-a" in listed and "relax" in listed and "100" in listed
+    assert secret_text not in listed
+    keys = as_json(mjgate(server, "keys", "list", "--json"))["keys"]
+    assert keys == [{"id": kid_text, "name": "team-a", "created_at": keys[0]["created_at"],
+                     "allowed_modes": ["relax"], "tags": [], "staged_limit": 5,
+                     "rate_per_minute": 100}]  # fmt: skip
+    made = as_json(mjgate(server, "keys", "create", "team-b", "--json"))
+    assert made["secret"].startswith("mjg_") and made["allowed_modes"] is None
+
+    assert f"key {kid_text} revoked" in ok(mjgate(server, "keys", "revoke", kid_text))
+    assert create_task(server, key=secret_text).status_code == 401
+    assert "HTTP 404" in refused(mjgate(server, "keys", "revoke", kid_text))
+    assert "allowed_modes" in refused(mjgate(server, "keys", "create", "x", "--modes", "slow"))
+
+
+def test_tasks_show(server: Gateway) -> None:
+    created = create_task(server, "x --fast")
+    task_id = created.json()["data"]["task_id"]
+    shown = ok(mjgate(server, "tasks", "show", task_id))
+    for text in (
+        f"Task {task_id}",
+        "imagine",
+        "routed",
+        created.headers["x-mjgate-bot-id"],
+        "History",
+        "sent",
+    ):
+        assert text in shown, text
+    task = as_json(mjgate(server, "tasks", "show", task_id, "--json"))
+    assert task["decision"] == "routed" and task["mode"] == "fast"
+    assert "no task nope" in refused(mjgate(server, "tasks", "show", "nope"))
+
+
+def test_pool_commands(server: Gateway, tmp_path: Path) -> None:
+    status = ok(mjgate(server, "pool", "status"))
+    for text in (
+        "accounts",
+        "least_busy",
+        "fast slots",
+        "0 in use of 18",
+        "by plan",
+        "basic 1, pro 1, standard 1",
+    ):
+        assert text in status, text
+    totals = as_json(mjgate(server, "pool", "status", "--json"))
+    assert totals["accounts"] == 3 and totals["by_state"] == {"active": 3}
+
+    exported = yaml.safe_load(ok(mjgate(server, "pool", "export")))
+    assert [a["bot_id"] for a in exported["accounts"]] == [701, 702, 703]
+    out = tmp_path / "exported.yaml"
+    assert f"pool written to {out}" in ok(mjgate(server, "pool", "export", "-o", str(out)))
+    assert yaml.safe_load(out.read_text()) == exported
+    assert "applied: 3 unchanged" in ok(mjgate(server, "pool", "apply", str(out)))
+
+    new = tmp_path / "new.yaml"
+    new.write_text("strategy: weighted\naccounts:\n"
+                   "  - {bot_id: 701, name: alpha, plan: pro}\n"
+                   "  - {bot_id: 702, name: beta, plan: standard, weight: 4}\n"
+                   "  - {bot_id: 704, name: delta, plan: mega}\n")  # fmt: skip
+    dry = ok(mjgate(server, "pool", "apply", str(new), "--dry-run"))
+    for line in (
+        "~ strategy updated: strategy",
+        "~ account 702 updated: weight",
+        "+ account 704 created",
+        "- account 703 removed",
+        "dry run, nothing applied: 1 created, 1 removed, 1 unchanged, 2 updated",
+    ):
+        assert line in dry, line
+    assert "account 701" not in dry  # unchanged lines are left out
+    assert len(as_json(mjgate(server, "accounts", "list", "--json"))["accounts"]) == 3
+
+    applied = ok(mjgate(server, "pool", "apply", str(new)))
+    assert "+ account 704 created" in applied and applied.rstrip().endswith(
+        "applied: 1 created, 1 removed, 1 unchanged, 2 updated"
+    )
+    rows = as_json(mjgate(server, "accounts", "list", "--json"))["accounts"]
+    assert [(r["bot_id"], r["weight"]) for r in rows] == [(701, 1), (702, 4), (704, 1)]
+    again = as_json(mjgate(server, "pool", "apply", str(new), "--json"))
+    assert again["counts"] == {"unchanged": 3}  # idempotent
+
+    missing = refused(mjgate(server, "pool", "apply", str(tmp_path / "nope.yaml")), code=2)
+    assert "cannot read" in missing
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("accounts:\n  - bot_id: 1\n    plan: gold\n")
+    assert "line 3" in refused(mjgate(server, "pool", "apply", str(bad)), code=2)
+
+
+def test_exit_codes_for_tokens_and_reachability(server: Gateway) -> None:
+    assert "no admin token" in refused(mjgate(server, "pool", "status", token=None), code=2)
+    assert "invalid_api_key" in refused(mjgate(server, "pool", "status", token="wrong-token"))
+    assert "forbidden" in refused(mjgate(server, "pool", "status", token=CLIENT_KEY))
+    wrong = mjgate(server, "pool", "status", "--json", token="wrong-token")
+    assert wrong.returncode == 1
+    assert json.loads(wrong.stdout)["error"]["type"] == "invalid_api_key"
+    # --token and --url win over the environment
+    assert as_json(mjgate(server, "pool", "status", "--json", "--token", ADMIN_TOKEN,
+                          token="wrong-token"))["accounts"] == 3  # fmt: skip
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    unreachable = refused(mjgate(server, "pool", "status", "--url", nowhere), code=3)
+    assert f"cannot reach mjgate at {nowhere}" in unreachable
+    refused(mjgate(server, "accounts"), code=2)  # an action is required
+    refused(mjgate(server, "accounts", "show", "abc"), code=2)
