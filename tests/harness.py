@@ -59,19 +59,26 @@ class Harness:
     def gate(self) -> Any:
         return self.app.state.mjgate
 
-    async def create(self, task_type: str = "imagine", key: str = CLIENT_KEY,
-                     headers: dict[str, str] | None = None, **task_input: Any) -> httpx.Response:
+    async def create(
+        self,
+        task_type: str = "imagine",
+        key: str = CLIENT_KEY,
+        headers: dict[str, str] | None = None,
+        **task_input: Any,
+    ) -> httpx.Response:
         if task_type == "imagine":
             task_input.setdefault("prompt", "a lighthouse at night")
         body = {"model": "midjourney", "task_type": task_type, "input": task_input}
-        return await self.client.post("/api/v1/task", json=body,
-                                      headers={"x-api-key": key, **(headers or {})})
+        return await self.client.post(
+            "/api/v1/task", json=body, headers={"x-api-key": key, **(headers or {})}
+        )
 
     async def get(self, task_id: str, key: str = CLIENT_KEY) -> httpx.Response:
         return await self.client.get(f"/api/v1/task/{task_id}", headers={"x-api-key": key})
 
-    async def wait_status(self, task_id: str, *statuses: str, timeout: float = 10.0
-                          ) -> dict[str, Any]:
+    async def wait_status(
+        self, task_id: str, *statuses: str, timeout: float = 10.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             record = await self.gate.records.load(task_id)
@@ -79,8 +86,9 @@ class Harness:
                 data: dict[str, Any] = (await self.get(task_id)).json()["data"]
                 return data
             if time.monotonic() > deadline:
-                raise AssertionError(f"task {task_id} is {record and record.status}, "
-                                     f"not {statuses}")
+                raise AssertionError(
+                    f"task {task_id} is {record and record.status}, not {statuses}"
+                )
             await asyncio.sleep(0.02)
 
     async def received(self) -> list[dict[str, Any]]:
@@ -104,10 +112,17 @@ DEMO = (
 
 def emulated(specs: tuple[AccountSpec, ...]) -> tuple[EmulatedAccountSpec, ...]:
     return tuple(
-        EmulatedAccountSpec(bot_id=s.bot_id, plan=s.plan.value, setting=s.setting.value,
-                            fast_seconds=s.fast_seconds_left, fast_slots=s.fast_slots,
-                            relax_slots=s.relax_slots, name=s.name)
-        for s in specs)
+        EmulatedAccountSpec(
+            bot_id=s.bot_id,
+            plan=s.plan.value,
+            setting=s.setting.value,
+            fast_seconds=s.fast_seconds_left,
+            fast_slots=s.fast_slots,
+            relax_slots=s.relax_slots,
+            name=s.name,
+        )
+        for s in specs
+    )
 
 
 @contextlib.asynccontextmanager
@@ -123,18 +138,27 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     base = settings or Settings()
     settings = replace(
-        base, redis_prefix=prefix, goapi_api_key="test-goapi-key",
-        goapi_base_url="http://localhost:8090", client_keys=(CLIENT_KEY, OTHER_KEY),
-        admin_token=ADMIN_TOKEN, public_url="http://localhost:8080" if webhooks else None,
+        base,
+        redis_prefix=prefix,
+        goapi_api_key="test-goapi-key",
+        goapi_base_url="http://localhost:8090",
+        client_keys=(CLIENT_KEY, OTHER_KEY),
+        admin_token=ADMIN_TOKEN,
+        public_url="http://localhost:8080" if webhooks else None,
         reconcile_interval=min(base.reconcile_interval, 0.2),
-        allow_private_webhooks=True)
+        allow_private_webhooks=True,
+    )
     to_gateway = LazyASGITransport()
     config = emulator_config or EmulatorConfig(pending_seconds=0.05, processing_seconds=0.1)
     config = replace(
-        config, accounts=config.accounts or emulated(accounts),
-        notifications_url=(f"http://localhost:8080/webhooks/goapi/notifications/"
-                           f"{goapi_token(settings, 'notifications')}"),
-        notifications_secret=goapi_secret(settings))
+        config,
+        accounts=config.accounts or emulated(accounts),
+        notifications_url=(
+            f"http://localhost:8080/webhooks/goapi/notifications/"
+            f"{goapi_token(settings, 'notifications')}"
+        ),
+        notifications_secret=goapi_secret(settings),
+    )
     emulator_app = create_emulator(config, webhook_transport=to_gateway)
     registry = CollectorRegistry()
     faulty = FaultyTransport(httpx.ASGITransport(app=emulator_app))
@@ -145,25 +169,31 @@ async def harness(
         hooks.append(request)
         return httpx.Response(200, json={"ok": True})
 
-    app = create_app(settings, redis=redis,
-                     upstream_transport=faulty,
-                     registry=registry, clock=clock,
-                     webhook_transport=httpx.MockTransport(receive_hook))
+    app = create_app(
+        settings,
+        redis=redis,
+        upstream_transport=faulty,
+        registry=registry,
+        clock=clock,
+        webhook_transport=httpx.MockTransport(receive_hook),
+    )
     to_gateway.app = app
-    async with emulator_app.router.lifespan_context(emulator_app), \
-            app.router.lifespan_context(app):
+    async with emulator_app.router.lifespan_context(emulator_app), app.router.lifespan_context(app):
         for spec in accounts:
             await app.state.mjgate.store.apply_account(spec)
         for _ in range(500):  # the pool loader runs as a task: wait until ready
             if app.state.mjgate.pool_loaded:
                 break
             await asyncio.sleep(0.01)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://localhost:8080") as client, \
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator_app),
-                                  base_url="http://localhost:8090") as emu:
-            yield Harness(client, emu, app, emulator_app, settings, registry, hooks,
-                          faulty)
+        async with (
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://localhost:8080"
+            ) as client,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=emulator_app), base_url="http://localhost:8090"
+            ) as emu,
+        ):
+            yield Harness(client, emu, app, emulator_app, settings, registry, hooks, faulty)
 
 
 class SentThenTimeout(Exception):

@@ -6,6 +6,7 @@ import asyncio
 import tempfile
 import time
 from pathlib import Path
+
 import httpx
 from redis.asyncio import Redis
 
@@ -55,8 +56,9 @@ async def test_body_over_the_limit_is_413(redis: Redis, prefix: str) -> None:
             for _ in range(100):
                 yield b"x" * 512
 
-        streamed = await h.client.post("/api/v1/task", content=chunks(),
-                                       headers={"x-api-key": CLIENT_KEY})
+        streamed = await h.client.post(
+            "/api/v1/task", content=chunks(), headers={"x-api-key": CLIENT_KEY}
+        )
         assert streamed.status_code == 413
 
 
@@ -67,8 +69,10 @@ async def test_missing_and_unknown_keys(redis: Redis, prefix: str) -> None:
         unknown = await h.create(key="not-a-real-key")
         assert unknown.status_code == 401 and error_type(unknown) == "invalid_api_key"
         bearer = await h.client.post(
-            "/api/v1/task", headers={"authorization": f"Bearer {CLIENT_KEY}"},
-            json={"model": "midjourney", "task_type": "imagine", "input": {"prompt": "x"}})
+            "/api/v1/task",
+            headers={"authorization": f"Bearer {CLIENT_KEY}"},
+            json={"model": "midjourney", "task_type": "imagine", "input": {"prompt": "x"}},
+        )
         assert bearer.status_code == 200
 
 
@@ -83,8 +87,9 @@ async def test_unknown_route_and_method_use_the_envelope(redis: Redis, prefix: s
 async def test_staged_limit_gives_429(redis: Redis, prefix: str) -> None:
     accounts = (AccountSpec(bot_id=7, plan=Plan.STANDARD, fast_slots=1, relax_slots=1),)
     config = EmulatorConfig(pending_seconds=30, processing_seconds=30)
-    async with harness(redis, prefix, accounts=accounts, emulator_config=config,
-                       settings=Settings(staged_limit=2)) as h:
+    async with harness(
+        redis, prefix, accounts=accounts, emulator_config=config, settings=Settings(staged_limit=2)
+    ) as h:
         assert (await h.create(prompt="x --fast")).headers["x-mjgate-decision"] == "routed"
         for _ in range(2):
             staged = await h.create(prompt="x --fast")
@@ -103,8 +108,7 @@ async def test_relax_without_non_basic_account_is_503(redis: Redis, prefix: str)
         assert await h.received() == [] and await in_flight(h, 1) == 0
 
 
-async def test_redis_unreachable_is_503_fast_and_nothing_sent(
-        tmp_path: Path, prefix: str) -> None:
+async def test_redis_unreachable_is_503_fast_and_nothing_sent(tmp_path: Path, prefix: str) -> None:
     """A real Redis server of its own, shut down mid-test."""
     server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="mjr")))
     url = server.start()
@@ -128,7 +132,8 @@ async def test_redis_unreachable_is_503_fast_and_nothing_sent(
 
 
 async def test_connection_refused_retries_on_another_account_then_502(
-        redis: Redis, prefix: str) -> None:
+    redis: Redis, prefix: str
+) -> None:
     async with harness(redis, prefix) as h:
         faulty = h.faulty
         faulty.faults = [httpx.ConnectError("refused")]
@@ -157,17 +162,20 @@ async def test_account_level_refusal_cools_and_retries(redis: Redis, prefix: str
 
 
 async def test_banned_refusal_without_notification_cools_the_account(
-        redis: Redis, prefix: str) -> None:
+    redis: Redis, prefix: str
+) -> None:
     async with harness(redis, prefix) as h:
         faulty = h.faulty
-        faulty.faults = [httpx.Response(
-            400, json={"code": 400, "data": None, "message": "mj_bot_banned: account banned"})]
+        faulty.faults = [
+            httpx.Response(
+                400, json={"code": 400, "data": None, "message": "mj_bot_banned: account banned"}
+            )
+        ]
         answer = await h.create(prompt="x --fast")
         assert answer.status_code == 200, answer.text
         received = await h.received()
         assert len(received) == 1
-        cooled = [a for a in await h.gate.store.list_accounts()
-                  if a.state is AccountState.COOLING]
+        cooled = [a for a in await h.gate.store.list_accounts() if a.state is AccountState.COOLING]
         assert len(cooled) == 1 and cooled[0].bot_id != received[0]["bot_id"]
         assert cooled[0].in_flight == 0
 
@@ -175,9 +183,16 @@ async def test_banned_refusal_without_notification_cools_the_account(
 async def test_upstream_4xx_is_passed_on_and_released(redis: Redis, prefix: str) -> None:
     async with harness(redis, prefix) as h:
         faulty = h.faulty
-        faulty.faults = [httpx.Response(500, json={
-            "code": 500, "data": None,
-            "message": "Invalid Param Format: there should be space before --"})]
+        faulty.faults = [
+            httpx.Response(
+                500,
+                json={
+                    "code": 500,
+                    "data": None,
+                    "message": "Invalid Param Format: there should be space before --",
+                },
+            )
+        ]
         answer = await h.create(prompt="x--fast")
         assert answer.status_code == 500
         assert answer.json()["message"].startswith("Invalid Param Format")
@@ -206,8 +221,9 @@ async def test_timeout_after_sending_is_504_and_never_resent(redis: Redis, prefi
 async def test_idempotency_key_gives_the_same_task_once(redis: Redis, prefix: str) -> None:
     async with harness(redis, prefix) as h:
         headers = {"idempotency-key": "order-42"}
-        answers = await asyncio.gather(*(h.create(prompt="x --fast", headers=headers)
-                                         for _ in range(5)))
+        answers = await asyncio.gather(
+            *(h.create(prompt="x --fast", headers=headers) for _ in range(5))
+        )
         ids = {a.json()["data"]["task_id"] for a in answers}
         assert len(ids) == 1
         assert len(await h.received()) == 1

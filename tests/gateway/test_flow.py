@@ -54,29 +54,37 @@ async def test_cancel_a_pending_task(redis: Redis, prefix: str) -> None:
     config = EmulatorConfig(pending_seconds=30, processing_seconds=30)
     async with harness(redis, prefix, emulator_config=config) as h:
         created = (await h.create(prompt="x --fast")).json()["data"]
-        answer = await h.client.delete(f"/api/v1/task/{created['task_id']}",
-                                       headers={"x-api-key": CLIENT_KEY})
+        answer = await h.client.delete(
+            f"/api/v1/task/{created['task_id']}", headers={"x-api-key": CLIENT_KEY}
+        )
         assert answer.status_code == 200, answer.text
-        assert answer.json() == {"code": 200, "data": None,
-                                 "message": f"task {created['task_id']} canceled"}
+        assert answer.json() == {
+            "code": 200,
+            "data": None,
+            "message": f"task {created['task_id']} canceled",
+        }
         after = (await h.get(created["task_id"])).json()["data"]
         assert after["status"] == "failed"
         account = await h.gate.store.get_account(int(after["input"]["bot_id"]))
         assert account.fast_in_flight == 0 and account.fast_seconds_reserved == 0
-        again = await h.client.delete(f"/api/v1/task/{created['task_id']}",
-                                      headers={"x-api-key": CLIENT_KEY})
+        again = await h.client.delete(
+            f"/api/v1/task/{created['task_id']}", headers={"x-api-key": CLIENT_KEY}
+        )
         assert again.status_code == 400
         assert again.json()["error"]["type"] == "task_not_cancellable"
 
 
 async def test_client_webhook_is_delivered_with_client_secret(redis: Redis, prefix: str) -> None:
     async with harness(redis, prefix) as h:
-        body = {"model": "midjourney", "task_type": "imagine",
-                "input": {"prompt": "x --fast"},
-                "config": {"webhook_config": {"endpoint": "http://127.0.0.1:9/mj",
-                                              "secret": "client-secret"}}}
-        created = await h.client.post("/api/v1/task", json=body,
-                                      headers={"x-api-key": CLIENT_KEY})
+        body = {
+            "model": "midjourney",
+            "task_type": "imagine",
+            "input": {"prompt": "x --fast"},
+            "config": {
+                "webhook_config": {"endpoint": "http://127.0.0.1:9/mj", "secret": "client-secret"}
+            },
+        }
+        created = await h.client.post("/api/v1/task", json=body, headers={"x-api-key": CLIENT_KEY})
         task = created.json()["data"]
         assert task["config"]["webhook_config"]["endpoint"] == "http://127.0.0.1:9/mj"
         await h.wait_status(task["task_id"], "completed")
@@ -111,8 +119,11 @@ async def test_other_clients_tasks_are_not_visible(redis: Redis, prefix: str) ->
 async def test_other_models_are_forwarded_untouched(redis: Redis, prefix: str) -> None:
     async with harness(redis, prefix) as h:
         answer = await h.client.post(
-            "/api/v1/task", json={"model": "suno", "task_type": "music", "input": {}},
-            headers={"x-api-key": CLIENT_KEY})
+            "/api/v1/task",
+            json={"model": "suno", "task_type": "music", "input": {}},
+            headers={"x-api-key": CLIENT_KEY},
+        )
         assert answer.headers["x-mjgate-decision"] == "forwarded"
         assert await h.received() == [] or all(
-            r["task_type"] == "music" for r in await h.received())
+            r["task_type"] == "music" for r in await h.received()
+        )

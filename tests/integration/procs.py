@@ -73,18 +73,36 @@ class Emulator:
 
 
 @contextmanager
-def emulator(tmp: Path, accounts: Sequence[dict[str, object]], *, pending: float,
-             processing: float, notify_port: int | None = None) -> Iterator[Emulator]:
+def emulator(
+    tmp: Path,
+    accounts: Sequence[dict[str, object]],
+    *,
+    pending: float,
+    processing: float,
+    notify_port: int | None = None,
+) -> Iterator[Emulator]:
     port = free_port()
     accounts_file = tmp / f"emulator-accounts-{port}.json"
     accounts_file.write_text(json.dumps(list(accounts)))
-    args = [sys.executable, "-m", "emulator", "--port", str(port), "--accounts",
-            str(accounts_file), "--pending-seconds", str(pending), "--processing-seconds",
-            str(processing)]
+    args = [
+        sys.executable,
+        "-m",
+        "emulator",
+        "--port",
+        str(port),
+        "--accounts",
+        str(accounts_file),
+        "--pending-seconds",
+        str(pending),
+        "--processing-seconds",
+        str(processing),
+    ]
     if notify_port is not None:
         token = goapi_token(Settings(webhook_secret=WEBHOOK_SECRET), "notifications")
-        args += ["--notifications-url",
-                 f"http://127.0.0.1:{notify_port}/webhooks/goapi/notifications/{token}"]
+        args += [
+            "--notifications-url",
+            f"http://127.0.0.1:{notify_port}/webhooks/goapi/notifications/{token}",
+        ]
     process = subprocess.Popen(args)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -101,16 +119,29 @@ class Gateway:
     process: subprocess.Popen[bytes]
 
 
-def start_gateway(redis_url: str, prefix: str, upstream: str, pool_file: Path, *,
-                  port: int | None = None, webhooks: bool = True,
-                  extra: dict[str, str] | None = None) -> Gateway:
+def start_gateway(
+    redis_url: str,
+    prefix: str,
+    upstream: str,
+    pool_file: Path,
+    *,
+    port: int | None = None,
+    webhooks: bool = True,
+    extra: dict[str, str] | None = None,
+) -> Gateway:
     port = port or free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MJGATE_", "GOAPI_"))},
-        "REDIS_URL": redis_url, "MJGATE_REDIS_PREFIX": prefix, "GOAPI_API_KEY": "integration",
-        "GOAPI_BASE_URL": upstream, "MJGATE_PORT": str(port), "MJGATE_CLIENT_KEYS": CLIENT_KEY,
-        "MJGATE_ADMIN_TOKEN": ADMIN_TOKEN, "MJGATE_POOL_FILE": str(pool_file),
-        "MJGATE_WEBHOOK_SECRET": WEBHOOK_SECRET, "MJGATE_LOG_LEVEL": "warning",
+        "REDIS_URL": redis_url,
+        "MJGATE_REDIS_PREFIX": prefix,
+        "GOAPI_API_KEY": "integration",
+        "GOAPI_BASE_URL": upstream,
+        "MJGATE_PORT": str(port),
+        "MJGATE_CLIENT_KEYS": CLIENT_KEY,
+        "MJGATE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "MJGATE_POOL_FILE": str(pool_file),
+        "MJGATE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "MJGATE_LOG_LEVEL": "warning",
         "MJGATE_RECONCILE_INTERVAL": "0.2",
         **({"MJGATE_PUBLIC_URL": f"http://127.0.0.1:{port}"} if webhooks else {}),
         **(extra or {}),

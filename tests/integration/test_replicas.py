@@ -34,14 +34,18 @@ accounts:
 """ + "".join(
     f"  - {{bot_id: {a['bot_id']}, plan: {a['plan']}, fast_slots: {a['fast_slots']}, "
     f"relax_slots: {a['relax_slots']}, fast_hours_left: {int(a['fast_seconds']) / 3600}}}\n"
-    for a in ACCOUNTS)
+    for a in ACCOUNTS
+)
 
 
 async def _create(client: httpx.AsyncClient, url: str, n: int) -> dict[str, Any]:
     """A create as a careful client makes it: an Idempotency-Key, so a retry after a broken
     connection can't create the task twice."""
-    body = {"model": "midjourney", "task_type": "imagine",
-            "input": {"prompt": f"concurrency {n} --fast"}}
+    body = {
+        "model": "midjourney",
+        "task_type": "imagine",
+        "input": {"prompt": f"concurrency {n} --fast"},
+    }
     headers = {"x-api-key": CLIENT_KEY, "idempotency-key": f"create-{n}"}
     for attempt in range(3):
         try:
@@ -55,16 +59,21 @@ async def _create(client: httpx.AsyncClient, url: str, n: int) -> dict[str, Any]
     return data
 
 
-async def _wait_all(client: httpx.AsyncClient, url: str, ids: list[str],
-                    timeout: float) -> dict[str, dict[str, Any]]:
+async def _wait_all(
+    client: httpx.AsyncClient, url: str, ids: list[str], timeout: float
+) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout
     done: dict[str, dict[str, Any]] = {}
     while len(done) < len(ids):
         assert time.monotonic() < deadline, f"{len(ids) - len(done)} tasks never finished"
         pending = [i for i in ids if i not in done][:100]
-        answers = await asyncio.gather(*(client.get(f"{url}/api/v1/task/{i}",
-                                                    headers={"x-api-key": CLIENT_KEY})
-                                         for i in pending), return_exceptions=True)
+        answers = await asyncio.gather(
+            *(
+                client.get(f"{url}/api/v1/task/{i}", headers={"x-api-key": CLIENT_KEY})
+                for i in pending
+            ),
+            return_exceptions=True,
+        )
         for task_id, answer in zip(pending, answers, strict=True):
             if isinstance(answer, BaseException):
                 continue  # a broken connection: poll again
@@ -80,14 +89,17 @@ def test_500_creates_through_two_replicas(tmp_path: Path, redis_url: str, prefix
     pool_file.write_text(POOL)
     with emulator(tmp_path, ACCOUNTS, pending=0.02, processing=0.08) as emu:
         extra = {"MJGATE_STAGED_LIMIT": "1000", "MJGATE_POLL_STALE_SECONDS": "0.5"}
-        replicas = [start_gateway(redis_url, prefix, emu.url, pool_file, extra=extra)
-                    for _ in range(2)]
+        replicas = [
+            start_gateway(redis_url, prefix, emu.url, pool_file, extra=extra) for _ in range(2)
+        ]
         try:
+
             async def run() -> dict[str, dict[str, Any]]:
                 limits = httpx.Limits(max_connections=300)
                 async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-                    created = await asyncio.gather(*(
-                        _create(client, replicas[n % 2].url, n) for n in range(500)))
+                    created = await asyncio.gather(
+                        *(_create(client, replicas[n % 2].url, n) for n in range(500))
+                    )
                     ids = [task["task_id"] for task in created]
                     assert len(set(ids)) == 500
                     return await _wait_all(client, replicas[0].url, ids, timeout=240)
@@ -117,20 +129,19 @@ def test_500_creates_through_two_replicas(tmp_path: Path, redis_url: str, prefix
 def test_sigkilled_replica_loses_nothing(tmp_path: Path, redis_url: str, prefix: str) -> None:
     accounts = [{"bot_id": 601, "plan": "pro", "fast_slots": 2, "relax_slots": 1}]
     pool_file = tmp_path / "pool.yaml"
-    pool_file.write_text("accounts:\n  - {bot_id: 601, plan: pro, fast_slots: 2, "
-                         "relax_slots: 1}\n")
+    pool_file.write_text("accounts:\n  - {bot_id: 601, plan: pro, fast_slots: 2, relax_slots: 1}\n")
     with emulator(tmp_path, accounts, pending=0.5, processing=0.5) as emu:
         extra = {"MJGATE_LEASE_SECONDS": "2", "MJGATE_POLL_STALE_SECONDS": "60"}
         # no upstream webhooks: the dead replica's tasks are learnt by the reconciler only
-        doomed = start_gateway(redis_url, prefix, emu.url, pool_file, webhooks=False,
-                               extra=extra)
-        survivor = start_gateway(redis_url, prefix, emu.url, pool_file, webhooks=False,
-                                 extra=extra)
+        doomed = start_gateway(redis_url, prefix, emu.url, pool_file, webhooks=False, extra=extra)
+        survivor = start_gateway(redis_url, prefix, emu.url, pool_file, webhooks=False, extra=extra)
         try:
+
             async def run() -> dict[str, dict[str, Any]]:
                 async with httpx.AsyncClient(timeout=30) as client:
-                    created = await asyncio.gather(*(_create(client, doomed.url, n)
-                                                     for n in range(8)))
+                    created = await asyncio.gather(
+                        *(_create(client, doomed.url, n) for n in range(8))
+                    )
                     assert Counter(t["status"] for t in created) == {"pending": 2, "staged": 6}
                     doomed.process.send_signal(signal.SIGKILL)
                     doomed.process.wait()

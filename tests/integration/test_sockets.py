@@ -34,9 +34,14 @@ def test_imagine_upscale_variation_cancel(tmp_path: Path, redis_url: str, prefix
         gate = start_gateway(redis_url, prefix, emu.url, pool)
         try:
             with httpx.Client(base_url=gate.url, headers=HEADERS, timeout=10) as client:
-                created = client.post("/api/v1/task", json={
-                    "model": "midjourney", "task_type": "imagine",
-                    "input": {"prompt": "a red fox --relax", "aspect_ratio": "3:2"}})
+                created = client.post(
+                    "/api/v1/task",
+                    json={
+                        "model": "midjourney",
+                        "task_type": "imagine",
+                        "input": {"prompt": "a red fox --relax", "aspect_ratio": "3:2"},
+                    },
+                )
                 assert created.status_code == 200, created.text
                 assert created.headers["x-mjgate-mode"] == "relax"
                 task = created.json()["data"]
@@ -46,47 +51,71 @@ def test_imagine_upscale_variation_cancel(tmp_path: Path, redis_url: str, prefix
                 image = httpx.get(done["output"]["image_url"])
                 assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
 
-                upscale = client.post("/api/v1/task", json={
-                    "model": "midjourney", "task_type": "upscale",
-                    "input": {"origin_task_id": task["task_id"], "index": "3"}})
+                upscale = client.post(
+                    "/api/v1/task",
+                    json={
+                        "model": "midjourney",
+                        "task_type": "upscale",
+                        "input": {"origin_task_id": task["task_id"], "index": "3"},
+                    },
+                )
                 assert upscale.headers["x-mjgate-bot-id"] == created.headers["x-mjgate-bot-id"]
                 assert upscale.headers["x-mjgate-mode"] == "relax"
                 up = wait(client, upscale.json()["data"]["task_id"], "completed")
                 assert up["input"]["origin_task_id"] == task["task_id"]
 
-                variation = client.post("/api/v1/task", json={
-                    "model": "midjourney", "task_type": "variation",
-                    "input": {"origin_task_id": task["task_id"], "index": "2"}})
+                variation = client.post(
+                    "/api/v1/task",
+                    json={
+                        "model": "midjourney",
+                        "task_type": "variation",
+                        "input": {"origin_task_id": task["task_id"], "index": "2"},
+                    },
+                )
                 wait(client, variation.json()["data"]["task_id"], "completed")
 
-                pending = client.post("/api/v1/task", json={
-                    "model": "midjourney", "task_type": "imagine",
-                    "input": {"prompt": "to be cancelled --fast"}}).json()["data"]
+                pending = client.post(
+                    "/api/v1/task",
+                    json={
+                        "model": "midjourney",
+                        "task_type": "imagine",
+                        "input": {"prompt": "to be cancelled --fast"},
+                    },
+                ).json()["data"]
                 cancel = client.delete(f"/api/v1/task/{pending['task_id']}")
                 assert cancel.status_code == 200, cancel.text
-                assert client.get(f"/api/v1/task/{pending['task_id']}").json()["data"][
-                    "status"] == "failed"
+                assert (
+                    client.get(f"/api/v1/task/{pending['task_id']}").json()["data"]["status"]
+                    == "failed"
+                )
         finally:
             stop(gate.process)
         kinds = [r["task_type"] for r in emu.received()]
         assert kinds == ["imagine", "upscale", "variation", "imagine"]
 
 
-def test_timeout_after_sending_over_real_sockets(tmp_path: Path, redis_url: str,
-                                                 prefix: str) -> None:
+def test_timeout_after_sending_over_real_sockets(
+    tmp_path: Path, redis_url: str, prefix: str
+) -> None:
     """The emulator takes the create and never answers: 504, and it is not sent again."""
     pool = tmp_path / "pool.yaml"
     pool.write_text("accounts:\n  - {bot_id: 21, plan: pro}\n  - {bot_id: 22, plan: pro}\n")
     accounts = [{"bot_id": 21, "plan": "pro"}, {"bot_id": 22, "plan": "pro"}]
     with emulator(tmp_path, accounts, pending=0.2, processing=0.2) as emu:
-        gate = start_gateway(redis_url, prefix, emu.url, pool,
-                             extra={"MJGATE_UPSTREAM_TIMEOUT": "1"})
+        gate = start_gateway(
+            redis_url, prefix, emu.url, pool, extra={"MJGATE_UPSTREAM_TIMEOUT": "1"}
+        )
         try:
             httpx.post(f"{emu.url}/_emulator/faults", json={"hang": 1})
             with httpx.Client(base_url=gate.url, headers=HEADERS, timeout=10) as client:
-                answer = client.post("/api/v1/task", json={
-                    "model": "midjourney", "task_type": "imagine",
-                    "input": {"prompt": "a slow one --fast"}})
+                answer = client.post(
+                    "/api/v1/task",
+                    json={
+                        "model": "midjourney",
+                        "task_type": "imagine",
+                        "input": {"prompt": "a slow one --fast"},
+                    },
+                )
                 assert answer.status_code == 504, answer.text
                 assert answer.json()["error"]["type"] == "upstream_timeout"
         finally:
