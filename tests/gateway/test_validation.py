@@ -38,8 +38,14 @@ PARENT = {"origin_task_id": "3f0c9a4e-0000-4000-8000-000000000000"}
         ("describe", {"image_url": "ftp://x/y.png"}, "input.image_url"),
         ("blend", {"image_urls": ["http://127.0.0.1/1.png"]}, "input.image_urls"),
         ("blend", {"image_urls": ["http://127.0.0.1/1.png", 2]}, "input.image_urls[1]"),
-        ("blend", {"image_urls": ["http://127.0.0.1/1.png", "http://127.0.0.1/2.png"], "dimension": "round"},
-         "input.dimension"),
+        (
+            "blend",
+            {
+                "image_urls": ["http://127.0.0.1/1.png", "http://127.0.0.1/2.png"],
+                "dimension": "round",
+            },
+            "input.dimension",
+        ),
         ("upscale", {**PARENT, "index": "5"}, "input.index"),
         ("upscale", {"index": "1"}, "input.origin_task_id"),
         ("variation", {**PARENT, "index": "2x"}, "input.index"),
@@ -74,10 +80,21 @@ def test_root_task_resolves_mode_and_child_does_not() -> None:
 
 
 def test_every_task_type_accepts_its_documented_input() -> None:
-    check("imagine", {"prompt": "x", "aspect_ratio": "16:9", "process_mode": "fast",
-                      "skip_prompt_check": False, "bot_id": 0})
+    check(
+        "imagine",
+        {
+            "prompt": "x",
+            "aspect_ratio": "16:9",
+            "process_mode": "fast",
+            "skip_prompt_check": False,
+            "bot_id": 0,
+        },
+    )
     check("describe", {"image_url": "https://127.0.0.1/a.png"})
-    check("blend", {"image_urls": ["http://127.0.0.1/1.png", "http://127.0.0.1/2.png"], "dimension": "square"})
+    check(
+        "blend",
+        {"image_urls": ["http://127.0.0.1/1.png", "http://127.0.0.1/2.png"], "dimension": "square"},
+    )
     for index in ["1", "light", "beta", "2x", "4x", "subtle", "creative"]:
         check("upscale", {**PARENT, "index": index})
     for index in ["4", "high_variation", "low_variation"]:
@@ -91,6 +108,9 @@ def test_every_task_type_accepts_its_documented_input() -> None:
 
 
 def test_webhook_config_is_kept_apart() -> None:
-    request = check("imagine", {"prompt": "x"},
-                    {"webhook_config": {"endpoint": "http://127.0.0.1:9/x", "secret": "s"}})
+    request = check(
+        "imagine",
+        {"prompt": "x"},
+        {"webhook_config": {"endpoint": "http://127.0.0.1:9/x", "secret": "s"}},
+    )
     assert request.webhook is not None and request.webhook.secret == "s"
