@@ -115,7 +115,12 @@ class Background:
 
     async def _forward_staged(self, reservation: Reservation) -> None:
         record = await self.service.records.load(reservation.task_id)
-        if record is None:
+        for _ in range(50):  # the creating replica writes the record just after staging it
+            if record is not None:
+                break
+            await asyncio.sleep(0.02)
+            record = await self.service.records.load(reservation.task_id)
+        if record is None:  # its creator died between staging and writing: nothing to send
             await self.service.release(reservation.task_id)
             return
         try:

@@ -15,8 +15,10 @@ Redis errors become routing.errors.StoreError here, like in the pool store.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, TypeVar
@@ -63,57 +65,54 @@ class TaskRecord:
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
-    def to_fields(self) -> dict[str, bytes | str]:
-        fields: dict[str, bytes | str] = {
-            "client": self.client_id,
-            "type": self.task_type,
-            "status": self.status,
-            "req": orjson.dumps(self.request),
-            "rmode": self.requested_mode,
-            "mode": self.mode,
-            "bot": "" if self.bot_id is None else str(self.bot_id),
-            "dec": self.decision,
-            "up": self.upstream_id or "",
-            "parent": self.parent_id or "",
-            "etype": self.error_type,
-            "emsg": self.error_message,
-            "ct": repr(self.created_at),
-            "ut": repr(self.updated_at),
-        }
-        if self.webhook:
-            fields["hook"] = orjson.dumps(self.webhook)
-        if self.task is not None:
-            fields["task"] = orjson.dumps(self.task)
-        if self.history:
-            fields["hist"] = orjson.dumps(list(self.history))
-        return fields
+    def encode(self) -> bytes:
+        """One compact value: orjson, zlib-compressed once the task is terminal (a finished
+        record is read rarely and kept for days; a running one is rewritten on every update)."""
+        data = orjson.dumps(
+            {
+                "c": self.client_id,
+                "t": self.task_type,
+                "r": self.request,
+                "h": self.webhook,
+                "rm": self.requested_mode,
+                "m": self.mode,
+                "b": self.bot_id,
+                "dec": self.decision,
+                "u": self.upstream_id,
+                "p": self.parent_id,
+                "task": self.task,
+                "et": self.error_type,
+                "em": self.error_message,
+                "ct": self.created_at,
+                "ut": self.updated_at,
+                "hist": self.history,
+            }
+        )
+        return b"z" + zlib.compress(data, 1) if self.terminal else b"j" + data
 
     @classmethod
-    def from_fields(cls, task_id: str, raw: Mapping[bytes | str, bytes | str]) -> TaskRecord:
-        f = {_text(k): v for k, v in raw.items()}
-
-        def text(name: str) -> str:
-            return _text(f[name]) if name in f else ""
-
+    def decode(cls, task_id: str, status: str, blob: bytes) -> TaskRecord:
+        raw = zlib.decompress(blob[1:]) if blob[:1] == b"z" else blob[1:]
+        f = orjson.loads(raw)
         return cls(
             task_id=task_id,
-            client_id=text("client"),
-            task_type=text("type"),
-            status=text("status"),
-            request=orjson.loads(f["req"]) if "req" in f else {},
-            webhook=orjson.loads(f["hook"]) if "hook" in f else None,
-            requested_mode=text("rmode"),
-            mode=text("mode"),
-            bot_id=int(f["bot"]) if f.get("bot") else None,
-            decision=text("dec"),
-            upstream_id=text("up") or None,
-            parent_id=text("parent") or None,
-            task=orjson.loads(f["task"]) if "task" in f else None,
-            error_type=text("etype"),
-            error_message=text("emsg"),
-            created_at=float(text("ct") or 0),
-            updated_at=float(text("ut") or 0),
-            history=tuple(orjson.loads(f["hist"])) if "hist" in f else (),
+            client_id=f["c"],
+            task_type=f["t"],
+            status=status,
+            request=f["r"],
+            webhook=f["h"],
+            requested_mode=f["rm"],
+            mode=f["m"],
+            bot_id=f["b"],
+            decision=f["dec"],
+            upstream_id=f["u"],
+            parent_id=f["p"],
+            task=f["task"],
+            error_type=f["et"],
+            error_message=f["em"],
+            created_at=f["ct"],
+            updated_at=f["ut"],
+            history=tuple(f["hist"]),
         )
 
     def with_event(self, what: str, **details: Any) -> TaskRecord:
@@ -122,28 +121,32 @@ class TaskRecord:
 
 
 class RecordStore:
-    def __init__(self, redis: Redis, keys: Keys, *, ttl: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, ttl: int, timeout: float | None = None) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl = ttl
+        self.timeout = timeout
         source = resources.files("gateway").joinpath("lua/record_save.lua").read_text()
         self._script = redis.register_script(source)
 
     async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await fn()
+            async with asyncio.timeout(self.timeout):
+                return await fn()
         except RedisError as exc:
             raise StoreError(op, str(exc) or type(exc).__name__) from exc
+        except TimeoutError as exc:
+            raise StoreError(op, f"no answer within {self.timeout} s") from exc
 
     async def _write(self, record: TaskRecord, *, force: bool) -> bool:
-        args: list[bytes | str | int] = [
+        args = [
             self.ttl,
             "1" if force else "0",
             record.upstream_id or "",
             record.task_id,
+            record.status,
+            record.encode(),
         ]
-        for name, value in record.to_fields().items():
-            args.extend((name, value))
         keys = [self.keys.task(record.task_id), self.keys.upstream_task(record.upstream_id or "-")]
         written = await self._call("record_save", lambda: self._script(keys=keys, args=args))
         return bool(written)
@@ -160,8 +163,14 @@ class RecordStore:
         return await self._write(record, force=False)
 
     async def load(self, task_id: str) -> TaskRecord | None:
-        raw = await self._call("record_load", lambda: self.redis.hgetall(self.keys.task(task_id)))
-        return TaskRecord.from_fields(task_id, raw) if raw else None
+        status, blob = await self._call(
+            "record_load", lambda: self.redis.hmget(self.keys.task(task_id), ["s", "d"])
+        )
+        if status is None or blob is None:
+            return None
+        return TaskRecord.decode(
+            task_id, _text(status), blob if isinstance(blob, bytes) else blob.encode()
+        )
 
     async def by_upstream_id(self, upstream_id: str) -> TaskRecord | None:
         value = await self._call(

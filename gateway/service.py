@@ -137,7 +137,8 @@ class TaskService:
             created_at=now,
             updated_at=now,
         )
-        await self.records.save(record)
+        if idempotency_key:  # a replay of this key must find the record while it is sent
+            await self.records.save(record)
         try:
             decision = await self._reserve(client, record, request, parent)
         except BaseException:
@@ -161,7 +162,9 @@ class TaskService:
         )
 
     async def _wait_for_record(self, task_id: str) -> TaskRecord:
-        for _ in range(50):  # the first request with this key may still be writing it
+        """The record of a task created with the same Idempotency-Key; the first request may
+        still be reserving (it writes the record first), so wait a little for it."""
+        for _ in range(100):
             record = await self.records.load(task_id)
             if record is not None:
                 return record
@@ -303,11 +306,18 @@ class TaskService:
                     mode=reservation.mode.value,
                     decision=reservation.decision,
                 )
-                await self.records.save(record)
+                if record.terminal:  # an upstream that answers with a finished task
+                    await self._settle_terminal(record, saved=await self._save_first(record))
+                else:
+                    await self.records.save(record)
                 if reservation.staged:  # counted as created when it was staged
-                    logs.event("task_dispatched", task_id=record.task_id,
-                               bot_id=record.bot_id, mode=record.mode,
-                               decision=record.decision)
+                    logs.event(
+                        "task_dispatched",
+                        task_id=record.task_id,
+                        bot_id=record.bot_id,
+                        mode=record.mode,
+                        decision=record.decision,
+                    )
                 else:
                     self._created(record)
                 self.on_change(record)
@@ -390,25 +400,7 @@ class TaskService:
         record = replace(record, task=task, status=status, updated_at=self.clock())
         if record.terminal:
             record = record.with_event(status)
-            outcome = Outcome.COMPLETED if status == "completed" else Outcome.FAILED
-            saved = await self.records.save_unless_terminal(record)
-            settlement = await self.store.settle(record.task_id, outcome)
-            if settlement is not None:
-                self.wake_dispatcher.set()
-                duration = self.clock() - record.created_at if record.created_at else None
-                self.metrics.task_finished(
-                    record.task_type, record.mode or "none", status, duration
-                )
-                logs.event(
-                    "task_settled",
-                    task_id=record.task_id,
-                    bot_id=record.bot_id,
-                    mode=record.mode,
-                    status=status,
-                    refunded=settlement.refunded,
-                )
-            if saved:
-                self.on_change(record)
+            await self._settle_terminal(record, saved=await self._save_first(record))
             return record
         if await self.records.save_unless_terminal(record):
             await self.store.extend_lease(record.task_id, self.settings.lease_seconds)
@@ -417,6 +409,30 @@ class TaskService:
             return record
         reloaded = await self.records.load(record.task_id)
         return reloaded or record
+
+    async def _save_first(self, record: TaskRecord) -> bool:
+        return await self.records.save_unless_terminal(record)
+
+    async def _settle_terminal(self, record: TaskRecord, *, saved: bool) -> None:
+        """Settle a task the upstream reports finished: exactly once, whoever reports it."""
+        outcome = Outcome.COMPLETED if record.status == "completed" else Outcome.FAILED
+        settlement = await self.store.settle(record.task_id, outcome)
+        if settlement is not None:
+            self.wake_dispatcher.set()
+            duration = self.clock() - record.created_at if record.created_at else None
+            self.metrics.task_finished(
+                record.task_type, record.mode or "none", record.status, duration
+            )
+            logs.event(
+                "task_settled",
+                task_id=record.task_id,
+                bot_id=record.bot_id,
+                mode=record.mode,
+                status=record.status,
+                refunded=settlement.refunded,
+            )
+        if saved:
+            self.on_change(record)
 
     async def refresh(self, record: TaskRecord, *, force: bool = False) -> TaskRecord:
         """A client's GET: served from the record unless it is older than the stale limit."""

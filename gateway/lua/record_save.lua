@@ -1,17 +1,23 @@
 -- record_save: write a task record unless it already reached a terminal status.
--- KEYS[1] the task record hash (Keys.task)
--- KEYS[2] the upstream-id map key (Keys.upstream_task), ignored when ARGV[3] is ''
+-- KEYS[1] the task record hash (Keys.task): fields `s` (status) and `d` (the encoded record)
+-- KEYS[2] the upstream-id map key (Keys.upstream_task)
 -- ARGV[1] ttl in seconds        ARGV[2] '1' to write even over a terminal record, else '0'
 -- ARGV[3] the upstream task id or ''   ARGV[4] mjgate's task id
--- ARGV[5..] field, value, field, value, ...
+-- ARGV[5] the status            ARGV[6] the encoded record
+-- The upstream-id map exists while the task can still get webhooks: it is set while the task
+-- runs and deleted once the record is terminal (later webhooks change nothing anyway).
 -- Returns 1 when written, 0 when the stored record was terminal (first terminal news wins).
-local status = redis.call('HGET', KEYS[1], 'status')
+local status = redis.call('HGET', KEYS[1], 's')
 if ARGV[2] ~= '1' and (status == 'completed' or status == 'failed') then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], 's', ARGV[5], 'd', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 if ARGV[3] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[1])
+  if ARGV[5] == 'completed' or ARGV[5] == 'failed' then
+    redis.call('DEL', KEYS[2])
+  else
+    redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[1])
+  end
 end
 return 1

@@ -127,3 +127,17 @@ async def test_other_models_are_forwarded_untouched(redis: Redis, prefix: str) -
         assert await h.received() == [] or all(
             r["task_type"] == "music" for r in await h.received()
         )
+
+
+async def test_a_task_finished_in_the_create_answer_is_settled_at_once(
+    redis: Redis, prefix: str
+) -> None:
+    async with harness(redis, prefix, emulator_config=EmulatorConfig.instant()) as h:
+        created = await h.create(prompt="x --fast")
+        task = created.json()["data"]
+        assert task["status"] == "completed"
+        bot = int(created.headers["x-mjgate-bot-id"])
+        account = await h.gate.store.get_account(bot)
+        assert account.in_flight == 0 and account.fast_seconds_reserved == 0
+        record = await h.gate.records.load(task["task_id"])
+        assert record.status == "completed"

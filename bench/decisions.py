@@ -1,0 +1,223 @@
+"""Redis time per routing decision, from `INFO commandstats`.
+
+`cmdstat_evalsha` (usec / calls) is Redis's own time in the scripts, the commands they run
+included: no network, no client. Commandstats aggregates every EVALSHA, so each window runs
+one script only: `CONFIG RESETSTAT`, then a batch of reserve_root calls (or settle calls),
+then INFO. The windows are repeated and the median is the figure. On a shared Redis other
+clients' EVALSHA calls land in the window too: the call count is checked against the
+bench's, and a window with more than 1% foreign calls is measured again.
+
+Redis 7 also counts the commands a script runs under their own names: their sum is the time
+in Redis commands proper, and the rest of the script's time is Lua and `redis.call`
+overhead (argument and reply conversion, the script's setup). Both are in the details.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bench.pools import CONCURRENCY, gather_limited, load_accounts, new_pool
+from bench.report import Report, Row
+from routing.decisions import Outcome, Reservation
+from routing.model import Mode
+from routing.scripts import source
+from routing.store import PoolStore
+
+MAX_FOREIGN_SHARE = 0.01
+ATTEMPTS = 3
+
+
+def sha(script: str) -> str:
+    """The SHA1 Redis knows the script by (what SCRIPT LOAD returns)."""
+    return hashlib.sha1(source(script).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Window:
+    calls: int
+    foreign_calls: int
+    usec_per_call: float
+    commands_usec_per_call: dict[str, float]  # the commands the script ran, per script call
+
+    @property
+    def script_usec_per_call(self) -> float:
+        return self.usec_per_call - sum(self.commands_usec_per_call.values())
+
+
+async def evalsha_window(
+    redis: Redis,
+    expected: int,
+    work: Callable[[], Awaitable[None]],
+    prepare: Callable[[], Awaitable[None]] | None = None,
+) -> Window:
+    """Redis time per EVALSHA over `work`, which makes `expected` calls; `prepare` runs
+    before each attempt, outside the window."""
+    best: Window | None = None
+    for _ in range(ATTEMPTS):
+        if prepare is not None:
+            await prepare()
+        await redis.config_resetstat()
+        await work()
+        stats: dict[str, Any] = await redis.info("commandstats")
+        entry = stats.get("cmdstat_evalsha", {})
+        calls = max(1, int(entry.get("calls", 0)))
+        commands = {
+            name.removeprefix("cmdstat_"): round(float(value["usec"]) / calls, 2)
+            for name, value in stats.items()
+            if name not in ("cmdstat_evalsha", "cmdstat_config|resetstat")
+            and float(value.get("usec", 0)) / calls >= 0.05
+        }
+        usec = float(entry.get("usec", 0)) / calls
+        window = Window(calls, max(0, calls - expected), usec, commands)
+        if best is None or window.foreign_calls < best.foreign_calls:
+            best = window
+        if window.foreign_calls <= expected * MAX_FOREIGN_SHARE:
+            break
+    assert best is not None
+    return best
+
+
+def median(windows: Sequence[Window]) -> Window:
+    return sorted(windows, key=lambda w: w.usec_per_call)[len(windows) // 2]
+
+
+def _summary(name: str, windows: Sequence[Window]) -> dict[str, Any]:
+    chosen = median(windows)
+    return {
+        f"{name}_usec": round(chosen.usec_per_call, 2),
+        f"{name}_windows_usec": [round(w.usec_per_call, 2) for w in windows],
+        f"{name}_commands_usec": chosen.commands_usec_per_call,
+        f"{name}_script_usec": round(chosen.script_usec_per_call, 2),
+        f"{name}_foreign_calls": chosen.foreign_calls,
+    }
+
+
+async def decision_cost(store: PoolStore, count: int, tasks: int, repeats: int) -> dict[str, Any]:
+    """Load `count` accounts, then `repeats` times: reserve `tasks` tasks in one window and
+    settle them in another. At most 2 x `tasks` reservations are held at once."""
+    load_seconds = await load_accounts(store, count)
+    batches: list[list[str]] = []
+    made = 0
+    reserve = partial(
+        store.reserve_root,
+        mode=Mode.FAST,
+        cost=60,
+        client_id="bench",
+        lease_seconds=3600,
+        staged_limit=50,
+        staged_timeout=900,
+    )
+
+    async def reserve_batch() -> None:
+        nonlocal made
+        made += 1
+        ids = [f"task-{made}-{i}" for i in range(tasks)]
+        batches.append(ids)
+        decisions = await gather_limited([partial(reserve, task) for task in ids])
+        staged = sum(1 for d in decisions if not isinstance(d, Reservation))
+        if staged:
+            raise RuntimeError(f"{staged} of {tasks} reservations staged: the pool is too small")
+
+    async def settle_batch() -> None:
+        ids = batches.pop(0)
+        await gather_limited([partial(store.settle, task, Outcome.COMPLETED) for task in ids])
+
+    async def one_batch_reserved() -> None:
+        if not batches:
+            await reserve_batch()
+
+    await reserve_batch()  # warm-up: scripts, indexes, connections (not measured)
+    await settle_batch()
+    reserves, settles = [], []
+    for _ in range(repeats):
+        reserves.append(await evalsha_window(store.redis, tasks, reserve_batch))
+        settles.append(await evalsha_window(store.redis, tasks, settle_batch, one_batch_reserved))
+    while batches:
+        await settle_batch()
+    return {
+        "accounts": count,
+        "tasks": tasks,
+        "load_seconds": round(load_seconds, 3),
+        "accounts_per_second": round(count / load_seconds),
+        **_summary("reserve", reserves),
+        **_summary("settle", settles),
+    }
+
+
+def _foreign_note(result: dict[str, Any], what: str) -> str:
+    foreign = int(result[f"{what}_foreign_calls"])
+    if foreign <= int(result["tasks"]) * MAX_FOREIGN_SHARE:
+        return ""
+    return f"{foreign} EVALSHA calls from other clients in the window"
+
+
+async def decisions_part(
+    redis: Redis, report: Report, *, sizes: Sequence[int], tasks: int, repeats: int
+) -> None:
+    results = []
+    for count in sizes:
+        async with new_pool(redis, "redis") as store:
+            results.append(await decision_cost(store, count, tasks, repeats))
+    report.details["redis"] = {
+        "reserve_sha": sha("reserve_root"),
+        "settle_sha": sha("settle"),
+        "pools": results,
+    }
+    for script in ("reserve", "settle"):
+        for result in results:
+            figure = result[f"{script}_usec"]
+            report.add(
+                Row(
+                    part="redis",
+                    metric=f"{script}, {result['accounts']:,} accounts",
+                    mjgate=figure,
+                    reference=None,
+                    value=figure,
+                    unit="us",
+                    note=_foreign_note(result, script),
+                )
+            )
+    small, large = results[0], results[-1]
+    ratio = large["reserve_usec"] / small["reserve_usec"]
+    report.add(
+        Row(
+            part="redis",
+            metric=f"reserve at {large['accounts']:,} vs {small['accounts']:,} accounts",
+            mjgate=large["reserve_usec"],
+            reference=small["reserve_usec"],
+            value=ratio,
+            unit="x",
+            target="<= 1.5x",
+            passed=ratio <= 1.5,
+            side_unit="us",
+        )
+    )
+    report.add(
+        Row(
+            part="redis",
+            metric=f"reserve at {large['accounts']:,} accounts",
+            mjgate=large["reserve_usec"],
+            reference=None,
+            value=large["reserve_usec"],
+            unit="us",
+            target="<= 50 us",
+            passed=large["reserve_usec"] <= 50,
+        )
+    )
+    report.add(
+        Row(
+            part="redis",
+            metric=f"load {large['accounts']:,} accounts",
+            mjgate=None,
+            reference=None,
+            value=large["load_seconds"],
+            unit="s",
+            note=f"{large['accounts_per_second']:,} apply_account/s, {CONCURRENCY} in flight",
+        )
+    )

@@ -1,0 +1,14 @@
+"""A GoAPI-compatible Midjourney upstream that runs offline (docs/emulator.md).
+
+`emulator.app.create_app(config)` builds the Starlette app; `emulator.cli.main` serves it.
+Nothing happens at import time. Module map:
+
+- config: EmulatorConfig, EmulatedAccountSpec, DEMO_ACCOUNTS, account files
+- errors, responses: the exception tree and the GoAPI envelope it becomes
+- validation: create requests against GOAPI.md's table of task types
+- tasks, outputs, images: the task object, per-type outputs, the PNG their URLs serve
+- accounts, placement, pool: HYA accounts, where a task runs, operator actions on accounts
+- engine, timeline: the state machine and its clock-driven transitions
+- faults, webhooks: injected faults; ordered, retried deliveries owned by the lifespan
+- api, control, app, cli: GoAPI routes, /_emulator routes, the factory, the command
+"""
