@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from importlib import metadata
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -191,6 +192,8 @@ class Metrics:
     ) -> None:
         self.registry = CollectorRegistry() if registry is None else registry
         r = self.registry
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._upstream_children: dict[tuple[str, str], Any] = {}
         self.http_requests = Counter(
             "mjgate_http_requests",
             "HTTP requests answered",
@@ -272,9 +275,20 @@ class Metrics:
         r.register(self.pool)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """`route` is the matched route's template (`/api/v1/task/{task_id}`) or `unmatched`."""
-        self.http_requests.labels(route, bounded(method, HTTP_METHODS), str(status)).inc()
-        self.http_duration.labels(route).observe(seconds)
+        """`route` is the matched route's template (`/api/v1/task/{task_id}`) or `unmatched`.
+
+        Called on every request: the labelled children are cached (labels are bounded, so
+        the cache is too) to skip prometheus-client's per-call label lookup and lock."""
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(route, bounded(method, HTTP_METHODS), str(status)),
+                self.http_duration.labels(route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def task_created(
         self, task_type: str, requested_mode: str, effective_mode: str, decision: str
@@ -294,10 +308,16 @@ class Metrics:
 
     def upstream_request(self, op: str, status: str, seconds: float | None) -> None:
         """`status`: the HTTP status (`"200"`), `not_sent` or `timeout`."""
-        op = bounded(op, UPSTREAM_OPS)
-        self.upstream_requests.labels(op, _upstream_status(status)).inc()
+        key = (op, status)
+        counter = self._upstream_children.get(key)
+        if counter is None:
+            counter = self.upstream_requests.labels(
+                bounded(op, UPSTREAM_OPS), _upstream_status(status)
+            )
+            self._upstream_children[key] = counter
+        counter.inc()
         if seconds is not None:
-            self.upstream_duration.labels(op).observe(seconds)
+            self.upstream_duration.labels(bounded(op, UPSTREAM_OPS)).observe(seconds)
 
     def store_error(self, op: str) -> None:
         self.store_errors.labels(op).inc()

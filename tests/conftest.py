@@ -17,7 +17,9 @@ import redis as redis_sync
 from redis.asyncio import Redis
 
 from gateway.embedded import EmbeddedRedis
+from gateway.logs import LOGGER
 from routing.keys import Keys
+from tests.canary import CanaryHandler
 
 
 def _local_redis_answers() -> bool:
@@ -70,3 +72,17 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def canary_logs() -> Iterator[CanaryHandler]:
+    """Every mjgate log record of the session, at debug level, is checked for the canary
+    secrets (tests/canary.py); a leak fails the session."""
+    handler = CanaryHandler()
+    LOGGER.addHandler(handler)
+    previous = LOGGER.level
+    LOGGER.setLevel("DEBUG")
+    yield handler
+    LOGGER.removeHandler(handler)
+    LOGGER.setLevel(previous)
+    assert not handler.leaks, f"secrets leaked into logs: {handler.leaks[:3]}"

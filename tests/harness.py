@@ -26,8 +26,9 @@ from gateway.settings import Settings
 from gateway.webhooks import goapi_secret, goapi_token
 from routing.accounts import AccountSpec
 from routing.model import Plan
+from tests.canary import CANARY_CLIENT_KEY, CANARY_GOAPI_KEY, check_text
 
-CLIENT_KEY = "client-key-0001"
+CLIENT_KEY = CANARY_CLIENT_KEY
 OTHER_KEY = "client-key-0002"
 ADMIN_TOKEN = "admin-token-0001"
 
@@ -140,7 +141,7 @@ async def harness(
     settings = replace(
         base,
         redis_prefix=prefix,
-        goapi_api_key="test-goapi-key",
+        goapi_api_key=CANARY_GOAPI_KEY,
         goapi_base_url="http://localhost:8090",
         client_keys=(CLIENT_KEY, OTHER_KEY),
         admin_token=ADMIN_TOKEN,
@@ -185,15 +186,25 @@ async def harness(
             if app.state.mjgate.pool_loaded:
                 break
             await asyncio.sleep(0.01)
+        async def no_secrets(response: httpx.Response) -> None:
+            await response.aread()
+            check_text(
+                f"the response to {response.request.url.path}",
+                response.text + repr(response.headers),
+            )
+
         async with (
             httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://localhost:8080"
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://localhost:8080",
+                event_hooks={"response": [no_secrets]},
             ) as client,
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=emulator_app), base_url="http://localhost:8090"
             ) as emu,
         ):
             yield Harness(client, emu, app, emulator_app, settings, registry, hooks, faulty)
+            check_text("/metrics", (await client.get("/metrics")).text)
 
 
 class SentThenTimeout(Exception):

@@ -1,0 +1,76 @@
+"""Structured logs: one JSON object per line, request ids, decision and settlement lines."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from emulator.config import EmulatorConfig
+from gateway import logs
+from gateway.logs import LOGGER, JsonFormatter, TextFormatter
+from tests.canary import CANARY_CLIENT_KEY, CanaryHandler
+from tests.harness import harness
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[dict[str, object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(orjson.loads(JsonFormatter().format(record)))
+
+
+@pytest.fixture
+def collected() -> Collect:
+    handler = Collect()
+    LOGGER.addHandler(handler)
+    yield handler  # type: ignore[misc]
+    LOGGER.removeHandler(handler)
+
+
+async def test_request_id_is_honoured_and_every_line_carries_it(
+        redis: Redis, prefix: str, collected: Collect) -> None:
+    async with harness(redis, prefix, emulator_config=EmulatorConfig.instant()) as h:
+        answer = await h.create(prompt="x --fast", headers={"x-request-id": "req-abc-123"})
+        assert answer.headers["x-request-id"] == "req-abc-123"
+        generated = await h.create(prompt="y --fast")
+        assert len(generated.headers["x-request-id"]) == 32
+    task_id = answer.json()["data"]["task_id"]
+    mine = [line for line in collected.lines if line.get("request_id") == "req-abc-123"]
+    events = {str(line["event"]) for line in mine}
+    assert {"request", "task_created", "task_settled"} <= events
+    created = next(line for line in mine if line["event"] == "task_created")
+    assert created["task_id"] == task_id and created["decision"] == "routed"
+    assert created["mode"] == "fast" and created["requested_mode"] == "fast"
+    assert isinstance(created["bot_id"], int)
+    request = next(line for line in mine if line["event"] == "request")
+    assert request["route"] == "/api/v1/task" and request["status"] == 200
+
+
+def test_text_format_and_levels() -> None:
+    record = logging.LogRecord("mjgate", logging.WARNING, __file__, 1, "account_refused", None,
+                               None)
+    record.fields = {"bot_id": 7}
+    assert "account_refused bot_id=7" in TextFormatter().format(record)
+    handlers, level = list(LOGGER.handlers), LOGGER.level
+    logs.configure_logging("warning", "text")
+    try:
+        assert LOGGER.level == logging.WARNING
+        assert isinstance(LOGGER.handlers[0].formatter, TextFormatter)
+    finally:  # give the session's canary handler back
+        LOGGER.handlers[:] = handlers
+        LOGGER.setLevel(level)
+
+
+def test_the_canary_check_would_catch_a_leak() -> None:
+    handler = CanaryHandler()
+    LOGGER.addHandler(handler)
+    try:
+        logs.event("oops", key=CANARY_CLIENT_KEY)
+    finally:
+        LOGGER.removeHandler(handler)
+    assert handler.leaks and CANARY_CLIENT_KEY in handler.leaks[0]
