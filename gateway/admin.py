@@ -34,6 +34,7 @@ from gateway.errors import (
 )
 from gateway.keystore import KeyPolicy
 from gateway.records import TaskRecord
+from gateway.webhooks import goapi_secret, goapi_token
 from routing.accounts import AccountSpec, AccountStatus
 from routing.errors import AccountNotFoundError
 from routing.model import AccountState, Mode, Plan, Setting
@@ -436,6 +437,14 @@ async def export_pool(request: Request, gate: Any) -> Response:
     return _ok({"yaml": text})
 
 
+async def notifications(request: Request, gate: Any) -> Response:
+    """Where GoAPI should send HYA account notifications (its dashboard's webhook setting)."""
+    path = f"/webhooks/goapi/notifications/{goapi_token(gate.settings, 'notifications')}"
+    public: str | None = gate.settings.public_url
+    return _ok({"url": f"{public}{path}" if public else None, "path": path,
+                "secret": goapi_secret(gate.settings)})  # fmt: skip
+
+
 def routes() -> list[BaseRoute]:
     """The admin API's routes, relative to its mount point (`/admin/v1`)."""
 
@@ -456,6 +465,7 @@ def routes() -> list[BaseRoute]:
         route("/pool", pool_status, "GET"),
         route("/pool/apply", apply_pool, "POST"),
         route("/pool/export", export_pool, "GET"),
+        route("/notifications", notifications, "GET"),
     ]
 
 

@@ -382,6 +382,16 @@ def pool_export(args: argparse.Namespace) -> None:
         sys.stdout.write(data["yaml"])
 
 
+def pool_notifications(args: argparse.Namespace) -> None:
+    data = call(args, "GET", "/notifications")
+    if args.json:
+        return
+    url = data["url"] or f"<MJGATE_PUBLIC_URL>{data['path']}  (MJGATE_PUBLIC_URL is not set)"
+    print("In GoAPI's Host-Your-Account dashboard, send account notifications to:")
+    print(f"  URL:     {url}")
+    print(f"  secret:  {data['secret']}  (GoAPI sends it back in x-webhook-secret)")
+
+
 # -- the parser ---------------------------------------------------------------------------------
 
 
@@ -488,3 +498,5 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--dry-run", action="store_true", help="print the diff, change nothing")
     p = command(pool, "export", pool_export, "the pool's definitions as a pool file")
     p.add_argument("-o", "--output", metavar="FILE", help="write there instead of stdout")
+    command(pool, "notifications", pool_notifications,
+            "the URL and secret to give GoAPI for account notifications")  # fmt: skip

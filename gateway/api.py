@@ -32,6 +32,7 @@ async def authenticate(request: Request) -> Client:
     client: Client | None = await request.app.state.mjgate.clients.lookup(secret)
     if client is None:
         raise InvalidKeyError("the API key is not valid")
+    await request.app.state.mjgate.clients.check_rate(client)
     return client
 
 

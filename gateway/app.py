@@ -25,13 +25,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import api, health, logs, webhooks
+from gateway import admin, api, health, logs, webhooks
 from gateway.background import Background
 from gateway.clients import StaticKeys
 from gateway.delivery import Outbox
 from gateway.errors import GatewayError, envelope, gateway_error_response, routing_error_response
+from gateway.keystore import KeyStore
 from gateway.metrics import Metrics
 from gateway.middleware import RequestMiddleware
 from gateway.records import RecordStore
@@ -89,14 +90,6 @@ async def _routing_error(request: Request, exc: Exception) -> Response:
 async def _internal_error(request: Request, exc: Exception) -> Response:
     logs.exception("internal_error", path=request.url.path)
     return envelope(500, "internal_error", "mjgate hit an internal error; it has been logged")
-
-
-class _StaticClients:
-    def __init__(self, keys: StaticKeys) -> None:
-        self.keys = keys
-
-    async def lookup(self, secret: str) -> Any:
-        return self.keys.lookup(secret)
 
 
 def redis_client(settings: Settings) -> Redis:
@@ -192,7 +185,7 @@ def create_app(
             upstream=upstream,
             service=service,
             metrics=metrics,
-            clients=_StaticClients(StaticKeys(settings.client_keys)),
+            clients=KeyStore(client, keys, static=StaticKeys(settings.client_keys), clock=clock),
             outbox=outbox,
             background=background,
             clock=clock,
@@ -210,7 +203,7 @@ def create_app(
             if own_redis:
                 await client.aclose()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/api/v1/task", api.create_task, methods=["POST"]),
         Route("/api/v1/task/{task_id}", api.get_task, methods=["GET"]),
         Route("/api/v1/task/{task_id}", api.cancel_task, methods=["DELETE"]),
@@ -222,6 +215,8 @@ def create_app(
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),
     ]
+    if settings.admin_port is None:  # else `mjgate serve` serves it alone on its own port
+        routes.append(Mount("/admin/v1", routes=admin.routes()))
     handlers: dict[Any, Any] = {
         HTTPException: _http_error,
         GatewayError: _gateway_error,

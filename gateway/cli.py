@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from gateway.settings import SETTINGS, Settings, SettingsError
 
@@ -45,15 +46,18 @@ def _serve(args: argparse.Namespace) -> int:
             print(sandbox.banner(settings), flush=True)
             settings = _with(settings, goapi_api_key=sandbox.SANDBOX_GOAPI_KEY)
         app = create_app(settings)
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-        )
+        if settings.admin_port is None:
+            uvicorn.run(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                access_log=False,
+                loop="uvloop",
+                http="httptools",
+            )
+        else:
+            _serve_with_admin_port(app, settings)
         return 0
     finally:
         if emulator is not None:
@@ -61,6 +65,46 @@ def _serve(args: argparse.Namespace) -> int:
             emulator.wait(10)
         if embedded is not None:
             embedded.stop()
+
+
+def _serve_with_admin_port(app: Any, settings: Settings) -> None:
+    """The client API on MJGATE_PORT and the admin API alone on MJGATE_ADMIN_PORT, in one
+    process and one event loop, sharing the app's state. The main server's signal handling
+    stops both; the admin server starts once the main app's lifespan has set the state up."""
+    import asyncio
+    import contextlib
+
+    import uvicorn
+    import uvloop
+
+    from gateway.admin import admin_only_app
+
+    assert settings.admin_port is not None
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "log_level": "warning",
+        "access_log": False,
+        "http": "httptools",
+    }
+    main = uvicorn.Server(uvicorn.Config(app, port=settings.port, **common))
+    admin = uvicorn.Server(
+        uvicorn.Config(admin_only_app(app), port=settings.admin_port, lifespan="off", **common)
+    )
+    admin.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+
+    async def serve() -> None:
+        main_task = asyncio.create_task(main.serve())
+        # uvicorn has a `started` flag, no event: poll it until the lifespan has run
+        while not main.started and not main_task.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        admin_task = asyncio.create_task(admin.serve())
+        try:
+            await main_task
+        finally:
+            admin.should_exit = True
+            await admin_task
+
+    uvloop.run(serve())
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

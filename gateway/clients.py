@@ -24,6 +24,7 @@ class Client:
     allowed_modes: frozenset[Mode] | None = None  # None: every mode
     staged_limit: int | None = None  # None: the setting's
     tags: tuple[str, ...] = ()  # allowed account tags; empty: any account
+    rate_per_minute: int | None = None  # None: no limit
 
     def cap_mode(self, mode: Mode) -> Mode:
         """The mode this client may use for a request of `mode`: the best allowed one not

@@ -94,20 +94,8 @@ class KeyInfo:
         }
 
 
-@dataclass(frozen=True)
-class KeyClient(Client):
-    """A Client carrying its rate limit (until `Client` has the field itself)."""
-
-    rate_per_minute: int | None = None
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def rate_key(keys: Keys, client_id: str, window: int) -> str:
-    """The counter of one client for one minute. (To move into routing.keys.Keys.)"""
-    return f"{keys.base}rate:{client_id}:{window}"
 
 
 def retry_after(limit: int, previous: int, current: int, elapsed: float) -> int:
@@ -156,7 +144,7 @@ class KeyStore:
         if not hmac.compare_digest(fields.get("d", ""), digest):
             return None
         policy = KeyPolicy.from_dict(orjson.loads(fields.get("p", "{}")))
-        return KeyClient(
+        return Client(
             id=kid,
             name=fields.get("n", ""),
             allowed_modes=policy.allowed_modes,
@@ -168,14 +156,14 @@ class KeyStore:
     async def check_rate(self, client: Client) -> None:
         """Count one request of `client`; RateLimitedError (429, Retry-After) beyond its
         requests-per-minute. No limit, no round trip."""
-        limit: int | None = getattr(client, "rate_per_minute", None)
+        limit = client.rate_per_minute
         if not limit:
             return
         now = self.clock()
         window = int(now // WINDOW)
         elapsed = now - window * WINDOW
-        current_key = rate_key(self.keys, client.id, window)
-        previous_key = rate_key(self.keys, client.id, window - 1)
+        current_key = self.keys.client_rate(client.id, window)
+        previous_key = self.keys.client_rate(client.id, window - 1)
 
         async def count() -> list[Any]:
             async with self.redis.pipeline(transaction=True) as pipe:

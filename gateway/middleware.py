@@ -48,7 +48,9 @@ class RequestMiddleware:
         finally:
             seconds = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            path = getattr(route, "path", None)
+            # a mounted app (the admin API) sees its own paths: put the mount point back
+            template = scope.get("root_path", "") + path if path else "unmatched"
             self.metrics.observe_request(template, scope["method"], status, seconds)
             if template not in _SKIP_LOG:
                 logs.event(

@@ -133,6 +133,9 @@ SETTINGS: tuple[Setting, ...] = (
             "comma-separated client keys accepted on /api/v1 (bootstrap; 8+ chars each)", _keys),
     Setting("MJGATE_ADMIN_TOKEN", "admin_token", "",
             "Bearer token of the admin API; empty disables /admin/v1", str),
+    Setting("MJGATE_ADMIN_PORT", "admin_port", "",
+            "serve the admin API on this port only, not on MJGATE_PORT; empty: on MJGATE_PORT",
+            lambda v: _port(v) if v else None),
     Setting("MJGATE_PUBLIC_URL", "public_url", "",
             "URL at which GoAPI reaches mjgate's webhooks; empty: no upstream webhooks, "
             "completion is learnt by polling", _optional_url),
@@ -203,6 +206,7 @@ class Settings:
     data_dir: Path = Path(".mjgate")
     client_keys: tuple[str, ...] = ()
     admin_token: str = ""
+    admin_port: int | None = None
     public_url: str | None = None
     webhook_secret: str = ""
     body_limit: int = 2 * 1024 * 1024

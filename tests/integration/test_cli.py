@@ -3,9 +3,11 @@ every command run as a subprocess, its output and exit code checked, `--json` pa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -247,6 +249,10 @@ def test_pool_commands(server: Gateway, tmp_path: Path) -> None:
     again = as_json(mjgate(server, "pool", "apply", str(new), "--json"))
     assert again["counts"] == {"unchanged": 3}  # idempotent
 
+    hooks = ok(mjgate(server, "pool", "notifications"))
+    assert "/webhooks/goapi/notifications/" in hooks and "MJGATE_PUBLIC_URL is not set" in hooks
+    assert as_json(mjgate(server, "pool", "notifications", "--json"))["url"] is None
+
     missing = refused(mjgate(server, "pool", "apply", str(tmp_path / "nope.yaml")), code=2)
     assert "cannot read" in missing
     bad = tmp_path / "bad.yaml"
@@ -269,3 +275,23 @@ def test_exit_codes_for_tokens_and_reachability(server: Gateway) -> None:
     assert f"cannot reach mjgate at {nowhere}" in unreachable
     refused(mjgate(server, "accounts"), code=2)  # an action is required
     refused(mjgate(server, "accounts", "show", "abc"), code=2)
+
+
+def test_admin_api_on_its_own_port(tmp_path: Path, redis_url: str, prefix: str) -> None:
+    admin_port = free_port()
+    with emulator(tmp_path, ACCOUNTS, pending=0.1, processing=0.1) as emu:
+        pool_file = tmp_path / "pool.yaml"
+        pool_file.write_text(POOL)
+        gateway = start_gateway(redis_url, prefix, emu.url, pool_file, webhooks=False,
+                                extra={"MJGATE_ADMIN_PORT": str(admin_port)})  # fmt: skip
+        try:
+            admin = dataclasses.replace(gateway, url=f"http://127.0.0.1:{admin_port}")
+            assert as_json(mjgate(admin, "pool", "status", "--json"))["accounts"] == 3
+            ok(mjgate(admin, "accounts", "state", "703", "paused"))
+            # the client port serves the client API only
+            assert "no route /admin/v1/pool" in refused(mjgate(gateway, "pool", "status"))
+            assert create_task(gateway).status_code == 200
+            assert httpx.get(f"{admin.url}/healthz", timeout=5).status_code == 404
+        finally:
+            stop(gateway.process)
+        assert gateway.process.returncode in (0, -signal.SIGTERM)  # both servers stopped
