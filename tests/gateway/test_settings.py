@@ -52,3 +52,12 @@ def test_values_are_parsed() -> None:
     assert settings.client_keys == ("aaaaaaaa", "bbbbbbbb")
     assert settings.cost_overrides == {"imagine": 30}
     assert "k" not in repr(settings)
+
+
+def test_readme_lists_every_setting_with_its_default() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for setting in SETTINGS:
+        default = f"`{setting.default}`" if setting.default else "(empty)"
+        assert f"| `{setting.env}` | {default} |" in readme, setting.env
