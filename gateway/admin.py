@@ -284,7 +284,15 @@ async def put_account(request: Request, gate: Any) -> Response:
         renews_at=_unix(body.renews_at), fast_slots=body.fast_slots,
         relax_slots=body.relax_slots, weight=body.weight, tags=tuple(body.tags),
         state=AccountState(body.state))  # fmt: skip
-    action: str = await gate.store.apply_account(spec)
+    if spec.state is AccountState.COOLING:
+        raise InvalidRequestError(
+            "state",
+            "cooling needs a deadline: use POST /admin/v1/accounts/{bot_id}/state with until",
+        )
+    try:
+        action: str = await gate.store.apply_account(spec)
+    except ValueError as exc:  # limits the store enforces (slots, weight)
+        raise InvalidRequestError("account", str(exc)) from exc
     status = await _account(gate, bot_id)
     return _ok(
         {"action": action, "account": account_view(status)}, 201 if action == "created" else 200

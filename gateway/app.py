@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.applications import Starlette
@@ -93,15 +93,18 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def redis_client(settings: Settings) -> Redis:
-    """The service's Redis client: short timeouts and no retries, so an outage becomes a 503
-    `store_unavailable` within MJGATE_REDIS_TIMEOUT instead of a request that hangs."""
-    return Redis.from_url(
+    """The service's Redis client. Each store operation has one deadline
+    (MJGATE_REDIS_TIMEOUT, enforced by the stores), connecting has the same, redis-py never
+    retries, and a burst beyond the pool waits for a free connection within the deadline
+    instead of failing: an outage is a 503 `store_unavailable` within the deadline."""
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url or "redis://127.0.0.1:6379/0",
-        socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
         retry=Retry(NoBackoff(), 0),
-        max_connections=1024,
+        max_connections=512,
+        timeout=settings.redis_timeout,
     )
+    return Redis.from_pool(pool)  # closing the client closes its pool
 
 
 async def load_pool(gate: MjGate) -> None:
@@ -148,8 +151,8 @@ def create_app(
         own_redis = redis is None
         client = redis or redis_client(settings)
         keys = Keys(settings.redis_prefix)
-        store = PoolStore(client, keys, clock=clock)
-        records = RecordStore(client, keys, ttl=settings.task_ttl)
+        store = PoolStore(client, keys, clock=clock, timeout=settings.redis_timeout)
+        records = RecordStore(client, keys, ttl=settings.task_ttl, timeout=settings.redis_timeout)
         upstream = UpstreamClient(
             settings.goapi_base_url,
             settings.goapi_api_key,

@@ -169,10 +169,8 @@ def _account_families(rows: Iterable[AccountFigures]) -> tuple[Metric, ...]:
         fast_left.add_metric([bot_id], row.fast_seconds_left)
         in_flight.add_metric([bot_id, SlotKind.FAST.value], row.fast_in_flight)
         in_flight.add_metric([bot_id, SlotKind.RELAX.value], row.relax_in_flight)
-        # `AccountFigures.state` (an AccountState) is read when the snapshot carries it.
-        state = getattr(row, "state", None)
-        if state is not None:
-            states.add_metric([bot_id, str(state)], 1)
+        if row.state is not None:
+            states.add_metric([bot_id, row.state.value], 1)
     return fast_left, in_flight, states
 
 

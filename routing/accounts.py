@@ -61,7 +61,11 @@ class AccountStatus:
     weight: int
     tags: tuple[str, ...]
     renews_at: float | None
-    history: tuple[dict[str, object], ...] = field(default=())
+    history: tuple[dict[str, object], ...] = field(default=())  # newest first
+    # The operator's last declared figures (pool file, admin API): what `export_pool` writes.
+    declared_fast_seconds: int | None = None
+    declared_state: AccountState | None = None
+    declared_renews_at: float | None = None
 
     @property
     def in_flight(self) -> int:

@@ -1,13 +1,13 @@
 """The routing package's exception tree. The gateway maps each to a GoAPI envelope.
 
-    RoutingError
-    ├── StoreError                      Redis unreachable or failing (503 store_unavailable)
-    ├── NoRelaxCapableAccountError      relax requested, no active non-basic account (503)
-    ├── ParentAccountUnavailableError   child task, parent's account can't take it (409)
-    ├── StagedLimitError                the client already has its limit of staged tasks (429)
-    ├── AccountNotFoundError            no account with that bot_id (404)
-    ├── AccountBusyError                removing an account with tasks in flight (409)
-    └── PoolFileError                   a pool file that can't be applied (400; CLI exit 2)
+RoutingError
+├── StoreError                      Redis unreachable or failing (503 store_unavailable)
+├── NoRelaxCapableAccountError      relax requested, no active non-basic account (503)
+├── ParentAccountUnavailableError   child task, parent's account can't take it (409)
+├── StagedLimitError                the client already has its limit of staged tasks (429)
+├── AccountNotFoundError            no account with that bot_id (404)
+├── AccountBusyError                removing an account with tasks in flight (409)
+└── PoolFileError                   a pool file that can't be applied (400; CLI exit 2)
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ class StoreError(RoutingError):
     def __init__(self, op: str, message: str) -> None:
         super().__init__(f"{op}: {message}")
         self.op = op
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[StoreError], tuple[str, str]]:
+        return type(self), (self.op, self.message)  # picklable across processes
 
 
 class NoRelaxCapableAccountError(RoutingError):
@@ -35,11 +39,17 @@ class ParentAccountUnavailableError(RoutingError):
         self.bot_id = bot_id
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[ParentAccountUnavailableError], tuple[int, str]]:
+        return type(self), (self.bot_id, self.reason)
+
 
 class StagedLimitError(RoutingError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"at most {limit} staged tasks per client key")
         self.limit = limit
+
+    def __reduce__(self) -> tuple[type[StagedLimitError], tuple[int]]:
+        return type(self), (self.limit,)
 
 
 class AccountNotFoundError(RoutingError):
@@ -47,12 +57,18 @@ class AccountNotFoundError(RoutingError):
         super().__init__(f"no account with bot_id {bot_id}")
         self.bot_id = bot_id
 
+    def __reduce__(self) -> tuple[type[AccountNotFoundError], tuple[int]]:
+        return type(self), (self.bot_id,)
+
 
 class AccountBusyError(RoutingError):
     def __init__(self, bot_id: int, in_flight: int) -> None:
         super().__init__(f"account {bot_id} has {in_flight} tasks in flight")
         self.bot_id = bot_id
         self.in_flight = in_flight
+
+    def __reduce__(self) -> tuple[type[AccountBusyError], tuple[int, int]]:
+        return type(self), (self.bot_id, self.in_flight)
 
 
 class PoolFileError(RoutingError):
@@ -62,3 +78,6 @@ class PoolFileError(RoutingError):
         super().__init__(f"line {line}: {reason}" if line else reason)
         self.line = line
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[PoolFileError], tuple[int, str]]:
+        return type(self), (self.line, self.reason)

@@ -34,7 +34,32 @@ class Keys:
         return f"{self.base}stg:{task_id}"
 
     def pool_meta(self) -> str:
+        """Strategy, staged sequence, account incarnations. KEYS[1] of every pool script."""
         return f"{self.base}meta"
+
+    def pool_totals(self) -> str:
+        """Pool-wide aggregates kept by the scripts (counts, fast time, slots)."""
+        return f"{self.base}agg"
+
+    def accounts(self) -> str:
+        """The set of every bot_id in the pool."""
+        return f"{self.base}accts"
+
+    def index(self, name: str) -> str:
+        """A sorted set of accounts: fs, ff, fb, rs (selection), renew, cool (deadlines)."""
+        return f"{self.base}ix:{name}"
+
+    def leases(self) -> str:
+        return f"{self.base}leases"
+
+    def staged_queue(self) -> str:
+        return f"{self.base}stq"
+
+    def staged_deadlines(self) -> str:
+        return f"{self.base}stdl"
+
+    def staged_per_client(self) -> str:
+        return f"{self.base}stc"
 
     # -- tasks (written by the gateway; staged transitions also by scripts) ------------------
     def task(self, task_id: str) -> str:
@@ -52,3 +77,7 @@ class Keys:
 
     def client_keys(self) -> str:
         return f"{self.base}ckeys"
+
+    def client_rate(self, key_id: str, window: int) -> str:
+        """One client's request count in one minute (`window` = unix minutes)."""
+        return f"{self.base}rate:{key_id}:{window}"

@@ -90,12 +90,12 @@ class PlanSpec:
 
 
 PLANS: dict[Plan, PlanSpec] = {
-    Plan.BASIC: PlanSpec(fast_seconds_per_month=int(3.3 * 3600), relax=False, fast_slots=3,
-                         relax_slots=0),
-    Plan.STANDARD: PlanSpec(fast_seconds_per_month=15 * 3600, relax=True, fast_slots=3,
-                            relax_slots=3),
-    Plan.PRO: PlanSpec(fast_seconds_per_month=30 * 3600, relax=True, fast_slots=12,
-                       relax_slots=3),
-    Plan.MEGA: PlanSpec(fast_seconds_per_month=60 * 3600, relax=True, fast_slots=12,
-                        relax_slots=3),
+    Plan.BASIC: PlanSpec(
+        fast_seconds_per_month=int(3.3 * 3600), relax=False, fast_slots=3, relax_slots=0
+    ),
+    Plan.STANDARD: PlanSpec(
+        fast_seconds_per_month=15 * 3600, relax=True, fast_slots=3, relax_slots=3
+    ),
+    Plan.PRO: PlanSpec(fast_seconds_per_month=30 * 3600, relax=True, fast_slots=12, relax_slots=3),
+    Plan.MEGA: PlanSpec(fast_seconds_per_month=60 * 3600, relax=True, fast_slots=12, relax_slots=3),
 }

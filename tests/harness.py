@@ -186,6 +186,7 @@ async def harness(
             if app.state.mjgate.pool_loaded:
                 break
             await asyncio.sleep(0.01)
+
         async def no_secrets(response: httpx.Response) -> None:
             await response.aread()
             check_text(

@@ -33,7 +33,8 @@ def collected() -> Collect:
 
 
 async def test_request_id_is_honoured_and_every_line_carries_it(
-        redis: Redis, prefix: str, collected: Collect) -> None:
+    redis: Redis, prefix: str, collected: Collect
+) -> None:
     async with harness(redis, prefix, emulator_config=EmulatorConfig.instant()) as h:
         answer = await h.create(prompt="x --fast", headers={"x-request-id": "req-abc-123"})
         assert answer.headers["x-request-id"] == "req-abc-123"
@@ -52,8 +53,9 @@ async def test_request_id_is_honoured_and_every_line_carries_it(
 
 
 def test_text_format_and_levels() -> None:
-    record = logging.LogRecord("mjgate", logging.WARNING, __file__, 1, "account_refused", None,
-                               None)
+    record = logging.LogRecord(
+        "mjgate", logging.WARNING, __file__, 1, "account_refused", None, None
+    )
     record.fields = {"bot_id": 7}
     assert "account_refused bot_id=7" in TextFormatter().format(record)
     handlers, level = list(LOGGER.handlers), LOGGER.level

@@ -224,13 +224,10 @@ def test_pool_gauges_read_the_latest_snapshot(
     assert value(registry, "mjgate_account_fast_seconds_remaining", bot_id="1201") is None
 
 
-def test_account_state_when_the_snapshot_carries_it(
+def test_account_state_is_exported_per_account(
     metrics: Metrics, registry: CollectorRegistry
 ) -> None:
-    class Figures(AccountFigures):  # what AccountFigures looks like with a `state` field
-        state = AccountState.COOLING
-
-    metrics.set_pool(snapshot(per_account=(Figures(1201, 0, 0, 0),)))
+    metrics.set_pool(snapshot(per_account=(AccountFigures(1201, 0, 0, 0, AccountState.COOLING),)))
     assert value(registry, "mjgate_account_state", bot_id="1201", state="cooling") == 1
     assert value(registry, "mjgate_account_state", bot_id="1201", state="active") is None
 

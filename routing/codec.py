@@ -1,0 +1,99 @@
+"""Turning the scripts' replies into routing's dataclasses and exceptions.
+
+Replies come as bytes or str depending on the client's `decode_responses`; both are accepted.
+The account hash's short field names are documented in `routing/lua/lib.lua`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from routing.accounts import AccountStatus
+from routing.decisions import Reservation, Staged
+from routing.errors import (
+    NoRelaxCapableAccountError,
+    ParentAccountUnavailableError,
+    RoutingError,
+    StagedLimitError,
+    StoreError,
+)
+from routing.model import AccountState, Mode, Plan, Setting
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def fields(raw: Mapping[Any, Any]) -> dict[str, str]:
+    """An HGETALL reply with str keys and values."""
+    return {text(key): text(value) for key, value in raw.items()}
+
+
+def _seconds(ms: str | None) -> float | None:
+    return int(ms) / 1000 if ms else None
+
+
+def reservation(reply: Sequence[Any]) -> Reservation:
+    """`{'R', bot_id, mode, cost, decision, staged, task_id}`"""
+    return Reservation(
+        task_id=text(reply[6]),
+        bot_id=int(reply[1]),
+        mode=Mode(text(reply[2])),
+        cost=int(reply[3]),
+        decision=text(reply[4]),
+        staged=bool(int(reply[5])),
+    )
+
+
+def decision(op: str, task_id: str, reply: Sequence[Any], parent: int = 0) -> Reservation | Staged:
+    """A reserve script's reply: a reservation, a staged task, or the error it stands for."""
+    tag = text(reply[0])
+    if tag == "R":
+        return reservation(reply)
+    if tag == "S":
+        return Staged(task_id=task_id, reason=text(reply[1]))
+    raise error(op, reply, parent)
+
+
+def error(op: str, reply: Sequence[Any], bot_id: int = 0) -> RoutingError:
+    """`{'E', code, detail}` as the routing exception it stands for."""
+    code = text(reply[1])
+    if code == "no_relax_capable_account":
+        return NoRelaxCapableAccountError("relax work needs an active account not on basic")
+    if code == "staged_limit":
+        return StagedLimitError(int(reply[2]))
+    if code == "parent_unavailable":
+        return ParentAccountUnavailableError(bot_id, text(reply[2]))
+    return StoreError(op, f"unexpected script reply {code!r}")
+
+
+def account_status(
+    bot_id: int, raw: Mapping[str, str], history: Sequence[Any] = ()
+) -> AccountStatus:
+    """An account hash (see lib.lua) and its history list as an AccountStatus."""
+    entries: list[dict[str, object]] = [json.loads(text(item)) for item in history]
+    return AccountStatus(
+        bot_id=bot_id,
+        name=raw.get("n", ""),
+        plan=Plan(raw["p"]),
+        setting=Setting(raw["se"]),
+        declared_setting=Setting(raw["ds"]),
+        state=AccountState(raw["st"]),
+        state_reason=raw.get("sr", ""),
+        state_until=_seconds(raw.get("su")),
+        fast_seconds_left=int(raw["fl"]),
+        fast_seconds_reserved=int(raw["fr"]),
+        fast_slots=int(raw["fs"]),
+        relax_slots=int(raw["rs"]),
+        fast_in_flight=int(raw["fi"]),
+        relax_in_flight=int(raw["ri"]),
+        weight=int(raw["w"]),
+        tags=tuple(json.loads(raw.get("tg") or "[]")),
+        renews_at=_seconds(raw.get("rn")),
+        history=tuple(entries),
+        declared_fast_seconds=int(raw["dfl"]),
+        declared_state=AccountState(raw["dst"]),
+        declared_renews_at=_seconds(raw.get("drn")),
+    )

@@ -1,0 +1,33 @@
+-- settle: end a reservation exactly once: free its slot; a completed task keeps the fast time
+-- it reserved, a failed or cancelled one gets it back. An account left with no fast time at
+-- all (left and reserved both 0) switches to setting relax. An account removed (or removed
+-- and created again) since the reservation is not touched.
+-- KEYS[1] pool meta hash   ARGV[1] key base   ARGV[2] now (unix ms)
+-- ARGV[3] task id          ARGV[4] outcome: completed | failed | cancelled
+-- Returns {bot_id, mode, outcome, refunded fast seconds}, or nil when there is no
+-- reservation (never made, or already settled).
+local task, outcome = ARGV[3], ARGV[4]
+local r = redis.call('HMGET', k_res(task), 'b', 'm', 'c', 'g')
+if not r[1] then return nil end
+redis.call('DEL', k_res(task))
+redis.call('ZREM', K.lease, task)
+local id, mode, cost = r[1], r[2], tonumber(r[3])
+local refunded = 0
+local old = acct_load(id)
+if old and old.g == r[4] then
+  local a = copy(old)
+  if mode == 'relax' then
+    a.ri = math.max(0, a.ri - 1)
+  else
+    a.fi = math.max(0, a.fi - 1)
+    local held = math.min(cost, a.fr)
+    a.fr = a.fr - held
+    if outcome ~= 'completed' then
+      a.fl = a.fl + held
+      refunded = held
+    end
+  end
+  if a.se == 'fast' and a.fl <= 0 and a.fr <= 0 then change_setting(a, 'relax', 'no_fast_time') end
+  acct_save(old, a)
+end
+return {tonumber(id), mode, outcome, refunded}

@@ -1,0 +1,66 @@
+"""The pool's figures for metrics, read in a bounded number of round trips at any pool size.
+
+The scripts keep pool-wide aggregates up to date in one hash (`Keys.pool_totals`) as they
+change accounts: each account contributes a pure function of its fields, and every script
+applies the difference between an account's old and new contribution. Reading the totals is
+one HGETALL; per-account figures are one pipeline of HMGETs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from routing.model import AccountState, Plan, Setting, SlotKind
+
+
+@dataclass(frozen=True)
+class AccountFigures:
+    bot_id: int
+    fast_seconds_left: int
+    fast_in_flight: int
+    relax_in_flight: int
+    state: AccountState | None = None
+
+
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """Totals over the pool (`mjgate_accounts`, `mjgate_pool_*`, `mjgate_staged_tasks`).
+
+    `accounts` counts accounts per (plan, state, setting), zero counts left out.
+    `fast_seconds_left` sums every account's unreserved fast time. Slot capacity and use are
+    over active accounts only (the ones that take new root work).
+    """
+
+    accounts: Mapping[tuple[Plan, AccountState, Setting], int]
+    fast_seconds_left: int
+    slot_capacity: Mapping[SlotKind, int]
+    slots_in_use: Mapping[SlotKind, int]
+    relax_capable: int  # active accounts, not on basic, with relax slots
+    staged: int
+    per_account: tuple[AccountFigures, ...] = field(default=())
+
+    @property
+    def account_count(self) -> int:
+        return sum(self.accounts.values())
+
+
+def from_totals(totals: Mapping[str, str], staged: int) -> PoolSnapshot:
+    """Build a snapshot (without per-account figures) from the aggregates hash."""
+    accounts: dict[tuple[Plan, AccountState, Setting], int] = {}
+    for name, value in totals.items():
+        if name.startswith("n|") and int(value) > 0:
+            _, plan, state, setting = name.split("|")
+            accounts[(Plan(plan), AccountState(state), Setting(setting))] = int(value)
+
+    def total(name: str) -> int:
+        return int(totals.get(name, 0))
+
+    return PoolSnapshot(
+        accounts=accounts,
+        fast_seconds_left=total("fl"),
+        slot_capacity={SlotKind.FAST: total("fc"), SlotKind.RELAX: total("rc")},
+        slots_in_use={SlotKind.FAST: total("fu"), SlotKind.RELAX: total("ru")},
+        relax_capable=total("rcap"),
+        staged=staged,
+    )

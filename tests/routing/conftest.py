@@ -1,0 +1,23 @@
+"""Fixtures for the pool store's tests: a store on the real Redis under the test's prefix,
+driven by a clock the test moves."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from routing.keys import Keys
+from routing.store import PoolStore
+from tests.routing.helpers import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def store(redis: Redis, keys: Keys, clock: FakeClock) -> PoolStore:
+    pool = PoolStore(redis, keys, clock=clock)
+    await pool.load_scripts()
+    return pool

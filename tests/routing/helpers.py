@@ -1,0 +1,100 @@
+"""Helpers for the pool store's tests: a clock the test moves, short calls for the rules."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from routing.accounts import AccountSpec, AccountStatus
+from routing.decisions import Reservation, Staged
+from routing.model import AccountState, Mode, Plan, Setting, SlotKind
+from routing.snapshot import AccountFigures, PoolSnapshot
+from routing.store import PoolStore
+
+START = 1_750_000_000.0  # unix seconds: 2025-06-15
+
+
+class FakeClock:
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def add(store: PoolStore, bot_id: int, plan: Plan = Plan.PRO, **fields: Any) -> None:
+    await store.apply_account(AccountSpec(bot_id=bot_id, plan=plan, **fields))
+
+
+async def root(
+    store: PoolStore, task_id: str, mode: Mode = Mode.FAST, cost: int = 60, **options: Any
+) -> Reservation | Staged:
+    options = {
+        "client_id": "client",
+        "lease_seconds": 60.0,
+        "staged_limit": 50,
+        "staged_timeout": 300.0,
+        **options,
+    }
+    return await store.reserve_root(task_id, mode, cost, **options)
+
+
+async def child(
+    store: PoolStore,
+    task_id: str,
+    parent: int,
+    mode: Mode = Mode.FAST,
+    cost: int = 60,
+    **options: Any,
+) -> Reservation | Staged:
+    options = {
+        "client_id": "client",
+        "lease_seconds": 60.0,
+        "staged_limit": 50,
+        "staged_timeout": 300.0,
+        **options,
+    }
+    return await store.reserve_child(task_id, parent, mode, cost, **options)
+
+
+def reserved(result: Reservation | Staged) -> Reservation:
+    assert isinstance(result, Reservation), result
+    return result
+
+
+def staged(result: Reservation | Staged) -> Staged:
+    assert isinstance(result, Staged), result
+    return result
+
+
+def totals_from_accounts(accounts: list[AccountStatus], staged: int) -> PoolSnapshot:
+    """The pool snapshot recomputed the slow way, to check the scripts' running totals."""
+    counts: Counter[tuple[Plan, AccountState, Setting]] = Counter()
+    capacity: Counter[SlotKind] = Counter({SlotKind.FAST: 0, SlotKind.RELAX: 0})
+    in_use: Counter[SlotKind] = Counter({SlotKind.FAST: 0, SlotKind.RELAX: 0})
+    relax_capable = 0
+    for a in accounts:
+        counts[(a.plan, a.state, a.setting)] += 1
+        if a.state is AccountState.ACTIVE:
+            capacity[SlotKind.FAST] += a.fast_slots
+            capacity[SlotKind.RELAX] += a.relax_slots
+            in_use[SlotKind.FAST] += a.fast_in_flight
+            in_use[SlotKind.RELAX] += a.relax_in_flight
+            relax_capable += a.plan is not Plan.BASIC and a.relax_slots > 0
+    return PoolSnapshot(
+        accounts=dict(counts),
+        fast_seconds_left=sum(a.fast_seconds_left for a in accounts),
+        slot_capacity=dict(capacity),
+        slots_in_use=dict(in_use),
+        relax_capable=relax_capable,
+        staged=staged,
+        per_account=tuple(
+            AccountFigures(
+                a.bot_id, a.fast_seconds_left, a.fast_in_flight, a.relax_in_flight, a.state
+            )
+            for a in accounts
+        ),
+    )

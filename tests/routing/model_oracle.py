@@ -1,0 +1,295 @@
+"""A pure-Python model of the pool's rules: the oracle the stateful test checks Redis against.
+
+It states the rules of DESIGN.md sections 2-4 as plainly as possible (sorting whole lists,
+exact fractions), never as the scripts compute them (indexes, packed scores). It lives in the
+tests only: the Lua scripts are the single implementation in the product (STYLE.md habit 1).
+Decisions are tuples: ('R', bot_id, mode, cost, decision, staged) | ('S', reason) |
+('E', code). Times are unix milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from routing.model import AccountState, Plan, Setting, Strategy
+
+Decision = tuple[object, ...]
+PERIOD_MS = 30 * 86400 * 1000
+
+
+@dataclass
+class Account:
+    bot_id: int
+    plan: Plan
+    declared_setting: Setting
+    setting: Setting
+    state: AccountState
+    fast_slots: int
+    relax_slots: int
+    weight: int
+    monthly: int
+    left: int
+    renews_at: int | None = None
+    until: int | None = None
+    reserved: int = 0
+    fast_in_flight: int = 0
+    relax_in_flight: int = 0
+    total: int = 0  # fast time since the last reset: left + reserved + consumed
+    consumed: int = 0
+
+    def __post_init__(self) -> None:
+        self.total = self.left
+
+    @property
+    def fast_eligible(self) -> bool:
+        return self.state is AccountState.ACTIVE and self.setting is Setting.FAST and self.left > 0
+
+    @property
+    def relax_capable(self) -> bool:
+        return (
+            self.state is AccountState.ACTIVE
+            and self.plan is not Plan.BASIC
+            and self.relax_slots > 0
+        )
+
+    def reset_fast(self, seconds: int) -> None:
+        """Midjourney's figure for the account; what is in flight is part of it."""
+        self.left = max(0, seconds - self.reserved)
+        self.total, self.consumed = self.left + self.reserved, 0
+        self.setting = Setting.RELAX if seconds <= 0 else self.declared_setting
+
+
+@dataclass
+class Held:
+    bot_id: int
+    mode: str
+    cost: int
+    lease: int
+
+
+@dataclass
+class Waiting:
+    task_id: str
+    kind: str
+    mode: str
+    cost: int
+    parent: int
+    exclude: frozenset[int]
+    client: str
+    deadline: int
+    lease: int
+
+
+@dataclass
+class Pool:
+    strategy: Strategy = Strategy.LEAST_BUSY
+    accounts: dict[int, Account] = field(default_factory=dict)
+    held: dict[str, Held] = field(default_factory=dict)
+    queue: list[Waiting] = field(default_factory=list)  # arrival order
+
+    # -- choosing ---------------------------------------------------------------------------
+    def _fast_order(self, a: Account) -> tuple[object, ...]:
+        if self.strategy is Strategy.MOST_FAST_LEFT:
+            return (-a.left, str(a.bot_id))
+        if self.strategy is Strategy.WEIGHTED:
+            return (Fraction(a.fast_in_flight, a.weight), -min(a.left, 2**23 - 1), str(a.bot_id))
+        return (Fraction(a.fast_in_flight, a.fast_slots), -a.left, str(a.bot_id))
+
+    def _relax_order(self, a: Account) -> tuple[object, ...]:
+        share = a.weight if self.strategy is Strategy.WEIGHTED else a.relax_slots
+        return (Fraction(a.relax_in_flight, share), str(a.bot_id))
+
+    def decide_root(self, mode: str, cost: int, exclude: frozenset[int]) -> Decision:
+        usable = [a for a in self.accounts.values() if a.bot_id not in exclude]
+        decision = "routed"
+        if mode != "relax":
+            free = [a for a in usable if a.fast_eligible and a.fast_in_flight < a.fast_slots]
+            for a in sorted(free, key=self._fast_order):
+                if a.left >= cost:
+                    return ("R", a.bot_id, mode, cost, "routed")
+            if any(a.fast_eligible and a.left >= cost for a in usable):
+                return ("S", "fast_slots_busy")
+            decision = "fallback_relax:no_fast_hours"
+        free = [
+            a
+            for a in usable
+            if a.state is AccountState.ACTIVE
+            and a.plan is not Plan.BASIC
+            and a.relax_in_flight < a.relax_slots
+        ]
+        if free:
+            return ("R", min(free, key=self._relax_order).bot_id, "relax", 0, decision)
+        if not any(a.relax_capable for a in usable):
+            return ("E", "no_relax_capable_account")
+        return ("S", "relax_slots_busy")
+
+    def decide_child(self, parent: int, mode: str, cost: int) -> Decision:
+        a = self.accounts.get(parent)
+        if a is None:
+            return ("E", "parent_unavailable", "account_removed")
+        if a.state is AccountState.DISABLED:
+            return ("E", "parent_unavailable", "account_disabled")
+        if a.state in (AccountState.PAUSED, AccountState.COOLING):
+            return ("S", "parent_paused")
+        decision = "inherited"
+        if mode != "relax" and a.setting is Setting.RELAX:
+            mode, cost, decision = "relax", 0, "inherited_relax:setting_relax"
+        elif mode != "relax" and a.left < cost:
+            mode, cost, decision = "relax", 0, "inherited_relax:no_fast_time"
+        if mode == "relax" and a.plan is Plan.BASIC:
+            return ("E", "parent_unavailable", "no_relax_on_basic")
+        if mode == "relax":
+            free = a.relax_in_flight < a.relax_slots
+        else:
+            free = a.fast_in_flight < a.fast_slots
+        return ("R", parent, mode, cost, decision) if free else ("S", "parent_busy")
+
+    # -- doing ------------------------------------------------------------------------------
+    def _take(self, task_id: str, d: Decision, lease: int, staged: int) -> Decision:
+        _, bot_id, mode, cost, decision = d
+        a = self.accounts[int(str(bot_id))]
+        if mode == "relax":
+            a.relax_in_flight += 1
+        else:
+            a.fast_in_flight += 1
+            a.left -= int(str(cost))
+            a.reserved += int(str(cost))
+        self.held[task_id] = Held(a.bot_id, str(mode), int(str(cost)), lease)
+        return ("R", bot_id, mode, cost, decision, staged)
+
+    def _stage(self, d: Decision, entry: Waiting, limit: int) -> Decision:
+        if sum(1 for w in self.queue if w.client == entry.client) >= limit:
+            return ("E", "staged_limit")
+        self.queue.append(entry)
+        return d
+
+    def reserve_root(
+        self,
+        task_id: str,
+        mode: str,
+        cost: int,
+        client: str,
+        exclude: frozenset[int],
+        lease: int,
+        limit: int,
+        timeout: int,
+        now: int,
+    ) -> Decision:
+        d = self.decide_root(mode, cost, exclude)
+        if d[0] == "R":
+            return self._take(task_id, d, now + lease, 0)
+        if d[0] == "S":
+            entry = Waiting(task_id, "root", mode, cost, 0, exclude, client, now + timeout, lease)
+            return self._stage(d, entry, limit)
+        return d
+
+    def reserve_child(
+        self,
+        task_id: str,
+        parent: int,
+        mode: str,
+        cost: int,
+        client: str,
+        lease: int,
+        limit: int,
+        timeout: int,
+        now: int,
+    ) -> Decision:
+        d = self.decide_child(parent, mode, cost)
+        if d[0] == "R":
+            return self._take(task_id, d, now + lease, 0)
+        if d[0] == "S":
+            entry = Waiting(
+                task_id, "child", mode, cost, parent, frozenset(), client, now + timeout, lease
+            )
+            return self._stage(d, entry, limit)
+        return d
+
+    def settle(self, task_id: str, outcome: str) -> tuple[int, str, str, int] | None:
+        held = self.held.pop(task_id, None)
+        if held is None:
+            return None
+        refunded = 0
+        a = self.accounts.get(held.bot_id)
+        if a is not None:
+            if held.mode == "relax":
+                a.relax_in_flight = max(0, a.relax_in_flight - 1)
+            else:
+                a.fast_in_flight = max(0, a.fast_in_flight - 1)
+                kept = min(held.cost, a.reserved)
+                a.reserved -= kept
+                if outcome == "completed":
+                    a.consumed += kept
+                else:
+                    a.left += kept
+                    refunded = kept
+            if a.setting is Setting.FAST and a.left <= 0 and a.reserved <= 0:
+                a.setting = Setting.RELAX
+        return (held.bot_id, held.mode, outcome, refunded)
+
+    def dispatch(self, limit: int, now: int, window: int = 32) -> list[tuple[str, Decision]]:
+        out: list[tuple[str, Decision]] = []
+        for entry in list(self.queue[:window]):
+            if len(out) >= limit:
+                break
+            if entry.deadline <= now:
+                continue
+            if entry.kind == "root":
+                d = self.decide_root(entry.mode, entry.cost, entry.exclude)
+            else:
+                d = self.decide_child(entry.parent, entry.mode, entry.cost)
+            if d[0] == "R":
+                self.queue.remove(entry)
+                out.append((entry.task_id, self._take(entry.task_id, d, now + entry.lease, 1)))
+        return out
+
+    def cancel(self, task_id: str) -> bool:
+        for entry in self.queue:
+            if entry.task_id == task_id:
+                self.queue.remove(entry)
+                return True
+        return False
+
+    def claim(self, limit: int, claim: int, now: int) -> list[tuple[str, int, str]]:
+        due = sorted((h.lease, task_id) for task_id, h in self.held.items() if h.lease <= now)
+        out = []
+        for _, task_id in due[:limit]:
+            held = self.held[task_id]
+            held.lease = now + claim
+            out.append((task_id, held.bot_id, held.mode))
+        return out
+
+    def extend(self, task_id: str, lease: int, now: int) -> bool:
+        if task_id not in self.held:
+            return False
+        self.held[task_id].lease = now + lease
+        return True
+
+    def tick(self, now: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]:
+        due = sorted(
+            (a.renews_at, str(a.bot_id))
+            for a in self.accounts.values()
+            if a.renews_at is not None and a.renews_at <= now
+        )
+        renewed = []
+        for _, bot in due:
+            a = self.accounts[int(bot)]
+            assert a.renews_at is not None
+            a.renews_at += ((now - a.renews_at) // PERIOD_MS + 1) * PERIOD_MS
+            a.reset_fast(a.monthly)
+            renewed.append(a.bot_id)
+        cooled = sorted(
+            (a.until, str(a.bot_id))
+            for a in self.accounts.values()
+            if a.state is AccountState.COOLING and a.until is not None and a.until <= now
+        )
+        for _, bot in cooled:
+            self.accounts[int(bot)].state, self.accounts[int(bot)].until = AccountState.ACTIVE, None
+        expired = sorted((w.deadline, w.task_id) for w in self.queue if w.deadline <= now)
+        self.queue = [w for w in self.queue if w.deadline > now]
+        return tuple(renewed), tuple(int(b) for _, b in cooled), tuple(t for _, t in expired)
+
+    def set_state(self, bot_id: int, state: AccountState, until: int | None) -> None:
+        a = self.accounts[bot_id]
+        a.state, a.until = state, until if state is AccountState.COOLING else None

@@ -1,0 +1,87 @@
+"""Many replicas at once: exactly the free slots are reserved, the rest is staged, nobody is
+over its slots, fast time never goes below zero (DESIGN.md section 2, last paragraph)."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections import Counter
+
+import pytest
+from redis.asyncio import Redis
+
+from routing.accounts import AccountSpec
+from routing.decisions import Reservation
+from routing.keys import Keys
+from routing.model import Mode, Plan
+from routing.store import PoolStore
+from tests.routing.workers import prepare, reserve_many
+
+# bot_id: (fast slots, fast seconds): account 4 has fast time for two tasks only.
+POOL = {1: (3, 100_000), 2: (2, 100_000), 3: (4, 100_000), 4: (3, 120)}
+CAPACITY = {1: 3, 2: 2, 3: 4, 4: 2}
+
+
+async def _make_pool(store: PoolStore) -> None:
+    for bot_id, (slots, seconds) in POOL.items():
+        await store.apply_account(
+            AccountSpec(
+                bot_id=bot_id,
+                plan=Plan.STANDARD,
+                fast_slots=slots,
+                relax_slots=0,
+                fast_seconds_left=seconds,
+            )
+        )
+
+
+async def _check_pool(store: PoolStore, taken: Counter[int]) -> None:
+    assert taken == CAPACITY
+    for account in await store.list_accounts():
+        assert account.fast_in_flight == CAPACITY[account.bot_id] <= account.fast_slots
+        assert account.fast_seconds_left >= 0
+        assert account.fast_seconds_reserved == 60 * CAPACITY[account.bot_id]
+
+
+async def test_concurrent_reserves_from_many_connections(redis_url: str, keys: Keys) -> None:
+    clients = [Redis.from_url(redis_url) for _ in range(8)]
+    try:
+        stores = [PoolStore(client, keys) for client in clients]
+        await _make_pool(stores[0])
+        results = await asyncio.gather(
+            *(
+                stores[n % len(stores)].reserve_root(
+                    f"t{n}",
+                    Mode.FAST,
+                    60,
+                    client_id="c",
+                    lease_seconds=60,
+                    staged_limit=10_000,
+                    staged_timeout=300,
+                )
+                for n in range(400)
+            )
+        )
+        taken = Counter(r.bot_id for r in results if isinstance(r, Reservation))
+        await _check_pool(stores[0], taken)
+        assert await stores[0].staged_count() == 400 - sum(CAPACITY.values())
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+@pytest.mark.slow
+async def test_concurrent_reserves_from_several_processes(
+    redis_url: str, keys: Keys, store: PoolStore
+) -> None:
+    await _make_pool(store)
+    context = multiprocessing.get_context("spawn")
+    jobs = [(redis_url, keys.prefix, worker, 150) for worker in range(3)]
+    loop = asyncio.get_running_loop()
+    ready = context.Barrier(len(jobs))
+    with context.Pool(len(jobs), initializer=prepare, initargs=(ready,)) as pool:
+        pending = pool.map_async(reserve_many, jobs)
+        outcome = await loop.run_in_executor(None, pending.get, 120)
+    taken = Counter(bot_id for bot_ids in outcome for bot_id in bot_ids)
+    await _check_pool(store, taken)
+    assert await store.staged_count() == 450 - sum(CAPACITY.values())

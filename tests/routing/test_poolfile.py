@@ -1,0 +1,179 @@
+"""The pool file: parsing with line-numbered errors, export round trip, apply and dry run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from routing.accounts import AccountSpec
+from routing.decisions import Outcome
+from routing.errors import PoolFileError
+from routing.model import PLANS, AccountState, Plan, Setting, Strategy
+from routing.poolfile import FILE_STATES, PoolChange, PoolFile, dump_pool, parse_pool_file
+from routing.store import PoolStore
+from tests.routing.helpers import reserved, root
+
+EXAMPLE = """\
+strategy: weighted
+accounts:
+  - bot_id: 1201
+    name: studio-a
+    plan: pro
+    setting: fast
+    fast_hours_left: 12.5
+    renews_at: 2025-07-01T00:00:00Z
+    fast_slots: 10
+    relax_slots: 2
+    weight: 3
+    tags: [studio, eu]
+    state: active
+  - bot_id: 1202
+    plan: basic
+"""
+
+
+def test_parse_reads_every_field_and_leaves_defaults_to_the_plan() -> None:
+    pool = parse_pool_file(EXAMPLE)
+    assert pool.strategy is Strategy.WEIGHTED
+    first, second = pool.accounts
+    assert first == AccountSpec(
+        bot_id=1201,
+        name="studio-a",
+        plan=Plan.PRO,
+        setting=Setting.FAST,
+        fast_seconds_left=45_000,
+        renews_at=datetime(2025, 7, 1, tzinfo=UTC).timestamp(),
+        fast_slots=10,
+        relax_slots=2,
+        weight=3,
+        tags=("studio", "eu"),
+        state=AccountState.ACTIVE,
+    )
+    assert second == AccountSpec(bot_id=1202, plan=Plan.BASIC)
+    assert second.effective_fast_seconds == PLANS[Plan.BASIC].fast_seconds_per_month
+    assert (second.effective_fast_slots, second.effective_relax_slots) == (3, 0)
+
+
+def test_renewal_dates_accept_strings_dates_and_naive_times_as_utc() -> None:
+    text = (
+        "accounts:\n  - {bot_id: 1, renews_at: '2025-07-01T02:00:00+02:00'}\n"
+        "  - {bot_id: 2, renews_at: 2025-07-01}\n"
+        "  - {bot_id: 3, renews_at: 2025-07-01 00:00:00}\n"
+    )
+    expected = datetime(2025, 7, 1, tzinfo=UTC).timestamp()
+    assert [a.renews_at for a in parse_pool_file(text).accounts] == [expected] * 3
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        ("accounts:\n  - bot_id: 1\n    colour: red\n", 3, "unknown account key 'colour'"),
+        ("accounts:\n  - bot_id: 1\n    plan: gold\n", 3, "expected one of basic"),
+        ("accounts:\n  - bot_id: 1\n  - bot_id: 1\n", 3, "bot_id 1 listed twice"),
+        ("accounts:\n  - name: a\n", 2, "needs a bot_id"),
+        ("accounts:\n  - bot_id: true\n", 2, "whole number"),
+        ("accounts:\n  - bot_id: 1\n    weight: 0\n", 3, "whole number from 1"),
+        ("accounts:\n  - bot_id: 1\n    fast_slots: 2.5\n", 3, "whole number"),
+        ("accounts:\n  - bot_id: 1\n    fast_hours_left: -1\n", 3, "hours"),
+        ("accounts:\n  - bot_id: 1\n    state: cooling\n", 3, "expected one of active"),
+        ("accounts:\n  - bot_id: 1\n    renews_at: soon\n", 3, "ISO 8601"),
+        ("accounts:\n  - bot_id: 1\n    tags: eu\n", 3, "list of tags"),
+        ("accounts:\n  - bot_id: 1\n    bot_id: 2\n", 3, "given twice"),
+        ("accounts:\n  - bot_id: 1\n    plan: basic\n    relax_slots: 2\n", 2, "no relax"),
+        ("strategy: fastest\naccounts: []\n", 1, "expected one of least_busy"),
+        ("accounts: []\nextra: 1\n", 2, "unknown key 'extra'"),
+        ("strategy: least_busy\n", 1, "needs an 'accounts' list"),
+        ("accounts: {}\n", 1, "list of accounts"),
+        ("accounts:\n  - bot_id: [1\n", 3, "not valid YAML"),
+        ("", 0, "empty"),
+    ],
+)
+def test_bad_files_name_the_line(text: str, line: int, reason: str) -> None:
+    with pytest.raises(PoolFileError) as caught:
+        parse_pool_file(text)
+    assert caught.value.line == line
+    assert reason in caught.value.reason
+
+
+specs = st.builds(
+    AccountSpec,
+    bot_id=st.integers(1, 10**12),
+    name=st.text(max_size=20),
+    plan=st.sampled_from([Plan.STANDARD, Plan.PRO, Plan.MEGA]),
+    setting=st.sampled_from(list(Setting)),
+    fast_seconds_left=st.integers(0, 10**8),
+    renews_at=st.none() | st.integers(0, 4_000_000_000_000).map(lambda ms: ms / 1000),
+    fast_slots=st.integers(0, 1000),
+    relax_slots=st.integers(0, 1000),
+    weight=st.integers(1, 1000),
+    tags=st.lists(st.text(max_size=10), max_size=4).map(tuple),
+    state=st.sampled_from(FILE_STATES),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(list(Strategy)), st.lists(specs, max_size=5, unique_by=lambda s: s.bot_id))
+def test_dump_reads_back_to_the_same_definitions(
+    strategy: Strategy, accounts: list[AccountSpec]
+) -> None:
+    pool = parse_pool_file(dump_pool(strategy, accounts))
+    assert pool == PoolFile(strategy, tuple(sorted(accounts, key=lambda a: a.bot_id)))
+
+
+async def test_export_reads_back_to_what_was_applied(store: PoolStore) -> None:
+    pool = parse_pool_file(EXAMPLE)
+    await store.apply_pool(pool)
+    reserved(await root(store, "t1"))  # live figures are not definitions
+    exported = parse_pool_file(await store.export_pool())
+    assert exported.strategy is pool.strategy
+    assert [_effective(a) for a in exported.accounts] == [_effective(a) for a in pool.accounts]
+    assert all(c.action == "unchanged" for c in await store.apply_pool(exported))
+
+
+def _effective(spec: AccountSpec) -> tuple[object, ...]:
+    return (
+        spec.bot_id,
+        spec.name,
+        spec.plan,
+        spec.setting,
+        spec.effective_fast_seconds,
+        spec.renews_at,
+        spec.effective_fast_slots,
+        spec.effective_relax_slots,
+        spec.weight,
+        spec.tags,
+        spec.state,
+    )
+
+
+async def test_apply_pool_makes_the_pool_match_the_file(store: PoolStore) -> None:
+    first = parse_pool_file(
+        "accounts:\n  - {bot_id: 1, plan: pro}\n  - {bot_id: 2}\n  - {bot_id: 3}\n"
+    )
+    changes = await store.apply_pool(first)
+    assert changes == [PoolChange(b, "created") for b in (1, 2, 3)]
+    reserved(await root(store, "t1", exclude=[1, 3]))  # account 2 has a task in flight
+    second = parse_pool_file(
+        "strategy: most_fast_left\naccounts:\n  - {bot_id: 1, plan: pro, weight: 2}\n"
+    )
+    planned = await store.apply_pool(second, dry_run=True)
+    assert planned == [
+        PoolChange(None, "updated", ("strategy",)),
+        PoolChange(1, "updated", ("weight",)),
+        PoolChange(2, "draining"),
+        PoolChange(3, "removed"),
+    ]
+    assert len(await store.list_accounts()) == 3  # the dry run changed nothing
+    assert await store.get_strategy() is Strategy.LEAST_BUSY
+    assert await store.apply_pool(second) == planned
+    accounts = {a.bot_id: a for a in await store.list_accounts()}
+    assert sorted(accounts) == [1, 2]
+    assert accounts[2].state is AccountState.DRAINING
+    assert accounts[2].state_reason == "absent_from_pool_file"
+    assert await store.get_strategy() is Strategy.MOST_FAST_LEFT
+    await store.settle("t1", Outcome.COMPLETED)
+    assert (await store.apply_pool(second))[-1] == PoolChange(2, "removed")
+    assert [a.bot_id for a in await store.list_accounts()] == [1]

@@ -1,0 +1,54 @@
+"""Worker processes for the multi-process concurrency test (importable by spawned children)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from routing.decisions import Reservation
+from routing.keys import Keys
+from routing.model import Mode
+from routing.store import PoolStore
+
+
+async def _reserve_many(redis_url: str, prefix: str, worker: int, tasks: int) -> list[int]:
+    # redis-py's default pool refuses a 101st concurrent connection; this one waits instead.
+    client = Redis(connection_pool=BlockingConnectionPool.from_url(redis_url, max_connections=32))
+    try:
+        store = PoolStore(client, Keys(prefix))
+        results = await asyncio.gather(
+            *(
+                store.reserve_root(
+                    f"w{worker}-{n}",
+                    Mode.FAST,
+                    60,
+                    client_id=f"c{worker}",
+                    lease_seconds=60,
+                    staged_limit=10_000,
+                    staged_timeout=300,
+                )
+                for n in range(tasks)
+            )
+        )
+        return [r.bot_id for r in results if isinstance(r, Reservation)]
+    finally:
+        await client.aclose()
+
+
+_start: Any = None
+
+
+def prepare(barrier: Any) -> None:
+    """Pool initializer: keep the barrier every worker waits at before starting."""
+    global _start
+    _start = barrier
+
+
+def reserve_many(args: tuple[str, str, int, int]) -> list[int]:
+    """Reserve `tasks` fast tasks concurrently, once every worker is ready; returns the
+    bot_ids that took one."""
+    if _start is not None:
+        _start.wait(timeout=60)
+    return asyncio.run(_reserve_many(*args))
