@@ -156,3 +156,52 @@ def test_sigkilled_replica_loses_nothing(tmp_path: Path, redis_url: str, prefix:
         assert len(emu.received()) == 8
         peaks = emu.accounts()[601]["peak_submitted"]
         assert isinstance(peaks, dict) and peaks.get("fast", 0) <= 2
+
+
+POOL_GAUGES = frozenset(
+    {
+        "mjgate_accounts",
+        "mjgate_pool_fast_seconds_remaining",
+        "mjgate_pool_slots",
+        "mjgate_pool_relax_capable_accounts",
+        "mjgate_staged_tasks",
+        "mjgate_store_up",
+        "mjgate_account_fast_seconds_remaining",
+        "mjgate_account_in_flight",
+        "mjgate_account_state",
+    }
+)
+
+
+def _pool_samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in POOL_GAUGES
+    }
+
+
+def test_pool_gauges_agree_across_replicas(tmp_path: Path, redis_url: str, prefix: str) -> None:
+    pool_file = tmp_path / "pool.yaml"
+    pool_file.write_text(POOL)
+    with emulator(tmp_path, ACCOUNTS, pending=30, processing=30) as emu:
+        replicas = [start_gateway(redis_url, prefix, emu.url, pool_file) for _ in range(2)]
+        try:
+
+            async def run() -> None:
+                async with httpx.AsyncClient(timeout=30) as client:
+                    await asyncio.gather(*(_create(client, replicas[0].url, n) for n in range(10)))
+
+            asyncio.run(run())
+            first, second = (_pool_samples(r.url) for r in replicas)
+        finally:
+            for replica in replicas:
+                stop(replica.process)
+    assert first == second
+    assert first[("mjgate_staged_tasks", ())] == 4  # 6 fast slots, 10 tasks
+    in_use = first[("mjgate_pool_slots", (("kind", "in_use"), ("mode", "fast")))]
+    assert in_use == 6
