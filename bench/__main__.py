@@ -4,7 +4,7 @@
     python -m bench --quick --only redis     # a smoke run, a few seconds
     python -m bench --only create,latency --connections 64
 
-Parts: latency, create, poll, memory, redis (run in that order). Prints a table and writes
+Parts: latency, create, poll, memory, redis, scrape (run in that order). Prints a table and writes
 bench/results.json. Every process the bench starts listens on a free 127.0.0.1 port and is
 stopped on exit (errors and Ctrl-C included); every Redis key it writes is under a prefix it
 deletes.
@@ -26,13 +26,13 @@ from typing import Any
 import redis
 from redis.asyncio import Redis
 
-from bench import decisions, latency, memory, polls, report, throughput, wrk
+from bench import decisions, latency, memory, polls, report, scrape, throughput, wrk
 from bench.lab import Lab, resolve_redis
 from bench.procs import BenchError, Services, raise_on_sigterm
 from bench.traffic import HttpPlan
 
 # Latency first, while the emulator holds few tasks (a big heap makes its GC pauses longer).
-PARTS = ("latency", "create", "poll", "memory", "redis")
+PARTS = ("latency", "create", "poll", "memory", "redis", "scrape")
 HERE = Path(__file__).resolve().parent
 BUSY_LOAD = 0.5  # a 1-minute load average above this at start flags the run as disturbed
 
@@ -169,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             ),
             "redis": redis_alone,
+            "scrape": lambda: asyncio.run(scrape.scrape_part(redis_url, rep, redis_plan.sizes)),
         }
         try:
             _run_parts({part: steps[part] for part in parts}, rep)
