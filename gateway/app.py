@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.applications import Starlette
@@ -94,15 +94,15 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 def redis_client(settings: Settings) -> Redis:
     """The service's Redis client. Each store operation has one deadline
-    (MJGATE_REDIS_TIMEOUT, enforced by the stores), connecting has the same, redis-py never
-    retries, and a burst beyond the pool waits for a free connection within the deadline
-    instead of failing: an outage is a 503 `store_unavailable` within the deadline."""
-    pool = BlockingConnectionPool.from_url(
+    (MJGATE_REDIS_TIMEOUT, enforced by the stores), connecting has the same and redis-py
+    never retries: an outage is a 503 `store_unavailable` within the deadline. The pool is
+    large rather than blocking (a blocking pool costs ~25% more per call, measured): more
+    than 2,048 Redis calls in flight at once in one replica also answer 503."""
+    pool = ConnectionPool.from_url(
         settings.redis_url or "redis://127.0.0.1:6379/0",
         socket_connect_timeout=settings.redis_timeout,
         retry=Retry(NoBackoff(), 0),
-        max_connections=512,
-        timeout=settings.redis_timeout,
+        max_connections=2048,
     )
     return Redis.from_pool(pool)  # closing the client closes its pool
 
