@@ -35,7 +35,7 @@ from gateway.errors import GatewayError, envelope, gateway_error_response, routi
 from gateway.keystore import KeyStore
 from gateway.metrics import Metrics
 from gateway.middleware import RequestMiddleware
-from gateway.records import RecordStore
+from gateway.records import RecordStore, TaskRecord
 from gateway.service import TaskService
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
@@ -93,13 +93,13 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def redis_client(settings: Settings) -> Redis:
-    """The service's Redis client. Each store operation has one deadline
-    (MJGATE_REDIS_TIMEOUT, enforced by the stores), connecting has the same and redis-py
-    never retries: an outage is a 503 `store_unavailable` within the deadline. The pool is
-    large rather than blocking (a blocking pool costs ~25% more per call, measured): more
+    """The service's Redis client. Connecting and every read have MJGATE_REDIS_TIMEOUT and
+    redis-py never retries: an outage is a 503 `store_unavailable` within that time. The pool
+    is large rather than blocking (a blocking pool costs ~25% more per call, measured): more
     than 2,048 Redis calls in flight at once in one replica also answer 503."""
     pool = ConnectionPool.from_url(
         settings.redis_url or "redis://127.0.0.1:6379/0",
+        socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
         retry=Retry(NoBackoff(), 0),
         max_connections=2048,
@@ -151,8 +151,8 @@ def create_app(
         own_redis = redis is None
         client = redis or redis_client(settings)
         keys = Keys(settings.redis_prefix)
-        store = PoolStore(client, keys, clock=clock, timeout=settings.redis_timeout)
-        records = RecordStore(client, keys, ttl=settings.task_ttl, timeout=settings.redis_timeout)
+        store = PoolStore(client, keys, clock=clock)
+        records = RecordStore(client, keys, ttl=settings.task_ttl)
         upstream = UpstreamClient(
             settings.goapi_base_url,
             settings.goapi_api_key,
@@ -179,7 +179,12 @@ def create_app(
             transport=webhook_transport,
         )
         background = Background(service, outbox, interval=settings.reconcile_interval)
-        service.on_change = lambda record: background.spawn(outbox.enqueue(record))
+
+        def deliver(record: TaskRecord) -> None:
+            if record.webhook:  # most tasks have none: no task spawned for them
+                background.spawn(outbox.enqueue(record))
+
+        service.on_change = deliver
         gate = MjGate(
             settings=settings,
             redis=client,

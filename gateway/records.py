@@ -137,6 +137,8 @@ class RecordStore:
 
     async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
         try:
+            if self.timeout is None:
+                return await fn()
             async with asyncio.timeout(self.timeout):
                 return await fn()
         except RedisError as exc:

@@ -48,12 +48,15 @@ RESCORE_BATCH = 500  # accounts rescored per script call after a strategy change
 
 @asynccontextmanager
 async def _errors(op: str, timeout: float | None) -> AsyncIterator[None]:
-    """Redis errors become StoreError; so does no answer within `timeout` seconds (one
-    deadline per operation, rather than redis-py's per-socket-read timeout, which costs an
-    extra asyncio task on every call)."""
+    """Redis errors become StoreError; so does no answer within `timeout` seconds when the
+    store was given a deadline (the service leaves it to the client's socket timeout, which
+    costs nothing extra per call; tests and tools may set one)."""
     try:
-        async with asyncio.timeout(timeout):
+        if timeout is None:
             yield
+        else:
+            async with asyncio.timeout(timeout):
+                yield
     except RedisError as exc:
         raise StoreError(op, str(exc) or type(exc).__name__) from exc
     except TimeoutError as exc:
