@@ -133,7 +133,7 @@ def memory_rows(report: Report, accounts: dict[str, Any], records: dict[str, Any
     report.add(
         Row(
             part="memory",
-            metric="account history, once full (50 events)",
+            metric="account history, once full (the last 10 changes)",
             mjgate=accounts["history_bytes_full"],
             reference=None,
             value=accounts["history_bytes_full"],
