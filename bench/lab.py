@@ -9,9 +9,9 @@
 
 The bench pool: mjgate allows at most 1,000 slots per account (routing.poolfile.MAX_SLOTS),
 so "enough slots that nothing stages" is 100 accounts x 1,000 fast slots (100,000 slots) with
-100,000 fast hours each. With the emulator in instant mode a task completes upstream at once,
-but mjgate only learns it by webhook, poll or reconciler: every created task keeps its slot
-for the whole run, so the pool must hold every task a run creates.
+100,000 fast hours each. With the emulator in instant mode the create answer already says
+`completed` and mjgate settles at once; the big pool keeps runs against a `pending` upstream
+(whose tasks keep their slots for the run) from staging too.
 """
 
 from __future__ import annotations

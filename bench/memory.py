@@ -4,7 +4,7 @@ Per account: `MEMORY USAGE ... SAMPLES 0` of sampled account hashes, plus the po
 structures (the set of ids, the selection indexes, the aggregates) divided by the number of
 accounts. `used_memory`'s growth over the load is given beside it as a cross-check (it moves
 with whatever else the server does meanwhile). An account's history list is empty until its
-state, setting or fast time changes; once full (50 events) it is measured on its own.
+state, setting or fast time changes; once full (10 events) it is measured on its own.
 
 Per task record: tasks created through mjgate in front of the instant emulator (finished at
 once: the create's answer is already `completed`, with its outputs), then the record hash
@@ -29,7 +29,7 @@ from routing.model import AccountState
 from routing.store import PoolStore
 
 SAMPLE = 500
-HISTORY_TURNS = 60  # state changes per account: more than the 50 entries a history keeps
+HISTORY_TURNS = 20  # state changes per account: more than the 10 entries a history keeps
 
 
 async def _usage(redis: Redis, key: str) -> int:
