@@ -61,6 +61,7 @@ class TaskRecord:
     created_at: float = 0.0
     updated_at: float = 0.0  # last news from the upstream (or local change)
     history: tuple[dict[str, Any], ...] = field(default=())
+    tags: tuple[str, ...] = ()  # the client key's allowed account tags (re-routing keeps them)
 
     @property
     def terminal(self) -> bool:
@@ -87,6 +88,7 @@ class TaskRecord:
                 "ct": self.created_at,
                 "ut": self.updated_at,
                 "hist": self.history,
+                "tg": self.tags,
             }
         )
         if not self.terminal:
@@ -119,6 +121,7 @@ class TaskRecord:
             created_at=f["ct"],
             updated_at=f["ut"],
             history=tuple(f["hist"]),
+            tags=tuple(f.get("tg") or ()),
         )
 
     def with_event(self, what: str, **details: Any) -> TaskRecord:

@@ -134,6 +134,7 @@ class TaskService:
                 else ""
             ),
             parent_id=parent.task_id if parent else None,
+            tags=client.tags,
             created_at=now,
             updated_at=now,
         )
@@ -189,6 +190,7 @@ class TaskService:
             staged_limit=staged_limit or self.settings.staged_limit,
             staged_timeout=self.settings.staged_timeout,
             exclude=exclude,
+            tags=record.tags,
         )
 
     async def _reserve(

@@ -214,11 +214,14 @@ class PoolStore:
         staged_limit: int,
         staged_timeout: float,
         exclude: Sequence[int] = (),
+        tags: Sequence[str] = (),
     ) -> Reservation | Staged:
         """Route a root task (DESIGN.md section 2, rules 1-3): a reservation, or the task
         staged when every candidate is busy. `cost`: fast seconds in `mode` (x2 for turbo;
         ignored if the task runs relax). `exclude`: accounts to skip (a retry after an
-        upstream failure); they count as absent, also for NoRelaxCapableAccountError."""
+        upstream failure); they count as absent, also for NoRelaxCapableAccountError.
+        `tags`: a tag-limited client key's tags; only accounts carrying one of them count
+        (the same rules, decided over those accounts: O(their number))."""
         if cost < 0:
             raise ValueError("cost must not be negative")
         reply = await self._run(
@@ -232,6 +235,7 @@ class PoolStore:
             staged_limit,
             _ms(staged_timeout),
             ",".join(str(bot_id) for bot_id in exclude),
+            json.dumps(sorted(set(tags))) if tags else "",
         )
         return codec.decision("reserve_root", task_id, reply)
 

@@ -53,8 +53,72 @@ local function pick_relax(ex, nex)
   return nil
 end
 
+-- The accounts carrying any of `tags` (a client key limited to some account tags).
+local function tagged(tags)
+  local seen, out = {}, {}
+  for _, tag in ipairs(tags) do
+    for _, id in ipairs(redis.call('SMEMBERS', k_tag(tag))) do
+      if not seen[id] then
+        seen[id] = true
+        out[#out + 1] = id
+      end
+    end
+  end
+  return out
+end
+
+-- The same rules as decide_root, over the accounts of a tag-limited key only: exact, and
+-- O(accounts carrying the key's tags) instead of O(log N) (a tag names a small group).
+local function decide_root_tagged(mode, cost, ex, tags)
+  local members = tagged(tags)
+  local decision = 'routed'
+  if mode ~= 'relax' then
+    local best, best_score, has_time = nil, nil, false
+    for _, id in ipairs(members) do
+      if not ex[id] then
+        local free = redis.call('ZSCORE', K.ff, id)
+        local left = tonumber(free or redis.call('ZSCORE', K.fb, id) or -1)
+        if left >= cost then
+          has_time = true
+          if free then
+            local score = tonumber(redis.call('ZSCORE', K.fs, id))
+            if best_score == nil or score < best_score then best, best_score = id, score end
+          end
+        end
+      end
+    end
+    if best then return {'R', best, mode, cost, 'routed'} end
+    if has_time then return {'S', 'fast_slots_busy'} end
+    decision = 'fallback_relax:no_fast_hours'
+  end
+  local best, best_score, capable = nil, nil, false
+  for _, id in ipairs(members) do
+    if not ex[id] then
+      local score = redis.call('ZSCORE', K.rs, id)
+      if score then
+        capable = true
+        if best_score == nil or tonumber(score) < best_score then
+          best, best_score = id, tonumber(score)
+        end
+      else
+        local x = redis.call('HMGET', k_acct(id), 'st', 'p', 'rs')
+        if x[1] == 'active' and x[2] ~= 'basic' and tonumber(x[3] or 0) > 0 then
+          capable = true
+        end
+      end
+    end
+  end
+  if best then return {'R', best, 'relax', 0, decision} end
+  if not capable then return {'E', 'no_relax_capable_account'} end
+  return {'S', 'relax_slots_busy'}
+end
+
 -- A root task: {'R', bot_id, mode, cost, decision} | {'S', reason} | {'E', code}
-local function decide_root(mode, cost, ex, nex)
+-- `tags_json`: the key's allowed account tags as a JSON list, '' or '[]' for any account.
+local function decide_root(mode, cost, ex, nex, tags_json)
+  if tags_json ~= nil and tags_json ~= '' and tags_json ~= '[]' then
+    return decide_root_tagged(mode, cost, ex, cjson.decode(tags_json))
+  end
   local decision = 'routed'
   if mode ~= 'relax' then
     local id = pick_fast(cost, ex, nex)

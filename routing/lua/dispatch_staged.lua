@@ -17,7 +17,7 @@ for _, task in ipairs(redis.call('ZRANGE', K.stq, 0, tonumber(ARGV[5]) - 1)) do
     local d
     if e.k == 'root' then
       local ex, nex = exclusion(e.x)
-      d = decide_root(e.m, tonumber(e.c), ex, nex)
+      d = decide_root(e.m, tonumber(e.c), ex, nex, e.t)
     else
       d = decide_child(e.p, e.m, tonumber(e.c))
     end

@@ -42,6 +42,7 @@ local function k_acct(id) return BASE .. 'acct:' .. id end
 local function k_hist(id) return BASE .. 'hist:' .. id end
 local function k_res(task) return BASE .. 'res:' .. task end
 local function k_stg(task) return BASE .. 'stg:' .. task end
+local function k_tag(tag) return BASE .. 'tag:' .. tag end -- set of bot_ids carrying `tag`
 
 local NUMERIC = {w = 1, fs = 1, rs = 1, mf = 1, dfl = 1, drn = 1, su = 1, rn = 1,
                  fl = 1, fr = 1, fi = 1, ri = 1}
@@ -175,7 +176,18 @@ local function reaggregate(old, a)
 end
 
 -- Write `a` (nil: delete) over `old` (nil: create), with its indexes and aggregates.
+-- Keep the per-tag sets (tag-limited keys route among them) in step with an account's tags.
+local function retag(old, a)
+  local before = (old and old.tg ~= nil and old.tg ~= '') and old.tg or '[]'
+  local after = (a and a.tg ~= nil and a.tg ~= '') and a.tg or '[]'
+  if before == after then return end
+  local id = (a or old).id
+  for _, tag in ipairs(cjson.decode(before)) do redis.call('SREM', k_tag(tag), id) end
+  for _, tag in ipairs(cjson.decode(after)) do redis.call('SADD', k_tag(tag), id) end
+end
+
 local function acct_save(old, a)
+  retag(old, a)
   if a == nil then
     redis.call('DEL', k_acct(old.id))
     redis.call('SREM', K.all, old.id)

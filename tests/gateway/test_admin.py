@@ -380,8 +380,6 @@ async def test_relax_only_key_runs_fast_requests_relax(redis: Redis, prefix: str
         assert free.headers["x-mjgate-mode"] == "fast"
 
 
-@pytest.mark.xfail(strict=True, reason="routing ignores a key's tags: PoolStore.reserve_root "
-                   "takes no tags yet (reported to the lead)")  # fmt: skip
 async def test_tag_limited_key_only_reaches_its_accounts(redis: Redis, prefix: str) -> None:
     accounts = (AccountSpec(2001, plan=Plan.PRO, tags=("studio",)),
                 AccountSpec(2002, plan=Plan.PRO, tags=("other",)),
