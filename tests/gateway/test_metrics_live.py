@@ -78,7 +78,7 @@ async def test_each_metric_moves_through_a_scenario(redis: Redis, prefix: str) -
         await h.gate.store.set_fast_time(1, 600, reason="test")
         failed = await h.create(prompt="d --fast")
         assert failed.status_code == 500
-        text, s = await scrape(h)
+        _, s = await scrape(h)
         assert value(s, "mjgate_upstream_requests_total", op="create", status="500") == 1
         assert (
             value(
