@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine
-from dataclasses import replace
 from typing import Any
 
 from gateway import logs
@@ -88,7 +87,7 @@ class Background:
         for task_id in result.expired_staged:
             record = await self.service.records.load(task_id)
             if record is not None and record.status == "staged":
-                await self.service._fail(
+                await self.service.fail(
                     record,
                     "staged_timeout",
                     f"no account was free within {self.service.settings.staged_timeout:g} s",
@@ -146,7 +145,7 @@ class Background:
             # The create may or may not have reached the upstream: never re-send blindly.
             await service.release(record.task_id)
             if not record.terminal:
-                await service._fail(
+                await service.fail(
                     record,
                     "upstream_outcome_unknown",
                     "the upstream never confirmed this task; it was not re-sent",
@@ -163,9 +162,7 @@ class Background:
             await service.apply_upstream_task(record, answer.task)
         elif answer.status == 404:
             await service.release(record.task_id)
-            await service._fail(
-                replace(record), "upstream_lost", "the upstream no longer knows this task"
-            )
+            await service.fail(record, "upstream_lost", "the upstream no longer knows this task")
 
     async def deliver(self) -> None:
         while await self.outbox.run_once() > 0:

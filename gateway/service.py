@@ -278,7 +278,7 @@ class TaskService:
                 self.metrics.upstream_request("create", "not_sent", None)
                 await self.release(record.task_id)
                 if parent is not None or attempts >= self.settings.create_attempts:
-                    await self._fail(
+                    await self.fail(
                         record, "upstream_unavailable", "the upstream could not be reached"
                     )
                     raise
@@ -333,7 +333,7 @@ class TaskService:
             ):
                 if refusal is not Refusal.REQUEST:
                     await self._account_refused(reservation.bot_id, refusal, answer.message)
-                await self._fail(record, "upstream_rejected", answer.message)
+                await self.fail(record, "upstream_rejected", answer.message)
                 raise UpstreamRejectedError(
                     answer.status, answer.message, upstream_status=answer.status
                 )
@@ -377,7 +377,9 @@ class TaskService:
             self.metrics.account_event("cooled")
         logs.event("account_refused", bot_id=bot_id, refusal=refusal.value, message=message[:200])
 
-    async def _fail(self, record: TaskRecord, error_type: str, message: str) -> TaskRecord:
+    async def fail(self, record: TaskRecord, error_type: str, message: str) -> TaskRecord:
+        """End a task mjgate itself decided about (staged timeout, cancel of a staged task,
+        upstream refusals, lost outcomes) as `failed` with `error.type`."""
         record = replace(
             record,
             status="failed",
@@ -386,7 +388,8 @@ class TaskService:
             updated_at=self.clock(),
         ).with_event("failed", error_type=error_type)
         await self.records.save(record)
-        self.metrics.task_finished(record.task_type, record.mode or "none", "failed", None)
+        status = "cancelled" if error_type == "cancelled" else "failed"
+        self.metrics.task_finished(record.task_type, record.mode or "none", status, None)
         self.on_change(record)
         return record
 
@@ -452,7 +455,7 @@ class TaskService:
     async def cancel(self, record: TaskRecord) -> str:
         if record.status == "staged":
             if await self.store.cancel_staged(record.task_id):
-                await self._fail(record, "cancelled", "task canceled")
+                await self.fail(record, "cancelled", "task canceled")
                 return f"task {record.task_id} canceled"
             record = await self.records.load(record.task_id) or record
         if record.terminal or not record.upstream_id:
