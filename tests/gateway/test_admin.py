@@ -479,7 +479,7 @@ async def test_admin_api_alone_on_its_own_app(redis: Redis, prefix: str) -> None
     async with harness(redis, prefix) as h:
         alone = admin_only_app(h.app)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=alone),
-                                     base_url="http://admin") as client:  # fmt: skip
+                                     base_url="http://localhost:8081") as client:  # fmt: skip
             accounts = await client.get("/admin/v1/accounts", headers=ADMIN)
             assert [a["bot_id"] for a in data(accounts)["accounts"]] == [1001, 1002, 1003, 1004]
             forbidden = await client.get("/admin/v1/pool", headers={"x-api-key": CLIENT_KEY})
