@@ -277,14 +277,7 @@ def test_exposition_parses(metrics: Metrics) -> None:
         "mjgate_account_events",
         "mjgate_build_info",
         "mjgate_store_up",
-        "mjgate_accounts",
-        "mjgate_pool_fast_seconds_remaining",
-        "mjgate_pool_slots",
-        "mjgate_pool_relax_capable_accounts",
-        "mjgate_staged_tasks",
-        "mjgate_account_fast_seconds_remaining",
-        "mjgate_account_in_flight",
-        "mjgate_account_state",
+        *POOL_FAMILIES,
     } <= names
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.gateway.test_metrics import POOL_FAMILIES
 from tests.integration.procs import CLIENT_KEY, emulator, start_gateway, stop
 
 pytestmark = pytest.mark.slow
@@ -158,19 +159,7 @@ def test_sigkilled_replica_loses_nothing(tmp_path: Path, redis_url: str, prefix:
         assert isinstance(peaks, dict) and peaks.get("fast", 0) <= 2
 
 
-POOL_GAUGES = frozenset(
-    {
-        "mjgate_accounts",
-        "mjgate_pool_fast_seconds_remaining",
-        "mjgate_pool_slots",
-        "mjgate_pool_relax_capable_accounts",
-        "mjgate_staged_tasks",
-        "mjgate_store_up",
-        "mjgate_account_fast_seconds_remaining",
-        "mjgate_account_in_flight",
-        "mjgate_account_state",
-    }
-)
+POOL_GAUGES = frozenset({*POOL_FAMILIES, "mjgate_store_up"})
 
 
 def _pool_samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
