@@ -86,4 +86,5 @@ async def new_pool(redis: Redis, kind: str) -> AsyncIterator[PoolStore]:
         await store.load_scripts()
         yield store
     finally:
+        await store.aclose()
         await delete_prefix(redis, prefix)

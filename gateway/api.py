@@ -113,12 +113,7 @@ async def create_task(request: Request) -> Response:
     result = await app.service.create(
         client, create, parent=parent, idempotency_key=request.headers.get("idempotency-key")
     )
-    timings = {
-        "auth": auth_seconds,
-        "route": result.route_seconds,
-        "upstream": result.upstream_seconds,
-    }
-    response = task_response(result.record, timings)
+    response = task_response(result.record, {"auth": auth_seconds, **result.timings})
     if result.replayed:
         response.headers["idempotent-replayed"] = "true"
     return response

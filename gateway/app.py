@@ -42,6 +42,7 @@ from gateway.upstream import UpstreamClient
 from routing.costs import CostTable
 from routing.errors import RoutingError, StoreError
 from routing.keys import Keys
+from routing.pipe import Pipe
 from routing.poolfile import parse_pool_file
 from routing.store import PoolStore
 
@@ -151,8 +152,9 @@ def create_app(
         own_redis = redis is None
         client = redis or redis_client(settings)
         keys = Keys(settings.redis_prefix)
-        store = PoolStore(client, keys, clock=clock)
-        records = RecordStore(client, keys, ttl=settings.task_ttl)
+        pipe = Pipe.of(client)  # the hot path's connection: scripts and task records
+        store = PoolStore(client, keys, clock=clock, pipe=pipe)
+        records = RecordStore(client, keys, ttl=settings.task_ttl, pipe=pipe)
         upstream = UpstreamClient(
             settings.goapi_base_url,
             settings.goapi_api_key,
@@ -208,6 +210,7 @@ def create_app(
             await background.stop()
             await outbox.aclose()
             await upstream.aclose()
+            await pipe.aclose()
             if own_redis:
                 await client.aclose()
 

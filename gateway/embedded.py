@@ -5,9 +5,11 @@ data (RDB snapshots) in a local folder, and is the same Redis the code meets in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -27,8 +29,9 @@ def _server_binary() -> str:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, extra_args: Sequence[str] = ()) -> None:
         self.data_dir = data_dir
+        self.extra_args = tuple(extra_args)  # more redis-server options (tests: requirepass)
         self.socket = data_dir / "redis.sock"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -50,6 +53,7 @@ class EmbeddedRedis:
             "--dbfilename", "mjgate.rdb",
             "--save", "60 1",
             "--logfile", str(self.data_dir / "redis.log"),
+            *self.extra_args,
         ]  # fmt: skip
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
@@ -59,7 +63,8 @@ class EmbeddedRedis:
                 raise EmbeddedRedisError(f"redis-server exited: {err.strip()}")
             try:
                 client = redis.Redis(unix_socket_path=str(self.socket))
-                client.ping()
+                with contextlib.suppress(redis.AuthenticationError):
+                    client.ping()  # a server with a password is up when it asks for it
                 client.close()
                 return self.url
             except (redis.ConnectionError, FileNotFoundError):

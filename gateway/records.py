@@ -16,9 +16,10 @@ Redis errors become routing.errors.StoreError here, like in the pool store.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from redis.exceptions import RedisError
 
 from routing.errors import StoreError
 from routing.keys import Keys
+from routing.pipe import Pipe
 
 _WBITS = 12
 TERMINAL = frozenset({"completed", "failed"})
@@ -130,13 +132,19 @@ class TaskRecord:
 
 
 class RecordStore:
-    def __init__(self, redis: Redis, keys: Keys, *, ttl: int, timeout: float | None = None) -> None:
+    """Records are written and read on `pipe` (the hot path: every create and poll); the
+    idempotency keys use `redis`."""
+
+    def __init__(
+        self, redis: Redis, keys: Keys, *, ttl: int, pipe: Pipe, timeout: float | None = None
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl = ttl
+        self.pipe = pipe
         self.timeout = timeout
-        source = resources.files("gateway").joinpath("lua/record_save.lua").read_text()
-        self._script = redis.register_script(source)
+        self._source = resources.files("gateway").joinpath("lua/record_save.lua").read_text()
+        self._sha = hashlib.sha1(self._source.encode()).hexdigest()
 
     async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -149,39 +157,41 @@ class RecordStore:
         except TimeoutError as exc:
             raise StoreError(op, f"no answer within {self.timeout} s") from exc
 
-    async def _write(self, record: TaskRecord, *, force: bool) -> bool:
-        args = [
+    def _write(self, record: TaskRecord, *, force: bool) -> Coroutine[Any, Any, bool]:
+        args = (
             self.ttl,
             "1" if force else "0",
             record.upstream_id or "",
             record.task_id,
             record.status,
             record.encode(),
-        ]
-        keys = [self.keys.task(record.task_id), self.keys.upstream_task(record.upstream_id or "-")]
-        written = await self._call("record_save", lambda: self._script(keys=keys, args=args))
-        return bool(written)
+        )
+        keys = (self.keys.task(record.task_id), self.keys.upstream_task(record.upstream_id or "-"))
+        reply = self.pipe.evalsha(self._sha, self._source, keys, args)
+        return self._written(reply)
 
-    async def save(self, record: TaskRecord) -> None:
-        """Write the record whatever its stored status (local decisions)."""
-        await self._write(record, force=True)
+    async def _written(self, reply: Awaitable[Any]) -> bool:
+        return bool(await self._call("record_save", lambda: reply))
 
-    async def save_unless_terminal(self, record: TaskRecord) -> bool:
+    def save(self, record: TaskRecord) -> Coroutine[Any, Any, bool]:
+        """Write the record whatever its stored status (local decisions). Like every write
+        here, sent when called: writes called in a row run in that order."""
+        return self._write(record, force=True)
+
+    def save_unless_terminal(self, record: TaskRecord) -> Coroutine[Any, Any, bool]:
         """Write upstream news unless the stored record is already terminal; True if written.
 
         Webhooks, client polls and the reconciler may report the same task concurrently and
         in any order: the first terminal news wins and nothing overwrites it."""
-        return await self._write(record, force=False)
+        return self._write(record, force=False)
 
     async def load(self, task_id: str) -> TaskRecord | None:
         status, blob = await self._call(
-            "record_load", lambda: self.redis.hmget(self.keys.task(task_id), ["s", "d"])
+            "record_load", lambda: self.pipe.send(b"HMGET", self.keys.task(task_id), "s", "d")
         )
         if status is None or blob is None:
             return None
-        return TaskRecord.decode(
-            task_id, _text(status), blob if isinstance(blob, bytes) else blob.encode()
-        )
+        return TaskRecord.decode(task_id, _text(status), blob)
 
     async def by_upstream_id(self, upstream_id: str) -> TaskRecord | None:
         value = await self._call(

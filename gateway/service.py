@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway import logs
@@ -41,8 +41,10 @@ _COOLDOWN = {Refusal.BANNED: 3600.0, Refusal.BUSY: 30.0}
 class CreateResult:
     record: TaskRecord
     replayed: bool = False  # an Idempotency-Key answered with an existing task
-    route_seconds: float = 0.0
-    upstream_seconds: float = 0.0
+    # where the time went (seconds), for the Server-Timing header: route (validate to
+    # reserved), upstream (the create call(s) to GoAPI), record (the record written and,
+    # for a finished task, the reservation settled)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class TaskService:
@@ -146,21 +148,21 @@ class TaskService:
             if idempotency_key:
                 await self.records.forget_idempotency(client.id, idempotency_key)
             raise
-        route_seconds = time.perf_counter() - started
+        timings = {"route": time.perf_counter() - started}
         if isinstance(decision, Staged):
             record = replace(record, status="staged", decision="staged").with_event(
                 "staged", reason=decision.reason
             )
             await self.records.save(record)
             self._created(record)
-            return CreateResult(record, route_seconds=route_seconds)
-        upstream_started = time.perf_counter()
-        record = await self.forward(record, decision, request=request, parent=parent, client=client)
-        return CreateResult(
-            record,
-            route_seconds=route_seconds,
-            upstream_seconds=time.perf_counter() - upstream_started,
+            return CreateResult(record, timings=timings)
+        forwarded = time.perf_counter()
+        record = await self.forward(
+            record, decision, request=request, parent=parent, client=client, timings=timings
         )
+        upstream = timings.setdefault("upstream", 0.0)
+        timings["record"] = max(0.0, time.perf_counter() - forwarded - upstream)
+        return CreateResult(record, timings=timings)
 
     async def _wait_for_record(self, task_id: str) -> TaskRecord:
         """The record of a task created with the same Idempotency-Key; the first request may
@@ -249,9 +251,11 @@ class TaskService:
         request: CreateRequest | None = None,
         parent: TaskRecord | None = None,
         client: Client | None = None,
+        timings: dict[str, float] | None = None,
     ) -> TaskRecord:
         """Send a reserved task upstream, moving to another account when the upstream refuses
-        for the account or was never reached. Raises the upstream error for the client."""
+        for the account or was never reached. Raises the upstream error for the client.
+        `timings["upstream"]` adds up the upstream calls' seconds."""
         if parent is None and record.parent_id:
             parent = await self.records.load(record.parent_id)
         exclude: list[int] = []
@@ -294,6 +298,8 @@ class TaskService:
                 await self.records.save(record)
                 raise
             self.metrics.upstream_request("create", str(answer.status), answer.seconds)
+            if timings is not None:
+                timings["upstream"] = timings.get("upstream", 0.0) + answer.seconds
             task = answer.task
             if answer.status == 200 and task and isinstance(task.get("task_id"), str):
                 record = replace(
@@ -309,7 +315,7 @@ class TaskService:
                     decision=reservation.decision,
                 )
                 if record.terminal:  # an upstream that answers with a finished task
-                    await self._settle_terminal(record, saved=await self._save_first(record))
+                    await self._settle_terminal(record)
                 else:
                     await self.records.save(record)
                 if reservation.staged:  # counted as created when it was staged
@@ -405,7 +411,7 @@ class TaskService:
         record = replace(record, task=task, status=status, updated_at=self.clock())
         if record.terminal:
             record = record.with_event(status)
-            await self._settle_terminal(record, saved=await self._save_first(record))
+            await self._settle_terminal(record)
             return record
         if await self.records.save_unless_terminal(record):
             await self.store.extend_lease(record.task_id, self.settings.lease_seconds)
@@ -415,13 +421,19 @@ class TaskService:
         reloaded = await self.records.load(record.task_id)
         return reloaded or record
 
-    async def _save_first(self, record: TaskRecord) -> bool:
-        return await self.records.save_unless_terminal(record)
-
-    async def _settle_terminal(self, record: TaskRecord, *, saved: bool) -> None:
-        """Settle a task the upstream reports finished: exactly once, whoever reports it."""
+    async def _settle_terminal(self, record: TaskRecord) -> None:
+        """Save a finished task's record unless one is already terminal, and settle its
+        reservation: exactly once, whoever reports it. Both go in one round trip, in that
+        order (a reader never sees the slot free before the record is final)."""
         outcome = Outcome.COMPLETED if record.status == "completed" else Outcome.FAILED
-        settlement = await self.store.settle(record.task_id, outcome)
+        saving = self.records.save_unless_terminal(record)
+        settling = self.store.settle(record.task_id, outcome)
+        try:
+            saved = await saving
+        except BaseException:
+            settling.close()  # sent anyway: the upstream's task is over either way
+            raise
+        settlement = await settling
         if settlement is not None:
             self.wake_dispatcher.set()
             duration = self.clock() - record.created_at if record.created_at else None

@@ -4,8 +4,8 @@ Every script under `routing/lua/` does one atomic job. Two preludes are put in f
 body when it is loaded: `lib.lua` (key layout, account codec, indexes, aggregates, history)
 and `decide.lua` (the routing rules, reserving, staging), so every script counts and decides
 with the same code. `Scripts.load()` registers them all (SCRIPT LOAD); each call runs
-EVALSHA and, if the server lost its script cache (a restart, SCRIPT FLUSH, a failover), loads
-the script again and retries once (redis-py's `AsyncScript` does exactly that).
+EVALSHA on the store's `Pipe` and, if the server lost its script cache (a restart, SCRIPT
+FLUSH, a failover), EVAL with the source, which caches it again.
 
 Conventions (see lib.lua): KEYS[1] is the pool's meta hash, ARGV[1] the key base, ARGV[2] now
 in unix milliseconds from the store's clock; the rest is per script.
@@ -13,15 +13,14 @@ in unix milliseconds from the store's clock; the rest is per script.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Awaitable
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-
 from routing.keys import Keys
+from routing.pipe import Pipe
 
 SCRIPT_NAMES = (
     "reserve_root",
@@ -54,22 +53,25 @@ def source(name: str) -> str:
 
 
 class Scripts:
-    """The registered scripts of one pool, bound to one Redis client."""
+    """The scripts of one pool, run on one pipe."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
-        self._redis = redis
+    def __init__(self, pipe: Pipe, keys: Keys) -> None:
+        self._pipe = pipe
         self._keys = keys
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(source(name)) for name in SCRIPT_NAMES
+        self._meta = keys.pool_meta()
+        self._scripts: dict[str, tuple[str, str]] = {
+            name: (hashlib.sha1(source(name).encode()).hexdigest(), source(name))
+            for name in SCRIPT_NAMES
         }
 
     async def load(self) -> None:
         """SCRIPT LOAD every script, so the first calls don't pay for it."""
-        for script in self._scripts.values():
-            script.sha = await self._redis.script_load(script.script)
+        for sha, text in self._scripts.values():
+            loaded = await self._pipe.call(b"SCRIPT", b"LOAD", text)
+            assert loaded.decode() == sha, f"Redis hashed a script to {loaded!r}, not {sha}"
 
-    async def run(self, name: str, now_ms: int, *args: str | int) -> Any:
-        """Run script `name` with the conventional KEYS/ARGV head, then `args`."""
-        script = self._scripts[name]
-        argv: Sequence[str | int] = (self._keys.base, now_ms, *args)
-        return await script(keys=[self._keys.pool_meta()], args=argv)
+    def run(self, name: str, now_ms: int, *args: str | int) -> Awaitable[Any]:
+        """Run script `name` with the conventional KEYS/ARGV head, then `args`. The command
+        is sent when this is called, not when the result is awaited."""
+        sha, text = self._scripts[name]
+        return self._pipe.evalsha(sha, text, (self._meta,), (self._keys.base, now_ms, *args))

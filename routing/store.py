@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -34,6 +34,7 @@ from routing.decisions import LeaseClaim, Outcome, Reservation, Settlement, Stag
 from routing.errors import AccountBusyError, AccountNotFoundError, StoreError
 from routing.keys import Keys
 from routing.model import PLANS, AccountState, Mode, Strategy
+from routing.pipe import Pipe
 from routing.poolfile import MAX_SLOTS, MAX_WEIGHT, PoolChange, PoolFile
 from routing.scripts import Scripts
 from routing.snapshot import AccountFigures, PoolSnapshot, from_totals
@@ -68,18 +69,45 @@ def _ms(seconds: float) -> int:
 
 
 class PoolStore:
+    """Scripts run on `pipe` (the hot path; one is opened to `redis`'s server if none is
+    given, and closed by `aclose`); reads that are not decisions use `redis`."""
+
     def __init__(
-        self, redis: Redis, keys: Keys, *, clock: Clock = time.time, timeout: float | None = None
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        clock: Clock = time.time,
+        timeout: float | None = None,
+        pipe: Pipe | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.clock = clock
         self.timeout = timeout
-        self._scripts = Scripts(redis, keys)
+        self._own_pipe = pipe is None
+        self.pipe = pipe or Pipe.of(redis)
+        self._scripts = Scripts(self.pipe, keys)
 
-    async def _run(self, op: str, script: str, *args: str | int) -> Any:
-        async with _errors(op, self.timeout):
-            return await self._scripts.run(script, _ms(self.clock()), *args)
+    async def aclose(self) -> None:
+        if self._own_pipe:
+            await self.pipe.aclose()
+
+    def _run(self, op: str, script: str, *args: str | int) -> Coroutine[Any, Any, Any]:
+        """Run `script`: sent when called (so a caller can queue it behind another command
+        in the same round trip), its reply when awaited."""
+        return self._reply(op, self._scripts.run(script, _ms(self.clock()), *args))
+
+    async def _reply(self, op: str, reply: Awaitable[Any]) -> Any:
+        try:
+            if self.timeout is None:
+                return await reply
+            async with asyncio.timeout(self.timeout):
+                return await reply
+        except RedisError as exc:
+            raise StoreError(op, str(exc) or type(exc).__name__) from exc
+        except TimeoutError as exc:
+            raise StoreError(op, f"no answer within {self.timeout} s") from exc
 
     async def load_scripts(self) -> None:
         """Register every script (SCRIPT LOAD); calls re-register after SCRIPT FLUSH."""
@@ -271,9 +299,15 @@ class PoolStore:
         )
         return codec.decision("reserve_child", task_id, reply, parent_bot_id)
 
-    async def settle(self, task_id: str, outcome: Outcome) -> Settlement | None:
-        """End a reservation: None if there was none (never made, or settled already)."""
-        reply = await self._run("settle", "settle", task_id, outcome.value)
+    def settle(self, task_id: str, outcome: Outcome) -> Coroutine[Any, Any, Settlement | None]:
+        """End a reservation: None if there was none (never made, or settled already).
+        Sent when called: `records.save_unless_terminal(r)` then `settle(...)` share a round
+        trip and run in that order."""
+        return self._settlement(task_id, self._run("settle", "settle", task_id, outcome.value))
+
+    @staticmethod
+    async def _settlement(task_id: str, pending: Awaitable[Any]) -> Settlement | None:
+        reply = await pending
         if reply is None:
             return None
         return Settlement(

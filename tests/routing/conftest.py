@@ -3,6 +3,8 @@ driven by a clock the test moves."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 from redis.asyncio import Redis
 
@@ -17,7 +19,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(redis: Redis, keys: Keys, clock: FakeClock) -> PoolStore:
+async def store(redis: Redis, keys: Keys, clock: FakeClock) -> AsyncIterator[PoolStore]:
     pool = PoolStore(redis, keys, clock=clock)
     await pool.load_scripts()
-    return pool
+    yield pool
+    await pool.aclose()

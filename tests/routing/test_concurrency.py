@@ -45,8 +45,8 @@ async def _check_pool(store: PoolStore, taken: Counter[int]) -> None:
 
 async def test_concurrent_reserves_from_many_connections(redis_url: str, keys: Keys) -> None:
     clients = [Redis.from_url(redis_url) for _ in range(8)]
+    stores = [PoolStore(client, keys) for client in clients]
     try:
-        stores = [PoolStore(client, keys) for client in clients]
         await _make_pool(stores[0])
         results = await asyncio.gather(
             *(
@@ -66,6 +66,8 @@ async def test_concurrent_reserves_from_many_connections(redis_url: str, keys: K
         await _check_pool(stores[0], taken)
         assert await stores[0].staged_count() == 400 - sum(CAPACITY.values())
     finally:
+        for store in stores:
+            await store.aclose()
         for client in clients:
             await client.aclose()
 

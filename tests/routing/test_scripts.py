@@ -108,6 +108,7 @@ async def test_an_unreachable_redis_raises_store_error_quickly(keys: Keys) -> No
             assert caught.value.op
             assert isinstance(caught.value.__cause__, Exception)
     finally:
+        await store.aclose()
         await client.aclose()
 
 

@@ -102,8 +102,8 @@ async def test_each_staged_task_is_dispatched_once_across_replicas(
     redis_url: str, keys: Keys, clock: FakeClock
 ) -> None:
     clients = [Redis.from_url(redis_url) for _ in range(4)]
+    stores = [PoolStore(client, keys, clock=clock) for client in clients]
     try:
-        stores = [PoolStore(client, keys, clock=clock) for client in clients]
         for bot_id in range(1, 5):
             await add(stores[0], bot_id, Plan.PRO, fast_slots=2)
         for n in range(8):
@@ -117,6 +117,8 @@ async def test_each_staged_task_is_dispatched_once_across_replicas(
         assert sorted(dispatched) == sorted(f"s{n}" for n in range(8))
         assert await stores[0].staged_count() == 12
     finally:
+        for store in stores:
+            await store.aclose()
         for client in clients:
             await client.aclose()
 

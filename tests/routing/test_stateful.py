@@ -99,6 +99,9 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
         def run(self, call: Awaitable[T]) -> T:
             return loop.run_until_complete(call)
 
+        def teardown(self) -> None:
+            self.run(self.store.aclose())
+
         def attempt(self, call: Awaitable[Any]) -> Decision:
             try:
                 return _outcome(self.run(call))

@@ -16,8 +16,8 @@ from routing.store import PoolStore
 async def _reserve_many(redis_url: str, prefix: str, worker: int, tasks: int) -> list[int]:
     # redis-py's default pool refuses a 101st concurrent connection; this one waits instead.
     client = Redis(connection_pool=BlockingConnectionPool.from_url(redis_url, max_connections=32))
+    store = PoolStore(client, Keys(prefix))
     try:
-        store = PoolStore(client, Keys(prefix))
         results = await asyncio.gather(
             *(
                 store.reserve_root(
@@ -34,6 +34,7 @@ async def _reserve_many(redis_url: str, prefix: str, worker: int, tasks: int) ->
         )
         return [r.bot_id for r in results if isinstance(r, Reservation)]
     finally:
+        await store.aclose()
         await client.aclose()
 
 

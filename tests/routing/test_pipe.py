@@ -1,0 +1,162 @@
+"""The pipelined connection (routing.pipe) against real Redis servers: order, error replies,
+lost scripts, a server that hangs, one that goes away and comes back, credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+
+from gateway.embedded import EmbeddedRedis
+from routing.pipe import Address, Pipe
+
+
+@pytest.fixture
+async def pipe(redis: Redis) -> AsyncIterator[Pipe]:
+    pipe = Pipe.of(redis)
+    yield pipe
+    await pipe.aclose()
+
+
+def _private_server(*extra: str) -> EmbeddedRedis:
+    return EmbeddedRedis(Path(tempfile.mkdtemp(prefix="mjp")), extra_args=extra)
+
+
+async def test_replies_reach_their_callers_in_order(pipe: Pipe, prefix: str) -> None:
+    key = f"{prefix}:n"
+    replies = await asyncio.gather(*(pipe.send(b"INCR", key) for _ in range(500)))
+    assert replies == list(range(1, 501))
+    assert await pipe.call(b"GET", key) == b"500"
+
+
+async def test_commands_sent_in_a_row_run_in_that_order(pipe: Pipe, prefix: str) -> None:
+    key = f"{prefix}:list"
+    first = pipe.send(b"RPUSH", key, "a")
+    second = pipe.send(b"RPUSH", key, "b")
+    third = pipe.send(b"LRANGE", key, 0, -1)
+    assert await third == [b"a", b"b"]  # awaited out of order, run in order
+    assert (await first, await second) == (1, 2)
+
+
+async def test_an_error_reply_fails_only_its_command(pipe: Pipe, prefix: str) -> None:
+    key = f"{prefix}:s"
+    await pipe.call(b"SET", key, "text")
+    good = pipe.send(b"GET", key)
+    bad = pipe.send(b"INCR", key)
+    after = pipe.send(b"STRLEN", key)
+    with pytest.raises(ResponseError, match="not an integer"):
+        await bad
+    assert (await good, await after) == (b"text", 4)
+
+
+async def test_a_lost_script_is_sent_again_with_its_source(pipe: Pipe, redis: Redis) -> None:
+    source = "return 'pipe-test-' .. ARGV[1]"
+    sha = await redis.script_load(source)
+    await redis.script_flush()
+    with pytest.raises(NoScriptError):
+        await pipe.send(b"EVALSHA", sha, 0, "x")
+    assert await pipe.evalsha(sha, source, (), ("x",)) == b"pipe-test-x"
+    assert await redis.script_exists(sha) == [True]  # EVAL cached it again
+
+
+async def test_a_cancelled_caller_does_not_shift_the_replies(pipe: Pipe, prefix: str) -> None:
+    key = f"{prefix}:c"
+    await pipe.call(b"SET", key, "v")
+    slow = asyncio.ensure_future(pipe.call(b"BLPOP", f"{prefix}:empty", "0.05"))
+    mine = pipe.send(b"GET", key)
+    await asyncio.sleep(0.01)
+    slow.cancel()
+    assert await mine == b"v"
+    assert await pipe.call(b"GET", key) == b"v"
+
+
+async def test_a_hung_server_times_out_everything_in_flight() -> None:
+    """A TCP server that accepts and never answers: every caller fails after the timeout,
+    not before, and the connection is dropped (no late reply can reach a new caller)."""
+    hung_up: list[bool] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)  # until the client hangs up
+        hung_up.append(True)
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pipe = Pipe(Address(port=port), timeout=0.2)
+    try:
+        started = time.monotonic()
+        calls = [pipe.send(b"PING") for _ in range(10)]
+        for call in calls:
+            with pytest.raises(TimeoutError):
+                await call
+        assert 0.2 <= time.monotonic() - started < 0.6
+        await asyncio.sleep(0.05)
+        assert hung_up == [True]
+    finally:
+        await pipe.aclose()
+        server.close()
+
+
+async def test_a_server_that_goes_away_and_comes_back() -> None:
+    server = _private_server()
+    url = server.start()
+    client = Redis.from_url(url)
+    pipe = Pipe.of(client)
+    try:
+        assert await pipe.call(b"PING") == b"PONG"
+        server.stop()
+        with pytest.raises(ConnectionError):
+            await pipe.call(b"PING")
+        started = time.monotonic()
+        with pytest.raises(ConnectionError):  # refused at once, no waiting for a timeout
+            await pipe.call(b"PING")
+        assert time.monotonic() - started < 0.2
+        server.start()
+        assert await pipe.call(b"PING") == b"PONG"
+    finally:
+        await pipe.aclose()
+        await client.aclose()
+        server.stop()
+
+
+async def test_a_killed_connection_fails_its_commands_and_reconnects(
+    pipe: Pipe, redis: Redis, prefix: str
+) -> None:
+    client_id = await pipe.call(b"CLIENT", b"ID")
+    blocked = pipe.send(b"BLPOP", f"{prefix}:empty", "2")
+    await asyncio.sleep(0.05)
+    assert await redis.execute_command("CLIENT", "KILL", "ID", client_id) == 1
+    with pytest.raises(ConnectionError):
+        await blocked
+    assert await pipe.call(b"CLIENT", b"ID") != client_id  # a new connection
+
+
+async def test_credentials_and_database_from_the_url() -> None:
+    server = _private_server("--requirepass", "s3cret-pipe")
+    url = server.start()
+    try:
+        good = Redis.from_url(f"unix://:s3cret-pipe@{url.removeprefix('unix://')}?db=3")
+        pipe = Pipe.of(good)
+        try:
+            await pipe.call(b"SET", "where", "db3")
+            assert await good.get("where") == b"db3"
+            assert await good.execute_command("SELECT", 0) and await good.get("where") is None
+        finally:
+            await pipe.aclose()
+            await good.aclose()
+        bad = Redis.from_url(f"unix://:wrong@{url.removeprefix('unix://')}")
+        pipe = Pipe.of(bad)
+        try:
+            with pytest.raises((ConnectionError, ResponseError)):
+                await pipe.call(b"PING")
+        finally:
+            await pipe.aclose()
+            await bad.aclose()
+    finally:
+        server.stop()
