@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,7 +31,7 @@ class RequestMiddleware:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")[:128]
                 break
-        rid = incoming or uuid.uuid4().hex
+        rid = incoming or os.urandom(16).hex()
         token = logs.request_id.set(rid)
         status = 500
 

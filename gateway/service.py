@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway import logs
@@ -25,7 +24,7 @@ from gateway.errors import (
 )
 from gateway.forwarding import Refusal, classify, upstream_body
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord
+from gateway.records import RecordStore, TaskRecord, new_task_id
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient, UpstreamNotSentError
 from gateway.validation import CreateRequest
@@ -109,7 +108,7 @@ class TaskService:
     ) -> CreateResult:
         started = time.perf_counter()
         now = self.clock()
-        task_id = str(uuid.uuid4())
+        task_id = new_task_id()
         if idempotency_key:
             existing = await self.records.claim_idempotency(
                 client.id, idempotency_key, task_id, self.settings.idempotency_ttl
@@ -150,7 +149,7 @@ class TaskService:
             raise
         timings = {"route": time.perf_counter() - started}
         if isinstance(decision, Staged):
-            record = replace(record, status="staged", decision="staged").with_event(
+            record = record.evolve(status="staged", decision="staged").with_event(
                 "staged", reason=decision.reason
             )
             await self.records.save(record)
@@ -262,8 +261,7 @@ class TaskService:
         attempts = 0
         while True:
             attempts += 1
-            record = replace(
-                record,
+            record = record.evolve(
                 status="reserved",
                 bot_id=reservation.bot_id,
                 mode=reservation.mode.value,
@@ -294,7 +292,7 @@ class TaskService:
                 continue
             except UpstreamTimeoutError:
                 self.metrics.upstream_request("create", "timeout", None)
-                record = replace(record, status="unknown").with_event("upstream_timeout")
+                record = record.evolve(status="unknown").with_event("upstream_timeout")
                 await self.records.save(record)
                 raise
             self.metrics.upstream_request("create", str(answer.status), answer.seconds)
@@ -302,8 +300,7 @@ class TaskService:
                 timings["upstream"] = timings.get("upstream", 0.0) + answer.seconds
             task = answer.task
             if answer.status == 200 and task and isinstance(task.get("task_id"), str):
-                record = replace(
-                    record,
+                record = record.evolve(
                     upstream_id=task["task_id"],
                     status=str(task.get("status") or "pending"),
                     task=task,
@@ -360,9 +357,9 @@ class TaskService:
         )
 
     async def _stage_again(self, record: TaskRecord, staged: Staged) -> TaskRecord:
-        record = replace(
-            record, status="staged", decision="staged", bot_id=None, mode=""
-        ).with_event("staged", reason=staged.reason)
+        record = record.evolve(status="staged", decision="staged", bot_id=None, mode="").with_event(
+            "staged", reason=staged.reason
+        )
         await self.records.save(record)
         return record
 
@@ -386,8 +383,7 @@ class TaskService:
     async def fail(self, record: TaskRecord, error_type: str, message: str) -> TaskRecord:
         """End a task mjgate itself decided about (staged timeout, cancel of a staged task,
         upstream refusals, lost outcomes) as `failed` with `error.type`."""
-        record = replace(
-            record,
+        record = record.evolve(
             status="failed",
             error_type=error_type,
             error_message=message,
@@ -408,7 +404,7 @@ class TaskService:
         """Record the upstream's latest view of a task; settle it when it is terminal."""
         status = str(task.get("status") or record.status)
         changed = status != record.status or task != record.task
-        record = replace(record, task=task, status=status, updated_at=self.clock())
+        record = record.evolve(task=task, status=status, updated_at=self.clock())
         if record.terminal:
             record = record.with_event(status)
             await self._settle_terminal(record)
@@ -480,8 +476,7 @@ class TaskService:
             raise UpstreamRejectedError(
                 answer.status, answer.message, upstream_status=answer.status
             )
-        record = replace(
-            record,
+        record = record.evolve(
             status="failed",
             error_type="cancelled",
             error_message="task canceled",
