@@ -195,7 +195,9 @@ def create_app(
             upstream=upstream,
             service=service,
             metrics=metrics,
-            clients=KeyStore(client, keys, static=StaticKeys(settings.client_keys), clock=clock),
+            clients=KeyStore(
+                client, keys, static=StaticKeys(settings.client_keys), pipe=pipe, clock=clock
+            ),
             outbox=outbox,
             background=background,
             clock=clock,

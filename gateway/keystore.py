@@ -8,7 +8,8 @@ creation time, for listing.
 
 Lookup is one HGETALL and caches nothing, so a revocation is effective at once on every
 replica. Static keys (MJGATE_CLIENT_KEYS) are checked first: they need no round trip, keep
-working while Redis is down, and stay the bootstrap path before any key is created.
+working while Redis is down, and stay the bootstrap path before any key is created. The
+request path (lookup, rate count) runs on the hot-path `Pipe`; the admin API on redis-py.
 
 Rate limits are a sliding-window counter shared through Redis: the current minute's count
 and the previous minute's, weighted by how much of the previous minute still falls in the
@@ -37,6 +38,7 @@ from gateway.errors import RateLimitedError
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.model import Mode
+from routing.pipe import Pipe
 
 T = TypeVar("T")
 WINDOW = 60  # seconds: limits are per minute
@@ -117,9 +119,11 @@ class KeyStore:
         keys: Keys,
         *,
         static: StaticKeys,
+        pipe: Pipe,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
+        self.pipe = pipe
         self.keys = keys
         self.static = static
         self.clock = clock
@@ -137,10 +141,12 @@ class KeyStore:
             return static
         digest = hashlib.sha256(secret.encode()).hexdigest()
         kid = digest[:16]
-        raw = await self._call("key_lookup", lambda: self.redis.hgetall(self.keys.client_key(kid)))
+        raw = await self._call(
+            "key_lookup", lambda: self.pipe.call(b"HGETALL", self.keys.client_key(kid))
+        )
         if not raw:
             return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {_text(k): _text(v) for k, v in zip(raw[::2], raw[1::2], strict=True)}
         if not hmac.compare_digest(fields.get("d", ""), digest):
             return None
         policy = KeyPolicy.from_dict(orjson.loads(fields.get("p", "{}")))
@@ -165,21 +171,18 @@ class KeyStore:
         current_key = self.keys.client_rate(client.id, window)
         previous_key = self.keys.client_rate(client.id, window - 1)
 
-        async def count() -> list[Any]:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(current_key)
-                pipe.expire(current_key, 2 * WINDOW)
-                pipe.get(previous_key)
-                result: list[Any] = await pipe.execute()
-                return result
-
-        current, _, previous_raw = await self._call("rate_limit", count)
+        current, _, previous_raw = await self._call(
+            "rate_limit",
+            lambda: self.pipe.transaction(
+                (b"INCR", current_key), (b"EXPIRE", current_key, 2 * WINDOW), (b"GET", previous_key)
+            ),
+        )
         previous = int(previous_raw or 0)
         estimate = previous * (WINDOW - elapsed) / WINDOW + int(current)
         if estimate <= limit:
             return
         # Refused requests don't count: a client retrying too early isn't pushed further back.
-        await self._call("rate_limit", lambda: self.redis.decr(current_key))
+        await self._call("rate_limit", lambda: self.pipe.call(b"DECR", current_key))
         wait = retry_after(limit, previous, int(current) - 1, elapsed)
         raise RateLimitedError(
             f"this key is limited to {limit} requests per minute; retry in {wait} s",

@@ -212,6 +212,17 @@ class Pipe:
     async def call(self, *args: Arg) -> Any:
         return await self.send(*args)
 
+    async def transaction(self, *commands: tuple[Arg, ...]) -> list[Any]:
+        """MULTI, `commands`, EXEC, sent together: their replies, applied atomically."""
+        queued = [self.send(b"MULTI"), *(self.send(*command) for command in commands)]
+        done = self.send(b"EXEC")
+        try:
+            for reply in queued:
+                await reply  # +OK / +QUEUED, or the error that makes EXEC abort
+        finally:
+            result = await done
+        return list(result)
+
     def evalsha(
         self, sha: str, source: str, keys: Sequence[Arg], args: Sequence[Arg]
     ) -> Awaitable[Any]:

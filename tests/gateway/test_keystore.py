@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -13,6 +14,7 @@ from gateway.keystore import KeyPolicy, KeyStore, retry_after
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.model import Mode
+from routing.pipe import Pipe
 
 STATIC = "static-client-key"
 
@@ -25,8 +27,21 @@ class Clock:
         return self.now
 
 
+_PIPES: list[Pipe] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_pipes() -> AsyncIterator[None]:
+    yield
+    while _PIPES:
+        await _PIPES.pop().aclose()
+
+
 def store(redis: Redis, keys: Keys, clock: Clock | None = None) -> KeyStore:
-    return KeyStore(redis, keys, static=StaticKeys((STATIC,)), clock=clock or Clock())
+    """A key store as the app makes one: request path on a pipe, admin on redis-py."""
+    pipe = Pipe.of(redis)
+    _PIPES.append(pipe)
+    return KeyStore(redis, keys, static=StaticKeys((STATIC,)), pipe=pipe, clock=clock or Clock())
 
 
 async def dump_everything(redis: Redis, prefix: str) -> bytes:

@@ -160,3 +160,15 @@ async def test_credentials_and_database_from_the_url() -> None:
             await bad.aclose()
     finally:
         server.stop()
+
+
+async def test_a_transaction_returns_exec_s_replies(pipe: Pipe, prefix: str) -> None:
+    key = f"{prefix}:t"
+    assert await pipe.transaction((b"INCR", key), (b"EXPIRE", key, 60), (b"GET", key)) == [
+        1,
+        1,
+        b"1",
+    ]
+    with pytest.raises(ResponseError):  # a command refused while queueing aborts them all
+        await pipe.transaction((b"INCR", key), (b"GET",))
+    assert await pipe.call(b"GET", key) == b"1"
