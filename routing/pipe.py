@@ -188,6 +188,7 @@ class Pipe:
         self._connection: _Connection | None = None
         self._connecting: asyncio.Task[_Connection] | None = None
         self._parked: list[tuple[bytes, asyncio.Future[Any]]] = []  # sent while connecting
+        self._closed = False
 
     @classmethod
     def of(cls, redis: Redis) -> Pipe:
@@ -203,6 +204,9 @@ class Pipe:
         if connection is not None and connection.usable:
             return connection.send(packed)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._closed:  # never reconnect after aclose: nobody would close it again
+            future.set_exception(RedisConnectionError("pipe closed"))
+            return future
         self._parked.append((packed, future))
         if self._connecting is None:
             self._connecting = asyncio.create_task(self._connect())
@@ -241,6 +245,7 @@ class Pipe:
             return await self.send(b"EVAL", source, *head)
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._connecting is not None:
             self._connecting.cancel()
             with contextlib.suppress(BaseException):

@@ -172,3 +172,11 @@ async def test_a_transaction_returns_exec_s_replies(pipe: Pipe, prefix: str) -> 
     with pytest.raises(ResponseError):  # a command refused while queueing aborts them all
         await pipe.transaction((b"INCR", key), (b"GET",))
     assert await pipe.call(b"GET", key) == b"1"
+
+
+async def test_a_closed_pipe_refuses_commands_and_stays_closed(redis: Redis) -> None:
+    pipe = Pipe.of(redis)
+    assert await pipe.call(b"PING") == b"PONG"
+    await pipe.aclose()
+    with pytest.raises(ConnectionError, match="closed"):
+        await pipe.call(b"PING")
