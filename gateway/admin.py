@@ -398,7 +398,7 @@ async def show_task(request: Request, gate: Any) -> Response:
     if record is None:
         raise NotFoundError(f"no task {task_id} in mjgate's records", task_id=task_id)
     # as fresh as a client's GET would see it (refreshed from upstream only when stale)
-    return _ok(task_view(await gate.service.refresh(record)))
+    return _ok(task_view(await gate.service.tracker.refresh(record)))
 
 
 async def pool_status(request: Request, gate: Any) -> Response:

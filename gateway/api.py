@@ -135,7 +135,7 @@ async def get_task(request: Request) -> Response:
         return await forward_untouched(
             request, "GET", f"/api/v1/task/{request.path_params['task_id']}"
         )
-    record = await request.app.state.mjgate.service.refresh(record)
+    record = await request.app.state.mjgate.service.tracker.refresh(record)
     return task_response(record)
 
 
@@ -146,7 +146,7 @@ async def cancel_task(request: Request) -> Response:
         return await forward_untouched(
             request, "DELETE", f"/api/v1/task/{request.path_params['task_id']}"
         )
-    message = await request.app.state.mjgate.service.cancel(record)
+    message = await request.app.state.mjgate.service.tracker.cancel(record)
     return Response(
         orjson.dumps({"code": 200, "data": None, "message": message}), media_type="application/json"
     )

@@ -186,7 +186,7 @@ def create_app(
             if record.webhook:  # most tasks have none: no task spawned for them
                 background.spawn(outbox.enqueue(record))
 
-        service.on_change = deliver
+        service.tracker.on_change = deliver
         gate = MjGate(
             settings=settings,
             redis=client,

@@ -37,7 +37,8 @@ class Background:
         self._tasks = [
             asyncio.create_task(self._loop(self.maintain, None), name="mjgate-maintain"),
             asyncio.create_task(
-                self._loop(self.dispatch, self.service.wake_dispatcher), name="mjgate-dispatch"
+                self._loop(self.dispatch, self.service.tracker.wake_dispatcher),
+                name="mjgate-dispatch",
             ),
             asyncio.create_task(self._loop(self.reconcile, None), name="mjgate-reconcile"),
             asyncio.create_task(self._loop(self.deliver, self.outbox.wake), name="mjgate-deliver"),
@@ -87,7 +88,7 @@ class Background:
         for task_id in result.expired_staged:
             record = await self.service.records.load(task_id)
             if record is not None and record.status == "staged":
-                await self.service.fail(
+                await self.service.tracker.fail(
                     record,
                     "staged_timeout",
                     f"no account was free within {self.service.settings.staged_timeout:g} s",
@@ -99,7 +100,7 @@ class Background:
             self.service.metrics.account_event("woken")
             logs.event("account_woken", bot_id=bot_id)
         if result.renewed or result.woken:
-            self.service.wake_dispatcher.set()
+            self.service.tracker.wake_dispatcher.set()
 
     async def dispatch(self) -> None:
         """Reserve staged tasks that can run now and forward each, concurrently."""
@@ -120,7 +121,7 @@ class Background:
             await asyncio.sleep(0.02)
             record = await self.service.records.load(reservation.task_id)
         if record is None:  # its creator died between staging and writing: nothing to send
-            await self.service.release(reservation.task_id)
+            await self.service.tracker.release(reservation.task_id)
             return
         try:
             await self.service.forward(record, reservation)
@@ -143,9 +144,9 @@ class Background:
         service = self.service
         if not record.upstream_id:
             # The create may or may not have reached the upstream: never re-send blindly.
-            await service.release(record.task_id)
+            await service.tracker.release(record.task_id)
             if not record.terminal:
-                await service.fail(
+                await service.tracker.fail(
                     record,
                     "upstream_outcome_unknown",
                     "the upstream never confirmed this task; it was not re-sent",
@@ -154,15 +155,17 @@ class Background:
         if record.terminal:
             outcome = Outcome.COMPLETED if record.status == "completed" else Outcome.FAILED
             if await service.store.settle(record.task_id, outcome) is not None:
-                service.wake_dispatcher.set()
+                service.tracker.wake_dispatcher.set()
             return
         answer = await service.upstream.get(record.upstream_id)
         service.metrics.upstream_request("get", str(answer.status), answer.seconds)
         if answer.status == 200 and answer.task:
-            await service.apply_upstream_task(record, answer.task)
+            await service.tracker.apply_upstream_task(record, answer.task)
         elif answer.status == 404:
-            await service.release(record.task_id)
-            await service.fail(record, "upstream_lost", "the upstream no longer knows this task")
+            await service.tracker.release(record.task_id)
+            await service.tracker.fail(
+                record, "upstream_lost", "the upstream no longer knows this task"
+            )
 
     async def deliver(self) -> None:
         while await self.outbox.run_once() > 0:

@@ -1,9 +1,9 @@
-"""The task lifecycle (DESIGN.md section 4): create, dispatch, refresh, cancel, settle.
+"""The task lifecycle (DESIGN.md section 4), up to the upstream's answer: create and dispatch.
 
 create → validate → resolve mode → reserve (account, slot, fast time, lease) → forward →
-record → answer. Completion is learnt from GoAPI's webhook, a client's GET or the reconciler
-(`gateway.background`); whichever comes first settles the reservation, exactly once (the store
-guarantees it), and wakes the staged-task dispatcher.
+record → answer. A create the upstream refuses for the account moves to another account; one
+it answers with a finished task is settled at once. What happens after (news, settlement,
+cancel, failures) is `gateway.tracking.TaskTracker`, reachable as `service.tracker`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from gateway import logs
 from gateway.clients import Client
 from gateway.errors import (
     InvalidRequestError,
-    TaskNotCancellableError,
     UpstreamRejectedError,
     UpstreamTimeoutError,
 )
@@ -26,14 +24,13 @@ from gateway.forwarding import Refusal, classify, upstream_body
 from gateway.metrics import Metrics
 from gateway.records import RecordStore, TaskRecord, new_task_id
 from gateway.settings import Settings
+from gateway.tracking import TaskTracker
 from gateway.upstream import UpstreamClient, UpstreamNotSentError
 from gateway.validation import CreateRequest
 from routing.costs import CostTable
-from routing.decisions import Outcome, Reservation, Staged
-from routing.model import AccountState, Mode, TaskType
+from routing.decisions import Reservation, Staged
+from routing.model import Mode, TaskType
 from routing.store import PoolStore
-
-_COOLDOWN = {Refusal.BANNED: 3600.0, Refusal.BUSY: 30.0}
 
 
 @dataclass(frozen=True)
@@ -65,8 +62,9 @@ class TaskService:
         self.metrics = metrics
         self.costs = costs
         self.clock = clock
-        self.wake_dispatcher = asyncio.Event()
-        self.on_change: Callable[[TaskRecord], None] = lambda record: None
+        self.tracker = TaskTracker(
+            settings, store=store, records=records, upstream=upstream, metrics=metrics, clock=clock
+        )
 
     # -- webhook from mjgate to GoAPI ---------------------------------------------------------
     @property
@@ -278,9 +276,9 @@ class TaskService:
                 answer = await self.upstream.create(body)
             except UpstreamNotSentError:
                 self.metrics.upstream_request("create", "not_sent", None)
-                await self.release(record.task_id)
+                await self.tracker.release(record.task_id)
                 if parent is not None or attempts >= self.settings.create_attempts:
-                    await self.fail(
+                    await self.tracker.fail(
                         record, "upstream_unavailable", "the upstream could not be reached"
                     )
                     raise
@@ -312,7 +310,7 @@ class TaskService:
                     decision=reservation.decision,
                 )
                 if record.terminal:  # an upstream that answers with a finished task
-                    await self._settle_terminal(record)
+                    await self.tracker.settle_terminal(record)
                 else:
                     await self.records.save(record)
                 if reservation.staged:  # counted as created when it was staged
@@ -325,22 +323,22 @@ class TaskService:
                     )
                 else:
                     self._created(record)
-                self.on_change(record)
+                self.tracker.on_change(record)
                 return record
             refusal = classify(answer)
-            await self.release(record.task_id)
+            await self.tracker.release(record.task_id)
             if (
                 refusal is Refusal.REQUEST
                 or parent is not None
                 or attempts >= self.settings.create_attempts
             ):
                 if refusal is not Refusal.REQUEST:
-                    await self._account_refused(reservation.bot_id, refusal, answer.message)
-                await self.fail(record, "upstream_rejected", answer.message)
+                    await self.tracker.account_refused(reservation.bot_id, refusal, answer.message)
+                await self.tracker.fail(record, "upstream_rejected", answer.message)
                 raise UpstreamRejectedError(
                     answer.status, answer.message, upstream_status=answer.status
                 )
-            await self._account_refused(reservation.bot_id, refusal, answer.message)
+            await self.tracker.account_refused(reservation.bot_id, refusal, answer.message)
             exclude.append(reservation.bot_id)
             decision = await self._rereserve(record, exclude)
             if isinstance(decision, Staged):
@@ -362,132 +360,6 @@ class TaskService:
         )
         await self.records.save(record)
         return record
-
-    async def _account_refused(self, bot_id: int, refusal: Refusal, message: str) -> None:
-        reason = f"upstream: {refusal.value}"
-        if refusal is Refusal.NO_FAST_TIME:
-            await self.store.set_fast_time(bot_id, 0, reason=reason)
-            self.metrics.account_event("fast_time_exhausted")
-        elif refusal is Refusal.CAPTCHA:
-            await self.store.set_state(bot_id, AccountState.PAUSED, reason=reason)
-            self.metrics.account_event("paused")
-        elif refusal is Refusal.EXPIRED:
-            await self.store.set_state(bot_id, AccountState.DISABLED, reason=reason)
-            self.metrics.account_event("disabled")
-        else:
-            until = self.clock() + _COOLDOWN.get(refusal, 60.0)
-            await self.store.set_state(bot_id, AccountState.COOLING, until=until, reason=reason)
-            self.metrics.account_event("cooled")
-        logs.event("account_refused", bot_id=bot_id, refusal=refusal.value, message=message[:200])
-
-    async def fail(self, record: TaskRecord, error_type: str, message: str) -> TaskRecord:
-        """End a task mjgate itself decided about (staged timeout, cancel of a staged task,
-        upstream refusals, lost outcomes) as `failed` with `error.type`."""
-        record = record.evolve(
-            status="failed",
-            error_type=error_type,
-            error_message=message,
-            updated_at=self.clock(),
-        ).with_event("failed", error_type=error_type)
-        await self.records.save(record)
-        status = "cancelled" if error_type == "cancelled" else "failed"
-        self.metrics.task_finished(record.task_type, record.mode or "none", status, None)
-        self.on_change(record)
-        return record
-
-    async def release(self, task_id: str) -> None:
-        if await self.store.settle(task_id, Outcome.FAILED) is not None:
-            self.wake_dispatcher.set()
-
-    # -- news about a task --------------------------------------------------------------------
-    async def apply_upstream_task(self, record: TaskRecord, task: dict[str, Any]) -> TaskRecord:
-        """Record the upstream's latest view of a task; settle it when it is terminal."""
-        status = str(task.get("status") or record.status)
-        changed = status != record.status or task != record.task
-        record = record.evolve(task=task, status=status, updated_at=self.clock())
-        if record.terminal:
-            record = record.with_event(status)
-            await self._settle_terminal(record)
-            return record
-        if await self.records.save_unless_terminal(record):
-            await self.store.extend_lease(record.task_id, self.settings.lease_seconds)
-            if changed:
-                self.on_change(record)
-            return record
-        reloaded = await self.records.load(record.task_id)
-        return reloaded or record
-
-    async def _settle_terminal(self, record: TaskRecord) -> None:
-        """Save a finished task's record unless one is already terminal, and settle its
-        reservation: exactly once, whoever reports it. Both go in one round trip, in that
-        order (a reader never sees the slot free before the record is final)."""
-        outcome = Outcome.COMPLETED if record.status == "completed" else Outcome.FAILED
-        saving = self.records.save_unless_terminal(record)
-        settling = self.store.settle(record.task_id, outcome)
-        try:
-            saved = await saving
-        except BaseException:
-            settling.close()  # sent anyway: the upstream's task is over either way
-            raise
-        settlement = await settling
-        if settlement is not None:
-            self.wake_dispatcher.set()
-            duration = self.clock() - record.created_at if record.created_at else None
-            self.metrics.task_finished(
-                record.task_type, record.mode or "none", record.status, duration
-            )
-            logs.event(
-                "task_settled",
-                task_id=record.task_id,
-                bot_id=record.bot_id,
-                mode=record.mode,
-                status=record.status,
-                refunded=settlement.refunded,
-            )
-        if saved:
-            self.on_change(record)
-
-    async def refresh(self, record: TaskRecord, *, force: bool = False) -> TaskRecord:
-        """A client's GET: served from the record unless it is older than the stale limit."""
-        if record.terminal or not record.upstream_id:
-            return record
-        if not force and self.clock() - record.updated_at < self.settings.poll_stale_seconds:
-            return record
-        answer = await self.upstream.get(record.upstream_id)
-        self.metrics.upstream_request("get", str(answer.status), answer.seconds)
-        if answer.status == 200 and answer.task:
-            return await self.apply_upstream_task(record, answer.task)
-        return record
-
-    # -- cancel -------------------------------------------------------------------------------
-    async def cancel(self, record: TaskRecord) -> str:
-        if record.status == "staged":
-            if await self.store.cancel_staged(record.task_id):
-                await self.fail(record, "cancelled", "task canceled")
-                return f"task {record.task_id} canceled"
-            record = await self.records.load(record.task_id) or record
-        if record.terminal or not record.upstream_id:
-            raise TaskNotCancellableError(
-                f"task {record.task_id} is {record.status}; only pending tasks can be canceled"
-            )
-        answer = await self.upstream.cancel(record.upstream_id)
-        self.metrics.upstream_request("cancel", str(answer.status), answer.seconds)
-        if answer.status != 200:
-            raise UpstreamRejectedError(
-                answer.status, answer.message, upstream_status=answer.status
-            )
-        record = record.evolve(
-            status="failed",
-            error_type="cancelled",
-            error_message="task canceled",
-            updated_at=self.clock(),
-        )
-        await self.records.save(record)
-        if await self.store.settle(record.task_id, Outcome.CANCELLED) is not None:
-            self.wake_dispatcher.set()
-            self.metrics.task_finished(record.task_type, record.mode or "none", "cancelled", None)
-        self.on_change(record)
-        return f"task {record.task_id} canceled"
 
 
 def _decision_label(decision: str) -> str:

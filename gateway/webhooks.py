@@ -73,7 +73,7 @@ async def task_webhook(request: Request) -> Response:
     if record is None:
         logs.event("webhook_unknown_task")
         return _ok()
-    await app.service.apply_upstream_task(record, task)
+    await app.service.tracker.apply_upstream_task(record, task)
     return _ok()
 
 
