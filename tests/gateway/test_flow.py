@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from bench.loadgen import server_timing
 from emulator.config import EmulatorConfig
 from tests.harness import CLIENT_KEY, OTHER_KEY, harness
 
@@ -20,7 +21,10 @@ async def test_imagine_poll_upscale_variation(redis: Redis, prefix: str) -> None
         assert task["meta"]["started_at"] == "0001-01-01T00:00:00Z"
         assert created.headers["x-mjgate-mode"] == "fast"
         assert created.headers["x-mjgate-decision"] == "routed"
-        assert "server-timing" in created.headers and "x-request-id" in created.headers
+        assert "x-request-id" in created.headers
+        timing = server_timing(created.headers["server-timing"])
+        assert list(timing) == ["auth", "route", "upstream", "record"]
+        assert all(ms >= 0 for ms in timing.values())
         bot = int(created.headers["x-mjgate-bot-id"])
 
         done = await h.wait_status(task["task_id"], "completed")
