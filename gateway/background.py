@@ -21,7 +21,7 @@ from gateway.delivery import Outbox
 from gateway.errors import GatewayError
 from gateway.records import TaskRecord
 from gateway.service import TaskService
-from routing.decisions import Outcome, Reservation
+from routing.decisions import Dropped, Outcome, Reservation
 from routing.errors import RoutingError
 
 
@@ -103,15 +103,30 @@ class Background:
             self.service.tracker.wake_dispatcher.set()
 
     async def dispatch(self) -> None:
-        """Reserve staged tasks that can run now and forward each, concurrently."""
+        """Reserve staged tasks that can run now and forward each, concurrently; fail the
+        staged children whose parent's account can no longer take them."""
         while True:
-            reservations = await self.service.store.dispatch_staged(
+            items = await self.service.store.dispatch_staged(
                 32, self.service.settings.lease_seconds
             )
-            for reservation in reservations:
-                self.spawn(self._forward_staged(reservation))
-            if len(reservations) < 32:
+            reserved = 0
+            for item in items:
+                if isinstance(item, Dropped):
+                    self.spawn(self._fail_dropped(item))
+                else:
+                    reserved += 1
+                    self.spawn(self._forward_staged(item))
+            if reserved < 32:
                 return
+
+    async def _fail_dropped(self, dropped: Dropped) -> None:
+        record = await self.service.records.load(dropped.task_id)
+        if record is not None and record.status == "staged":
+            await self.service.tracker.fail(
+                record,
+                "parent_account_unavailable",
+                f"account {dropped.bot_id} can't take child tasks: {dropped.reason}",
+            )
 
     async def _forward_staged(self, reservation: Reservation) -> None:
         record = await self.service.records.load(reservation.task_id)

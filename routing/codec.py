@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from routing.accounts import AccountStatus
-from routing.decisions import Reservation, Staged
+from routing.decisions import Dropped, Reservation, Staged
 from routing.errors import (
     NoRelaxCapableAccountError,
     ParentAccountUnavailableError,
@@ -45,6 +45,13 @@ def reservation(reply: Sequence[Any]) -> Reservation:
         decision=text(reply[4]),
         staged=bool(int(reply[5])),
     )
+
+
+def dispatched(reply: Sequence[Any]) -> Reservation | Dropped:
+    """One item of dispatch_staged's reply: `{'R', ...}` or `{'D', task_id, bot_id, reason}`."""
+    if text(reply[0]) == "D":
+        return Dropped(task_id=text(reply[1]), bot_id=int(reply[2]), reason=text(reply[3]))
+    return reservation(reply)
 
 
 def decision(op: str, task_id: str, reply: Sequence[Any], parent: int = 0) -> Reservation | Staged:

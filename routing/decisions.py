@@ -1,4 +1,5 @@
-"""What a routing decision returns: a reservation, a staged task, or a settlement."""
+"""What a routing decision returns: a reservation, a staged task, a dropped staged task, or a
+settlement."""
 
 from __future__ import annotations
 
@@ -44,6 +45,18 @@ class Staged:
     task_id: str
     reason: str
     decision: str = "staged"
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A staged child task that can never run: its parent's account was removed, disabled, or
+    can't run it in relax (basic plan) since it was staged. The dispatch that finds it takes
+    it out of the queue; the gateway fails it as a fresh request would have been refused
+    (`parent_account_unavailable`). `reason` is ParentAccountUnavailableError's."""
+
+    task_id: str
+    bot_id: int
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,15 @@ from redis.exceptions import RedisError
 
 from routing import codec, poolsync
 from routing.accounts import AccountSpec, AccountStatus
-from routing.decisions import LeaseClaim, Outcome, Reservation, Settlement, Staged, TickResult
+from routing.decisions import (
+    Dropped,
+    LeaseClaim,
+    Outcome,
+    Reservation,
+    Settlement,
+    Staged,
+    TickResult,
+)
 from routing.errors import AccountBusyError, AccountNotFoundError, StoreError
 from routing.keys import Keys
 from routing.model import PLANS, AccountState, Mode, Strategy
@@ -331,14 +339,18 @@ class PoolStore:
             for task, bot, mode in reply
         ]
 
-    async def dispatch_staged(self, limit: int, lease_seconds: float) -> list[Reservation]:
+    async def dispatch_staged(
+        self, limit: int, lease_seconds: float
+    ) -> list[Reservation | Dropped]:
         """Reserve up to `limit` staged tasks that can run now (FIFO among the first
         DISPATCH_WINDOW); each is returned to exactly one caller, with `staged=True`. A task
-        keeps the lease length it was staged with; `lease_seconds` serves when it has none."""
+        keeps the lease length it was staged with; `lease_seconds` serves when it has none.
+        Staged children whose parent's account can never take them are dropped from the
+        queue and returned as `Dropped` (to exactly one caller too), beside the limit."""
         reply = await self._run(
             "dispatch_staged", "dispatch_staged", limit, _ms(lease_seconds), DISPATCH_WINDOW
         )
-        return [codec.reservation(item) for item in reply]
+        return [codec.dispatched(item) for item in reply]
 
     async def cancel_staged(self, task_id: str) -> bool:
         return bool(await self._run("cancel_staged", "cancel_staged", task_id))

@@ -203,6 +203,12 @@ async def test_child_of_busy_parent_stages_and_of_disabled_parent_is_409(
         refused = await h.create("upscale", origin_task_id=parent["task_id"], index="2")
         assert refused.status_code == 409
         assert refused.json()["error"]["type"] == "parent_account_unavailable"
+        # the staged child can never run now: the next dispatch fails it, no timeout wait
+        await h.gate.background.dispatch()
+        failed = await h.wait_status(child.json()["data"]["task_id"], "failed")
+        assert failed["error"]["message"].startswith("account 1 can't take child tasks")
+        assert await h.gate.store.staged_count() == 0
+        assert [r["task_type"] for r in await h.received()] == ["imagine", "imagine"]
 
 
 async def test_draining_account_takes_children_but_no_new_roots(redis: Redis, prefix: str) -> None:

@@ -230,8 +230,9 @@ class Pool:
 
     def dispatch(self, limit: int, now: int, window: int = 32) -> list[tuple[str, Decision]]:
         out: list[tuple[str, Decision]] = []
+        taken = 0
         for entry in list(self.queue[:window]):
-            if len(out) >= limit:
+            if taken >= limit:
                 break
             if entry.deadline <= now:
                 continue
@@ -242,6 +243,10 @@ class Pool:
             if d[0] == "R":
                 self.queue.remove(entry)
                 out.append((entry.task_id, self._take(entry.task_id, d, now + entry.lease, 1)))
+                taken += 1
+            elif d[0] == "E" and entry.kind == "child":  # its parent's account can never
+                self.queue.remove(entry)
+                out.append((entry.task_id, ("D", entry.parent, d[2])))
         return out
 
     def cancel(self, task_id: str) -> bool:

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from routing.decisions import Outcome
+from routing.decisions import Dropped, Outcome
 from routing.errors import StagedLimitError
 from routing.keys import Keys
-from routing.model import Mode, Plan
+from routing.model import AccountState, Mode, Plan
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, child, reserved, root, staged
 
@@ -42,6 +42,41 @@ async def test_dispatch_takes_later_tasks_that_can_run(store: PoolStore) -> None
     await store.settle("r1", Outcome.COMPLETED)
     [got] = await store.dispatch_staged(32, 60)
     assert (got.task_id, got.mode) == ("r2", Mode.RELAX)
+    assert await store.staged_count() == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [("disable", "account_disabled"), ("remove", "account_removed")],
+)
+async def test_a_staged_child_whose_parent_account_is_gone_is_dropped_at_once(
+    store: PoolStore, change: str, reason: str
+) -> None:
+    await add(store, 1, Plan.STANDARD, fast_slots=1)
+    await add(store, 2, Plan.STANDARD, fast_slots=1)
+    reserved(await root(store, "t1"))  # account 1's only fast slot
+    reserved(await root(store, "t2"))  # account 2's
+    staged(await child(store, "c1", 1))  # waits for account 1
+    staged(await root(store, "s1"))  # waits for any account
+    if change == "disable":
+        await store.set_state(1, AccountState.DISABLED, reason="banned")
+    else:
+        await store.settle("t1", Outcome.FAILED)
+        await store.remove_account(1)
+    assert await store.dispatch_staged(32, 60) == [Dropped("c1", 1, reason)]
+    assert await store.staged_count() == 1  # the root task still waits, for account 2
+    assert await store.dispatch_staged(32, 60) == []  # dropped once, to one caller
+    await store.settle("t2", Outcome.COMPLETED)
+    [got] = await store.dispatch_staged(32, 60)
+    assert (got.task_id, got.bot_id) == ("s1", 2)
+
+
+async def test_a_paused_parent_account_keeps_its_staged_child(store: PoolStore) -> None:
+    await add(store, 1, Plan.STANDARD, fast_slots=1)
+    reserved(await root(store, "t1"))
+    staged(await child(store, "c1", 1))
+    await store.set_state(1, AccountState.PAUSED, reason="captcha")
+    assert await store.dispatch_staged(32, 60) == []
     assert await store.staged_count() == 1
 
 

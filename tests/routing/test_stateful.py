@@ -28,7 +28,7 @@ from hypothesis.stateful import (
 from redis.asyncio import Redis
 
 from routing.accounts import AccountSpec
-from routing.decisions import Outcome, Reservation, Staged
+from routing.decisions import Dropped, Outcome, Reservation, Staged
 from routing.errors import (
     NoRelaxCapableAccountError,
     ParentAccountUnavailableError,
@@ -61,7 +61,7 @@ account_specs = st.fixed_dictionaries(
 )
 
 
-def _outcome(result: Reservation | Staged | Exception) -> Decision:
+def _outcome(result: Reservation | Staged | Dropped | Exception) -> Decision:
     if isinstance(result, Reservation):
         return (
             "R",
@@ -73,6 +73,8 @@ def _outcome(result: Reservation | Staged | Exception) -> Decision:
         )
     if isinstance(result, Staged):
         return ("S", result.reason)
+    if isinstance(result, Dropped):
+        return ("D", result.bot_id, result.reason)
     if isinstance(result, ParentAccountUnavailableError):
         return ("E", "parent_unavailable", result.reason)
     if isinstance(result, NoRelaxCapableAccountError):
