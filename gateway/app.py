@@ -38,6 +38,7 @@ from gateway.middleware import RequestMiddleware
 from gateway.records import RecordStore, TaskRecord
 from gateway.service import TaskService
 from gateway.settings import Settings
+from gateway.tracking import TaskTracker
 from gateway.upstream import UpstreamClient
 from routing.costs import CostTable
 from routing.errors import RoutingError, StoreError
@@ -163,15 +164,10 @@ def create_app(
             timeout=settings.upstream_timeout,
             max_connections=settings.upstream_max_connections,
         )
-        service = TaskService(
-            settings,
-            store=store,
-            records=records,
-            upstream=upstream,
-            metrics=metrics,
-            costs=CostTable.with_overrides(settings.cost_overrides),
-            clock=clock,
+        tracker = TaskTracker(
+            settings, store=store, records=records, upstream=upstream, metrics=metrics, clock=clock
         )
+        service = TaskService(tracker, costs=CostTable.with_overrides(settings.cost_overrides))
         outbox = Outbox(
             client,
             keys,

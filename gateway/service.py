@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway import logs
@@ -21,16 +20,13 @@ from gateway.errors import (
     UpstreamTimeoutError,
 )
 from gateway.forwarding import Refusal, classify, upstream_body
-from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord, new_task_id
-from gateway.settings import Settings
+from gateway.records import TaskRecord, new_task_id
 from gateway.tracking import TaskTracker
-from gateway.upstream import UpstreamClient, UpstreamNotSentError
+from gateway.upstream import UpstreamNotSentError
 from gateway.validation import CreateRequest
 from routing.costs import CostTable
 from routing.decisions import Reservation, Staged
 from routing.model import Mode, TaskType
-from routing.store import PoolStore
 
 
 @dataclass(frozen=True)
@@ -44,27 +40,18 @@ class CreateResult:
 
 
 class TaskService:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        store: PoolStore,
-        records: RecordStore,
-        upstream: UpstreamClient,
-        metrics: Metrics,
-        costs: CostTable,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.records = records
-        self.upstream = upstream
-        self.metrics = metrics
+    """Creates and dispatches tasks with the tracker's parts (store, records, upstream,
+    metrics, clock); hands them to the tracker once sent."""
+
+    def __init__(self, tracker: TaskTracker, *, costs: CostTable) -> None:
+        self.tracker = tracker
+        self.settings = tracker.settings
+        self.store = tracker.store
+        self.records = tracker.records
+        self.upstream = tracker.upstream
+        self.metrics = tracker.metrics
+        self.clock = tracker.clock
         self.costs = costs
-        self.clock = clock
-        self.tracker = TaskTracker(
-            settings, store=store, records=records, upstream=upstream, metrics=metrics, clock=clock
-        )
 
     # -- webhook from mjgate to GoAPI ---------------------------------------------------------
     @property
