@@ -5,25 +5,35 @@ empty token turns the whole API off (404, as if there were no route); a valid cl
 403. Answers are GoAPI's envelope (`{"code", "data", "message"}`); errors are raised and turned
 into the error envelope by the app's handler table, routing's included.
 
-Times go out as ISO 8601 UTC strings and come in as ISO 8601 or unix seconds.
+Bodies and views (and their time formats) are in `gateway.admin_views`.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any
 
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from gateway.admin_views import (
+    AccountBody,
+    AccountPatch,
+    KeyBody,
+    Model,
+    StateBody,
+    account_view,
+    hours,
+    ok,
+    parse,
+    task_view,
+    unix,
+)
 from gateway.api import read_body
 from gateway.errors import (
     ForbiddenError,
@@ -37,155 +47,10 @@ from gateway.records import TaskRecord
 from gateway.webhooks import goapi_secret, goapi_token
 from routing.accounts import AccountSpec, AccountStatus
 from routing.errors import AccountNotFoundError
-from routing.model import AccountState, Mode, Plan, Setting
-from routing.poolfile import MAX_SLOTS, MAX_WEIGHT, parse_pool_file
+from routing.model import AccountState, Plan
+from routing.poolfile import parse_pool_file
 
-Model = TypeVar("Model", bound=BaseModel)
 Handler = Callable[[Request, Any], Awaitable[Response]]
-Instant = Annotated[datetime, Strict(False)]  # ISO 8601 or unix seconds
-FileState = Literal["active", "draining", "paused", "disabled"]
-
-# -- payloads ---------------------------------------------------------------------------------
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class AccountBody(_Body):
-    """PUT: an account's whole definition, the pool file's fields (None: the plan's default)."""
-
-    bot_id: int | None = None  # optional; must match the path when given
-    name: str = Field(default="", max_length=200)
-    plan: Plan = Plan.STANDARD
-    setting: Setting = Setting.FAST
-    fast_hours_left: float | None = Field(default=None, ge=0, lt=1e6)
-    renews_at: Instant | None = None
-    fast_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
-    relax_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
-    weight: int = Field(default=1, ge=1, le=MAX_WEIGHT)
-    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        default=[], max_length=32
-    )
-    state: FileState = "active"
-
-
-class AccountPatch(_Body):
-    """PATCH: only the fields given change. fast time and state apply at once, always."""
-
-    name: str | None = Field(default=None, max_length=200)
-    plan: Plan | None = None
-    setting: Setting | None = None
-    fast_hours_left: float | None = Field(default=None, ge=0, lt=1e6)
-    renews_at: Instant | None = None
-    fast_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
-    relax_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
-    weight: int | None = Field(default=None, ge=1, le=MAX_WEIGHT)
-    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
-        default=None, max_length=32
-    )
-    state: FileState | None = None
-    reason: str = Field(default="", max_length=200)
-
-
-class StateBody(_Body):
-    state: AccountState
-    until: Instant | None = None  # cooling only: when it becomes active again
-    reason: str = Field(default="", max_length=200)
-
-
-class KeyBody(_Body):
-    name: str = Field(min_length=1, max_length=100)
-    allowed_modes: list[Mode] | None = Field(default=None, min_length=1)
-    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        default=[], max_length=32
-    )
-    staged_limit: int | None = Field(default=None, ge=1, le=100_000)
-    rate_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
-
-
-def _parse(model: type[Model], raw: bytes) -> Model:
-    """Validate a JSON body; the first problem becomes a 400 naming its field."""
-    try:
-        return model.model_validate_json(raw or b"{}")
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"]) or "body"
-        message = {
-            "extra_forbidden": "is not a known field",
-            "missing": "is required",
-            "json_invalid": "is not valid JSON",
-            "model_type": "must be a JSON object",
-        }.get(error["type"], error["msg"])
-        raise InvalidRequestError(field, message[:1].lower() + message[1:]) from exc
-
-
-# -- views ------------------------------------------------------------------------------------
-
-
-def iso(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
-    return text.replace("+00:00", "Z")
-
-
-def _unix(instant: datetime | None) -> float | None:
-    if instant is None:
-        return None
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=UTC)  # like the pool file: no offset means UTC
-    return round(instant.timestamp(), 3)
-
-
-def _hours(seconds: int | None) -> float | None:
-    return None if seconds is None else round(seconds / 3600, 3)
-
-
-def account_view(a: AccountStatus, *, history: bool = True) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "bot_id": a.bot_id, "name": a.name, "plan": a.plan.value,
-        "setting": a.setting.value, "declared_setting": a.declared_setting.value,
-        "state": a.state.value, "state_reason": a.state_reason,
-        "state_until": iso(a.state_until),
-        "fast_seconds_left": a.fast_seconds_left, "fast_hours_left": _hours(a.fast_seconds_left),
-        "fast_seconds_reserved": a.fast_seconds_reserved, "renews_at": iso(a.renews_at),
-        "slots": {"fast": a.fast_slots, "relax": a.relax_slots},
-        "in_flight": {"fast": a.fast_in_flight, "relax": a.relax_in_flight},
-        "weight": a.weight, "tags": list(a.tags),
-        "declared": {"fast_hours_left": _hours(a.declared_fast_seconds),
-                     "state": a.declared_state.value if a.declared_state else None,
-                     "renews_at": iso(a.declared_renews_at)},
-    }  # fmt: skip
-    if history:
-        view["history"] = [_event(entry) for entry in a.history]
-    return view
-
-
-def _event(entry: Mapping[str, Any]) -> dict[str, Any]:
-    at = entry.get("at")
-    return {**entry, "at": iso(float(at)) if isinstance(at, int | float) else at}
-
-
-def task_view(r: TaskRecord) -> dict[str, Any]:
-    return {
-        "task_id": r.task_id, "client_id": r.client_id, "task_type": r.task_type,
-        "status": r.status, "requested_mode": r.requested_mode, "mode": r.mode,
-        "bot_id": r.bot_id, "decision": r.decision, "upstream_id": r.upstream_id,
-        "parent_id": r.parent_id, "created_at": iso(r.created_at),
-        "updated_at": iso(r.updated_at),
-        "error": {"type": r.error_type, "message": r.error_message} if r.error_type else None,
-        "request": r.request,
-        # the client's endpoint, never its secret
-        "webhook": {"endpoint": r.webhook.get("endpoint", "")} if r.webhook else None,
-        "history": [_event(entry) for entry in r.history],
-        "upstream_task": r.task,
-    }  # fmt: skip
-
-
-def _ok(data: Any, status: int = 200) -> Response:
-    body = {"code": status, "data": data, "message": "success"}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 # -- auth -------------------------------------------------------------------------------------
@@ -234,7 +99,7 @@ def _flag(request: Request, name: str) -> bool:
 
 
 async def _body(request: Request, gate: Any, model: type[Model]) -> Model:
-    return _parse(model, await read_body(request, gate.settings.body_limit))
+    return parse(model, await read_body(request, gate.settings.body_limit))
 
 
 async def _account(gate: Any, bot_id: int) -> AccountStatus:
@@ -263,11 +128,11 @@ async def list_accounts(request: Request, gate: Any) -> Response:
         for a in sorted(accounts, key=lambda a: a.bot_id)
         if (not state or a.state.value == state) and (not tag or tag in a.tags)
     ]
-    return _ok({"accounts": [account_view(a, history=False) for a in rows]})
+    return ok({"accounts": [account_view(a, history=False) for a in rows]})
 
 
 async def show_account(request: Request, gate: Any) -> Response:
-    return _ok(account_view(await _account(gate, _bot_id(request))))
+    return ok(account_view(await _account(gate, _bot_id(request))))
 
 
 async def put_account(request: Request, gate: Any) -> Response:
@@ -281,7 +146,7 @@ async def put_account(request: Request, gate: Any) -> Response:
         bot_id=bot_id, name=body.name, plan=body.plan, setting=body.setting,
         fast_seconds_left=None if body.fast_hours_left is None
         else round(body.fast_hours_left * 3600),
-        renews_at=_unix(body.renews_at), fast_slots=body.fast_slots,
+        renews_at=unix(body.renews_at), fast_slots=body.fast_slots,
         relax_slots=body.relax_slots, weight=body.weight, tags=tuple(body.tags),
         state=AccountState(body.state))  # fmt: skip
     if spec.state is AccountState.COOLING:
@@ -294,7 +159,7 @@ async def put_account(request: Request, gate: Any) -> Response:
     except ValueError as exc:  # limits the store enforces (slots, weight)
         raise InvalidRequestError("account", str(exc)) from exc
     status = await _account(gate, bot_id)
-    return _ok(
+    return ok(
         {"action": action, "account": account_view(status)}, 201 if action == "created" else 200
     )
 
@@ -332,7 +197,7 @@ async def patch_account(request: Request, gate: Any) -> Response:
         if "tags" in changes:
             changes["tags"] = tuple(changes["tags"])
         if "renews_at" in changes:
-            changes["renews_at"] = _unix(changes["renews_at"])
+            changes["renews_at"] = unix(changes["renews_at"])
         await gate.store.apply_account(replace(spec, **changes))
     if body.fast_hours_left is not None:
         await gate.store.set_fast_time(
@@ -340,19 +205,19 @@ async def patch_account(request: Request, gate: Any) -> Response:
         )
     if body.state is not None:
         await gate.store.set_state(bot_id, AccountState(body.state), reason=_reason(body.reason))
-    return _ok({"action": "updated", "account": account_view(await _account(gate, bot_id))})
+    return ok({"action": "updated", "account": account_view(await _account(gate, bot_id))})
 
 
 async def delete_account(request: Request, gate: Any) -> Response:
     bot_id = _bot_id(request)
     await gate.store.remove_account(bot_id, force=_flag(request, "force"))
-    return _ok({"bot_id": bot_id, "removed": True})
+    return ok({"bot_id": bot_id, "removed": True})
 
 
 async def set_state(request: Request, gate: Any) -> Response:
     bot_id = _bot_id(request)
     body = await _body(request, gate, StateBody)
-    until = _unix(body.until)
+    until = unix(body.until)
     if body.state is AccountState.COOLING:
         if until is None:
             raise InvalidRequestError("until", "is required for cooling (when it ends)")
@@ -363,7 +228,7 @@ async def set_state(request: Request, gate: Any) -> Response:
     status = await gate.store.set_state(
         bot_id, body.state, until=until, reason=_reason(body.reason)
     )
-    return _ok(account_view(status))
+    return ok(account_view(status))
 
 
 # -- keys, tasks, pool ------------------------------------------------------------------------
@@ -378,18 +243,18 @@ async def create_key(request: Request, gate: Any) -> Response:
         rate_per_minute=body.rate_per_minute,
     )
     info, secret = await gate.clients.create(body.name, policy)
-    return _ok({**info.to_dict(), "secret": secret}, 201)
+    return ok({**info.to_dict(), "secret": secret}, 201)
 
 
 async def list_keys(request: Request, gate: Any) -> Response:
-    return _ok({"keys": [info.to_dict() for info in await gate.clients.list()]})
+    return ok({"keys": [info.to_dict() for info in await gate.clients.list()]})
 
 
 async def revoke_key(request: Request, gate: Any) -> Response:
     kid = request.path_params["key_id"]
     if not await gate.clients.revoke(kid):
         raise NotFoundError(f"no managed key with id {kid}", key_id=kid)
-    return _ok({"id": kid, "revoked": True})
+    return ok({"id": kid, "revoked": True})
 
 
 async def show_task(request: Request, gate: Any) -> Response:
@@ -398,7 +263,7 @@ async def show_task(request: Request, gate: Any) -> Response:
     if record is None:
         raise NotFoundError(f"no task {task_id} in mjgate's records", task_id=task_id)
     # as fresh as a client's GET would see it (refreshed from upstream only when stale)
-    return _ok(task_view(await gate.service.tracker.refresh(record)))
+    return ok(task_view(await gate.service.tracker.refresh(record)))
 
 
 async def pool_status(request: Request, gate: Any) -> Response:
@@ -415,13 +280,13 @@ async def pool_status(request: Request, gate: Any) -> Response:
         }
         for kind in snap.slot_capacity
     }
-    return _ok({
+    return ok({
         "strategy": (await gate.store.get_strategy()).value,
         "accounts": sum(snap.accounts.values()),
         "by_plan": dict(by["plan"]), "by_state": dict(by["state"]),
         "by_setting": dict(by["setting"]),
         "fast_seconds_left": snap.fast_seconds_left,
-        "fast_hours_left": _hours(snap.fast_seconds_left),
+        "fast_hours_left": hours(snap.fast_seconds_left),
         "slots": slots, "relax_capable": snap.relax_capable, "staged": snap.staged,
     })  # fmt: skip
 
@@ -437,19 +302,19 @@ async def apply_pool(request: Request, gate: Any) -> Response:
     changes = await gate.store.apply_pool(pool, dry_run=dry_run)
     rows = [{"bot_id": c.bot_id, "action": c.action, "fields": list(c.fields)} for c in changes]
     counts = Counter(c.action for c in changes)
-    return _ok({"dry_run": dry_run, "changes": rows, "counts": dict(counts)})
+    return ok({"dry_run": dry_run, "changes": rows, "counts": dict(counts)})
 
 
 async def export_pool(request: Request, gate: Any) -> Response:
     text: str = await gate.store.export_pool()
-    return _ok({"yaml": text})
+    return ok({"yaml": text})
 
 
 async def notifications(request: Request, gate: Any) -> Response:
     """Where GoAPI should send HYA account notifications (its dashboard's webhook setting)."""
     path = f"/webhooks/goapi/notifications/{goapi_token(gate.settings, 'notifications')}"
     public: str | None = gate.settings.public_url
-    return _ok({"url": f"{public}{path}" if public else None, "path": path,
+    return ok({"url": f"{public}{path}" if public else None, "path": path,
                 "secret": goapi_secret(gate.settings)})  # fmt: skip
 
 
