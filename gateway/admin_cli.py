@@ -13,180 +13,33 @@ prints the API's answer as it came, for scripts. Exit codes:
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-from rich.console import Console
 from rich.table import Table
 
+from gateway.admin_client import (
+    DEFAULT_URL,
+    EXIT_USAGE,
+    CliError,
+    call,
+    console,
+    count,
+    csv_list,
+    duration,
+    exit_code,
+    fields_table,
+    history_table,
+    show_account,
+    state_text,
+    text,
+)
 from routing.errors import PoolFileError
 from routing.model import AccountState, Mode, Plan, Setting
 from routing.poolfile import FILE_STATES, parse_pool_file
-
-DEFAULT_URL = "http://127.0.0.1:8080"
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-
-
-class CliError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-Command = Callable[[argparse.Namespace], int]
-
-
-def _console() -> Console:
-    # Piped output has no terminal width: rich's 80 columns would cut the tables' cells.
-    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-    return Console(highlight=False, soft_wrap=False, width=160 if wide else None)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-# -- talking to the admin API -----------------------------------------------------------------
-
-
-def call(
-    args: argparse.Namespace,
-    method: str,
-    path: str,
-    *,
-    params: dict[str, str] | None = None,
-    json: Any = None,
-    content: bytes | None = None,
-) -> Any:
-    """One admin API call; returns the answer's `data`, or raises CliError with the exit code.
-    With --json the answer is printed as it came (errors too, on stdout)."""
-    url = (args.url or os.environ.get("MJGATE_URL") or DEFAULT_URL).rstrip("/")
-    token = args.token or os.environ.get("MJGATE_ADMIN_TOKEN", "")
-    if not token:
-        raise CliError(EXIT_USAGE, "no admin token: pass --token or set MJGATE_ADMIN_TOKEN")
-    headers = {"authorization": f"Bearer {token}"}
-    if content is not None:
-        headers["content-type"] = "application/yaml"
-    try:
-        response = httpx.request(
-            method, f"{url}/admin/v1{path}", params=params, json=json, content=content,
-            headers=headers, timeout=args.timeout)  # fmt: skip
-    except httpx.InvalidURL as exc:
-        raise CliError(EXIT_USAGE, f"invalid --url {url!r}: {exc}") from exc
-    except httpx.TransportError as exc:
-        reason = str(exc) or type(exc).__name__
-        raise CliError(EXIT_UNREACHABLE, f"cannot reach mjgate at {url}: {reason}") from exc
-    status = response.status_code
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise CliError(EXIT_REFUSED, f"{url} answered HTTP {status} without JSON") from exc
-    if args.json:
-        print(response.text)
-    if not isinstance(body, dict):
-        raise CliError(EXIT_REFUSED, f"{url} answered HTTP {status} with unexpected JSON")
-    if response.is_error:
-        error = body.get("error")
-        kind = str(error.get("type", "")) if isinstance(error, dict) else ""
-        code = EXIT_USAGE if kind == "invalid_pool_file" else EXIT_REFUSED
-        message = body.get("message") or "refused"
-        raise CliError(code, f"{message} ({kind or 'error'}, HTTP {status})")
-    return body.get("data")
-
-
-def _command(run: Callable[[argparse.Namespace], None]) -> Command:
-    def handler(args: argparse.Namespace) -> int:
-        try:
-            run(args)
-        except CliError as exc:
-            print(f"mjgate: {exc.message}", file=sys.stderr)
-            return exc.code
-        return EXIT_OK
-
-    return handler
-
-
-def _csv(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-
-
-def _duration(value: str) -> float:
-    match = _DURATION.match(value.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 90s, 30m, 2h, 1d")
-    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-    return float(match.group(1)) * unit
-
-
-# -- rendering --------------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str:
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, list | tuple):
-        return ", ".join(str(item) for item in value) or "-"
-    return str(value)
-
-
-def _state(account: dict[str, Any]) -> str:
-    text = str(account["state"])
-    if account.get("state_until"):
-        text += f" until {account['state_until']}"
-    return text
-
-
-def _fields(title: str, rows: Sequence[tuple[str, Any]]) -> Table:
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    for name, value in rows:
-        table.add_row(name, _text(value))
-    return table
-
-
-def _history(entries: Sequence[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("at", "what", "change", "reason"):
-        table.add_column(column)
-    for entry in entries:
-        extra = {k: v for k, v in entry.items() if k not in ("at", "what", "from", "to", "reason")}
-        change = f"{_text(entry.get('from'))} -> {_text(entry.get('to'))}"
-        if "from" not in entry and "to" not in entry:
-            change = ", ".join(f"{k}={v}" for k, v in extra.items()) or "-"
-        table.add_row(
-            _text(entry.get("at")), _text(entry.get("what")), change, _text(entry.get("reason"))
-        )
-    return table
-
-
-def _show_account(account: dict[str, Any]) -> None:
-    slots, busy = account["slots"], account["in_flight"]
-    _console().print(_fields(f"Account {account['bot_id']}", [
-        ("name", account["name"]), ("plan", account["plan"]),
-        ("setting", f"{account['setting']} (declared {account['declared_setting']})"),
-        ("state", _state(account)), ("state reason", account["state_reason"]),
-        ("fast time left", f"{account['fast_hours_left']} h "
-                           f"({account['fast_seconds_left']} s; "
-                           f"{account['fast_seconds_reserved']} s reserved)"),
-        ("renews at", account["renews_at"]),
-        ("fast slots", f"{busy['fast']} in flight of {slots['fast']}"),
-        ("relax slots", f"{busy['relax']} in flight of {slots['relax']}"),
-        ("weight", account["weight"]), ("tags", account["tags"]),
-    ]))  # fmt: skip
-    if account.get("history"):
-        _console().print(_history(account["history"], "History (newest first)"))
-
 
 # -- accounts ---------------------------------------------------------------------------------
 
@@ -196,23 +49,23 @@ def accounts_list(args: argparse.Namespace) -> None:
     data = call(args, "GET", "/accounts", params=params)
     if args.json:
         return
-    table = Table(title=_count(len(data["accounts"]), "account"), title_justify="left")
+    table = Table(title=count(len(data["accounts"]), "account"), title_justify="left")
     for column in ("bot_id", "name", "plan", "setting", "state", "fast h left", "fast",
                    "relax", "weight", "tags"):  # fmt: skip
         table.add_column(column)
     for a in data["accounts"]:
         table.add_row(
-            str(a["bot_id"]), _text(a["name"]), a["plan"], a["setting"], _state(a),
-            _text(a["fast_hours_left"]), f"{a['in_flight']['fast']}/{a['slots']['fast']}",
+            str(a["bot_id"]), text(a["name"]), a["plan"], a["setting"], state_text(a),
+            text(a["fast_hours_left"]), f"{a['in_flight']['fast']}/{a['slots']['fast']}",
             f"{a['in_flight']['relax']}/{a['slots']['relax']}", str(a["weight"]),
-            _text(a["tags"]))  # fmt: skip
-    _console().print(table)
+            text(a["tags"]))  # fmt: skip
+    console().print(table)
 
 
 def accounts_show(args: argparse.Namespace) -> None:
     data = call(args, "GET", f"/accounts/{args.bot_id}")
     if not args.json:
-        _show_account(data)
+        show_account(data)
 
 
 def _definition(args: argparse.Namespace) -> dict[str, Any]:
@@ -221,7 +74,7 @@ def _definition(args: argparse.Namespace) -> dict[str, Any]:
              "relax_slots", "weight", "state")  # fmt: skip
     body = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if args.tags is not None:
-        body["tags"] = _csv(args.tags)
+        body["tags"] = csv_list(args.tags)
     return body
 
 
@@ -229,7 +82,7 @@ def accounts_add(args: argparse.Namespace) -> None:
     data = call(args, "PUT", f"/accounts/{args.bot_id}", json=_definition(args))
     if not args.json:
         print(f"account {args.bot_id} {data['action']}")
-        _show_account(data["account"])
+        show_account(data["account"])
 
 
 def accounts_set(args: argparse.Namespace) -> None:
@@ -241,7 +94,7 @@ def accounts_set(args: argparse.Namespace) -> None:
     data = call(args, "PATCH", f"/accounts/{args.bot_id}", json=body)
     if not args.json:
         print(f"account {args.bot_id} updated")
-        _show_account(data["account"])
+        show_account(data["account"])
 
 
 def accounts_state(args: argparse.Namespace) -> None:
@@ -252,7 +105,7 @@ def accounts_state(args: argparse.Namespace) -> None:
         body["until"] = args.until
     data = call(args, "POST", f"/accounts/{args.bot_id}/state", json=body)
     if not args.json:
-        print(f"account {args.bot_id} is {_state(data)}")
+        print(f"account {args.bot_id} is {state_text(data)}")
 
 
 def accounts_remove(args: argparse.Namespace) -> None:
@@ -268,9 +121,9 @@ def accounts_remove(args: argparse.Namespace) -> None:
 def keys_create(args: argparse.Namespace) -> None:
     body: dict[str, Any] = {"name": args.name}
     if args.modes is not None:
-        body["allowed_modes"] = _csv(args.modes)
+        body["allowed_modes"] = csv_list(args.modes)
     if args.tags is not None:
-        body["tags"] = _csv(args.tags)
+        body["tags"] = csv_list(args.tags)
     if args.staged_limit is not None:
         body["staged_limit"] = args.staged_limit
     if args.rate is not None:
@@ -286,14 +139,14 @@ def keys_list(args: argparse.Namespace) -> None:
     data = call(args, "GET", "/keys")
     if args.json:
         return
-    table = Table(title=_count(len(data["keys"]), "managed key"), title_justify="left")
+    table = Table(title=count(len(data["keys"]), "managed key"), title_justify="left")
     for column in ("id", "name", "modes", "tags", "staged limit", "rate/min", "created"):
         table.add_column(column)
     for key in data["keys"]:
-        table.add_row(key["id"], key["name"], _text(key["allowed_modes"] or "all"),
-                      _text(key["tags"]), _text(key["staged_limit"]),
-                      _text(key["rate_per_minute"]), _created(key["created_at"]))  # fmt: skip
-    _console().print(table)
+        table.add_row(key["id"], key["name"], text(key["allowed_modes"] or "all"),
+                      text(key["tags"]), text(key["staged_limit"]),
+                      text(key["rate_per_minute"]), _created(key["created_at"]))  # fmt: skip
+    console().print(table)
 
 
 def _created(seconds: float) -> str:
@@ -311,7 +164,7 @@ def tasks_show(args: argparse.Namespace) -> None:
     if args.json:
         return
     error = t.get("error") or {}
-    _console().print(_fields(f"Task {t['task_id']}", [
+    console().print(fields_table(f"Task {t['task_id']}", [
         ("type", t["task_type"]), ("status", t["status"]), ("client", t["client_id"]),
         ("account", t["bot_id"]), ("requested mode", t["requested_mode"]),
         ("mode", t["mode"]), ("decision", t["decision"]), ("upstream id", t["upstream_id"]),
@@ -319,7 +172,7 @@ def tasks_show(args: argparse.Namespace) -> None:
         ("error", f"{error.get('type')}: {error.get('message')}" if error else None),
     ]))  # fmt: skip
     if t.get("history"):
-        _console().print(_history(t["history"], "History"))
+        console().print(history_table(t["history"], "History"))
 
 
 # -- pool ---------------------------------------------------------------------------------------
@@ -339,7 +192,7 @@ def pool_status(args: argparse.Namespace) -> None:
     for group in ("by_plan", "by_state", "by_setting"):
         counts = ", ".join(f"{name} {count}" for name, count in sorted(p[group].items()))
         rows.append((group.replace("_", " "), counts or "-"))
-    _console().print(_fields("Pool", rows))
+    console().print(fields_table("Pool", rows))
 
 
 _MARKS = {"created": "+", "updated": "~", "removed": "-", "draining": "!", "unchanged": "="}
@@ -437,7 +290,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                 run: Callable[[argparse.Namespace], None], help_: str
                 ) -> argparse.ArgumentParser:  # fmt: skip
         parser = actions.add_parser(name, parents=[common], help=help_, description=help_)
-        parser.set_defaults(handler=_command(run))
+        parser.set_defaults(handler=exit_code(run))
         return parser
 
     accounts = group("accounts", "the pool's Midjourney accounts")
@@ -461,7 +314,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     when.add_argument(
         "--for",
         dest="for_",
-        type=_duration,
+        type=duration,
         metavar="DURATION",
         help="cooling's length: 90s, 30m, 2h, 1d",
     )
