@@ -182,7 +182,8 @@ def create_app(
             if record.webhook:  # most tasks have none: no task spawned for them
                 background.spawn(outbox.enqueue(record))
 
-        service.tracker.on_change = deliver
+        tracker.on_change = deliver
+        tracker.on_dispatched = background.hand_over
         gate = MjGate(
             settings=settings,
             redis=client,

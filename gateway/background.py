@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from gateway import logs
@@ -102,6 +102,15 @@ class Background:
         if result.renewed or result.woken:
             self.service.tracker.wake_dispatcher.set()
 
+    def hand_over(self, items: Sequence[Reservation | Dropped]) -> None:
+        """Staged tasks a settle reserved (or dropped) in its own script: forward (or fail)
+        each, as the dispatcher does with its own."""
+        for item in items:
+            if isinstance(item, Dropped):
+                self.spawn(self._fail_dropped(item))
+            else:
+                self.spawn(self._forward_staged(item))
+
     async def dispatch(self) -> None:
         """Reserve staged tasks that can run now and forward each, concurrently; fail the
         staged children whose parent's account can no longer take them."""
@@ -109,14 +118,8 @@ class Background:
             items = await self.service.store.dispatch_staged(
                 32, self.service.settings.lease_seconds
             )
-            reserved = 0
-            for item in items:
-                if isinstance(item, Dropped):
-                    self.spawn(self._fail_dropped(item))
-                else:
-                    reserved += 1
-                    self.spawn(self._forward_staged(item))
-            if reserved < 32:
+            self.hand_over(items)
+            if sum(isinstance(item, Reservation) for item in items) < 32:
                 return
 
     async def _fail_dropped(self, dropped: Dropped) -> None:
@@ -151,7 +154,7 @@ class Background:
         for claim in claims:
             record = await self.service.records.load(claim.task_id)
             if record is None:
-                await self.service.store.settle(claim.task_id, Outcome.FAILED)
+                await self.service.tracker.settle(claim.task_id, Outcome.FAILED)
                 continue
             await self._reconcile_one(record)
 
@@ -169,8 +172,7 @@ class Background:
             return
         if record.terminal:
             outcome = Outcome.COMPLETED if record.status == "completed" else Outcome.FAILED
-            if await service.store.settle(record.task_id, outcome) is not None:
-                service.tracker.wake_dispatcher.set()
+            await service.tracker.settle(record.task_id, outcome)
             return
         answer = await service.upstream.get(record.upstream_id)
         service.metrics.upstream_request("get", str(answer.status), answer.seconds)

@@ -2,18 +2,19 @@
 
 News comes from GoAPI's webhook, a client's GET (`refresh`) or the reconciler
 (`gateway.background`); `apply_upstream_task` records it, and the first terminal news settles
-the reservation, exactly once (the store guarantees it), and wakes the staged-task
-dispatcher. Endings mjgate decides itself (`fail`: staged timeout, upstream refusal, lost
-outcome; `cancel`) and accounts the upstream refused for (`account_refused`) are here too.
-`on_change` is called with every record whose client-visible state changed (client
-webhooks).
+the reservation, exactly once (the store guarantees it), handing the freed slot to the oldest
+staged tasks that fit it in the same script (`on_dispatched` forwards them). Endings mjgate
+decides itself (`fail`: staged timeout, upstream refusal, lost outcome; `cancel`) and accounts
+the upstream refused for (`account_refused`) are here too. `on_change` is called with every
+record whose client-visible state changed (client webhooks).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from gateway import logs
@@ -23,11 +24,12 @@ from gateway.metrics import Metrics
 from gateway.records import RecordStore, TaskRecord
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
-from routing.decisions import Outcome
+from routing.decisions import Dropped, Outcome, Reservation, Settlement
 from routing.model import AccountState
 from routing.store import PoolStore
 
 _COOLDOWN = {Refusal.BANNED: 3600.0, Refusal.BUSY: 30.0}
+SETTLE_DISPATCH = 4  # staged tasks one settle may hand the freed slot(s) to at once
 
 
 class TaskTracker:
@@ -49,6 +51,10 @@ class TaskTracker:
         self.clock = clock
         self.wake_dispatcher = asyncio.Event()
         self.on_change: Callable[[TaskRecord], None] = lambda record: None
+        # staged tasks a settle handed a slot to: the app forwards them (gateway.background)
+        self.on_dispatched: Callable[[Sequence[Reservation | Dropped]], None] = lambda items: (
+            self.wake_dispatcher.set()
+        )
 
     async def account_refused(self, bot_id: int, refusal: Refusal, message: str) -> None:
         reason = f"upstream: {refusal.value}"
@@ -83,8 +89,28 @@ class TaskTracker:
         return record
 
     async def release(self, task_id: str) -> None:
-        if await self.store.settle(task_id, Outcome.FAILED) is not None:
-            self.wake_dispatcher.set()
+        await self.settle(task_id, Outcome.FAILED)
+
+    def settle(self, task_id: str, outcome: Outcome) -> Coroutine[Any, Any, Settlement | None]:
+        """End a reservation (sent when called) and, in the same script, hand the freed slot
+        to the staged tasks that fit it; those go to `on_dispatched` to be forwarded. None
+        when there was no reservation (settled already)."""
+        pending = self.store.settle(
+            task_id,
+            outcome,
+            dispatch=SETTLE_DISPATCH,
+            lease_seconds=self.settings.lease_seconds,
+        )
+        return self._settled(pending)
+
+    async def _settled(self, pending: Awaitable[Settlement | None]) -> Settlement | None:
+        settlement = await pending
+        if settlement is not None and settlement.dispatched:
+            self.on_dispatched(settlement.dispatched)
+            reserved = sum(isinstance(item, Reservation) for item in settlement.dispatched)
+            if reserved >= SETTLE_DISPATCH:  # more may fit: let the dispatcher look
+                self.wake_dispatcher.set()
+        return settlement
 
     # -- news about a task --------------------------------------------------------------------
     async def apply_upstream_task(self, record: TaskRecord, task: dict[str, Any]) -> TaskRecord:
@@ -110,15 +136,15 @@ class TaskTracker:
         order (a reader never sees the slot free before the record is final)."""
         outcome = Outcome.COMPLETED if record.status == "completed" else Outcome.FAILED
         saving = self.records.save_unless_terminal(record)
-        settling = self.store.settle(record.task_id, outcome)
+        settling = self.settle(record.task_id, outcome)
         try:
             saved = await saving
         except BaseException:
-            settling.close()  # sent anyway: the upstream's task is over either way
+            with contextlib.suppress(Exception):
+                await settling  # sent anyway: the upstream's task is over either way
             raise
         settlement = await settling
         if settlement is not None:
-            self.wake_dispatcher.set()
             duration = self.clock() - record.created_at if record.created_at else None
             self.metrics.task_finished(
                 record.task_type, record.mode or "none", record.status, duration
@@ -170,8 +196,7 @@ class TaskTracker:
             updated_at=self.clock(),
         )
         await self.records.save(record)
-        if await self.store.settle(record.task_id, Outcome.CANCELLED) is not None:
-            self.wake_dispatcher.set()
+        if await self.settle(record.task_id, Outcome.CANCELLED) is not None:
             self.metrics.task_finished(record.task_type, record.mode or "none", "cancelled", None)
         self.on_change(record)
         return f"task {record.task_id} canceled"

@@ -61,13 +61,16 @@ class Dropped:
 
 @dataclass(frozen=True)
 class Settlement:
-    """What settling a reservation did. `refunded` is the fast seconds given back."""
+    """What settling a reservation did. `refunded` is the fast seconds given back;
+    `dispatched`, the staged tasks the freed slot went to at once (when asked for), for the
+    caller to forward (or fail, for a `Dropped` child), as dispatch_staged's would be."""
 
     task_id: str
     bot_id: int
     mode: Mode
     outcome: Outcome
     refunded: int
+    dispatched: tuple[Reservation | Dropped, ...] = ()
 
 
 @dataclass(frozen=True)

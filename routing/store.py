@@ -307,11 +307,30 @@ class PoolStore:
         )
         return codec.decision("reserve_child", task_id, reply, parent_bot_id)
 
-    def settle(self, task_id: str, outcome: Outcome) -> Coroutine[Any, Any, Settlement | None]:
+    def settle(
+        self,
+        task_id: str,
+        outcome: Outcome,
+        *,
+        dispatch: int = 0,
+        lease_seconds: float = 0.0,
+    ) -> Coroutine[Any, Any, Settlement | None]:
         """End a reservation: None if there was none (never made, or settled already).
+        `dispatch` > 0: in the same script, hand the freed slot to up to that many staged
+        tasks that can run now (as `dispatch_staged` would, `lease_seconds` for entries with
+        none), returned in `Settlement.dispatched`: no fresh request can take the slot first.
         Sent when called: `records.save_unless_terminal(r)` then `settle(...)` share a round
         trip and run in that order."""
-        return self._settlement(task_id, self._run("settle", "settle", task_id, outcome.value))
+        reply = self._run(
+            "settle",
+            "settle",
+            task_id,
+            outcome.value,
+            dispatch,
+            _ms(lease_seconds),
+            DISPATCH_WINDOW,
+        )
+        return self._settlement(task_id, reply)
 
     @staticmethod
     async def _settlement(task_id: str, pending: Awaitable[Any]) -> Settlement | None:
@@ -324,6 +343,7 @@ class PoolStore:
             mode=Mode(codec.text(reply[1])),
             outcome=Outcome(codec.text(reply[2])),
             refunded=int(reply[3]),
+            dispatched=tuple(codec.dispatched(item) for item in reply[4]),
         )
 
     async def extend_lease(self, task_id: str, seconds: float) -> bool:

@@ -211,4 +211,36 @@ local function unstage(task)
   return true
 end
 
+-- Reserve every staged task, among the first `window` in arrival order, that can run now
+-- (at most `limit` of them), with the same rules as a fresh request; each leaves the queue as
+-- it is reserved. Past-deadline tasks are left for tick; tasks that can't run yet stay; a
+-- child whose parent's account can never take it is dropped: {'D', task, bot_id, reason}.
+local function dispatch(limit, default_lease, window)
+  local out, taken = {}, 0
+  for _, task in ipairs(redis.call('ZRANGE', K.stq, 0, window - 1)) do
+    if taken >= limit then break end
+    local e = hash_table(k_stg(task))
+    if not e.k then
+      unstage(task) -- a queue entry without its hash: drop it
+    elseif tonumber(e.dl) > NOW then
+      local d
+      if e.k == 'root' then
+        local ex, nex = exclusion(e.x)
+        d = decide_root(e.m, tonumber(e.c), ex, nex, e.t)
+      else
+        d = decide_child(e.p, e.m, tonumber(e.c))
+      end
+      if d[1] == 'R' then
+        unstage(task)
+        out[#out + 1] = reserve(task, d[2], d[3], d[4], d[5], tonumber(e.ls) or default_lease, 1)
+        taken = taken + 1
+      elseif d[1] == 'E' and e.k == 'child' then
+        unstage(task)
+        out[#out + 1] = {'D', task, tonumber(e.p), d[3]}
+      end
+    end
+  end
+  return out
+end
+
 -- Script body follows.

@@ -4,8 +4,12 @@
 -- and created again) since the reservation is not touched.
 -- KEYS[1] pool meta hash   ARGV[1] key base   ARGV[2] now (unix ms)
 -- ARGV[3] task id          ARGV[4] outcome: completed | failed | cancelled
--- Returns {bot_id, mode, outcome, refunded fast seconds}, or nil when there is no
--- reservation (never made, or already settled).
+-- ARGV[5] dispatch: at most this many staged tasks to hand the freed slot to at once (0: none)
+-- ARGV[6] lease (ms) for dispatched entries that have none   ARGV[7] dispatch window
+-- Returns {bot_id, mode, outcome, refunded fast seconds, {dispatched...}} (as dispatch_staged's
+-- items), or nil when there is no reservation (never made, or already settled). Dispatching
+-- in the same script leaves no moment where a fresh request could take the freed slot ahead
+-- of a staged task that fits it (DESIGN.md section 2: staged tasks go first-in-first-out).
 local task, outcome = ARGV[3], ARGV[4]
 local r = redis.call('HMGET', k_res(task), 'b', 'm', 'c', 'g')
 if not r[1] then return nil end
@@ -30,4 +34,9 @@ if old and old.g == r[4] then
   if a.se == 'fast' and a.fl <= 0 and a.fr <= 0 then change_setting(a, 'relax', 'no_fast_time') end
   acct_save(old, a)
 end
-return {tonumber(id), mode, outcome, refunded}
+local dispatched = {}
+local limit = tonumber(ARGV[5]) or 0
+if limit > 0 and redis.call('ZCARD', K.stq) > 0 then
+  dispatched = dispatch(limit, tonumber(ARGV[6]), tonumber(ARGV[7]))
+end
+return {tonumber(id), mode, outcome, refunded, dispatched}

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from emulator.config import EmulatorConfig
 from routing.accounts import AccountSpec
 from routing.model import AccountState, Plan, Setting, Strategy
-from tests.harness import Harness, harness
+from tests.harness import CLIENT_KEY, Harness, harness
 
 SLOW = EmulatorConfig(pending_seconds=60, processing_seconds=60)
 
@@ -97,6 +97,26 @@ async def test_staged_task_runs_when_a_slot_frees(redis: Redis, prefix: str) -> 
         await h.wait_status(first["task_id"], "completed")
         done = await h.wait_status(second["task_id"], "completed")
         assert done["task_id"] == second["task_id"]
+        assert [r["prompt"] for r in await h.received()] == ["a --fast", "b --fast"]
+
+
+async def test_a_freed_slot_goes_to_the_staged_task_not_a_newcomer(
+    redis: Redis, prefix: str
+) -> None:
+    """DESIGN.md section 2: staged tasks run first-in-first-out. The cancel's settle hands the
+    slot to the staged task in the same script, so a create right after it is staged too."""
+    accounts = (AccountSpec(bot_id=1, plan=Plan.PRO, fast_slots=1),)
+    async with harness(redis, prefix, accounts=accounts, emulator_config=SLOW) as h:
+        first = (await h.create(prompt="a --fast")).json()["data"]
+        second = (await h.create(prompt="b --fast")).json()["data"]
+        assert second["status"] == "staged"
+        cancelled = await h.client.delete(
+            f"/api/v1/task/{first['task_id']}", headers={"x-api-key": CLIENT_KEY}
+        )
+        assert cancelled.status_code == 200
+        newcomer = await h.create(prompt="c --fast")
+        assert routed(newcomer) == (None, "", "staged")
+        await h.wait_status(second["task_id"], "pending")
         assert [r["prompt"] for r in await h.received()] == ["a --fast", "b --fast"]
 
 

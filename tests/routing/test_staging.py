@@ -71,6 +71,31 @@ async def test_a_staged_child_whose_parent_account_is_gone_is_dropped_at_once(
     assert (got.task_id, got.bot_id) == ("s1", 2)
 
 
+async def test_settle_hands_the_freed_slot_to_the_oldest_staged_task(store: PoolStore) -> None:
+    await add(store, 1, Plan.STANDARD, fast_slots=1)
+    reserved(await root(store, "t1"))
+    staged(await root(store, "s1"))
+    staged(await root(store, "s2"))
+    settled = await store.settle("t1", Outcome.COMPLETED, dispatch=4, lease_seconds=60)
+    assert settled is not None
+    [got] = settled.dispatched  # one slot freed: one task, the oldest
+    assert (got.task_id, got.bot_id, got.staged) == ("s1", 1, True)
+    assert staged(await root(store, "t2")).reason == "fast_slots_busy"  # no overtaking
+    assert [r.task_id for r in await store.dispatch_staged(32, 60)] == []
+    assert await store.staged_count() == 2  # s2, then t2
+    again = await store.settle("t1", Outcome.COMPLETED, dispatch=4, lease_seconds=60)
+    assert again is None  # settled once; nothing dispatched twice
+
+
+async def test_settle_without_dispatch_leaves_the_queue_alone(store: PoolStore) -> None:
+    await add(store, 1, Plan.STANDARD, fast_slots=1)
+    reserved(await root(store, "t1"))
+    staged(await root(store, "s1"))
+    settled = await store.settle("t1", Outcome.FAILED)
+    assert settled is not None and settled.dispatched == ()
+    assert [r.task_id for r in await store.dispatch_staged(32, 60)] == ["s1"]
+
+
 async def test_a_paused_parent_account_keeps_its_staged_child(store: PoolStore) -> None:
     await add(store, 1, Plan.STANDARD, fast_slots=1)
     reserved(await root(store, "t1"))

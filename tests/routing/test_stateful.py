@@ -223,16 +223,25 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
             )
             assert got == want
 
-        @rule(data=st.data(), outcome=st.sampled_from(list(Outcome)))
-        def settle(self, data: st.DataObject, outcome: Outcome) -> None:
+        @rule(
+            data=st.data(), outcome=st.sampled_from(list(Outcome)), dispatch=st.sampled_from([0, 2])
+        )
+        def settle(self, data: st.DataObject, outcome: Outcome, dispatch: int) -> None:
+            """`dispatch` > 0: the freed slot goes to staged tasks in the same script."""
             task_id = data.draw(st.sampled_from([*sorted(self.model.held), "no-such-task"]))
-            got = self.run(self.store.settle(task_id, outcome))
+            got = self.run(
+                self.store.settle(
+                    task_id, outcome, dispatch=dispatch, lease_seconds=LEASE_MS / 1000
+                )
+            )
             want = self.model.settle(task_id, outcome.value)
             if want is None:
                 assert got is None
-            else:
-                assert got is not None
-                assert (got.bot_id, got.mode.value, got.outcome.value, got.refunded) == want
+                return
+            assert got is not None
+            assert (got.bot_id, got.mode.value, got.outcome.value, got.refunded) == want
+            dispatched = self.model.dispatch(dispatch, self.now) if dispatch else []
+            assert [(r.task_id, _outcome(r)) for r in got.dispatched] == dispatched
 
         @rule(limit=st.integers(1, 4))
         def dispatch(self, limit: int) -> None:
