@@ -51,10 +51,10 @@ class TaskTracker:
         self.clock = clock
         self.wake_dispatcher = asyncio.Event()
         self.on_change: Callable[[TaskRecord], None] = lambda record: None
-        # staged tasks a settle handed a slot to: the app forwards them (gateway.background)
-        self.on_dispatched: Callable[[Sequence[Reservation | Dropped]], None] = lambda items: (
-            self.wake_dispatcher.set()
-        )
+        # Who forwards the staged tasks a settle hands its slot to (the app's Background).
+        # Until one is set, settles hand nothing over (a reservation nobody forwards would
+        # hold its slot until its lease ran out) and wake the dispatcher instead.
+        self.on_dispatched: Callable[[Sequence[Reservation | Dropped]], None] | None = None
 
     async def account_refused(self, bot_id: int, refusal: Refusal, message: str) -> None:
         reason = f"upstream: {refusal.value}"
@@ -98,14 +98,18 @@ class TaskTracker:
         pending = self.store.settle(
             task_id,
             outcome,
-            dispatch=SETTLE_DISPATCH,
+            dispatch=SETTLE_DISPATCH if self.on_dispatched else 0,
             lease_seconds=self.settings.lease_seconds,
         )
         return self._settled(pending)
 
     async def _settled(self, pending: Awaitable[Settlement | None]) -> Settlement | None:
         settlement = await pending
-        if settlement is not None and settlement.dispatched:
+        if settlement is None:
+            return None
+        if self.on_dispatched is None:
+            self.wake_dispatcher.set()
+        elif settlement.dispatched:
             self.on_dispatched(settlement.dispatched)
             reserved = sum(isinstance(item, Reservation) for item in settlement.dispatched)
             if reserved >= SETTLE_DISPATCH:  # more may fit: let the dispatcher look
