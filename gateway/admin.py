@@ -263,7 +263,7 @@ async def show_task(request: Request, gate: Any) -> Response:
     if record is None:
         raise NotFoundError(f"no task {task_id} in mjgate's records", task_id=task_id)
     # as fresh as a client's GET would see it (refreshed from upstream only when stale)
-    return ok(task_view(await gate.service.tracker.refresh(record)))
+    return ok(task_view(await gate.tasks.checker.refresh(record)))
 
 
 async def pool_status(request: Request, gate: Any) -> Response:

@@ -107,10 +107,10 @@ async def create_task(request: Request) -> Response:
     create = validate_create(body, max_prompt_length=app.settings.max_prompt_length)
     parent = None
     if create.origin_task_id is not None:
-        parent = await app.service.load_parent(create, client)
+        parent = await app.tasks.creator.load_parent(create, client)
         if parent is None:
             return await forward_untouched(request, "POST", "/api/v1/task", raw)
-    result = await app.service.create(
+    result = await app.tasks.creator.create(
         client, create, parent=parent, idempotency_key=request.headers.get("idempotency-key")
     )
     response = task_response(result.record, {"auth": auth_seconds, **result.timings})
@@ -135,7 +135,7 @@ async def get_task(request: Request) -> Response:
         return await forward_untouched(
             request, "GET", f"/api/v1/task/{request.path_params['task_id']}"
         )
-    record = await request.app.state.mjgate.service.tracker.refresh(record)
+    record = await request.app.state.mjgate.tasks.checker.refresh(record)
     return task_response(record)
 
 
@@ -146,7 +146,7 @@ async def cancel_task(request: Request) -> Response:
         return await forward_untouched(
             request, "DELETE", f"/api/v1/task/{request.path_params['task_id']}"
         )
-    message = await request.app.state.mjgate.service.tracker.cancel(record)
+    message = await request.app.state.mjgate.tasks.tracker.cancel(record)
     return Response(
         orjson.dumps({"code": 200, "data": None, "message": message}), media_type="application/json"
     )

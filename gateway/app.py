@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -27,20 +27,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import admin, api, health, logs, webhooks
-from gateway.background import Background
+from gateway import admin, api, health, logs, tasks, webhooks
 from gateway.clients import StaticKeys
 from gateway.delivery import Outbox
 from gateway.errors import GatewayError, envelope, gateway_error_response, routing_error_response
 from gateway.keystore import KeyStore
 from gateway.metrics import Metrics
 from gateway.middleware import RequestMiddleware
-from gateway.records import RecordStore, TaskRecord
-from gateway.service import TaskService
+from gateway.records import RecordStore
 from gateway.settings import Settings
-from gateway.tracking import TaskTracker
 from gateway.upstream import UpstreamClient
-from routing.costs import CostTable
 from routing.errors import RoutingError, StoreError
 from routing.keys import Keys
 from routing.pipe import Pipe
@@ -57,15 +53,13 @@ class MjGate:
     store: PoolStore
     records: RecordStore
     upstream: UpstreamClient
-    service: TaskService
+    tasks: tasks.Tasks
     metrics: Metrics
-    clients: Any
+    clients: KeyStore
     outbox: Outbox
-    background: Background
     clock: Callable[[], float]
     pool_loaded: bool = False
     pool_error: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -164,10 +158,6 @@ def create_app(
             timeout=settings.upstream_timeout,
             max_connections=settings.upstream_max_connections,
         )
-        tracker = TaskTracker(
-            settings, store=store, records=records, upstream=upstream, metrics=metrics, clock=clock
-        )
-        service = TaskService(tracker, costs=CostTable.with_overrides(settings.cost_overrides))
         outbox = Outbox(
             client,
             keys,
@@ -176,37 +166,38 @@ def create_app(
             allow_private=settings.allow_private_webhooks,
             transport=webhook_transport,
         )
-        background = Background(service, outbox, interval=settings.reconcile_interval)
-
-        def deliver(record: TaskRecord) -> None:
-            if record.webhook:  # most tasks have none: no task spawned for them
-                background.spawn(outbox.enqueue(record))
-
-        tracker.on_change = deliver
-        tracker.on_dispatched = background.hand_over
+        lifecycle = tasks.build(
+            settings,
+            store=store,
+            records=records,
+            upstream=upstream,
+            metrics=metrics,
+            outbox=outbox,
+            webhook=webhooks.goapi_webhook(settings),
+            clock=clock,
+        )
         gate = MjGate(
             settings=settings,
             redis=client,
             store=store,
             records=records,
             upstream=upstream,
-            service=service,
+            tasks=lifecycle,
             metrics=metrics,
             clients=KeyStore(
                 client, keys, static=StaticKeys(settings.client_keys), pipe=pipe, clock=clock
             ),
             outbox=outbox,
-            background=background,
             clock=clock,
         )
         app.state.mjgate = gate
         loader = asyncio.create_task(load_pool(gate))
-        background.start()
+        lifecycle.loops.start()
         try:
             yield
         finally:
             loader.cancel()
-            await background.stop()
+            await lifecycle.loops.stop()
             await outbox.aclose()
             await upstream.aclose()
             await pipe.aclose()

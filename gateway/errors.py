@@ -13,6 +13,9 @@
     └── UpstreamError
         ├── UpstreamUnavailableError   502 upstream_unavailable (never sent, or 5xx)
         ├── UpstreamTimeoutError       504 upstream_timeout (sent; outcome unknown)
+        ├── UpstreamInvalidAnswerError 502 upstream_invalid_answer (2xx without a task)
+        ├── UpstreamRateLimitedError   429 upstream_rate_limited (+ Retry-After)
+        ├── NoAccountAcceptedError     503 no_account_accepted (+ Retry-After)
         └── UpstreamRejectedError      the upstream's 4xx status, upstream_rejected
 
 Errors raised by `routing` (StoreError, NoRelaxCapableAccountError, ...) are translated by
@@ -91,6 +94,47 @@ class UpstreamUnavailableError(UpstreamError):
 
 class UpstreamTimeoutError(UpstreamError):
     status, type = 504, "upstream_timeout"
+
+
+class UpstreamInvalidAnswerError(UpstreamError):
+    """A 2xx create answer without a task: it may exist upstream, so it is never re-sent."""
+
+    status, type = 502, "upstream_invalid_answer"
+
+    def __init__(self, upstream_status: int) -> None:
+        super().__init__(
+            "the upstream accepted the request but its answer holds no task; it may or may not "
+            "have been created, and mjgate will not send it again",
+            upstream_status=upstream_status,
+        )
+
+
+class UpstreamRateLimitedError(UpstreamError):
+    """The upstream (GoAPI) rate-limits mjgate's key: every account waits, none is blamed."""
+
+    status, type = 429, "upstream_rate_limited"
+
+    def __init__(self, retry_after: int) -> None:
+        wait = max(1, retry_after)
+        super().__init__(
+            f"the upstream (GoAPI) asked mjgate to slow down; retry in {wait} s",
+            headers={"retry-after": str(wait)},
+            retry_after=wait,
+        )
+
+
+class NoAccountAcceptedError(UpstreamError):
+    """Every account tried was refused by the upstream for that account's own reasons."""
+
+    status, type = 503, "no_account_accepted"
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(
+            f"the upstream refused the task on {attempts} accounts for reasons of those "
+            "accounts (they were taken out of rotation); retry shortly",
+            headers={"retry-after": "5"},
+            attempts=attempts,
+        )
 
 
 class UpstreamRejectedError(UpstreamError):

@@ -36,5 +36,10 @@ async def metrics(request: Request) -> Response:
         app.metrics.store_error("pool_snapshot")
         snapshot = None
     app.metrics.set_pool(snapshot)
+    if snapshot is not None:
+        try:
+            app.metrics.set_tracking(*await app.tasks.schedule.counts())
+        except StoreError:
+            app.metrics.store_error("schedule")
     body, content_type = app.metrics.render()
     return Response(body, media_type=content_type)

@@ -42,6 +42,7 @@ DECISIONS = frozenset(
         "inherited",
         "inherited_relax:setting_relax",
         "inherited_relax:no_fast_time",
+        "inherited_relax:requested",
         "forwarded",
     }
 )
@@ -59,13 +60,37 @@ NOTIFICATION_TYPES = (
     "mj_penalty_triggered",
     OTHER,
 )
-ACCOUNT_EVENTS = ("cooled", "paused", "disabled", "fast_time_exhausted", "renewed", "woken")
+ACCOUNT_EVENTS = (
+    "cooled",
+    "paused",
+    "disabled",
+    "unknown_to_upstream",
+    "fast_time_exhausted",
+    "renewed",
+    "woken",
+)
+# Redis operations that count store errors (their label values exist from the first scrape)
+STORE_OPS = frozenset(
+    {
+        "reserve_root", "reserve_child", "settle", "extend_lease", "claim_expired_leases",
+        "dispatch_staged", "cancel_staged", "tick", "apply_account", "set_state",
+        "set_fast_time", "remove_account", "record_save", "record_load", "record_lookup",
+        "record_delete", "idempotency", "key_lookup", "rate_limit", "pool_snapshot",
+        "schedule", "track_claim", "track_take", "durations", "outbox", "load_scripts",
+    }
+)  # fmt: skip
+# where the news that a task finished came from
+NEWS_SOURCES = ("webhook", "client_poll", "tracker", "reconciler", "create")
 
 # Gateway answers are mostly sub-millisecond; an upstream call takes tens of milliseconds to
 # seconds; a Midjourney task takes seconds (fast) to many minutes (relax).
 HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 UPSTREAM_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 TASK_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1200, 1800)
+# slot time held after a task ended: webhooks make it milliseconds, polling about a second
+DEAD_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 120)
+GET_BUCKETS = (0, 1, 2, 3, 5, 8, 13, 21, 34, 55)
+LATE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 
 def bounded(value: str, allowed: Iterable[str]) -> str:
@@ -276,7 +301,29 @@ class Metrics:
             ["event"],
             registry=r,
         )
+        self.dead_slot = Histogram(
+            "mjgate_task_dead_slot_seconds",
+            "Slot time held after a task ended upstream: from its end (or the first moment "
+            "mjgate could have known) to the settle, by where the news came from",
+            ["source"],
+            buckets=DEAD_BUCKETS,
+            registry=r,
+        )
+        self.task_gets = Histogram(
+            "mjgate_task_upstream_gets",
+            "Upstream GETs spent on a task until it finished (completion checks, client "
+            "refreshes, the reconciler)",
+            buckets=GET_BUCKETS,
+            registry=r,
+        )
+        self.tracker_lateness = Histogram(
+            "mjgate_tracker_late_seconds",
+            "How late the completion tracker checks a task, past its due time",
+            buckets=LATE_BUCKETS,
+            registry=r,
+        )
         self._created = Children(self.tasks_created)
+        self._dead_slot = Children(self.dead_slot)
         self._finished = Children(self.tasks_finished)
         self._task_duration = Children(self.task_duration)
         self._upstream_duration = Children(self.upstream_duration)
@@ -291,6 +338,17 @@ class Metrics:
             self.notifications.labels(type_)
         for event in ACCOUNT_EVENTS:
             self.account_events.labels(event)
+        for source in NEWS_SOURCES:
+            self.dead_slot.labels(source)
+        for op in STORE_OPS:
+            self.store_errors.labels(op)
+        self.tracker_tasks = Gauge(
+            "mjgate_tracker_tasks",
+            "Tasks sent upstream and not finished (tracked), and those whose completion check "
+            "is due now (due): read from Redis at scrape time",
+            ["state"],
+            registry=r,
+        )
         self.pool = PoolCollector(per_account=per_account)
         r.register(self.pool)
 
@@ -339,8 +397,20 @@ class Metrics:
         if seconds is not None:
             self._upstream_duration(bounded(op, UPSTREAM_OPS)).observe(seconds)
 
+    def task_tracked(self, source: str, dead_seconds: float, gets: int) -> None:
+        """A sent task settled: the slot time it held after it ended, and its GETs."""
+        self._dead_slot(bounded(source, NEWS_SOURCES)).observe(dead_seconds)
+        self.task_gets.observe(gets)
+
+    def set_tracking(self, tracked: int, due: int) -> None:
+        self.tracker_tasks.labels("tracked").set(tracked)
+        self.tracker_tasks.labels("due").set(due)
+
+    def tracker_late(self, seconds: float) -> None:
+        self.tracker_lateness.observe(seconds)
+
     def store_error(self, op: str) -> None:
-        self.store_errors.labels(op).inc()
+        self.store_errors.labels(op).inc()  # ops are named in code, never by a client
 
     def webhook_delivery(self, outcome: str) -> None:
         self.webhook_deliveries.labels(bounded(outcome, WEBHOOK_OUTCOMES)).inc()

@@ -4,9 +4,8 @@ A record maps mjgate's task id to the upstream's, keeps the client's request (to
 staged task or retry a create on another account), the routing decision, and the last task
 object the upstream returned. `status` is one of:
 
+    reserved    written with the reservation (same round trip), before the create is sent
     staged      waiting for a free slot (nothing reserved, nothing sent)
-    reserved    a slot is held, the create is not sent yet
-    sending     the create is on the wire
     unknown     the create was sent and no answer came (504 upstream_timeout)
     pending, processing, completed, failed   the upstream's statuses
 
@@ -35,7 +34,6 @@ from routing.pipe import Pipe
 
 _WBITS = 12
 TERMINAL = frozenset({"completed", "failed"})
-UPSTREAM_STATUSES = frozenset({"pending", "processing", "completed", "failed", "staged"})
 
 T = TypeVar("T")
 
@@ -75,6 +73,12 @@ class TaskRecord:
     updated_at: float = 0.0  # last news from the upstream (or local change)
     history: tuple[dict[str, Any], ...] = field(default=())
     tags: tuple[str, ...] = ()  # the client key's allowed account tags (re-routing keeps them)
+    # completion tracking (gateway.tasks.tracking): when the create was sent, when the first
+    # check was expected to find it finished, when it was last seen running, upstream GETs
+    sent_at: float = 0.0
+    expected_end: float = 0.0
+    running_at: float = 0.0
+    gets: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -113,6 +117,10 @@ class TaskRecord:
                 "ut": self.updated_at,
                 "hist": self.history,
                 "tg": self.tags,
+                "sa": self.sent_at,
+                "xe": self.expected_end,
+                "ra": self.running_at,
+                "g": self.gets,
             }
         )
         if not self.terminal:
@@ -146,6 +154,10 @@ class TaskRecord:
             updated_at=f["ut"],
             history=tuple(f["hist"]),
             tags=tuple(f.get("tg") or ()),
+            sent_at=f.get("sa", 0.0),
+            expected_end=f.get("xe", 0.0),
+            running_at=f.get("ra", 0.0),
+            gets=f.get("g", 0),
         )
 
     def with_event(self, what: str, **details: Any) -> TaskRecord:
@@ -182,10 +194,10 @@ class RecordStore:
         except TimeoutError as exc:
             raise StoreError(op, f"no answer within {self.timeout} s") from exc
 
-    def _write(self, record: TaskRecord, *, force: bool) -> Coroutine[Any, Any, bool]:
+    def _write(self, record: TaskRecord, *, when: str) -> Coroutine[Any, Any, bool]:
         args = (
             self.ttl,
-            "1" if force else "0",
+            when,
             record.upstream_id or "",
             record.task_id,
             record.status,
@@ -201,14 +213,24 @@ class RecordStore:
     def save(self, record: TaskRecord) -> Coroutine[Any, Any, bool]:
         """Write the record whatever its stored status (local decisions). Like every write
         here, sent when called: writes called in a row run in that order."""
-        return self._write(record, force=True)
+        return self._write(record, when="1")
 
     def save_unless_terminal(self, record: TaskRecord) -> Coroutine[Any, Any, bool]:
         """Write upstream news unless the stored record is already terminal; True if written.
 
         Webhooks, client polls and the reconciler may report the same task concurrently and
         in any order: the first terminal news wins and nothing overwrites it."""
-        return self._write(record, force=False)
+        return self._write(record, when="0")
+
+    def save_if(self, record: TaskRecord, status: str) -> Coroutine[Any, Any, bool]:
+        """Write the record only if the stored one's status is still `status`; True if
+        written (a staged create marking its record staged, unless a dispatcher already
+        took the task on)."""
+        return self._write(record, when=f"={status}")
+
+    def delete(self, task_id: str) -> Coroutine[Any, Any, Any]:
+        """Forget a record no client was ever told about (its create was refused)."""
+        return self._call("record_delete", lambda: self.pipe.send(b"DEL", self.keys.task(task_id)))
 
     async def load(self, task_id: str) -> TaskRecord | None:
         status, blob = await self._call(
@@ -225,16 +247,21 @@ class RecordStore:
         return await self.load(_text(value)) if value else None
 
     async def claim_idempotency(
-        self, client_id: str, key: str, task_id: str, ttl: int
-    ) -> str | None:
-        """Remember `key` for this client; returns the task id already using it, if any."""
+        self, client_id: str, key: str, task_id: str, ttl: int, fingerprint: str = ""
+    ) -> tuple[str, str] | None:
+        """Remember `key` for this client, with the request's fingerprint; returns the task id
+        and fingerprint already using it, if any."""
         redis_key = self.keys.idempotency(client_id, key)
+        value = f"{task_id} {fingerprint}"
 
-        async def run() -> str | None:
-            if await self.redis.set(redis_key, task_id, nx=True, ex=ttl):
+        async def run() -> tuple[str, str] | None:
+            if await self.redis.set(redis_key, value, nx=True, ex=ttl):
                 return None
             existing = await self.redis.get(redis_key)
-            return _text(existing) if existing else None
+            if not existing:
+                return None
+            found, _, print_ = _text(existing).partition(" ")
+            return found, print_
 
         return await self._call("idempotency", run)
 

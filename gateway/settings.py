@@ -152,12 +152,23 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds to wait for an upstream answer once the request is sent", _positive_float),
     Setting("MJGATE_UPSTREAM_MAX_CONNECTIONS", "upstream_max_connections", "200",
             "connection pool size towards the upstream", _positive_int),
-    Setting("MJGATE_CREATE_ATTEMPTS", "create_attempts", "3",
-            "accounts a create is tried on when the upstream refuses for the account",
-            _positive_int),
-    Setting("MJGATE_POLL_STALE_SECONDS", "poll_stale_seconds", "5",
-            "a client GET refreshes a task from upstream only when its record is older",
-            _non_negative_float),
+    Setting("MJGATE_CREATE_ATTEMPTS", "create_attempts", "6",
+            "accounts a create is tried on, at most, while the upstream refuses for the account "
+            "or can't be reached", _positive_int),
+    Setting("MJGATE_TRACK_INTERVAL", "track_interval", "2",
+            "seconds between completion checks of a task still running past its expected end",
+            _positive_float),
+    Setting("MJGATE_TRACK_WEBHOOK_GRACE", "track_webhook_grace", "10",
+            "once GoAPI's webhooks reach mjgate for a task, seconds past its expected end (or "
+            "its latest news) before it is checked by polling", _non_negative_float),
+    Setting("MJGATE_TRACK_GETS_PER_SECOND", "track_gets_per_second", "50",
+            "upstream GETs per second for the whole deployment (completion checks and client "
+            "refreshes); 0: no cap", _non_negative_float),
+    Setting("MJGATE_TRACK_CONCURRENCY", "track_concurrency", "32",
+            "completion checks in flight at once, per replica", _positive_int),
+    Setting("MJGATE_POLL_REFRESH_TIMEOUT", "poll_refresh_timeout", "2",
+            "seconds a client GET waits for the upstream before answering the stored record",
+            _positive_float),
     Setting("MJGATE_LEASE_SECONDS", "lease_seconds", "120",
             "a reservation with no news for this long is checked upstream by the reconciler",
             _positive_float),
@@ -214,8 +225,12 @@ class Settings:
     upstream_connect_timeout: float = 5.0
     upstream_timeout: float = 30.0
     upstream_max_connections: int = 200
-    create_attempts: int = 3
-    poll_stale_seconds: float = 5.0
+    create_attempts: int = 6
+    track_interval: float = 2.0
+    track_webhook_grace: float = 10.0
+    track_gets_per_second: float = 50.0
+    track_concurrency: int = 32
+    poll_refresh_timeout: float = 2.0
     lease_seconds: float = 120.0
     reconcile_interval: float = 2.0
     staged_limit: int = 50

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from gateway import logs
 from gateway.errors import ForbiddenError, InvalidRequestError, NotFoundError
 from gateway.settings import Settings
-from routing.errors import AccountNotFoundError
+from routing.errors import AccountNotFoundError, StoreError
 from routing.model import AccountState
 
 
@@ -32,6 +32,17 @@ def goapi_secret(settings: Settings) -> str:
 
 def goapi_token(settings: Settings, kind: str = "tasks") -> str:
     return hmac.new(goapi_secret(settings).encode(), kind.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def goapi_webhook(settings: Settings) -> dict[str, str] | None:
+    """The `webhook_config` mjgate gives GoAPI with each create; None without a public URL
+    (then completion is learnt by polling)."""
+    if not settings.public_url:
+        return None
+    return {
+        "endpoint": f"{settings.public_url}/webhooks/goapi/tasks/{goapi_token(settings)}",
+        "secret": goapi_secret(settings),
+    }
 
 
 def _ok() -> Response:
@@ -69,11 +80,17 @@ async def task_webhook(request: Request) -> Response:
     task = body.get("data")
     if not isinstance(task, dict) or not isinstance(task.get("task_id"), str):
         raise InvalidRequestError("data.task_id", "is required")
-    record = await app.records.by_upstream_id(task["task_id"])
-    if record is None:
-        logs.event("webhook_unknown_task")
-        return _ok()
-    await app.service.tracker.apply_upstream_task(record, task)
+    try:
+        record = await app.records.by_upstream_id(task["task_id"])
+        if record is None:
+            logs.event("webhook_unknown_task")
+            return _ok()
+        await app.tasks.tracker.apply(record, task, source="webhook")
+    except StoreError:
+        # GoAPI won't retry a refused webhook: keep the news for the tracker to apply as soon
+        # as Redis answers again, then refuse (503) as usual
+        app.tasks.handoff.keep_news(task)
+        raise
     return _ok()
 
 

@@ -61,6 +61,18 @@ class Keys:
     def staged_per_client(self) -> str:
         return f"{self.base}stc"
 
+    def check_schedule(self) -> str:
+        """Tasks sent upstream, by the time of their next completion check (ms)."""
+        return f"{self.base}track"
+
+    def check_budget(self) -> str:
+        """The deployment's token bucket of upstream GETs (`t` tokens, `at` ms)."""
+        return f"{self.base}trackb"
+
+    def durations(self, task_type: str, mode: str) -> str:
+        """The latest durations (ms) of finished tasks of one type and mode, newest first."""
+        return f"{self.base}dur:{task_type}:{mode}"
+
     # -- tasks (written by the gateway; staged transitions also by scripts) ------------------
     def task(self, task_id: str) -> str:
         return f"{self.base}task:{task_id}"

@@ -36,6 +36,8 @@ SCRIPT_NAMES = (
     "set_fast_time",
     "remove_account",
     "rescore",
+    "track_claim",
+    "track_take",
 )
 PRELUDES = ("lib", "decide")
 

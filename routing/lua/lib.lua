@@ -37,6 +37,8 @@ local K = {
   stq = BASE .. 'stq', -- staged tasks, FIFO: score = arrival sequence
   stdl = BASE .. 'stdl', -- staged tasks, by deadline (ms)
   stc = BASE .. 'stc', -- staged tasks per client id
+  track = BASE .. 'track', -- tasks sent upstream, by next completion check (ms)
+  trackb = BASE .. 'trackb', -- the deployment's budget of upstream GETs: tokens, at (ms)
 }
 local function k_acct(id) return BASE .. 'acct:' .. id end
 local function k_hist(id) return BASE .. 'hist:' .. id end

@@ -1,6 +1,7 @@
 -- settle: end a reservation exactly once: free its slot; a completed task keeps the fast time
 -- it reserved, a failed or cancelled one gets it back. An account left with no fast time at
--- all (left and reserved both 0) switches to setting relax. An account removed (or removed
+-- all (left and reserved both 0) switches to setting relax. The task leaves the completion-check
+-- schedule (track_claim) with its reservation. An account removed (or removed
 -- and created again) since the reservation is not touched.
 -- KEYS[1] pool meta hash   ARGV[1] key base   ARGV[2] now (unix ms)
 -- ARGV[3] task id          ARGV[4] outcome: completed | failed | cancelled
@@ -15,6 +16,7 @@ local r = redis.call('HMGET', k_res(task), 'b', 'm', 'c', 'g')
 if not r[1] then return nil end
 redis.call('DEL', k_res(task))
 redis.call('ZREM', K.lease, task)
+redis.call('ZREM', K.track, task)
 local id, mode, cost = r[1], r[2], tonumber(r[3])
 local refunded = 0
 local old = acct_load(id)

@@ -140,7 +140,7 @@ async def test_connection_refused_retries_on_another_account_then_502(
         answer = await h.create(prompt="x --fast")
         assert answer.status_code == 200, answer.text
         assert faulty.creates == 2
-        faulty.faults = [httpx.ConnectError("refused")] * 3
+        faulty.faults = [httpx.ConnectError("refused")] * h.settings.create_attempts
         failed = await h.create(prompt="x --fast")
         assert failed.status_code == 502 and error_type(failed) == "upstream_unavailable"
         bots = [spec.bot_id for spec in DEMO]
@@ -210,7 +210,7 @@ async def test_timeout_after_sending_is_504_and_never_resent(redis: Redis, prefi
         held = sum([await in_flight(h, s.bot_id) for s in DEMO])
         assert held == 1  # the lease is kept until the reconciler knows
         for _ in range(100):
-            await h.gate.background.reconcile()
+            await h.gate.tasks.checker.reconcile()
             if sum([await in_flight(h, s.bot_id) for s in DEMO]) == 0:
                 break
             await asyncio.sleep(0.05)

@@ -95,7 +95,7 @@ async def test_client_webhook_is_delivered_with_client_secret(redis: Redis, pref
         for _ in range(100):
             if any(b'"completed"' in r.content for r in h.hooks):
                 break
-            await h.gate.background.deliver()
+            await h.gate.tasks.loops.deliver()
             import asyncio
 
             await asyncio.sleep(0.02)

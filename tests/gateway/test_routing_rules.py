@@ -224,7 +224,7 @@ async def test_child_of_busy_parent_stages_and_of_disabled_parent_is_409(
         assert refused.status_code == 409
         assert refused.json()["error"]["type"] == "parent_account_unavailable"
         # the staged child can never run now: the next dispatch fails it, no timeout wait
-        await h.gate.background.dispatch()
+        await h.gate.tasks.loops.dispatch()
         failed = await h.wait_status(child.json()["data"]["task_id"], "failed")
         assert failed["error"]["message"].startswith("account 1 can't take child tasks")
         assert await h.gate.store.staged_count() == 0

@@ -1,0 +1,129 @@
+"""The task lifecycle, one module per job, wired once by `build` (data flows one way).
+
+    create ─► creating.Creator ─► sending.Sender ─► GoAPI
+                 │ record + reservation    │ refused: another account, or staged again
+                 │ in one round trip       ▼
+                 └──── staged ◄──── tracking.Tracker ◄── webhooks, checking.Checker (client
+                                         │ settle        GETs, the completion tracker,
+                                         ▼               the reconciler)
+                                  handoff.Handoff ──► loops.Loops ──► Sender.send_staged
+
+- `creating`: Idempotency-Key, the requested mode capped by the key, the record written with
+  the reservation (or the task staged);
+- `sending`: the upstream body, the create call, the one retry path (another account, or
+  staged again), the upstream's refusals (`refusals`);
+- `tracking`: news from webhooks, polls and the tracker; settle; every way a task ends;
+- `checking`: GETs upstream: a client's poll, the completion tracker over the shared
+  schedule (`routing.schedule`), the reconciler of expired leases; the maintenance tick;
+- `handoff`: queues from the stages to the loops (staged tasks a settle reserved, records for
+  client webhooks, webhook news that arrived while Redis was down); nothing calls back up;
+- `loops`: the background loops, which only drain queues and run passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.delivery import Outbox
+from gateway.metrics import Metrics
+from gateway.records import RecordStore
+from gateway.settings import Settings
+from gateway.tasks.checking import Checker
+from gateway.tasks.creating import Creator
+from gateway.tasks.handoff import Handoff
+from gateway.tasks.loops import Loops
+from gateway.tasks.sending import Sender
+from gateway.tasks.tracking import Tracker
+from gateway.upstream import UpstreamClient
+from routing.costs import CostTable
+from routing.schedule import CheckSchedule
+from routing.store import PoolStore
+
+
+@dataclass(frozen=True)
+class Tasks:
+    handoff: Handoff
+    schedule: CheckSchedule
+    tracker: Tracker
+    sender: Sender
+    creator: Creator
+    checker: Checker
+    loops: Loops
+
+
+def build(
+    settings: Settings,
+    *,
+    store: PoolStore,
+    records: RecordStore,
+    upstream: UpstreamClient,
+    metrics: Metrics,
+    outbox: Outbox,
+    webhook: dict[str, str] | None,
+    clock: Callable[[], float],
+) -> Tasks:
+    """Every stage of the lifecycle, each given what it needs through its constructor."""
+    handoff = Handoff()
+    schedule = CheckSchedule(
+        store.pipe,
+        store.keys,
+        interval=settings.track_interval,
+        # a claimed check is not claimed again before its GET can have timed out
+        claim_seconds=settings.upstream_timeout + settings.upstream_connect_timeout + 1.0,
+        gets_per_second=settings.track_gets_per_second,
+        clock=clock,
+    )
+    tracker = Tracker(
+        settings,
+        store=store,
+        records=records,
+        schedule=schedule,
+        upstream=upstream,
+        metrics=metrics,
+        handoff=handoff,
+        clock=clock,
+    )
+    sender = Sender(
+        settings,
+        store=store,
+        records=records,
+        schedule=schedule,
+        upstream=upstream,
+        metrics=metrics,
+        tracker=tracker,
+        costs=CostTable.with_overrides(settings.cost_overrides),
+        webhook=webhook,
+        clock=clock,
+    )
+    creator = Creator(
+        settings,
+        store=store,
+        records=records,
+        sender=sender,
+        metrics=metrics,
+        costs=sender.costs,
+        clock=clock,
+    )
+    checker = Checker(
+        settings,
+        tracker=tracker,
+        store=store,
+        records=records,
+        schedule=schedule,
+        upstream=upstream,
+        metrics=metrics,
+        handoff=handoff,
+    )
+    loops = Loops(
+        store=store,
+        schedule=schedule,
+        checker=checker,
+        sender=sender,
+        tracker=tracker,
+        handoff=handoff,
+        outbox=outbox,
+        interval=settings.reconcile_interval,
+        lease_seconds=settings.lease_seconds,
+    )
+    return Tasks(handoff, schedule, tracker, sender, creator, checker, loops)

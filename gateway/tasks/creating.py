@@ -1,0 +1,227 @@
+"""Creator: a validated create becomes a task: reserved and sent, or staged.
+
+create → (Idempotency-Key) → requested mode, capped by the key's policy → the record written
+and the account reserved in the same round trip (the record first: whoever later reserves a
+staged task always finds its record) → sent (`gateway.tasks.sending`) → answered.
+
+- An `Idempotency-Key` remembers the task it created and a fingerprint of the request: the
+  same key with the same request answers that task (one upstream call); with another request
+  422 `idempotency_key_reused` (the key names one request); while the first request has not
+  written its record yet, 409 `idempotency_in_progress` with `Retry-After: 1`.
+- A child task runs on its parent's account in the parent's mode; a `process_mode: relax` the
+  client sends on a child is honoured (a relax never costs fast time), any other is ignored.
+- A create refused before anything was sent (no account can run it, the key's staged limit, a
+  store failure) leaves nothing behind: its record is deleted, its reservation released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from gateway.clients import Client
+from gateway.errors import GatewayError, InvalidRequestError
+from gateway.metrics import Metrics
+from gateway.records import RecordStore, TaskRecord, new_task_id
+from gateway.settings import Settings
+from gateway.tasks.sending import Sender, count_created
+from gateway.validation import CreateRequest
+from routing.costs import CostTable
+from routing.decisions import Reservation, Staged
+from routing.model import Mode
+from routing.store import PoolStore
+
+
+class IdempotencyKeyReusedError(GatewayError):
+    status, type = 422, "idempotency_key_reused"
+
+
+class IdempotencyInProgressError(GatewayError):
+    status, type = 409, "idempotency_in_progress"
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    record: TaskRecord
+    replayed: bool = False  # an Idempotency-Key answered with an existing task
+    # where the time went (seconds), for the Server-Timing header: route (validate to
+    # reserved), upstream (the create call(s) to GoAPI), record (the record written and,
+    # for a finished task, the reservation settled)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def fingerprint(request: CreateRequest) -> str:
+    """A digest of what the request asks for, to recognise a reused Idempotency-Key."""
+    asked = {"t": request.task_type.value, "i": request.input, "c": request.config}
+    return hashlib.sha256(orjson.dumps(asked, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def requested_mode(client: Client, request: CreateRequest, parent: TaskRecord | None) -> str:
+    if parent is not None:
+        asked = request.input.get("process_mode")
+        if isinstance(asked, str) and asked.strip().lower() == Mode.RELAX.value:
+            return Mode.RELAX.value
+        return parent.mode
+    return client.cap_mode(request.mode).value if request.mode else ""
+
+
+class Creator:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: PoolStore,
+        records: RecordStore,
+        sender: Sender,
+        metrics: Metrics,
+        costs: CostTable,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.records = records
+        self.sender = sender
+        self.metrics = metrics
+        self.costs = costs
+        self.clock = clock
+
+    async def load_parent(self, request: CreateRequest, client: Client) -> TaskRecord | None:
+        """The parent record of a child task, None when mjgate doesn't know it (forward as is)."""
+        assert request.origin_task_id is not None
+        parent = await self.records.load(request.origin_task_id)
+        if parent is None or parent.client_id != client.id:
+            return None
+        if parent.status != "completed" or parent.bot_id is None or not parent.upstream_id:
+            raise InvalidRequestError(
+                "input.origin_task_id", f"the parent task is {parent.status}, not completed"
+            )
+        return parent
+
+    async def create(
+        self,
+        client: Client,
+        request: CreateRequest,
+        *,
+        parent: TaskRecord | None,
+        idempotency_key: str | None,
+    ) -> CreateResult:
+        started = time.perf_counter()
+        self.sender.check_backoff()
+        now = self.clock()
+        task_id = new_task_id()
+        if idempotency_key:
+            printed = fingerprint(request)
+            existing = await self.records.claim_idempotency(
+                client.id, idempotency_key, task_id, self.settings.idempotency_ttl, printed
+            )
+            if existing is not None:
+                return await self._replay(*existing, printed)
+        config = {k: v for k, v in request.config.items() if k != "webhook_config"}
+        record = TaskRecord(
+            task_id=task_id,
+            client_id=client.id,
+            task_type=request.task_type.value,
+            status="reserved",
+            request={"input": request.input, "config": config},
+            webhook=(
+                {"endpoint": request.webhook.endpoint, "secret": request.webhook.secret}
+                if request.webhook
+                else None
+            ),
+            requested_mode=requested_mode(client, request, parent),
+            parent_id=parent.task_id if parent else None,
+            tags=client.tags,
+            created_at=now,
+            updated_at=now,
+        )
+        saving = self.records.save(record)  # sent now; the reservation goes right after it
+        try:
+            decision = await self._reserve(client, record, request, parent)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await saving
+            await self._forget(record, idempotency_key)
+            raise
+        try:
+            await saving
+        except BaseException:  # no record, no task: give back what was taken
+            with contextlib.suppress(Exception):
+                if isinstance(decision, Reservation):
+                    await self.sender.tracker.release(task_id)
+                else:
+                    await self.store.cancel_staged(task_id)
+            await self._forget(record, idempotency_key)
+            raise
+        timings = {"route": time.perf_counter() - started}
+        if isinstance(decision, Staged):
+            record = record.evolve(status="staged", decision="staged").with_event(
+                "staged", reason=decision.reason
+            )
+            # unless a settle or the dispatcher already took it on (their writes win)
+            await self.records.save_if(record, "reserved")
+            count_created(self.metrics, record)
+            return CreateResult(record, timings=timings)
+        sending = time.perf_counter()
+        record = await self.sender.send(record, decision, parent=parent, timings=timings)
+        upstream = timings.setdefault("upstream", 0.0)
+        timings["record"] = max(0.0, time.perf_counter() - sending - upstream)
+        return CreateResult(record, timings=timings)
+
+    async def _forget(self, record: TaskRecord, idempotency_key: str | None) -> None:
+        """A create that failed before the client heard of its task leaves nothing behind."""
+        with contextlib.suppress(Exception):
+            await self.records.delete(record.task_id)
+            if idempotency_key:
+                await self.records.forget_idempotency(record.client_id, idempotency_key)
+
+    async def _replay(self, task_id: str, printed: str, mine: str) -> CreateResult:
+        if printed and printed != mine:
+            raise IdempotencyKeyReusedError(
+                "this Idempotency-Key was used for another request; use a new key per request"
+            )
+        record = await self.records.load(task_id)
+        if record is None:
+            raise IdempotencyInProgressError(
+                "a request with this Idempotency-Key is still being created; retry shortly",
+                headers={"retry-after": "1"},
+            )
+        return CreateResult(record, replayed=True)
+
+    async def _reserve(
+        self,
+        client: Client,
+        record: TaskRecord,
+        request: CreateRequest,
+        parent: TaskRecord | None,
+    ) -> Reservation | Staged:
+        staged_limit = client.staged_limit or self.settings.staged_limit
+        if parent is not None:
+            assert parent.bot_id is not None
+            mode = Mode(record.requested_mode)
+            cost_mode = mode if mode is not Mode.RELAX else Mode.FAST
+            return await self.store.reserve_child(
+                record.task_id,
+                parent.bot_id,
+                mode,
+                self.costs.cost(request.task_type, cost_mode, request.index),
+                client_id=client.id,
+                lease_seconds=self.settings.lease_seconds,
+                staged_limit=staged_limit,
+                staged_timeout=self.settings.staged_timeout,
+            )
+        mode = Mode(record.requested_mode)
+        return await self.store.reserve_root(
+            record.task_id,
+            mode,
+            self.costs.cost(request.task_type, mode, request.index),
+            client_id=client.id,
+            lease_seconds=self.settings.lease_seconds,
+            staged_limit=staged_limit,
+            staged_timeout=self.settings.staged_timeout,
+            tags=record.tags,
+        )

@@ -1,0 +1,180 @@
+"""The background loops every replica runs. They hold no logic of their own: each drains a
+queue or runs one pass of a component, and keeps running whatever a pass raises.
+
+- check: the completion tracker (`Checker.check_due`), woken for the earliest next check;
+- reconcile: reservations whose lease ran out (`Checker.reconcile`);
+- upkeep: renewals, cooling deadlines, staged timeouts (`Checker.upkeep`);
+- dispatch: staged tasks reserved as slots free (`PoolStore.dispatch_staged`), put in the
+  Handoff; woken at once when a settle asks, otherwise every MJGATE_RECONCILE_INTERVAL;
+- handoff: the Handoff's reserved staged tasks sent (`Sender.send_staged`), dropped ones failed
+  (`Tracker.drop`), each in its own task;
+- deliver: changed records put in the client webhook outbox, and the outbox's due deliveries.
+
+A Redis outage is logged once when it starts and once when it ends, not once a pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from gateway import logs
+from gateway.delivery import Outbox
+from gateway.errors import GatewayError
+from gateway.tasks.checking import Checker
+from gateway.tasks.handoff import Handoff
+from gateway.tasks.sending import Sender
+from gateway.tasks.tracking import Tracker
+from routing.decisions import Dropped, Reservation
+from routing.errors import RoutingError, StoreError
+from routing.schedule import CheckSchedule
+from routing.store import PoolStore
+
+DISPATCH_BATCH = 32  # staged tasks reserved per dispatch call
+
+
+class Loops:
+    def __init__(
+        self,
+        *,
+        store: PoolStore,
+        schedule: CheckSchedule,
+        checker: Checker,
+        sender: Sender,
+        tracker: Tracker,
+        handoff: Handoff,
+        outbox: Outbox,
+        interval: float,
+        lease_seconds: float,
+    ) -> None:
+        self.store = store
+        self.schedule = schedule
+        self.checker = checker
+        self.sender = sender
+        self.tracker = tracker
+        self.handoff = handoff
+        self.outbox = outbox
+        self.interval = interval
+        self.lease_seconds = lease_seconds
+        self._tasks: list[asyncio.Task[None]] = []
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._outage: set[str] = set()
+
+    def start(self) -> None:
+        loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "check": lambda: self._loop("check", self.check, self._until_next_check),
+            "reconcile": lambda: self._loop("reconcile", self.checker.reconcile, self._sleep),
+            "upkeep": lambda: self._loop("upkeep", self.checker.upkeep, self._sleep),
+            "dispatch": lambda: self._loop("dispatch", self.dispatch, self._dispatch_wanted),
+            "deliver": lambda: self._loop("deliver", self.deliver, self._deliveries),
+            "handoff": self._drain_handoff,
+            "changes": self._drain_changes,
+        }
+        self._tasks = [
+            asyncio.create_task(run(), name=f"mjgate-{name}") for name, run in loops.items()
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._inflight:  # let short work (sends of staged tasks) finish first
+            await asyncio.wait(list(self._inflight), timeout=5)
+        for task in self._inflight:
+            task.cancel()
+        for task in (*self._tasks, *self._inflight):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _loop(self, name: str, work: Callable[[], Awaitable[Any]], wait: Any) -> None:
+        while True:
+            try:
+                await work()
+                if name in self._outage:
+                    self._outage.discard(name)
+                    logs.event("background_recovered", work=name)
+            except StoreError as exc:
+                if name not in self._outage:  # once per outage, not once per pass
+                    self._outage.add(name)
+                    logs.event("background_store_unavailable", work=name, error=str(exc))
+            except (RoutingError, GatewayError, OSError) as exc:
+                logs.event("background_error", work=name, error=f"{type(exc).__name__}: {exc}")
+            except Exception:
+                logs.exception("background_crash", work=name)
+            await wait()
+
+    # -- waits ------------------------------------------------------------------------------
+    async def _sleep(self) -> None:
+        await asyncio.sleep(self.interval)
+
+    async def _wait_for(self, event: asyncio.Event, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), max(0.0, timeout))
+        event.clear()
+
+    async def _dispatch_wanted(self) -> None:
+        await self._wait_for(self.handoff.dispatch_wanted, self.interval)
+
+    async def _deliveries(self) -> None:
+        await self._wait_for(self.outbox.wake, self.interval)
+
+    async def _until_next_check(self) -> None:
+        """Sleep until the earliest next check (at most an interval: other replicas add
+        tasks too), or not at all when the last pass was full."""
+        if self._check_full:
+            return
+        try:
+            due = await self.schedule.next_due()
+        except StoreError:
+            due = None
+        delay = self.interval if due is None else due - self.schedule.clock()
+        await asyncio.sleep(min(self.interval, max(0.005, delay)))
+
+    # -- passes -----------------------------------------------------------------------------
+    _check_full = False
+
+    async def check(self) -> None:
+        claimed = await self.checker.check_due()
+        self._check_full = claimed >= self.checker.settings.track_concurrency
+
+    async def dispatch(self) -> None:
+        while True:
+            items = await self.store.dispatch_staged(DISPATCH_BATCH, self.lease_seconds)
+            self.handoff.hand_over(items)
+            if sum(isinstance(item, Reservation) for item in items) < DISPATCH_BATCH:
+                return
+
+    async def deliver(self) -> None:
+        while await self.outbox.run_once() > 0:
+            pass
+
+    async def _drain_handoff(self) -> None:
+        while True:
+            item = await self.handoff.dispatched.get()
+            if isinstance(item, Dropped):
+                self._spawn(self._guard("drop", self.tracker.drop(item)))
+            else:
+                self._spawn(self._guard("send_staged", self.sender.send_staged(item)))
+
+    async def _drain_changes(self) -> None:
+        while True:
+            record = await self.handoff.changed.get()
+            await self._guard("outbox", self.outbox.enqueue(record))
+
+    async def _guard(self, name: str, work: Awaitable[None]) -> None:
+        started = time.monotonic()
+        try:
+            await work
+        except (RoutingError, GatewayError, OSError) as exc:
+            logs.event("background_error", work=name, error=f"{type(exc).__name__}: {exc}",
+                       seconds=round(time.monotonic() - started, 3))  # fmt: skip
+        except Exception:
+            logs.exception("background_crash", work=name)

@@ -1,0 +1,324 @@
+"""Sender: a reserved task goes upstream, with one retry path.
+
+The create body is the client's input with `bot_id` and the effective mode set
+(`upstream_body`). When the upstream refuses for the account's sake (banned, captcha, expired,
+no fast time, an account it doesn't know) or was certainly never reached, the reservation is
+released at once, the account updated (`Tracker.account_refused`), and the task reserved again
+on another account, up to MJGATE_CREATE_ATTEMPTS accounts; if every candidate is busy it is
+staged again. An account-level refusal is never passed on as the client's error. Child tasks
+can't move: their parent's account is the only one.
+
+What is never retried: a refusal about the request itself (passed on, 4xx), and an answer that
+may mean the task exists upstream (a timeout after sending, a 2xx without a task): the
+reservation is then kept, the record marked `unknown`, and the reconciler ends it
+(`upstream_outcome_unknown`) once its lease runs out: a task is never sent twice.
+
+A 429 is about the GoAPI key: no account is touched; creates are refused for the
+`Retry-After` the upstream asked (this replica's own backoff) before anything is reserved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gateway import logs
+from gateway.errors import (
+    GatewayError,
+    NoAccountAcceptedError,
+    UpstreamInvalidAnswerError,
+    UpstreamRateLimitedError,
+    UpstreamRejectedError,
+    UpstreamTimeoutError,
+)
+from gateway.metrics import Metrics
+from gateway.records import RecordStore, TaskRecord
+from gateway.settings import Settings
+from gateway.tasks.refusals import ACCOUNT_REFUSALS, Refusal, classify
+from gateway.tasks.tracking import Tracker
+from gateway.upstream import UpstreamAnswer, UpstreamClient, UpstreamNotSentError
+from routing.costs import CostTable
+from routing.decisions import Reservation, Staged
+from routing.errors import RoutingError
+from routing.model import Mode, TaskType
+from routing.schedule import CheckSchedule
+from routing.store import PoolStore
+
+DEFAULT_RETRY_AFTER = 10.0  # seconds of backoff after a 429 without Retry-After
+
+
+def decision_of(record: TaskRecord, reservation: Reservation, parent_mode: str | None) -> str:
+    """The reservation's decision, naming a child's relax the client asked for."""
+    if (
+        parent_mode not in (None, "relax")
+        and record.requested_mode == "relax"
+        and reservation.decision == "inherited"
+    ):
+        return "inherited_relax:requested"
+    return reservation.decision
+
+
+def upstream_body(
+    record: TaskRecord,
+    reservation: Reservation,
+    *,
+    parent_upstream_id: str | None,
+    parent_mode: str | None,
+    webhook: dict[str, str] | None,
+) -> dict[str, Any]:
+    """The create body sent upstream: the client's input with `bot_id` and mode set.
+
+    Root tasks always carry the effective `process_mode`. Child tasks carry none (they inherit
+    the parent's mode) unless they run in another mode than the parent's (`inherited_relax:*`,
+    including a relax the client asked for), where `process_mode: relax` is sent.
+    `service_mode` is `private` (Host-Your-Account): `bot_id` is honoured only there.
+    """
+    task_input = dict(record.request.get("input", {}))
+    task_input["bot_id"] = reservation.bot_id
+    if parent_upstream_id is None:
+        task_input["process_mode"] = reservation.mode.value
+    else:
+        task_input["origin_task_id"] = parent_upstream_id
+        task_input.pop("process_mode", None)
+        if reservation.mode.value != parent_mode:
+            task_input["process_mode"] = reservation.mode.value
+    config = {k: v for k, v in record.request.get("config", {}).items() if k != "webhook_config"}
+    config["service_mode"] = "private"
+    if webhook:
+        config["webhook_config"] = webhook
+    return {"model": "midjourney", "task_type": record.task_type, "input": task_input,
+            "config": config}  # fmt: skip
+
+
+def count_created(metrics: Metrics, record: TaskRecord) -> None:
+    metrics.task_created(
+        record.task_type, record.requested_mode or "inherit", record.mode or "none",
+        record.decision)  # fmt: skip
+    logs.event("task_created", task_id=record.task_id, task_type=record.task_type,
+               requested_mode=record.requested_mode, mode=record.mode, bot_id=record.bot_id,
+               decision=record.decision, status=record.status)  # fmt: skip
+
+
+def _retry_after(answer: UpstreamAnswer) -> float:
+    raw = answer.headers.get("retry-after", "")
+    try:
+        return min(3600.0, max(1.0, float(raw)))
+    except ValueError:
+        return DEFAULT_RETRY_AFTER
+
+
+class Sender:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: PoolStore,
+        records: RecordStore,
+        schedule: CheckSchedule,
+        upstream: UpstreamClient,
+        metrics: Metrics,
+        tracker: Tracker,
+        costs: CostTable,
+        webhook: dict[str, str] | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.records = records
+        self.schedule = schedule
+        self.upstream = upstream
+        self.metrics = metrics
+        self.tracker = tracker
+        self.costs = costs
+        self.webhook = webhook  # mjgate's own webhook for GoAPI, None without a public URL
+        self.clock = clock
+        self._backoff_until = 0.0
+
+    # -- the upstream's rate limit ----------------------------------------------------------
+    def check_backoff(self) -> None:
+        """Raise before anything is reserved while the upstream asked mjgate to back off."""
+        wait = self._backoff_until - time.monotonic()
+        if wait > 0:
+            raise UpstreamRateLimitedError(round(wait + 0.5))
+
+    # -- sending ----------------------------------------------------------------------------
+    async def send_staged(self, reservation: Reservation) -> None:
+        """Send a staged task a settle or the dispatcher reserved (its record was written
+        before it was staged)."""
+        record = await self.records.load(reservation.task_id)
+        if record is None:  # expired meanwhile: nobody to send it for
+            await self.tracker.release(reservation.task_id)
+            return
+        wait = self._backoff_until - time.monotonic()
+        if wait > 0:  # hold the slot: the upstream asked for a pause, not for another account
+            await asyncio.sleep(wait)
+        try:
+            await self.send(record, reservation)
+        except (GatewayError, RoutingError) as exc:
+            logs.event("staged_dispatch_failed", task_id=record.task_id, error=type(exc).__name__)
+
+    async def send(
+        self,
+        record: TaskRecord,
+        reservation: Reservation,
+        *,
+        parent: TaskRecord | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> TaskRecord:
+        """Send a reserved task upstream, moving to another account while the upstream
+        refuses for the account or was never reached. Raises the client's error; nothing
+        stays reserved unless the task may exist upstream. `timings["upstream"]` adds up the
+        upstream calls' seconds."""
+        if parent is None and record.parent_id:
+            parent = await self.records.load(record.parent_id)
+        try:
+            return await self._send(record, reservation, parent, timings)
+        except (GatewayError, RoutingError):
+            raise
+        except Exception:  # a bug must not hold a slot until the lease runs out
+            await self.tracker.release(record.task_id)
+            await self.tracker.fail(record, "internal_error", "mjgate failed to send the task")
+            raise
+
+    async def _send(
+        self,
+        record: TaskRecord,
+        reservation: Reservation,
+        parent: TaskRecord | None,
+        timings: dict[str, float] | None,
+    ) -> TaskRecord:
+        parent_mode = parent.mode if parent else None
+        attempts = 0
+        while True:
+            attempts += 1
+            record = record.evolve(
+                status="reserved",
+                bot_id=reservation.bot_id,
+                mode=reservation.mode.value,
+                decision=decision_of(record, reservation, parent_mode),
+            )
+            body = upstream_body(
+                record,
+                reservation,
+                parent_upstream_id=parent.upstream_id if parent else None,
+                parent_mode=parent_mode,
+                webhook=self.webhook,
+            )
+            delay = await self.schedule.first_delay(record.task_type, reservation.mode.value)
+            sent_at = self.clock()
+            refusal: Refusal | None = None
+            try:
+                answer = await self.upstream.create(body)
+            except UpstreamNotSentError:
+                self.metrics.upstream_request("create", "not_sent", None)
+            except UpstreamTimeoutError:
+                self.metrics.upstream_request("create", "timeout", None)
+                await self.records.save(record.evolve(status="unknown").with_event("timeout"))
+                raise
+            else:
+                self.metrics.upstream_request("create", str(answer.status), answer.seconds)
+                if timings is not None:
+                    timings["upstream"] = timings.get("upstream", 0.0) + answer.seconds
+                task = answer.task
+                if 200 <= answer.status < 300:
+                    if task and isinstance(task.get("task_id"), str):
+                        return await self._sent(record, reservation, task, sent_at, delay)
+                    await self.records.save(record.evolve(status="unknown").with_event("unclear"))
+                    raise UpstreamInvalidAnswerError(answer.status)
+                refusal = classify(answer)
+                await self.tracker.release(record.task_id)
+                if refusal is Refusal.RATE_LIMITED:
+                    wait = _retry_after(answer)
+                    self._backoff_until = time.monotonic() + wait
+                    await self.tracker.fail(record, "upstream_rate_limited", answer.message)
+                    raise UpstreamRateLimitedError(round(wait))
+                if refusal not in ACCOUNT_REFUSALS:
+                    await self.tracker.fail(record, "upstream_rejected", answer.message)
+                    raise UpstreamRejectedError(
+                        answer.status, answer.message, upstream_status=answer.status
+                    )
+                await self.tracker.account_refused(reservation.bot_id, refusal, answer.message)
+            if refusal is None:  # never reached
+                await self.tracker.release(record.task_id)
+            next_one = await self._another_account(record, parent, attempts, refusal)
+            if isinstance(next_one, TaskRecord):
+                return next_one
+            reservation = next_one
+
+    async def _another_account(
+        self, record: TaskRecord, parent: TaskRecord | None, attempts: int, refusal: Refusal | None
+    ) -> Reservation | TaskRecord:
+        """The one retry path: another account, or staged again, or the client's error."""
+        tried = tuple(
+            int(event["bot_id"]) for event in record.history if event.get("what") == "refused"
+        ) + ((record.bot_id,) if record.bot_id is not None else ())
+        record = record.with_event("refused", bot_id=record.bot_id, refusal=str(refusal))
+        if parent is not None or attempts >= self.settings.create_attempts:
+            if refusal is None:
+                await self.tracker.fail(
+                    record, "upstream_unavailable", "the upstream could not be reached"
+                )
+                raise UpstreamNotSentError("the upstream could not be reached")
+            await self.tracker.fail(record, "no_account_accepted", "no account accepted the task")
+            raise NoAccountAcceptedError(attempts)
+        mode = Mode(record.requested_mode or "relax")
+        index = record.request.get("input", {}).get("index")
+        try:
+            decision = await self.store.reserve_root(
+                record.task_id,
+                mode,
+                self.costs.cost(TaskType(record.task_type), mode, index),
+                client_id=record.client_id,
+                lease_seconds=self.settings.lease_seconds,
+                staged_limit=1_000_000,  # already accepted: staging again is never refused
+                staged_timeout=self.settings.staged_timeout,
+                exclude=tried,
+                tags=record.tags,
+            )
+        except RoutingError:
+            await self.tracker.fail(record, "no_account_accepted", "no account can take the task")
+            raise
+        if isinstance(decision, Staged):
+            record = record.evolve(
+                status="staged", decision="staged", bot_id=None, mode=""
+            ).with_event("staged", reason=decision.reason)
+            await self.records.save(record)
+            return record
+        await self.records.save(record)  # the refusals so far, for the next exclusion list
+        return decision
+
+    async def _sent(
+        self,
+        record: TaskRecord,
+        reservation: Reservation,
+        task: dict[str, Any],
+        sent_at: float,
+        delay: float,
+    ) -> TaskRecord:
+        now = self.clock()
+        record = record.evolve(
+            upstream_id=task["task_id"],
+            status=str(task.get("status") or "pending"),
+            task=task,
+            updated_at=now,
+            sent_at=sent_at,
+            running_at=sent_at,
+            expected_end=sent_at + delay,
+        ).with_event(
+            "sent", bot_id=reservation.bot_id, mode=reservation.mode.value, decision=record.decision
+        )
+        if record.terminal:  # an upstream that answers with a finished task
+            await self.tracker.finish(record, source="create")
+        else:
+            await asyncio.gather(
+                self.records.save(record), self.schedule.add(record.task_id, record.expected_end)
+            )
+        if reservation.staged:  # counted as created when it was staged
+            logs.event("task_dispatched", task_id=record.task_id, bot_id=record.bot_id,
+                       mode=record.mode, decision=record.decision)  # fmt: skip
+        else:
+            count_created(self.metrics, record)
+        self.tracker.handoff.change(record)
+        return record

@@ -1,0 +1,273 @@
+"""Tracker: what mjgate learns about a sent task, and every way a task ends.
+
+News comes from GoAPI's webhook, a client's GET or the completion tracker (the last two
+through `gateway.tasks.checking`); `apply` records it. The first terminal news settles the
+reservation, exactly once (the settle script guarantees it): the slot is freed, fast time kept
+or refunded, the task leaves the completion-check schedule, and the freed slot goes to the
+oldest staged tasks that fit it, in the same script; those are put in the Handoff for the
+loops to send. News that the task still runs moves its next check later.
+
+The endings mjgate decides itself are here too, each with its `error.type`: `fail` (the
+sender's refusals, a lost outcome, a staged timeout, a cancelled staged task), `lose` (the
+upstream no longer knows the task), `outcome_unknown` (a create sent but never confirmed),
+`drop` (a staged child whose parent's account can no longer take it), `cancel`. Accounts the
+upstream refused for are updated by `account_refused`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from gateway import logs
+from gateway.errors import TaskNotCancellableError, UpstreamRejectedError
+from gateway.metrics import Metrics
+from gateway.records import RecordStore, TaskRecord
+from gateway.settings import Settings
+from gateway.tasks.handoff import Handoff
+from gateway.tasks.refusals import Refusal
+from gateway.upstream import UpstreamClient
+from routing.decisions import Dropped, Outcome, Reservation, Settlement
+from routing.durations import observed_end
+from routing.model import AccountState
+from routing.schedule import CheckSchedule
+from routing.store import PoolStore
+
+_COOLDOWN = {Refusal.BANNED: 3600.0}
+SETTLE_DISPATCH = 4  # staged tasks one settle may hand the freed slot(s) to at once
+WEBHOOK = "webhook"  # the news source whose arrival time is the task's end, to within a hop
+
+
+def upstream_end(task: dict[str, Any]) -> float | None:
+    """The upstream's `meta.ended_at` (whole seconds) as unix seconds, None if unset."""
+    meta = task.get("meta")
+    raw = meta.get("ended_at") if isinstance(meta, dict) else None
+    if not isinstance(raw, str) or raw.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(raw).timestamp()
+    except ValueError:
+        return None
+
+
+class Tracker:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: PoolStore,
+        records: RecordStore,
+        schedule: CheckSchedule,
+        upstream: UpstreamClient,
+        metrics: Metrics,
+        handoff: Handoff,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.records = records
+        self.schedule = schedule
+        self.upstream = upstream
+        self.metrics = metrics
+        self.handoff = handoff
+        self.clock = clock
+
+    # -- settling ---------------------------------------------------------------------------
+    def settle(self, task_id: str, outcome: Outcome) -> Coroutine[Any, Any, Settlement | None]:
+        """End a reservation (sent when called) and, in the same script, hand the freed slot
+        to the staged tasks that fit it (into the Handoff). None when there was none."""
+        pending = self.store.settle(
+            task_id,
+            outcome,
+            dispatch=SETTLE_DISPATCH,
+            lease_seconds=self.settings.lease_seconds,
+        )
+        return self._settled(pending)
+
+    async def _settled(self, pending: Awaitable[Settlement | None]) -> Settlement | None:
+        settlement = await pending
+        if settlement is None:
+            return None
+        self.handoff.hand_over(settlement.dispatched)
+        reserved = sum(isinstance(item, Reservation) for item in settlement.dispatched)
+        if reserved >= SETTLE_DISPATCH:  # more may fit: let the dispatcher look
+            self.handoff.dispatch_soon()
+        return settlement
+
+    async def release(self, task_id: str) -> None:
+        await self.settle(task_id, Outcome.FAILED)
+
+    # -- news -------------------------------------------------------------------------------
+    async def apply(self, record: TaskRecord, task: dict[str, Any], *, source: str) -> TaskRecord:
+        """Record the upstream's latest view of a task; settle it when it is terminal."""
+        now = self.clock()
+        status = str(task.get("status") or record.status)
+        changed = status != record.status or task != record.task
+        record = record.evolve(task=task, status=status, updated_at=now)
+        if record.terminal:
+            record = record.with_event(status, source=source)
+            await self.finish(record, source=source)
+            return record
+        record = record.evolve(running_at=now)
+        if source == WEBHOOK:  # webhooks reach mjgate for this task: poll it only if they stop
+            later = max(now, record.expected_end) + self.settings.track_webhook_grace
+            scheduling = self.schedule.later(record.task_id, later)
+        else:
+            scheduling = self.schedule.again(record.task_id)
+        saved, _, _ = await asyncio.gather(
+            self.records.save_unless_terminal(record),
+            self.store.extend_lease(record.task_id, self.settings.lease_seconds),
+            scheduling,
+        )
+        if saved:
+            if changed:
+                self.handoff.change(record)
+            return record
+        return await self.records.load(record.task_id) or record
+
+    async def finish(self, record: TaskRecord, *, source: str) -> None:
+        """Save a finished task's record unless one is already terminal, and settle its
+        reservation: exactly once, whoever reports it. Both go in one round trip, in that
+        order (a reader never sees the slot free before the record is final)."""
+        outcome = Outcome.COMPLETED if record.status == "completed" else Outcome.FAILED
+        saving = self.records.save_unless_terminal(record)
+        settling = self.settle(record.task_id, outcome)
+        try:
+            saved = await saving
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await settling  # sent anyway: the upstream's task is over either way
+            raise
+        settlement = await settling
+        if settlement is not None:
+            await self._settled_news(record, source, settlement)
+        if saved:
+            self.handoff.change(record)
+
+    async def _settled_news(self, record: TaskRecord, source: str, settled: Settlement) -> None:
+        now = self.clock()
+        mode = record.mode or "none"
+        duration = now - record.created_at if record.created_at else None
+        self.metrics.task_finished(record.task_type, mode, record.status, duration)
+        if record.sent_at:
+            news_at = record.updated_at or now
+            running_at = max(record.running_at, record.sent_at)
+            ended = upstream_end(record.task or {})
+            if source == WEBHOOK:
+                end, known = news_at, news_at
+            else:
+                end = observed_end(news_at=news_at, running_at=running_at, upstream_end=ended)
+                known = min(news_at, max(running_at, ended or 0.0))
+            self.metrics.task_tracked(source, max(0.0, now - known), record.gets)
+            if record.status == "completed" and record.mode:
+                await self.schedule.learn(record.task_type, record.mode, end - record.sent_at)
+        logs.event(
+            "task_settled",
+            task_id=record.task_id,
+            bot_id=record.bot_id,
+            mode=record.mode,
+            status=record.status,
+            source=source,
+            refunded=settled.refunded,
+        )
+
+    # -- endings mjgate decides -------------------------------------------------------------
+    async def fail(self, record: TaskRecord, error_type: str, message: str) -> TaskRecord:
+        """End a task as `failed` with `error.type` (its reservation, if any, is the
+        caller's to settle)."""
+        record = record.evolve(
+            status="failed",
+            error_type=error_type,
+            error_message=message,
+            updated_at=self.clock(),
+        ).with_event("failed", error_type=error_type)
+        await self.records.save(record)
+        status = "cancelled" if error_type == "cancelled" else "failed"
+        self.metrics.task_finished(record.task_type, record.mode or "none", status, None)
+        self.handoff.change(record)
+        return record
+
+    async def lose(self, record: TaskRecord) -> None:
+        """The upstream no longer knows a task it accepted."""
+        await self.release(record.task_id)
+        await self.fail(record, "upstream_lost", "the upstream no longer knows this task")
+
+    async def outcome_unknown(self, record: TaskRecord) -> None:
+        """A create was sent (or may have been) and never confirmed: never re-sent blindly."""
+        await self.release(record.task_id)
+        if not record.terminal:
+            await self.fail(
+                record,
+                "upstream_outcome_unknown",
+                "the upstream never confirmed this task; it was not re-sent",
+            )
+
+    async def staged_timeout(self, task_id: str) -> None:
+        record = await self.records.load(task_id)
+        if record is not None and record.status == "staged":
+            waited = self.settings.staged_timeout
+            await self.fail(record, "staged_timeout", f"no account was free within {waited:g} s")
+
+    async def drop(self, dropped: Dropped) -> None:
+        """A staged child whose parent's account can never take it (removed, disabled)."""
+        record = await self.records.load(dropped.task_id)
+        if record is not None and record.status == "staged":
+            await self.fail(
+                record,
+                "parent_account_unavailable",
+                f"account {dropped.bot_id} can't take child tasks: {dropped.reason}",
+            )
+
+    async def cancel(self, record: TaskRecord) -> str:
+        if record.status == "staged":
+            if await self.store.cancel_staged(record.task_id):
+                await self.fail(record, "cancelled", "task canceled")
+                return f"task {record.task_id} canceled"
+            record = await self.records.load(record.task_id) or record
+        if record.terminal or not record.upstream_id:
+            raise TaskNotCancellableError(
+                f"task {record.task_id} is {record.status}; only pending tasks can be canceled"
+            )
+        answer = await self.upstream.cancel(record.upstream_id)
+        self.metrics.upstream_request("cancel", str(answer.status), answer.seconds)
+        if answer.status != 200:
+            raise UpstreamRejectedError(
+                answer.status, answer.message, upstream_status=answer.status
+            )
+        record = record.evolve(
+            status="failed",
+            error_type="cancelled",
+            error_message="task canceled",
+            updated_at=self.clock(),
+        )
+        await self.records.save(record)
+        if await self.settle(record.task_id, Outcome.CANCELLED) is not None:
+            self.metrics.task_finished(record.task_type, record.mode or "none", "cancelled", None)
+        self.handoff.change(record)
+        return f"task {record.task_id} canceled"
+
+    # -- accounts ---------------------------------------------------------------------------
+    async def account_refused(self, bot_id: int, refusal: Refusal, message: str) -> None:
+        """The upstream refused a create for the account's sake: update the account."""
+        reason = f"upstream: {refusal.value}"
+        if refusal is Refusal.NO_FAST_TIME:
+            await self.store.set_fast_time(bot_id, 0, reason=reason)
+            self.metrics.account_event("fast_time_exhausted")
+        elif refusal is Refusal.CAPTCHA:
+            await self.store.set_state(bot_id, AccountState.PAUSED, reason=reason)
+            self.metrics.account_event("paused")
+        elif refusal is Refusal.EXPIRED:
+            await self.store.set_state(bot_id, AccountState.DISABLED, reason=reason)
+            self.metrics.account_event("disabled")
+        elif refusal is Refusal.UNKNOWN_ACCOUNT:  # GoAPI's workspace has no such account
+            await self.store.set_state(bot_id, AccountState.DISABLED, reason=refusal.value)
+            self.metrics.account_event("unknown_to_upstream")
+        else:
+            until = self.clock() + _COOLDOWN.get(refusal, 60.0)
+            await self.store.set_state(bot_id, AccountState.COOLING, until=until, reason=reason)
+            self.metrics.account_event("cooled")
+        logs.event("account_refused", bot_id=bot_id, refusal=refusal.value, message=message[:200])

@@ -1,0 +1,163 @@
+"""CheckSchedule: when each sent task is next checked upstream, shared by every replica.
+
+Every task sent upstream has a next-check time in one sorted set (`Keys.check_schedule`), in
+the pool's hash slot: settle removes the task in the same script that frees its slot. Any
+replica's tracker claims due tasks atomically (`track_claim.lua`), so N replicas never check
+the same task at once and a dead replica's tasks are claimed again once their claim runs out.
+A client's GET asks `take` first: it refreshes from upstream only when the task is due, and
+then holds the claim as the tracker would. Both spend one token bucket of upstream GETs per
+second for the whole deployment.
+
+News from a webhook or a poll moves the next check later (`ZADD XX GT`: never earlier, and
+never re-adding a settled task); a check that finds the task still running sets it to now +
+the tracking interval (`XX`). The durations of finished tasks are kept per task type and mode
+(a capped list) and read through a short local cache: `routing.durations` turns them into the
+first check's delay.
+
+Times are the injected clock's, in unix milliseconds inside Redis, as for every pool script.
+Every Redis error becomes StoreError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from routing import codec
+from routing.durations import SAMPLES, first_check_delay
+from routing.errors import StoreError
+from routing.keys import Keys
+from routing.pipe import Pipe
+from routing.scripts import Scripts
+
+CACHE_SECONDS = 5.0  # how long a replica trusts its copy of the learnt durations
+
+
+@dataclass(frozen=True)
+class Due:
+    """A task claimed for a completion check; `late` is how far past its due time (s)."""
+
+    task_id: str
+    late: float
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+class CheckSchedule:
+    def __init__(
+        self,
+        pipe: Pipe,
+        keys: Keys,
+        *,
+        interval: float,
+        claim_seconds: float,
+        gets_per_second: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.pipe = pipe
+        self.keys = keys
+        self.interval = interval
+        self.claim_seconds = claim_seconds
+        self.gets_per_second = gets_per_second
+        self.clock = clock
+        self._scripts = Scripts(pipe, keys)
+        self._key = keys.check_schedule()
+        self._learnt: dict[tuple[str, str], tuple[float, list[float]]] = {}
+
+    async def _reply(self, op: str, reply: Awaitable[Any]) -> Any:
+        try:
+            return await reply
+        except RedisError as exc:
+            raise StoreError(op, str(exc) or type(exc).__name__) from exc
+
+    # -- durations -------------------------------------------------------------------------
+    async def samples(self, task_type: str, mode: str) -> list[float]:
+        """The learnt durations (s) of one type and mode, newest first (cached briefly)."""
+        now = time.monotonic()
+        cached = self._learnt.get((task_type, mode))
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        raw = await self._reply(
+            "durations",
+            self.pipe.send(b"LRANGE", self.keys.durations(task_type, mode), 0, SAMPLES - 1),
+        )
+        samples = [int(codec.text(item)) / 1000 for item in raw]
+        self._learnt[(task_type, mode)] = (now, samples)
+        return samples
+
+    async def first_delay(self, task_type: str, mode: str) -> float:
+        """Seconds after sending a task of this type and mode at which to check it first."""
+        samples = await self.samples(task_type, mode)
+        return first_check_delay(samples, task_type, mode, self.interval)
+
+    def learn(self, task_type: str, mode: str, seconds: float) -> Coroutine[Any, Any, Any]:
+        """Remember a finished task's duration (sent when called)."""
+        key = self.keys.durations(task_type, mode)
+        push = self.pipe.send(b"LPUSH", key, max(0, _ms(seconds)))
+        trim = self.pipe.send(b"LTRIM", key, 0, SAMPLES - 1)
+        return self._reply("durations", asyncio.gather(push, trim))
+
+    # -- the schedule ----------------------------------------------------------------------
+    def add(self, task_id: str, at: float) -> Coroutine[Any, Any, Any]:
+        """Schedule a task just sent upstream (sent when called)."""
+        return self._reply("schedule", self.pipe.send(b"ZADD", self._key, _ms(at), task_id))
+
+    def later(self, task_id: str, at: float) -> Coroutine[Any, Any, Any]:
+        """News: the next check no earlier than `at`; nothing if the task left the schedule."""
+        send = self.pipe.send(b"ZADD", self._key, b"XX", b"GT", _ms(at), task_id)
+        return self._reply("schedule", send)
+
+    def again(self, task_id: str) -> Coroutine[Any, Any, Any]:
+        """A check found the task running: the next one a tracking interval from now."""
+        at = _ms(self.clock() + self.interval)
+        return self._reply("schedule", self.pipe.send(b"ZADD", self._key, b"XX", at, task_id))
+
+    async def claim(self, limit: int) -> list[Due]:
+        now = self.clock()
+        reply = await self._reply(
+            "track_claim",
+            self._scripts.run(
+                "track_claim",
+                _ms(now),
+                limit,
+                _ms(self.claim_seconds),
+                f"{self.gets_per_second:g}",
+            ),
+        )
+        return [Due(codec.text(task), max(0.0, now - int(due) / 1000)) for task, due in reply]
+
+    async def take(self, task_id: str) -> bool:
+        """May a client's GET refresh this task from upstream now? (Claims it if so.)"""
+        reply = await self._reply(
+            "track_take",
+            self._scripts.run(
+                "track_take",
+                _ms(self.clock()),
+                task_id,
+                _ms(self.claim_seconds),
+                f"{self.gets_per_second:g}",
+            ),
+        )
+        return bool(reply)
+
+    async def next_due(self) -> float | None:
+        """The earliest next-check time (unix seconds), None when nothing is tracked."""
+        reply = await self._reply(
+            "schedule", self.pipe.send(b"ZRANGE", self._key, 0, 0, b"WITHSCORES")
+        )
+        return int(float(codec.text(reply[1]))) / 1000 if reply else None
+
+    async def counts(self) -> tuple[int, int]:
+        """(tasks tracked, tasks due now)."""
+        now = _ms(self.clock())
+        tracked = self.pipe.send(b"ZCARD", self._key)
+        due = self.pipe.send(b"ZCOUNT", self._key, b"-inf", now)
+        both = await self._reply("schedule", asyncio.gather(tracked, due))
+        return int(both[0]), int(both[1])
