@@ -77,6 +77,26 @@ async def received(request: Request) -> Response:
     return JSONResponse({"received": list(emulator.received)})
 
 
+async def tasks(request: Request) -> Response:
+    """Every task with its precise times (unix seconds) and when it was fetched: what a test
+    needs to measure how long a gateway took to learn that a task ended."""
+    emulator = emulator_of(request)
+    rows = [
+        {
+            "task_id": task.task_id,
+            "bot_id": task.account.bot_id if task.account else None,
+            "mode": str(task.mode),
+            "status": str(task.status),
+            "created_at": task.created_at,
+            "started_at": task.started_at,
+            "ended_at": task.ended_at,
+            "gets": emulator.gets.get(task.task_id, []),
+        }
+        for task in emulator.tasks.values()
+    ]
+    return JSONResponse({"tasks": rows})
+
+
 async def faults(request: Request) -> Response:
     emulator = emulator_of(request)
     if request.method == "POST":
@@ -136,6 +156,7 @@ def routes() -> list[Route]:
         Route(f"{prefix}/accounts", accounts, methods=["GET", "PUT"]),
         Route(f"{prefix}/accounts/{{bot_id:int}}", patch_account, methods=["PATCH"]),
         Route(f"{prefix}/accounts/{{bot_id:int}}/{{action}}", account_action, methods=["POST"]),
+        Route(f"{prefix}/tasks", tasks, methods=["GET"]),
         Route(f"{prefix}/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route(f"{prefix}/reset", reset, methods=["POST"]),
         Route(f"{prefix}/config", config, methods=["GET", "PATCH"]),

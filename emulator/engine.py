@@ -59,6 +59,7 @@ class Emulator:
         self.accounts: dict[int, Account] = build_accounts(config.accounts)
         self.tasks: dict[str, Task] = {}
         self.received: deque[dict[str, Any]] = deque(maxlen=config.max_received)
+        self.gets: dict[str, list[float]] = {}  # when each task was fetched (GET), for tests
         self.notifications: deque[dict[str, Any]] = deque(maxlen=1000)
         self.faults = Faults()
         self.timeline = Timeline()
@@ -95,6 +96,7 @@ class Emulator:
         task = self.tasks.get(task_id)
         if task is None:
             raise NotFound(f"task {task_id} not found")
+        self.gets.setdefault(task_id, []).append(self.clock())
         return task
 
     def cancel(self, task_id: str) -> Task:
@@ -134,6 +136,7 @@ class Emulator:
     def reset(self) -> None:
         """Forget tasks, the received log, faults and peaks; keep the accounts."""
         self.tasks.clear()
+        self.gets.clear()
         self.received.clear()
         self.notifications.clear()
         self.faults.clear()

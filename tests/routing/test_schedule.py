@@ -1,0 +1,146 @@
+"""The completion-check schedule: claims are exclusive, the GET budget holds, news only moves
+checks later, settle takes a task out, durations are learnt."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+
+from routing.decisions import Outcome, Reservation
+from routing.durations import MIN_SAMPLES, first_check_delay, observed_end, typical_seconds
+from routing.schedule import CheckSchedule
+from routing.store import PoolStore
+from tests.routing.helpers import FakeClock, add, root
+
+
+def schedule_of(store: PoolStore, clock: FakeClock, *, rate: float = 0.0) -> CheckSchedule:
+    return CheckSchedule(
+        store.pipe, store.keys, interval=2.0, claim_seconds=30.0, gets_per_second=rate, clock=clock
+    )
+
+
+@pytest.fixture
+async def sent(store: PoolStore, clock: FakeClock) -> AsyncIterator[list[str]]:
+    """Ten reserved tasks, scheduled for a check at now + 3 s."""
+    await add(store, 1, fast_slots=12)
+    schedule = schedule_of(store, clock)
+    ids = [f"task-{n}" for n in range(10)]
+    for task_id in ids:
+        assert isinstance(await root(store, task_id), Reservation)
+        await schedule.add(task_id, clock() + 3)
+    yield ids
+
+
+async def test_nothing_is_due_before_its_time_then_each_task_goes_to_one_claimer(
+    store: PoolStore, clock: FakeClock, sent: list[str]
+) -> None:
+    schedule = schedule_of(store, clock)
+    assert await schedule.claim(100) == []
+    clock.advance(3.5)
+    claimers = [schedule_of(store, clock) for _ in range(8)]
+    claims = await asyncio.gather(*(c.claim(3) for c in claimers))
+    got = Counter(due.task_id for claim in claims for due in claim)
+    assert set(got) == set(sent) and max(got.values()) == 1  # every task once, to one claimer
+    assert all(abs(due.late - 0.5) < 1e-6 for claim in claims for due in claim)
+    assert await schedule.claim(100) == []  # claimed: hidden for the claim time
+    clock.advance(30.5)  # a claimer that died: its tasks come back
+    assert {due.task_id for due in await schedule.claim(100)} == set(sent)
+
+
+async def test_news_moves_the_check_later_never_earlier_and_never_readds(
+    store: PoolStore, clock: FakeClock, sent: list[str]
+) -> None:
+    schedule = schedule_of(store, clock)
+    first, second = sent[0], sent[1]
+    await schedule.later(first, clock() + 20)  # a webhook: later
+    await schedule.later(first, clock() + 1)  # older news can't bring it back
+    clock.advance(3.5)
+    assert first not in {due.task_id for due in await schedule.claim(100)}
+    await store.settle(second, Outcome.COMPLETED)  # settled: leaves the schedule
+    await schedule.later(second, clock() + 5)
+    await schedule.again(second)
+    assert (await schedule.counts())[0] == 9
+
+
+async def test_a_settled_task_is_never_claimed(
+    store: PoolStore, clock: FakeClock, sent: list[str]
+) -> None:
+    schedule = schedule_of(store, clock)
+    for task_id in sent[:5]:
+        await store.settle(task_id, Outcome.FAILED)
+    clock.advance(4)
+    assert {due.task_id for due in await schedule.claim(100)} == set(sent[5:])
+
+
+async def test_a_client_poll_refreshes_only_when_due_and_holds_the_claim(
+    store: PoolStore, clock: FakeClock, sent: list[str]
+) -> None:
+    schedule = schedule_of(store, clock)
+    assert not await schedule.take(sent[0])  # not due yet: serve the record
+    clock.advance(3)
+    assert await schedule.take(sent[0])
+    assert not await schedule.take(sent[0])  # a second poll (or replica) does not GET too
+    assert sent[0] not in {due.task_id for due in await schedule.claim(100)}
+    assert not await schedule.take("never-sent")
+
+
+async def test_the_get_budget_holds_under_a_thousand_in_flight_tasks(
+    store: PoolStore, clock: FakeClock
+) -> None:
+    """1,000 tasks all due at once, five replicas claiming as fast as they can, clients
+    polling too: never more GETs in any second than the budget (plus one second's burst)."""
+    await add(store, 1, fast_slots=1000, fast_seconds_left=10**9)
+    budget = 40.0
+    replicas = [schedule_of(store, clock, rate=budget) for _ in range(5)]
+    ids = [f"t{n}" for n in range(1000)]
+    for task_id in ids:
+        await root(store, task_id, cost=1)
+        await replicas[0].add(task_id, clock())
+    per_second: Counter[int] = Counter()
+    for tick in range(40):  # 4 s in steps of 0.1 s
+        clock.advance(0.1)
+        claims = await asyncio.gather(*(r.claim(32) for r in replicas))
+        polls = await asyncio.gather(*(r.take(ids[(tick * 7) % 1000]) for r in replicas))
+        per_second[int(tick / 10)] += sum(len(c) for c in claims) + sum(polls)
+    assert max(per_second.values()) <= budget + budget  # the first second may spend its burst
+    assert sum(per_second.values()) <= budget * 4 + budget
+    assert sum(per_second.values()) >= budget * 4 * 0.9  # and the budget is used, not starved
+
+
+async def test_durations_are_learnt_per_type_and_mode(store: PoolStore, clock: FakeClock) -> None:
+    schedule = schedule_of(store, clock)
+    unlearnt = await schedule.first_delay("imagine", "fast")
+    assert unlearnt == 2.0  # the interval, until MIN_SAMPLES tasks finished
+    for seconds in (3.0, 3.2, 2.9, 10.0, 3.1):
+        await schedule.learn("imagine", "fast", seconds)
+    fresh = schedule_of(store, clock)  # another replica reads what this one learnt
+    assert await fresh.samples("imagine", "fast") == [3.1, 10.0, 2.9, 3.2, 3.0]
+    delay = await fresh.first_delay("imagine", "fast")
+    assert 3.1 < delay < 3.1 * 1.1 + 0.3  # the median, plus a margin that leans late
+    assert await fresh.first_delay("imagine", "relax") == 2.0  # other modes learn apart
+
+
+def test_first_delay_before_and_after_learning() -> None:
+    assert first_check_delay([], "describe", "fast", 30.0) == typical_seconds("describe", "fast")
+    assert first_check_delay([5.0] * (MIN_SAMPLES - 1), "imagine", "fast", 2.0) == 2.0
+    assert first_check_delay([5.0] * MIN_SAMPLES, "imagine", "fast", 2.0) > 5.0
+
+
+@pytest.mark.parametrize(
+    ("news_at", "running_at", "upstream_end", "expected"),
+    [
+        (10.0, 2.0, None, 6.0),  # no upstream figure: the middle of what was seen
+        (10.0, 2.0, 9.0, 9.5),  # the upstream's whole second narrows it
+        (10.0, 9.6, 9.0, 9.8),  # seen running in that second: later still
+        (10.0, 2.0, 30.0, 10.0),  # an upstream clock ahead: never after the news
+    ],
+)
+def test_observed_end(
+    news_at: float, running_at: float, upstream_end: float | None, expected: float
+) -> None:
+    assert observed_end(
+        news_at=news_at, running_at=running_at, upstream_end=upstream_end
+    ) == pytest.approx(expected)
