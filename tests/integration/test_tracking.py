@@ -5,6 +5,7 @@ one task at once; a SIGKILLed replica's tasks are tracked to the end by the othe
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import signal
 import time
@@ -133,7 +134,7 @@ def test_two_replicas_never_check_one_task_at_once_and_survive_a_sigkill(
         for record in records.values():
             gets = sorted(upstream[record.upstream_id or ""]["gets"])
             per_task.append(len(gets))
-            gaps = [b - a for a, b in zip(gets, gets[1:], strict=False)]
+            gaps = [b - a for a, b in itertools.pairwise(gets)]
             assert all(gap > INTERVAL / 2 for gap in gaps), gets  # never two at once
         # a task of T seconds checked every INTERVAL needs at most T / INTERVAL + 2 GETs; the
         # dead replica's claims cost its tasks one claim period of waiting, not more GETs
