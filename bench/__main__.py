@@ -4,8 +4,9 @@
     python -m bench --quick --only redis     # a smoke run, a few seconds
     python -m bench --only create,latency --connections 64
 
-Parts: latency, create, poll, memory, redis, scrape (run in that order). Prints a table and writes
-bench/results.json. Every process the bench starts listens on a free 127.0.0.1 port and is
+Parts: latency, create, poll, scheduling, memory, redis, scrape (run in that order). Prints a
+table and writes bench/results.json. Every process the bench starts listens on a free
+127.0.0.1 port and is
 stopped on exit (errors and Ctrl-C included); every Redis key it writes is under a prefix it
 deletes.
 See docs/benchmarks.md.
@@ -26,13 +27,13 @@ from typing import Any
 import redis
 from redis.asyncio import Redis
 
-from bench import decisions, latency, memory, polls, report, scrape, throughput, wrk
+from bench import decisions, latency, memory, polls, report, scheduling, scrape, throughput, wrk
 from bench.lab import Lab, resolve_redis
 from bench.procs import BenchError, Services, raise_on_sigterm
 from bench.traffic import HttpPlan
 
 # Latency first, while the emulator holds few tasks (a big heap makes its GC pauses longer).
-PARTS = ("latency", "create", "poll", "memory", "redis", "scrape")
+PARTS = ("latency", "create", "poll", "scheduling", "memory", "redis", "scrape")
 HERE = Path(__file__).resolve().parent
 BUSY_LOAD = 0.5  # a 1-minute load average above this at start flags the run as disturbed
 
@@ -163,6 +164,11 @@ def run(args: argparse.Namespace) -> int:
             "create": lambda: throughput.create_part(lab, wrk_path, http_plan, rep),
             "latency": lambda: latency.latency_part(lab, http_plan, rep),
             "poll": poll,
+            "scheduling": lambda: scheduling.scheduling_part(
+                lab,
+                scheduling.SchedulingPlan.quick() if args.quick else scheduling.SchedulingPlan(),
+                rep,
+            ),
             "memory": lambda: asyncio.run(
                 _memory_part(
                     redis_url, rep, redis_plan, memory.create_records(lab, redis_plan.records)

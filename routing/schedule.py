@@ -29,7 +29,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from routing import codec
-from routing.durations import SAMPLES, first_check_delay
+from routing.durations import SAMPLES, Bracket, first_check_delay
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.pipe import Pipe
@@ -48,6 +48,12 @@ class Due:
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+def _bracket(raw: str) -> Bracket:
+    """`"<at least ms> <at most ms>"` (a single figure: both)."""
+    low, _, high = raw.partition(" ")
+    return int(low) / 1000, int(high or low) / 1000
 
 
 class CheckSchedule:
@@ -69,7 +75,7 @@ class CheckSchedule:
         self.clock = clock
         self._scripts = Scripts(pipe, keys)
         self._key = keys.check_schedule()
-        self._learnt: dict[tuple[str, str], tuple[float, list[float]]] = {}
+        self._learnt: dict[tuple[str, str], tuple[float, list[Bracket]]] = {}
 
     async def _reply(self, op: str, reply: Awaitable[Any]) -> Any:
         try:
@@ -78,8 +84,9 @@ class CheckSchedule:
             raise StoreError(op, str(exc) or type(exc).__name__) from exc
 
     # -- durations -------------------------------------------------------------------------
-    async def samples(self, task_type: str, mode: str) -> list[float]:
-        """The learnt durations (s) of one type and mode, newest first (cached briefly)."""
+    async def samples(self, task_type: str, mode: str) -> list[Bracket]:
+        """The learnt durations of one type and mode, (at least, at most) seconds, newest
+        first (cached briefly)."""
         now = time.monotonic()
         cached = self._learnt.get((task_type, mode))
         if cached is not None and now - cached[0] < CACHE_SECONDS:
@@ -88,7 +95,7 @@ class CheckSchedule:
             "durations",
             self.pipe.send(b"LRANGE", self.keys.durations(task_type, mode), 0, SAMPLES - 1),
         )
-        samples = [int(codec.text(item)) / 1000 for item in raw]
+        samples = [_bracket(codec.text(item)) for item in raw]
         self._learnt[(task_type, mode)] = (now, samples)
         return samples
 
@@ -97,10 +104,14 @@ class CheckSchedule:
         samples = await self.samples(task_type, mode)
         return first_check_delay(samples, task_type, mode, self.interval)
 
-    def learn(self, task_type: str, mode: str, seconds: float) -> Coroutine[Any, Any, Any]:
-        """Remember a finished task's duration (sent when called)."""
+    def learn(self, task_type: str, mode: str, took: Bracket) -> Coroutine[Any, Any, Any]:
+        """Remember how long a finished task took (sent when called); this replica uses it
+        at once, the others within CACHE_SECONDS."""
+        cached = self._learnt.get((task_type, mode))
+        if cached is not None:
+            self._learnt[(task_type, mode)] = (cached[0], [took, *cached[1]][:SAMPLES])
         key = self.keys.durations(task_type, mode)
-        push = self.pipe.send(b"LPUSH", key, max(0, _ms(seconds)))
+        push = self.pipe.send(b"LPUSH", key, f"{_ms(took[0])} {_ms(took[1])}")
         trim = self.pipe.send(b"LTRIM", key, 0, SAMPLES - 1)
         return self._reply("durations", asyncio.gather(push, trim))
 

@@ -32,7 +32,7 @@ from gateway.tasks.handoff import Handoff
 from gateway.tasks.refusals import Refusal
 from gateway.upstream import UpstreamClient
 from routing.decisions import Dropped, Outcome, Reservation, Settlement
-from routing.durations import observed_end
+from routing.durations import bracket
 from routing.model import AccountState
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
@@ -157,14 +157,20 @@ class Tracker:
             news_at = record.updated_at or now
             running_at = max(record.running_at, record.sent_at)
             ended = upstream_end(record.task or {})
-            if source == WEBHOOK:
-                end, known = news_at, news_at
+            if source == WEBHOOK:  # the webhook's arrival is the end, to within a hop
+                known = news_at
+                took = (news_at - record.sent_at, news_at - record.sent_at)
             else:
-                end = observed_end(news_at=news_at, running_at=running_at, upstream_end=ended)
                 known = min(news_at, max(running_at, ended or 0.0))
+                took = bracket(
+                    sent_at=record.sent_at,
+                    news_at=news_at,
+                    running_at=running_at,
+                    upstream_end=ended,
+                )
             self.metrics.task_tracked(source, max(0.0, now - known), record.gets)
             if record.status == "completed" and record.mode:
-                await self.schedule.learn(record.task_type, record.mode, end - record.sent_at)
+                await self.schedule.learn(record.task_type, record.mode, took)
         logs.event(
             "task_settled",
             task_id=record.task_id,

@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from routing.decisions import Outcome, Reservation
-from routing.durations import MIN_SAMPLES, first_check_delay, observed_end, typical_seconds
+from routing.durations import (
+    MIN_SAMPLES,
+    bracket,
+    expected_seconds,
+    first_check_delay,
+    typical_seconds,
+)
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, root
@@ -114,33 +120,41 @@ async def test_durations_are_learnt_per_type_and_mode(store: PoolStore, clock: F
     schedule = schedule_of(store, clock)
     unlearnt = await schedule.first_delay("imagine", "fast")
     assert unlearnt == 2.0  # the interval, until MIN_SAMPLES tasks finished
-    for seconds in (3.0, 3.2, 2.9, 10.0, 3.1):
-        await schedule.learn("imagine", "fast", seconds)
+    for took in ((3.0, 3.0), (3.2, 3.2), (2.9, 2.9), (10.0, 10.0), (3.1, 3.1)):
+        await schedule.learn("imagine", "fast", took)
     fresh = schedule_of(store, clock)  # another replica reads what this one learnt
-    assert await fresh.samples("imagine", "fast") == [3.1, 10.0, 2.9, 3.2, 3.0]
+    samples = await fresh.samples("imagine", "fast")
+    assert samples == [(3.1, 3.1), (10.0, 10.0), (2.9, 2.9), (3.2, 3.2), (3.0, 3.0)]
     delay = await fresh.first_delay("imagine", "fast")
-    assert 3.1 < delay < 3.1 * 1.1 + 0.3  # the median, plus a margin that leans late
+    assert 3.1 < delay < 3.1 * 1.05 + 0.2  # the median, plus a margin that leans late
     assert await fresh.first_delay("imagine", "relax") == 2.0  # other modes learn apart
 
 
 def test_first_delay_before_and_after_learning() -> None:
     assert first_check_delay([], "describe", "fast", 30.0) == typical_seconds("describe", "fast")
-    assert first_check_delay([5.0] * (MIN_SAMPLES - 1), "imagine", "fast", 2.0) == 2.0
-    assert first_check_delay([5.0] * MIN_SAMPLES, "imagine", "fast", 2.0) > 5.0
+    assert first_check_delay([(5.0, 5.0)] * (MIN_SAMPLES - 1), "imagine", "fast", 2.0) == 2.0
+    assert first_check_delay([(5.0, 5.0)] * MIN_SAMPLES, "imagine", "fast", 2.0) > 5.0
+
+
+def test_steady_brackets_give_their_earliest_upper_bound_spread_ones_the_median() -> None:
+    steady = [(2.6, 3.6), (2.9, 3.1), (2.2, 3.2), (3.0, 3.9)]
+    assert expected_seconds(steady) == 3.1  # every bracket holds 3.0-3.1: at most 3.1
+    spread = [(1.0, 1.5), (5.0, 5.5), (3.0, 3.5)]
+    assert expected_seconds(spread) == 3.5
 
 
 @pytest.mark.parametrize(
     ("news_at", "running_at", "upstream_end", "expected"),
     [
-        (10.0, 2.0, None, 6.0),  # no upstream figure: the middle of what was seen
-        (10.0, 2.0, 9.0, 9.5),  # the upstream's whole second narrows it
-        (10.0, 9.6, 9.0, 9.8),  # seen running in that second: later still
-        (10.0, 2.0, 30.0, 10.0),  # an upstream clock ahead: never after the news
+        (10.0, 2.0, None, (2.0, 10.0)),  # seen running at 2, finished by 10
+        (10.0, 2.0, 8.0, (8.0, 9.0)),  # the upstream's whole second narrows it
+        (10.0, 8.6, 8.0, (8.6, 9.0)),  # seen running within that second
+        (10.0, 2.0, 9.4, (9.4, 10.0)),  # not after the news
+        (10.0, 2.0, 30.0, (10.0, 10.0)),  # an upstream clock ahead: never after the news
     ],
 )
-def test_observed_end(
-    news_at: float, running_at: float, upstream_end: float | None, expected: float
+def test_bracket(
+    news_at: float, running_at: float, upstream_end: float | None, expected: tuple[float, float]
 ) -> None:
-    assert observed_end(
-        news_at=news_at, running_at=running_at, upstream_end=upstream_end
-    ) == pytest.approx(expected)
+    took = bracket(sent_at=0.0, news_at=news_at, running_at=running_at, upstream_end=upstream_end)
+    assert took == pytest.approx(expected)
