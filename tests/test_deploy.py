@@ -481,6 +481,24 @@ def test_schema_validation_needs_no_network() -> None:
     assert int(result.stdout) >= 10
 
 
+def test_kustomize_renders_what_the_tests_read() -> None:
+    """kustomization.yaml itself is valid: kustomize renders the documents these tests check,
+    each in the namespace, each still matching the schemas."""
+    kubectl, kustomize = shutil.which("kubectl"), shutil.which("kustomize")
+    if not (kubectl or kustomize):
+        pytest.skip("neither kubectl nor kustomize is installed")
+    command = [kubectl, "kustomize"] if kubectl else [str(kustomize), "build"]
+    result = subprocess.run([*command, str(K8S)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rendered = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    names = sorted((d["kind"], d["metadata"]["name"]) for d in rendered)
+    assert names == sorted((d["kind"], d["metadata"]["name"]) for d in applied_documents())
+    for document in rendered:
+        if document["kind"] != "Namespace":
+            assert document["metadata"]["namespace"] == "mjgate", document["metadata"]
+        validate_manifest(document, KUBERNETES_VERSIONS[-1])
+
+
 # -- Kubernetes: what the manifests say ------------------------------------------------------
 
 # Files kept out of kustomization.yaml on purpose, each applied by hand (docs/deploy.md).

@@ -22,7 +22,7 @@ import pytest
 import redis
 from redis.sentinel import Sentinel
 
-from tests.deploy_files import COMPOSE_HA, DEPLOY, compose
+from tests.deploy_files import COMPOSE, COMPOSE_HA, DEPLOY, compose
 from tests.integration.procs import free_port
 
 pytestmark = pytest.mark.slow
@@ -48,6 +48,8 @@ class Stack:
     sentinel_password: str
     ports: dict[str, int]
     processes: dict[str, subprocess.Popen[bytes]]
+    services: dict[str, Any]  # the compose services, the primary's from the main file
+    path: str  # PATH with the redis-server and redis-cli used
 
     def sentinel(self) -> Sentinel:
         return Sentinel(
@@ -84,11 +86,13 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     binary = redis_server()
-    env = {
-        "REDIS_PASSWORD": secrets.token_hex(32),
-        "REDIS_SENTINEL_PASSWORD": secrets.token_hex(32),
-    }
+    # What deploy/init-env.sh writes: each compose file refuses to load without its secrets.
+    names = ("REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD", "MJGATE_ADMIN_TOKEN")
+    names += ("MJGATE_CLIENT_KEYS", "GRAFANA_ADMIN_PASSWORD")
+    env = {name: secrets.token_hex(32) for name in names}
     services = compose(COMPOSE_HA, env=env)["services"]
+    services["redis"] = {**compose(COMPOSE, env=env)["services"]["redis"], **services["redis"]}
+    path = f"{Path(binary).parent}{os.pathsep}{os.environ['PATH']}"
     ports = {name: free_port() for name in (*NODES, *SENTINELS)}
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -106,7 +110,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             sentinel_env = {
                 **os.environ,
                 **services[name]["environment"],
-                "PATH": f"{Path(binary).parent}{os.pathsep}{os.environ['PATH']}",
+                "PATH": path,
                 "PRIMARY_HOST": "localhost",
                 "PRIMARY_PORT": str(ports["redis"]),
                 "SENTINEL_ANNOUNCE": "localhost",
@@ -119,7 +123,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
                 env=sentinel_env,
                 stdout=subprocess.DEVNULL,
             )
-        yield Stack(env["REDIS_PASSWORD"], env["REDIS_SENTINEL_PASSWORD"], ports, processes)
+        yield Stack(
+            env["REDIS_PASSWORD"], env["REDIS_SENTINEL_PASSWORD"], ports, processes, services, path
+        )
     finally:
         for process in processes.values():
             if process.poll() is None:
@@ -138,6 +144,18 @@ def master_view(stack: Stack, name: str) -> dict[str, Any]:
     return view
 
 
+def healthcheck(stack: Stack, name: str, **env: str) -> int:
+    """The service's compose healthcheck, run against its local port: its exit status."""
+    kind, command = stack.services[name]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    port = stack.ports[name]
+    command = command.replace("redis-cli -p 26379", "redis-cli")
+    command = command.replace("redis-cli", f"redis-cli -p {port}")
+    environment = {**os.environ, **stack.services[name]["environment"], "PATH": stack.path}
+    result = subprocess.run(["sh", "-c", command], env={**environment, **env}, timeout=10)
+    return result.returncode
+
+
 def test_sentinels_fail_over_to_a_replica_with_the_data(stack: Stack) -> None:
     primary = stack.ports["redis"]
     with pytest.raises(redis.AuthenticationError):
@@ -153,6 +171,12 @@ def test_sentinels_fail_over_to_a_replica_with_the_data(stack: Stack) -> None:
         )
 
     wait_until(settled, 30, "three sentinels see the primary and two replicas")
+    for name in (*NODES, *SENTINELS):
+        assert healthcheck(stack, name) == 0, f"{name}'s healthcheck fails"
+    for name in NODES:
+        assert healthcheck(stack, name, REDISCLI_AUTH="wrong") != 0, name
+    for name in SENTINELS:
+        assert healthcheck(stack, name, REDIS_SENTINEL_PASSWORD="wrong") != 0, name
     sentinel = stack.sentinel()
     assert sentinel.discover_master("mjgate") == ("localhost", primary)
     master = sentinel.master_for("mjgate")
