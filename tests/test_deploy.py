@@ -546,6 +546,7 @@ def test_kubernetes_deployment_image_env_ports_spread() -> None:
     spread = pod(deployment())["topologySpreadConstraints"]
     by_node = [c for c in spread if c["topologyKey"] == "kubernetes.io/hostname"]
     assert by_node and by_node[0]["whenUnsatisfiable"] == "DoNotSchedule"
+    assert by_node[0]["nodeTaintsPolicy"] == "Honor"  # a tainted node is no empty domain
     assert by_node[0]["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "mjgate"}
     labels = deployment()["spec"]["template"]["metadata"]["labels"]
     assert labels["app.kubernetes.io/name"] == "mjgate"  # what kubernetes-scrape.yml keeps
