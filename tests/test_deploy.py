@@ -588,3 +588,14 @@ def test_kubernetes_redis_has_a_password_and_persistence() -> None:
     assert env["REDISCLI_AUTH"] == env["REDIS_PASSWORD"]  # the probe authenticates
     assert container["imagePullPolicy"] == "IfNotPresent"
     assert redis["spec"]["volumeClaimTemplates"]
+
+
+def test_deploy_doc_covers_every_secret_manifest_and_port() -> None:
+    doc = (DEPLOY.parent / "docs" / "deploy.md").read_text()
+    for name in HA_SECRETS:
+        assert f"`{name}`" in doc, name
+    for path in [*k8s_manifests(), COMPOSE, COMPOSE_HA, DEPLOY / "init-env.sh"]:
+        assert path.name in doc, path.name
+    assert ADMIN_PORT in doc and "MJGATE_SENTINEL_PASSWORD" in doc
+    readme = (DEPLOY.parent / "README.md").read_text()
+    assert "(docs/deploy.md)" in readme
