@@ -1,8 +1,9 @@
 #!/bin/sh
 # Writes the secrets of the compose stack to an env file (default: .env beside this script,
 # i.e. deploy/.env), readable by its owner only, and prints them once. It never overwrites an
-# existing file: delete it first to start over (Redis and Grafana keep the passwords they were
-# first started with in their volumes: `docker compose down -v` forgets those too).
+# existing file: delete it first to start over (Grafana and the HA override's sentinels keep
+# the passwords they were first started with in their volumes: `docker compose down -v`
+# forgets those too, with the data).
 #
 #   sh deploy/init-env.sh [path/to/env-file]
 #   docker compose --env-file deploy/.env -f deploy/compose.yaml up
