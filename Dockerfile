@@ -15,7 +15,9 @@ RUN pip install --no-cache-dir . \
     && mkdir -p /data && chown mjgate /data
 
 USER 10001
-EXPOSE 8080
+# 8080: the client API (MJGATE_PORT); 8181: the admin API when MJGATE_ADMIN_PORT=8181 (the
+# compose file and the Kubernetes manifests set it), else /admin/v1 is on 8080.
+EXPOSE 8080 8181
 HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import urllib.request,sys; \
 sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz').status == 200 else 1)"
 CMD ["mjgate", "serve"]
