@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from routing.model import PLANS, Plan, Setting
+from emulator.facts import PLANS, Plan, Setting
 
 
 class ConfigError(ValueError):
@@ -57,7 +57,7 @@ class EmulatedAccountSpec:
     def initial_fast_seconds(self) -> float:
         if self.fast_seconds is not None:
             return float(self.fast_seconds)
-        return float(PLANS[self.plan_name].fast_seconds_per_month)
+        return float(PLANS[self.plan_name].fast_seconds)
 
     def slots(self) -> tuple[int, int]:
         """(fast slots, relax slots), the plan's defaults unless given."""

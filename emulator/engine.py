@@ -26,6 +26,7 @@ import orjson
 from emulator.accounts import Account, build_accounts
 from emulator.config import EmulatorConfig
 from emulator.errors import BadRequest, EmulatorError, InjectedFault, NotFound
+from emulator.facts import Costs
 from emulator.faults import Faults
 from emulator.outputs import completed_output, progress_output
 from emulator.placement import Placement, check_parent, place_child, place_root
@@ -33,8 +34,6 @@ from emulator.tasks import Status, Task, render
 from emulator.timeline import Step, Timeline
 from emulator.validation import CreateRequest, parse_create, summary
 from emulator.webhooks import WebhookSender
-from routing.costs import CostTable
-from routing.model import Mode
 
 CANCELED_MESSAGE = "task canceled"
 
@@ -55,7 +54,7 @@ class Emulator:
         self.config = config
         self.clock = clock
         self.sender = sender
-        self.costs = CostTable.with_overrides(config.cost_overrides)
+        self.costs = Costs(config.cost_overrides)
         self.accounts: dict[int, Account] = build_accounts(config.accounts)
         self.tasks: dict[str, Task] = {}
         self.received: deque[dict[str, Any]] = deque(maxlen=config.max_received)
@@ -175,7 +174,7 @@ class Emulator:
         placement = (
             place_root(
                 request.task_type,
-                request.requested_mode,
+                request.asked.mode,
                 request.bot_id,
                 self.accounts,
                 self.costs,
@@ -209,9 +208,8 @@ class Emulator:
                     f"input.origin_task_id: the parent's account {account.bot_id} is gone"
                 )
             account = current
-        relax_asked = request.mode_given and request.requested_mode is Mode.RELAX
         return place_child(
-            request.task_type, request.index, relax_asked, account, parent.mode, self.costs, now
+            request.task_type, request.index, request.asked, account, parent.mode, self.costs, now
         )
 
     def _submit(self, task: Task, now: float) -> None:
@@ -262,7 +260,7 @@ class Emulator:
         account = task.account
         if account is not None:
             account.completed += 1
-            cost = self.costs.cost(request.task_type, task.mode, request.index)
+            cost = self.costs.charge(request.task_type, task.mode, request.index)
             if account.charge(cost):
                 self.notify(
                     "mj_bot_no_fasthour",

@@ -12,7 +12,7 @@ import hashlib
 from enum import StrEnum
 from typing import Any
 
-from routing.model import TaskType
+from emulator.facts import TaskType
 
 
 class OutputKind(StrEnum):

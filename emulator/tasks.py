@@ -12,9 +12,9 @@ from enum import StrEnum
 from typing import Any
 
 from emulator.accounts import Account
+from emulator.facts import Mode
 from emulator.outputs import OutputKind, output_kind
 from emulator.validation import CreateRequest
-from routing.model import Mode
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 POINTS = {Mode.RELAX: 400_000, Mode.FAST: 700_000, Mode.TURBO: 1_400_000}
