@@ -1,8 +1,9 @@
 """The emulator's state machine: tasks, their phases, slots, fast time, faults, the received log.
 
 A task is `pending` until it holds a slot of its mode on its account (at once in the public
-pool), stays pending `pending_seconds` more, is `processing` for `processing_seconds` with
-`progress_steps` progress updates, then `completed` (or `failed`: a fault, a cancel, a ban).
+pool); then its phases are drawn (`emulator.durations`): it stays pending for the first, is
+`processing` for the second with `progress_steps` progress updates, then `completed` (or
+`failed`: a fault, a cancel, a ban).
 Fast time is charged on completion (turbo ×2, relax free); reaching 0 turns the account's
 setting to relax and sends `mj_bot_no_fasthour`.
 
@@ -25,6 +26,7 @@ import orjson
 
 from emulator.accounts import Account, build_accounts
 from emulator.config import EmulatorConfig
+from emulator.durations import Durations
 from emulator.errors import BadRequest, EmulatorError, InjectedFault, NotFound
 from emulator.facts import Costs
 from emulator.faults import Faults
@@ -52,6 +54,7 @@ class Emulator:
         self, config: EmulatorConfig, *, clock: Callable[[], float], sender: WebhookSender
     ) -> None:
         self.config = config
+        self.durations = Durations(config)
         self.clock = clock
         self.sender = sender
         self.costs = Costs(config.cost_overrides)
@@ -131,6 +134,12 @@ class Emulator:
                 self._end(task, at)
 
     # --- control -----------------------------------------------------------------------------
+
+    def configure(self, config: EmulatorConfig) -> None:
+        """A new speed, for the tasks that take a slot from now on (the draws restart from the
+        seed)."""
+        self.config = config
+        self.durations = Durations(config)
 
     def reset(self) -> None:
         """Forget tasks, the received log, faults and peaks; keep the accounts."""
@@ -228,7 +237,10 @@ class Emulator:
 
     def _admit(self, task: Task, at: float) -> None:
         task.admitted_at = at
-        self.timeline.schedule(at + self.config.pending_seconds, Step.START, task)
+        request = task.request
+        phases = self.durations.draw(request.task_type, task.mode, request.index)
+        task.processing_seconds = phases.processing
+        self.timeline.schedule(at + phases.pending, Step.START, task)
 
     def _start(self, task: Task, at: float) -> None:
         if task.status is not Status.PENDING:
@@ -236,7 +248,7 @@ class Emulator:
         task.status = Status.PROCESSING
         task.started_at = at
         task.output = progress_output(0)
-        duration, steps = self.config.processing_seconds, self.config.progress_steps
+        duration, steps = task.processing_seconds, self.config.progress_steps
         if duration > 0:
             for step in range(1, steps + 1):
                 fraction = step / (steps + 1)

@@ -48,6 +48,7 @@ class Task:
     fail_message: str | None = None  # a `fail_tasks` fault: end failed with this message
     status: Status = Status.PENDING
     admitted_at: float | None = None  # when it took a slot (None: queued)
+    processing_seconds: float = 0.0  # drawn when it took the slot
     started_at: float | None = None
     ended_at: float | None = None
     output: dict[str, Any] | None = None
