@@ -1,16 +1,12 @@
 """The emulator's state machine: tasks, their phases, slots, fast time, faults, the received log.
 
 A task is `pending` until it holds a slot of its mode on its account (at once in the public
-pool); then its phases are drawn (`emulator.durations`): it stays pending for the first, is
-`processing` for the second with `progress_steps` progress updates, then `completed` (or
-`failed`: a fault, a cancel, a ban).
-Fast time is charged on completion (turbo ×2, relax free); reaching 0 turns the account's
-setting to relax and sends `mj_bot_no_fasthour`.
-
-Every operation first applies the timeline's due events with the clock's `now`, so state is a
-function of the clock and tests move time instead of sleeping. Instant mode (both durations 0)
-runs every event of a create before the create answers: no sleep, no asyncio task.
-Account state changes are in `emulator.pool`.
+pool), then pending and `processing` for the phases drawn then (`emulator.durations`), then
+`completed` (or `failed`: a fault, a cancel, a ban). Fast time is charged on completion; at 0
+the account's setting turns relax and `mj_bot_no_fasthour` is sent. Every operation first
+applies the timeline's events due at the clock's `now`: state is a function of the clock, tests
+move time instead of sleeping, and instant mode runs a create's every event before it answers.
+Where a task runs: `emulator.placement`; account state changes: `emulator.pool`.
 """
 
 from __future__ import annotations
@@ -31,8 +27,8 @@ from emulator.errors import BadRequest, EmulatorError, InjectedFault, NotFound
 from emulator.facts import Costs
 from emulator.faults import Faults
 from emulator.outputs import completed_output, progress_output
-from emulator.placement import Placement, check_parent, place_child, place_root
-from emulator.tasks import Status, Task, render
+from emulator.placement import place
+from emulator.tasks import Status, Task, received_entry, render
 from emulator.timeline import Step, Timeline
 from emulator.validation import CreateRequest, parse_create, summary
 from emulator.webhooks import WebhookSender
@@ -180,18 +176,7 @@ class Emulator:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def _new_task(self, request: CreateRequest, base_url: str, now: float) -> Task:
-        placement = (
-            place_root(
-                request.task_type,
-                request.asked.mode,
-                request.bot_id,
-                self.accounts,
-                self.costs,
-                now,
-            )
-            if request.task_type.is_root
-            else self._place_child(request, now)
-        )
+        placement = place(request, self.tasks, self.accounts, self.costs, now)
         task = Task(
             task_id=str(uuid.uuid4()),
             request=request,
@@ -206,20 +191,6 @@ class Emulator:
             self._evict()
         self._task_webhook(task, now)
         return task
-
-    def _place_child(self, request: CreateRequest, now: float) -> Placement:
-        parent = check_parent(request, self.tasks.get(request.origin_task_id or ""))
-        account = parent.account
-        if account is not None:
-            current = self.accounts.get(account.bot_id)
-            if current is None:
-                raise BadRequest(
-                    f"input.origin_task_id: the parent's account {account.bot_id} is gone"
-                )
-            account = current
-        return place_child(
-            request.task_type, request.index, request.asked, account, parent.mode, self.costs, now
-        )
 
     def _submit(self, task: Task, now: float) -> None:
         account = task.account
@@ -328,9 +299,4 @@ class Emulator:
     def _record(
         self, info: dict[str, Any], task: Task | None, error: EmulatorError | None, now: float
     ) -> None:
-        entry = {"task_id": task.task_id if task else None, **info, "at": now}
-        entry["status"] = error.status if error else 200
-        entry["message"] = error.message if error else "success"
-        entry["effective_bot_id"] = task.bot_id if task else None
-        entry["effective_mode"] = task.mode.value if task else None
-        self.received.append(entry)
+        self.received.append(received_entry(info, task, error, now))

@@ -32,6 +32,30 @@ class Placement:
     mode: Mode
 
 
+def place(
+    request: CreateRequest,
+    tasks: Mapping[str, Task],
+    accounts: Mapping[int, Account],
+    costs: Costs,
+    now: float,
+) -> Placement:
+    """Where and in which mode a valid create runs; BadRequest or AccountRefused if nowhere."""
+    if request.task_type.is_root:
+        return place_root(
+            request.task_type, request.asked.mode, request.bot_id, accounts, costs, now
+        )
+    parent = check_parent(request, tasks.get(request.origin_task_id or ""))
+    account = parent.account
+    if account is not None:
+        current = accounts.get(account.bot_id)
+        if current is None:
+            raise BadRequest(f"input.origin_task_id: the parent's account {account.bot_id} is gone")
+        account = current
+    return place_child(
+        request.task_type, request.index, request.asked, account, parent.mode, costs, now
+    )
+
+
 def place_root(
     task_type: TaskType,
     requested: Mode,

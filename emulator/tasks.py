@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from emulator.accounts import Account
+from emulator.errors import EmulatorError
 from emulator.facts import Mode
 from emulator.outputs import OutputKind, output_kind
 from emulator.validation import CreateRequest
@@ -116,3 +117,16 @@ def render(task: Task) -> dict[str, Any]:
             "detail": None,
         },
     }
+
+
+def received_entry(
+    info: dict[str, Any], task: Task | None, error: EmulatorError | None, now: float
+) -> dict[str, Any]:
+    """The received log's entry for one create: what was sent (`info`), the answer, and where
+    the task ran (`effective_bot_id`, `effective_mode`; null when refused)."""
+    entry = {"task_id": task.task_id if task else None, **info, "at": now}
+    entry["status"] = error.status if error else 200
+    entry["message"] = error.message if error else "success"
+    entry["effective_bot_id"] = task.bot_id if task else None
+    entry["effective_mode"] = task.mode.value if task else None
+    return entry
