@@ -5,7 +5,6 @@ explicit mode is ignored and the child inherits the parent's mode."""
 from __future__ import annotations
 
 import httpx
-import pytest
 from redis.asyncio import Redis
 
 from emulator.config import EmulatorConfig
@@ -45,11 +44,6 @@ async def test_other_explicit_modes_on_a_child_are_ignored(redis: Redis, prefix:
         await h.assert_ran_as_routed(at_least=4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="gateway side pending: mjgate routes a child's explicit relax as its parent's mode",
-)
 async def test_an_explicit_relax_on_a_child_runs_relax_on_the_parent_account(
     redis: Redis, prefix: str
 ) -> None:
