@@ -8,7 +8,7 @@ Nothing happens at import time. Module map:
 - config: EmulatorConfig, EmulatedAccountSpec, DEMO_ACCOUNTS, account files
 - durations: how long each task holds its slot (fixed, per task, realistic; scale, spread, seed)
 - errors, responses: the exception tree and the GoAPI envelope it becomes
-- validation: create requests against GOAPI.md's table of task types
+- validation: create requests against GoAPI's documented task types
 - tasks, outputs, images: the task object, per-type outputs, the PNG their URLs serve
 - accounts, placement, pool: HYA accounts, where a task runs, operator actions on accounts
 - engine, timeline: the state machine and its clock-driven transitions

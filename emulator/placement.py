@@ -1,4 +1,4 @@
-"""Where a new task runs and in which mode: GoAPI's HYA rules (GOAPI.md, 'Process mode').
+"""Where a new task runs and in which mode: GoAPI's Host-Your-Account rules.
 
 - No accounts at all: GoAPI's public pool, the requested mode, no slots.
 - `bot_id` set: that account; fast/turbo fall back to relax when it has no fast time or its

@@ -1,4 +1,4 @@
-"""An emulated task and its GoAPI task object, keys in the order of a real response (GOAPI.md).
+"""An emulated task and its GoAPI task object, keys in the order of a real response.
 
 `render` is the only place the task object is built, for answers and webhooks alike.
 Points in `meta.usage` are [L]: a flat price per mode, frozen at create, consumed on completion.

@@ -1,4 +1,4 @@
-"""Validating `POST /api/v1/task` bodies against GOAPI.md's table of task types and inputs.
+"""Validating `POST /api/v1/task` bodies against GoAPI's task types and inputs.
 
 Every refusal is a BadRequest whose message names the field (`input.index must be ...`).
 Values are checked strictly (an index is a string, a bot_id an integer) so that a gateway
