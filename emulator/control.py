@@ -1,6 +1,7 @@
 """Control and inspection under `/_emulator` (no auth: the emulator is a test double).
 
 GET|DELETE  /_emulator/received                   every create accepted or refused
+GET         /_emulator/tasks                      every task: times, mode, GETs
 GET|PUT     /_emulator/accounts                   list / replace the set
 PATCH       /_emulator/accounts/{bot_id}          change fields
 POST        /_emulator/accounts/{bot_id}/ban      {"block_until", "reason"}; also

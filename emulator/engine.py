@@ -80,9 +80,9 @@ class Emulator:
                 raise BadRequest("request body is not valid JSON")
             task = self._new_task(parse_create(body), base_url, now)
         except EmulatorError as exc:
-            self._record(info, None, exc, now)
+            self.received.append(received_entry(info, None, exc, now))
             raise
-        self._record(info, task, None, now)
+        self.received.append(received_entry(info, task, None, now))
         self._submit(task, now)
         self.advance(now)
         self.timeline.poke()
@@ -295,8 +295,5 @@ class Emulator:
             task = self.tasks.pop(task_id)
             if not task.terminal:
                 self.tasks[task_id] = task  # still running: keep it, at the young end
-
-    def _record(
-        self, info: dict[str, Any], task: Task | None, error: EmulatorError | None, now: float
-    ) -> None:
-        self.received.append(received_entry(info, task, error, now))
+            else:
+                self.gets.pop(task_id, None)
