@@ -17,7 +17,7 @@ from typing import Any
 
 from emulator.config import ConfigError, EmulatedAccountSpec
 from emulator.errors import BadRequest
-from routing.model import PLANS, Plan, Setting, SlotKind
+from emulator.facts import PLANS, Plan, Setting, SlotKind
 
 
 class AccountState(StrEnum):

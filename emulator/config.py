@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from routing.model import PLANS, Plan, Setting
+from emulator.facts import PLANS, Plan, Setting
 
 
 class ConfigError(ValueError):
@@ -57,7 +57,7 @@ class EmulatedAccountSpec:
     def initial_fast_seconds(self) -> float:
         if self.fast_seconds is not None:
             return float(self.fast_seconds)
-        return float(PLANS[self.plan_name].fast_seconds_per_month)
+        return float(PLANS[self.plan_name].fast_seconds)
 
     def slots(self) -> tuple[int, int]:
         """(fast slots, relax slots), the plan's defaults unless given."""
@@ -124,14 +124,36 @@ def load_accounts(source: str) -> tuple[EmulatedAccountSpec, ...]:
         raise ConfigError(f"accounts file {source} is not valid JSON: {exc.msg}") from exc
 
 
+# Fields `PATCH /_emulator/config` may change, and the JSON types each accepts.
+SPEED_FIELDS: dict[str, tuple[type, ...]] = {
+    "pending_seconds": (int, float),
+    "processing_seconds": (int, float),
+    "progress_steps": (int,),
+    "task_seconds": (int, float, type(None)),
+    "realistic_durations": (bool,),
+    "time_scale": (int, float),
+    "duration_spread": (int, float, type(None)),
+    "duration_seed": (int, type(None)),
+}
+MAX_SPREAD = 3.0
+
+
 @dataclass(frozen=True)
 class EmulatorConfig:
-    """How the emulator behaves. Both durations 0 is instant mode (see docs/emulator.md)."""
+    """How the emulator behaves. How long tasks take is `emulator.durations`' business: the
+    fixed phases below, or `task_seconds` for every task, or `realistic_durations` per type and
+    mode; times `time_scale`, spread by `duration_spread`, drawn from `duration_seed`. Every
+    phase 0 is instant mode (see docs/emulator.md)."""
 
     api_key: str | None = None
     pending_seconds: float = 2.0
     processing_seconds: float = 4.0
     progress_steps: int = 3
+    task_seconds: float | None = None  # every task holds its slot this long (the median)
+    realistic_durations: bool = False  # medians per task type and mode (durations.py)
+    time_scale: float = 1.0  # multiplies every duration
+    duration_spread: float | None = None  # lognormal sigma; None: 0, or 0.25 when realistic
+    duration_seed: int | None = None  # None: a different run each time
     accounts: tuple[EmulatedAccountSpec, ...] = ()
     notifications_url: str | None = None
     notifications_secret: str = ""
@@ -148,21 +170,35 @@ class EmulatorConfig:
             raise ConfigError("progress_steps must not be negative")
         if self.max_tasks < 1 or self.max_received < 0:
             raise ConfigError("max_tasks must be positive and max_received not negative")
+        if self.task_seconds is not None and self.task_seconds < 0:
+            raise ConfigError("task_seconds must not be negative")
+        if self.task_seconds is not None and self.realistic_durations:
+            raise ConfigError("task_seconds and realistic_durations exclude each other")
+        if self.time_scale < 0:
+            raise ConfigError("time_scale must not be negative")
+        spread = self.duration_spread
+        if spread is not None and not 0 <= spread <= MAX_SPREAD:
+            raise ConfigError(f"duration_spread must be from 0 to {MAX_SPREAD:g}")
 
     def with_speed(self, changes: Mapping[str, Any]) -> EmulatorConfig:
-        """A copy with new `pending_seconds`, `processing_seconds` or `progress_steps`."""
-        allowed = {"pending_seconds", "processing_seconds", "progress_steps"}
-        unknown = sorted(set(changes) - allowed)
+        """A copy with new speed fields (SPEED_FIELDS); ConfigError names a wrong one."""
+        unknown = sorted(set(changes) - set(SPEED_FIELDS))
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
         for name, value in changes.items():
-            whole = name == "progress_steps"
-            if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
-                raise ConfigError(f"{name} must be a {'whole ' if whole else ''}number")
+            kinds = SPEED_FIELDS[name]
+            if isinstance(value, bool) is not (bool in kinds) or not isinstance(value, kinds):
+                what = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+                raise ConfigError(f"{name} must be {what}")
         return replace(self, **changes)
 
     @property
     def is_instant(self) -> bool:
+        """Every phase of every task is 0: creates answer with the task already finished."""
+        if self.time_scale == 0 or self.task_seconds == 0:
+            return True
+        if self.task_seconds is not None or self.realistic_durations:
+            return False
         return self.pending_seconds == 0 and self.processing_seconds == 0
 
     @classmethod

@@ -1,13 +1,14 @@
 """Control and inspection under `/_emulator` (no auth: the emulator is a test double).
 
 GET|DELETE  /_emulator/received                   every create accepted or refused
+GET         /_emulator/tasks                      every task: times, mode, GETs
 GET|PUT     /_emulator/accounts                   list / replace the set
 PATCH       /_emulator/accounts/{bot_id}          change fields
 POST        /_emulator/accounts/{bot_id}/ban      {"block_until", "reason"}; also
                              .../captcha, .../expire, .../restore
 GET|POST|DELETE /_emulator/faults                 pending faults / add / clear
 POST        /_emulator/reset                      tasks, received, faults, peaks
-GET|PATCH   /_emulator/config                     speed at run time
+GET|PATCH   /_emulator/config                     speed and durations at run time
 GET         /_emulator/notifications, /_emulator/webhooks    what was sent
 GET         /_emulator/health, /_emulator/images/{task_id}/{n}.png
 """
@@ -112,11 +113,17 @@ async def reset(request: Request) -> Response:
 
 
 def _config(request: Request) -> dict[str, Any]:
-    config = emulator_of(request).config
+    emulator = emulator_of(request)
+    config = emulator.config
     return {
         "pending_seconds": config.pending_seconds,
         "processing_seconds": config.processing_seconds,
         "progress_steps": config.progress_steps,
+        "task_seconds": config.task_seconds,
+        "realistic_durations": config.realistic_durations,
+        "time_scale": config.time_scale,
+        "duration_spread": emulator.durations.spread,
+        "duration_seed": config.duration_seed,
         "instant": config.is_instant,
         "auth": "any key" if config.api_key is None else "fixed key",
         "notifications_url": config.notifications_url,
@@ -130,7 +137,7 @@ async def config(request: Request) -> Response:
             raise BadRequest("the body must be a JSON object")
         emulator = emulator_of(request)
         try:
-            emulator.config = emulator.config.with_speed(changes)
+            emulator.configure(emulator.config.with_speed(changes))
         except ConfigError as exc:
             raise BadRequest(str(exc)) from None
     return JSONResponse({"config": _config(request)})

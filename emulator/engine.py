@@ -1,15 +1,12 @@
 """The emulator's state machine: tasks, their phases, slots, fast time, faults, the received log.
 
 A task is `pending` until it holds a slot of its mode on its account (at once in the public
-pool), stays pending `pending_seconds` more, is `processing` for `processing_seconds` with
-`progress_steps` progress updates, then `completed` (or `failed`: a fault, a cancel, a ban).
-Fast time is charged on completion (turbo ×2, relax free); reaching 0 turns the account's
-setting to relax and sends `mj_bot_no_fasthour`.
-
-Every operation first applies the timeline's due events with the clock's `now`, so state is a
-function of the clock and tests move time instead of sleeping. Instant mode (both durations 0)
-runs every event of a create before the create answers: no sleep, no asyncio task.
-Account state changes are in `emulator.pool`.
+pool), then pending and `processing` for the phases drawn then (`emulator.durations`), then
+`completed` (or `failed`: a fault, a cancel, a ban). Fast time is charged on completion; at 0
+the account's setting turns relax and `mj_bot_no_fasthour` is sent. Every operation first
+applies the timeline's events due at the clock's `now`: state is a function of the clock, tests
+move time instead of sleeping, and instant mode runs a create's every event before it answers.
+Where a task runs: `emulator.placement`; account state changes: `emulator.pool`.
 """
 
 from __future__ import annotations
@@ -25,16 +22,16 @@ import orjson
 
 from emulator.accounts import Account, build_accounts
 from emulator.config import EmulatorConfig
+from emulator.durations import Durations
 from emulator.errors import BadRequest, EmulatorError, InjectedFault, NotFound
+from emulator.facts import Costs
 from emulator.faults import Faults
 from emulator.outputs import completed_output, progress_output
-from emulator.placement import Placement, check_parent, place_child, place_root
-from emulator.tasks import Status, Task, render
+from emulator.placement import place
+from emulator.tasks import Status, Task, received_entry, render
 from emulator.timeline import Step, Timeline
 from emulator.validation import CreateRequest, parse_create, summary
 from emulator.webhooks import WebhookSender
-from routing.costs import CostTable
-from routing.model import Mode
 
 CANCELED_MESSAGE = "task canceled"
 
@@ -53,9 +50,10 @@ class Emulator:
         self, config: EmulatorConfig, *, clock: Callable[[], float], sender: WebhookSender
     ) -> None:
         self.config = config
+        self.durations = Durations(config)
         self.clock = clock
         self.sender = sender
-        self.costs = CostTable.with_overrides(config.cost_overrides)
+        self.costs = Costs(config.cost_overrides)
         self.accounts: dict[int, Account] = build_accounts(config.accounts)
         self.tasks: dict[str, Task] = {}
         self.received: deque[dict[str, Any]] = deque(maxlen=config.max_received)
@@ -82,9 +80,9 @@ class Emulator:
                 raise BadRequest("request body is not valid JSON")
             task = self._new_task(parse_create(body), base_url, now)
         except EmulatorError as exc:
-            self._record(info, None, exc, now)
+            self.received.append(received_entry(info, None, exc, now))
             raise
-        self._record(info, task, None, now)
+        self.received.append(received_entry(info, task, None, now))
         self._submit(task, now)
         self.advance(now)
         self.timeline.poke()
@@ -133,6 +131,12 @@ class Emulator:
 
     # --- control -----------------------------------------------------------------------------
 
+    def configure(self, config: EmulatorConfig) -> None:
+        """A new speed, for the tasks that take a slot from now on (the draws restart from the
+        seed)."""
+        self.config = config
+        self.durations = Durations(config)
+
     def reset(self) -> None:
         """Forget tasks, the received log, faults and peaks; keep the accounts."""
         self.tasks.clear()
@@ -172,18 +176,7 @@ class Emulator:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def _new_task(self, request: CreateRequest, base_url: str, now: float) -> Task:
-        placement = (
-            place_root(
-                request.task_type,
-                request.requested_mode,
-                request.bot_id,
-                self.accounts,
-                self.costs,
-                now,
-            )
-            if request.task_type.is_root
-            else self._place_child(request, now)
-        )
+        placement = place(request, self.tasks, self.accounts, self.costs, now)
         task = Task(
             task_id=str(uuid.uuid4()),
             request=request,
@@ -198,21 +191,6 @@ class Emulator:
             self._evict()
         self._task_webhook(task, now)
         return task
-
-    def _place_child(self, request: CreateRequest, now: float) -> Placement:
-        parent = check_parent(request, self.tasks.get(request.origin_task_id or ""))
-        account = parent.account
-        if account is not None:
-            current = self.accounts.get(account.bot_id)
-            if current is None:
-                raise BadRequest(
-                    f"input.origin_task_id: the parent's account {account.bot_id} is gone"
-                )
-            account = current
-        relax_asked = request.mode_given and request.requested_mode is Mode.RELAX
-        return place_child(
-            request.task_type, request.index, relax_asked, account, parent.mode, self.costs, now
-        )
 
     def _submit(self, task: Task, now: float) -> None:
         account = task.account
@@ -230,7 +208,10 @@ class Emulator:
 
     def _admit(self, task: Task, at: float) -> None:
         task.admitted_at = at
-        self.timeline.schedule(at + self.config.pending_seconds, Step.START, task)
+        request = task.request
+        phases = self.durations.draw(request.task_type, task.mode, request.index)
+        task.processing_seconds = phases.processing
+        self.timeline.schedule(at + phases.pending, Step.START, task)
 
     def _start(self, task: Task, at: float) -> None:
         if task.status is not Status.PENDING:
@@ -238,7 +219,7 @@ class Emulator:
         task.status = Status.PROCESSING
         task.started_at = at
         task.output = progress_output(0)
-        duration, steps = self.config.processing_seconds, self.config.progress_steps
+        duration, steps = task.processing_seconds, self.config.progress_steps
         if duration > 0:
             for step in range(1, steps + 1):
                 fraction = step / (steps + 1)
@@ -262,7 +243,7 @@ class Emulator:
         account = task.account
         if account is not None:
             account.completed += 1
-            cost = self.costs.cost(request.task_type, task.mode, request.index)
+            cost = self.costs.charge(request.task_type, task.mode, request.index)
             if account.charge(cost):
                 self.notify(
                     "mj_bot_no_fasthour",
@@ -314,13 +295,5 @@ class Emulator:
             task = self.tasks.pop(task_id)
             if not task.terminal:
                 self.tasks[task_id] = task  # still running: keep it, at the young end
-
-    def _record(
-        self, info: dict[str, Any], task: Task | None, error: EmulatorError | None, now: float
-    ) -> None:
-        entry = {"task_id": task.task_id if task else None, **info, "at": now}
-        entry["status"] = error.status if error else 200
-        entry["message"] = error.message if error else "success"
-        entry["effective_bot_id"] = task.bot_id if task else None
-        entry["effective_mode"] = task.mode.value if task else None
-        self.received.append(entry)
+            else:
+                self.gets.pop(task_id, None)

@@ -7,7 +7,7 @@
     ├── NotFound              404: unknown task
     └── InjectedFault         any: a `status` fault from POST /_emulator/faults
 
-GoAPI's exact error bodies are unconfirmed (GOAPI.md); the envelope and the 400 for account
+GoAPI's exact error bodies are undocumented; the envelope and the 400 for account
 refusals are [L]. Account refusals start with `mj_bot_banned:`, `mj_bot_captcha_required:`,
 `mj_bot_subscription_expired:`, `mj_bot_no_fasthour:` or `no_active_mj_bot:` so a gateway can
 classify them by prefix.

@@ -2,7 +2,7 @@
 
 Grids (imagine, variation, reroll, blend, and [L] pan, outpaint and inpaint, which make grids in
 Midjourney too) carry four crops and the grid buttons; upscales carry one image and the
-buttons of an upscaled image (the strings are [L], GOAPI.md's open questions); describe carries
+buttons of an upscaled image (the strings are [L]: GoAPI does not document them); describe carries
 four prompt lines; seed an integer. Image URLs point at the emulator's own image route.
 """
 
@@ -12,7 +12,7 @@ import hashlib
 from enum import StrEnum
 from typing import Any
 
-from routing.model import TaskType
+from emulator.facts import TaskType
 
 
 class OutputKind(StrEnum):
@@ -63,7 +63,7 @@ def output_kind(task_type: TaskType) -> OutputKind:
 
 
 def parent_kinds(task_type: TaskType, index: str | None) -> frozenset[OutputKind]:
-    """The output kinds a child's parent may have (GOAPI.md's parent column)."""
+    """The output kinds a child's parent may have, as GoAPI documents each child type."""
     if task_type is TaskType.SEED:
         return frozenset(OutputKind)
     if task_type is TaskType.UPSCALE and index in _UPSCALE_OF_UPSCALE:

@@ -1,12 +1,13 @@
-"""Where a new task runs and in which mode: GoAPI's HYA rules (GOAPI.md, 'Process mode').
+"""Where a new task runs and in which mode: GoAPI's Host-Your-Account rules.
 
 - No accounts at all: GoAPI's public pool, the requested mode, no slots.
 - `bot_id` set: that account; fast/turbo fall back to relax when it has no fast time or its
   setting is relax; relax (or a fallback) on a basic account is refused.
 - `bot_id` 0: an active account with fast time for fast/turbo (least loaded first), else relax
   on an active non-basic account.
-- Children run on the parent's account in the parent's mode; a `process_mode` of relax is
-  honoured, fast/turbo mean the parent's mode.
+- Children run on the parent's account in the parent's mode; an explicit `process_mode` of
+  relax is honoured (refused on a basic account, which has no relax), any other is ignored
+  (`emulator.modes.child_mode`). An account that can no longer run fast runs the child relax.
 A child's parent must be known, completed and of the right output kind (`check_parent`).
 Account-level refusals are AccountRefused, whose message starts with the notification type.
 """
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 
 from emulator.accounts import Account, AccountState
 from emulator.errors import AccountRefused, BadRequest
+from emulator.facts import Costs, Mode, Setting, SlotKind, TaskType
+from emulator.modes import Requested, child_mode
 from emulator.outputs import parent_kinds
 from emulator.tasks import Status, Task
 from emulator.validation import CreateRequest
-from routing.costs import CostTable
-from routing.model import Mode, Setting, SlotKind, TaskType
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,17 +32,41 @@ class Placement:
     mode: Mode
 
 
+def place(
+    request: CreateRequest,
+    tasks: Mapping[str, Task],
+    accounts: Mapping[int, Account],
+    costs: Costs,
+    now: float,
+) -> Placement:
+    """Where and in which mode a valid create runs; BadRequest or AccountRefused if nowhere."""
+    if request.task_type.is_root:
+        return place_root(
+            request.task_type, request.asked.mode, request.bot_id, accounts, costs, now
+        )
+    parent = check_parent(request, tasks.get(request.origin_task_id or ""))
+    account = parent.account
+    if account is not None:
+        current = accounts.get(account.bot_id)
+        if current is None:
+            raise BadRequest(f"input.origin_task_id: the parent's account {account.bot_id} is gone")
+        account = current
+    return place_child(
+        request.task_type, request.index, request.asked, account, parent.mode, costs, now
+    )
+
+
 def place_root(
     task_type: TaskType,
     requested: Mode,
     bot_id: int,
     accounts: Mapping[int, Account],
-    costs: CostTable,
+    costs: Costs,
     now: float,
 ) -> Placement:
     if not accounts:
         return Placement(None, requested)
-    cost = costs.cost(task_type, requested)
+    cost = costs.charge(task_type, requested)
     if bot_id:
         account = accounts.get(bot_id)
         if account is None:
@@ -66,17 +91,17 @@ def place_root(
 def place_child(
     task_type: TaskType,
     index: str | None,
-    relax_asked: bool,
+    asked: Requested,
     parent_account: Account | None,
     parent_mode: Mode,
-    costs: CostTable,
+    costs: Costs,
     now: float,
 ) -> Placement:
-    mode = Mode.RELAX if relax_asked else parent_mode
+    mode = child_mode(parent_mode, asked)
     if parent_account is None:
         return Placement(None, mode)
     check_state(parent_account, now)
-    cost = costs.cost(task_type, mode, index)
+    cost = costs.charge(task_type, mode, index)
     return Placement(parent_account, mode_on(parent_account, mode, cost))
 
 

@@ -1,6 +1,6 @@
 """Operator actions on the emulated accounts: replace, patch, ban, captcha, expire, restore.
 
-A ban, a captcha or an expiry sends the matching HYA notification (GOAPI.md) and fails every
+A ban, a captcha or an expiry sends the matching HYA notification (GoAPI's types) and fails every
 task the account still has (queued, pending or processing), which frees their slots and
 charges no fast time. A timed ban lifts itself at `block_until`; `restore` lifts any state and
 sends nothing (GoAPI has no such notification).

@@ -1,4 +1,4 @@
-"""An emulated task and its GoAPI task object, keys in the order of a real response (GOAPI.md).
+"""An emulated task and its GoAPI task object, keys in the order of a real response.
 
 `render` is the only place the task object is built, for answers and webhooks alike.
 Points in `meta.usage` are [L]: a flat price per mode, frozen at create, consumed on completion.
@@ -12,9 +12,10 @@ from enum import StrEnum
 from typing import Any
 
 from emulator.accounts import Account
+from emulator.errors import EmulatorError
+from emulator.facts import Mode
 from emulator.outputs import OutputKind, output_kind
 from emulator.validation import CreateRequest
-from routing.model import Mode
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 POINTS = {Mode.RELAX: 400_000, Mode.FAST: 700_000, Mode.TURBO: 1_400_000}
@@ -48,6 +49,7 @@ class Task:
     fail_message: str | None = None  # a `fail_tasks` fault: end failed with this message
     status: Status = Status.PENDING
     admitted_at: float | None = None  # when it took a slot (None: queued)
+    processing_seconds: float = 0.0  # drawn when it took the slot
     started_at: float | None = None
     ended_at: float | None = None
     output: dict[str, Any] | None = None
@@ -115,3 +117,16 @@ def render(task: Task) -> dict[str, Any]:
             "detail": None,
         },
     }
+
+
+def received_entry(
+    info: dict[str, Any], task: Task | None, error: EmulatorError | None, now: float
+) -> dict[str, Any]:
+    """The received log's entry for one create: what was sent (`info`), the answer, and where
+    the task ran (`effective_bot_id`, `effective_mode`; null when refused)."""
+    entry = {"task_id": task.task_id if task else None, **info, "at": now}
+    entry["status"] = error.status if error else 200
+    entry["message"] = error.message if error else "success"
+    entry["effective_bot_id"] = task.bot_id if task else None
+    entry["effective_mode"] = task.mode.value if task else None
+    return entry

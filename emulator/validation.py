@@ -1,4 +1,4 @@
-"""Validating `POST /api/v1/task` bodies against GOAPI.md's table of task types and inputs.
+"""Validating `POST /api/v1/task` bodies against GoAPI's task types and inputs.
 
 Every refusal is a BadRequest whose message names the field (`input.index must be ...`).
 Values are checked strictly (an index is a string, a bot_id an integer) so that a gateway
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.errors import BadRequest, EmulatorError
-from routing.model import Mode, TaskType
-from routing.modes import UnknownModeError, resolve_mode
+from emulator.facts import TaskType
+from emulator.modes import Requested, UnknownMode, requested
 
 UPSCALE_INDEXES = frozenset({"1", "2", "3", "4", "light", "beta", "2x", "4x", "subtle", "creative"})
 VARIATION_INDEXES = frozenset({"1", "2", "3", "4", "high_variation", "low_variation"})
@@ -32,8 +32,7 @@ class CreateRequest:
 
     task_type: TaskType
     input: dict[str, Any]
-    requested_mode: Mode
-    mode_given: bool  # process_mode was relax/fast/turbo (not empty, `mixed` or absent)
+    asked: Requested  # the mode from `process_mode` and the prompt (children: see modes)
     bot_id: int
     origin_task_id: str | None
     index: str | None
@@ -79,10 +78,9 @@ def parse_create(body: Any) -> CreateRequest:
     process_mode = _optional(given, "process_mode", str, "a string")
     prompt = _optional(given, "prompt", str, "a string")
     try:
-        requested = resolve_mode(process_mode, prompt)
-    except UnknownModeError:
+        asked = requested(process_mode, prompt)
+    except UnknownMode:
         raise BadRequest("input.process_mode must be relax, fast, turbo, mixed or empty") from None
-    mode_given = (process_mode or "").strip().lower() not in ("", "mixed")
     _check_aspect_ratio(given)
     origin, index = _check_type_fields(task_type, given)
     glued = task_type is TaskType.IMAGINE and _GLUED_FLAG.search(prompt or "")
@@ -91,8 +89,7 @@ def parse_create(body: Any) -> CreateRequest:
     return CreateRequest(
         task_type=task_type,
         input=dict(given),
-        requested_mode=requested,
-        mode_given=mode_given,
+        asked=asked,
         bot_id=bot_id,
         origin_task_id=origin,
         index=index,

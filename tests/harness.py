@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -55,6 +55,7 @@ class Harness:
     registry: CollectorRegistry
     hooks: list[httpx.Request]  # client webhook deliveries mjgate made
     faulty: FaultyTransport  # the upstream transport: set .faults to inject exact faults
+    created: list[str] = field(default_factory=list)  # ids of every create answered 200
 
     @property
     def gate(self) -> Any:
@@ -102,6 +103,78 @@ class Harness:
         rows = body["accounts"] if isinstance(body, dict) else body
         return {int(row["bot_id"]): row for row in rows}
 
+    async def assert_ran_as_routed(self, *task_ids: str, at_least: int = 1) -> int:
+        """Every task mjgate sent upstream ran on the account and in the mode mjgate decided.
+
+        Compares mjgate's records (`bot_id`, `mode`) with where the emulator says it ran each
+        one (`effective_bot_id`, `effective_mode` in its received log): the one signal that the
+        gateway's decision was honoured, not silently changed by the upstream (a fast task run
+        relax because the account had no fast time left, say). Defaults to every task created
+        through this harness; tasks never sent upstream (staged, refused) are skipped, and at
+        least `at_least` must have been checked. Returns how many were.
+        """
+        rows = []
+        for task_id in dict.fromkeys(task_ids or self.created):  # once each, in order
+            record = await self.gate.records.load(task_id)
+            assert record is not None, f"mjgate has no record of task {task_id}"
+            rows.append(
+                {
+                    "task_id": record.task_id,
+                    "bot_id": record.bot_id,
+                    "mode": record.mode,
+                    "upstream_id": record.upstream_id,
+                }
+            )
+        checked = check_ran_as_routed(rows, await self.received())
+        assert checked >= at_least, f"only {checked} task(s) reached the upstream"
+        return checked
+
+
+def check_ran_as_routed(
+    records: Iterable[Mapping[str, Any]], received: Sequence[Mapping[str, Any]]
+) -> int:
+    """Match mjgate's records (`task_id`, `bot_id`, `mode`, `upstream_id`, as in the admin API's
+    task view) with the emulator's received log; fails listing every task that ran elsewhere or
+    otherwise than decided, or that the emulator created other than once. Returns the number of
+    records checked (those with an upstream id)."""
+    runs: dict[str, list[Mapping[str, Any]]] = {}
+    for entry in received:
+        if entry.get("task_id"):
+            runs.setdefault(str(entry["task_id"]), []).append(entry)
+    problems, checked = [], 0
+    for record in records:
+        upstream = record.get("upstream_id")
+        if not upstream:
+            continue
+        checked += 1
+        found = runs.get(str(upstream), [])
+        if len(found) != 1:
+            problems.append(f"{record['task_id']}: the emulator created it {len(found)} times")
+            continue
+        run = found[0]
+        decided = (record["bot_id"], record["mode"])
+        ran = (run["effective_bot_id"], run["effective_mode"])
+        if ran != decided or run["bot_id"] != record["bot_id"]:
+            problems.append(
+                f"{record['task_id']}: mjgate decided bot {decided[0]} {decided[1]}, sent "
+                f"bot_id={run['bot_id']} process_mode={run['process_mode']!r}, "
+                f"the emulator ran it on bot {ran[0]} {ran[1]}"
+            )
+    assert not problems, "\n".join(problems)
+    return checked
+
+
+def admin_records(gateway_url: str, admin_token: str, task_ids: Iterable[str]) -> list[Any]:
+    """mjgate's records of these tasks through its admin API (for tests of real processes)."""
+    headers = {"authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=gateway_url, headers=headers, timeout=30) as admin:
+        views = []
+        for task_id in task_ids:
+            answer = admin.get(f"/admin/v1/tasks/{task_id}")
+            assert answer.status_code == 200, answer.text
+            views.append(answer.json()["data"])
+        return views
+
 
 DEMO = (
     AccountSpec(bot_id=1001, name="basic", plan=Plan.BASIC),
@@ -136,7 +209,11 @@ async def harness(
     settings: Settings | None = None,
     clock: Callable[[], float] | None = None,
     webhooks: bool = True,
+    notifications: bool = True,
 ) -> AsyncIterator[Harness]:
+    """`webhooks=False`: no `MJGATE_PUBLIC_URL`, so no task webhooks from the emulator;
+    `notifications=False`: the emulator posts no account notifications (bans, captchas,
+    expiries are then learnt only from refused creates)."""
     base = settings or Settings()
     settings = replace(
         base,
@@ -157,6 +234,8 @@ async def harness(
         notifications_url=(
             f"http://localhost:8080/webhooks/goapi/notifications/"
             f"{goapi_token(settings, 'notifications')}"
+            if notifications
+            else None
         ),
         notifications_secret=goapi_secret(settings),
     )
@@ -194,17 +273,28 @@ async def harness(
                 response.text + repr(response.headers),
             )
 
+        created: list[str] = []
+
+        async def remember_created(response: httpx.Response) -> None:
+            request = response.request
+            create = request.method == "POST" and request.url.path == "/api/v1/task"
+            if create and response.status_code == 200:
+                await response.aread()
+                created.append(response.json()["data"]["task_id"])
+
         async with (
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app),
                 base_url="http://localhost:8080",
-                event_hooks={"response": [no_secrets]},
+                event_hooks={"response": [no_secrets, remember_created]},
             ) as client,
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=emulator_app), base_url="http://localhost:8090"
             ) as emu,
         ):
-            yield Harness(client, emu, app, emulator_app, settings, registry, hooks, faulty)
+            yield Harness(
+                client, emu, app, emulator_app, settings, registry, hooks, faulty, created
+            )
             check_text("/metrics", (await client.get("/metrics")).text)
 
 

@@ -185,3 +185,17 @@ def test_python_dash_m_emulator_serves() -> None:
         process.terminate()
         output, _ = process.communicate(timeout=10)
     assert b"GoAPI emulator on" in output
+
+
+async def test_finished_tasks_beyond_max_tasks_are_forgotten_with_their_gets(
+    make_harness: MakeHarness,
+) -> None:
+    harness = await make_harness(EmulatorConfig.instant(), max_tasks=3)
+    ids = [(await harness.create("imagine", prompt=f"p{n}"))["task_id"] for n in range(6)]
+    for task_id in ids[-3:]:
+        await harness.get(task_id)
+    await harness.create("imagine", prompt="one more")  # evicts the oldest finished task
+    assert set(harness.emulator.tasks) >= set(ids[-2:]) and len(harness.emulator.tasks) == 3
+    assert set(harness.emulator.gets) == set(ids[-2:])
+    listed = (await harness.client.get("/_emulator/tasks")).json()["tasks"]
+    assert {row["task_id"] for row in listed} == set(harness.emulator.tasks)

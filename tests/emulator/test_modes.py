@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emulator.config import EmulatedAccountSpec
-from tests.emulator.conftest import KEY, MakeHarness
+from tests.emulator.conftest import KEY, Harness, MakeHarness
 
 
 async def test_fast_without_fast_time_runs_relax(make_harness: MakeHarness) -> None:
@@ -123,3 +123,64 @@ async def test_child_of_an_account_out_of_fast_time_runs_relax(make_harness: Mak
     assert account["fast_seconds"] == 0 and account["setting"] == "relax"
     child = await harness.create("variation", origin_task_id=grid["task_id"], index="1")
     assert child["meta"]["process_mode"] == "relax"
+
+
+@pytest.mark.parametrize(
+    ("parent_mode", "child_input", "ran"),
+    [
+        ("fast", {"process_mode": "relax"}, "relax"),  # a downgrade is honoured
+        ("turbo", {"process_mode": " RELAX "}, "relax"),
+        ("fast", {"process_mode": "turbo"}, "fast"),  # anything else: the parent's mode
+        ("turbo", {"process_mode": "fast"}, "turbo"),
+        ("relax", {"process_mode": "fast"}, "relax"),  # never an upgrade
+        ("relax", {"process_mode": "turbo"}, "relax"),
+        ("fast", {"process_mode": "mixed"}, "fast"),
+        ("fast", {"process_mode": ""}, "fast"),
+        ("fast", {}, "fast"),
+        ("fast", {"prompt": "more --relax"}, "fast"),  # a child's prompt flag is no request
+        ("relax", {"prompt": "more --turbo"}, "relax"),
+    ],
+)
+async def test_child_process_mode_relax_is_honoured_and_others_ignored(
+    make_harness: MakeHarness, parent_mode: str, child_input: dict[str, str], ran: str
+) -> None:
+    harness = await make_harness(accounts=(EmulatedAccountSpec(1, "pro", fast_seconds=1000),))
+    grid = await harness.completed("imagine", prompt="p", process_mode=parent_mode, bot_id=1)
+    before = (await harness.account(1))["fast_seconds"]
+    child = await harness.create(
+        "variation", origin_task_id=grid["task_id"], index="1", **child_input
+    )
+    assert child["meta"]["process_mode"] == ran
+    account = await harness.account(1)
+    assert account["submitted"] == {"fast": int(ran != "relax"), "relax": int(ran == "relax")}
+    await harness.finish(child["task_id"])
+    charged = {"relax": 0, "fast": 60, "turbo": 120}[ran]  # a grid: one fast GPU-minute
+    assert (await harness.account(1))["fast_seconds"] == before - charged
+    received = (await harness.client.get("/_emulator/received")).json()["received"]
+    assert (received[-1]["effective_bot_id"], received[-1]["effective_mode"]) == (1, ran)
+
+
+async def test_child_relax_on_a_basic_account_is_refused(make_harness: MakeHarness) -> None:
+    """A basic plan has no relax: GoAPI refuses relax work there, a child's too."""
+    harness = await make_harness(accounts=(EmulatedAccountSpec(1, "basic"),))
+    grid = await harness.completed("imagine", prompt="p --fast", bot_id=1)
+    refused = await harness.post(
+        "upscale", origin_task_id=grid["task_id"], index="1", process_mode="relax"
+    )
+    assert refused.status_code == 400
+    assert refused.json()["message"].startswith("input.process_mode: relax is not available")
+    assert (await harness.account(1))["submitted"] == {"fast": 0, "relax": 0}
+    received = (await harness.client.get("/_emulator/received")).json()["received"]
+    assert (received[-1]["task_id"], received[-1]["status"]) == (None, 400)
+    # without the request it inherits fast, as usual
+    inherited = await harness.create("upscale", origin_task_id=grid["task_id"], index="1")
+    assert inherited["meta"]["process_mode"] == "fast"
+
+
+async def test_child_relax_in_the_public_pool(harness: Harness) -> None:
+    grid = await harness.completed("imagine", prompt="p --turbo")
+    child = await harness.create("reroll", origin_task_id=grid["task_id"], process_mode="relax")
+    assert child["meta"]["process_mode"] == "relax"
+    assert child["meta"]["is_using_private_pool"] is False
+    bad = await harness.post("reroll", origin_task_id=grid["task_id"], process_mode="slow")
+    assert bad.status_code == 400 and "input.process_mode" in bad.json()["message"]

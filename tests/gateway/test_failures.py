@@ -145,20 +145,53 @@ async def test_connection_refused_retries_on_another_account_then_502(
         assert failed.status_code == 502 and error_type(failed) == "upstream_unavailable"
         bots = [spec.bot_id for spec in DEMO]
         assert sum([await in_flight(h, b) for b in bots]) == 1  # only the first task
+        assert await h.assert_ran_as_routed() == 1
 
 
-async def test_account_level_refusal_cools_and_retries(redis: Redis, prefix: str) -> None:
-    async with harness(redis, prefix) as h:
+TWO = (
+    AccountSpec(bot_id=1, name="first", plan=Plan.PRO),  # most fast time: chosen first
+    AccountSpec(bot_id=2, name="second", plan=Plan.STANDARD),
+)
+
+
+async def test_account_level_refusal_pauses_and_retries(redis: Redis, prefix: str) -> None:
+    """No notification reaches mjgate: only the upstream's refusal of the create tells it."""
+    async with harness(redis, prefix, accounts=TWO, notifications=False) as h:
         first = await h.create(prompt="x --fast")
-        bot = int(first.headers["x-mjgate-bot-id"])
+        assert int(first.headers["x-mjgate-bot-id"]) == 1
         await h.wait_status(first.json()["data"]["task_id"], "completed")
-        await h.emulator.post(f"/_emulator/accounts/{bot}/captcha")
-        await asyncio.sleep(0.05)  # the notification may arrive first; either way:
+        await h.emulator.post("/_emulator/accounts/1/captcha")
+        assert (await h.gate.store.get_account(1)).state is AccountState.ACTIVE
         again = await h.create(prompt="x --fast")
         assert again.status_code == 200, again.text
-        assert int(again.headers["x-mjgate-bot-id"]) != bot
-        account = await h.gate.store.get_account(bot)
-        assert account.state is AccountState.PAUSED
+        assert int(again.headers["x-mjgate-bot-id"]) == 2
+        runs = [(r["bot_id"], r["status"], r["message"][:24]) for r in await h.received()]
+        assert runs == [
+            (1, 200, "success"),
+            (1, 400, "mj_bot_captcha_required:"),
+            (2, 200, "success"),
+        ]
+        account = await h.gate.store.get_account(1)
+        assert account.state is AccountState.PAUSED and account.in_flight == 0
+        assert await h.assert_ran_as_routed() == 2
+
+
+async def test_account_notification_pauses_before_any_create(redis: Redis, prefix: str) -> None:
+    """The notification path: the account is paused before a create could be refused."""
+    async with harness(redis, prefix, accounts=TWO) as h:
+        first = await h.create(prompt="x --fast")
+        assert int(first.headers["x-mjgate-bot-id"]) == 1
+        await h.wait_status(first.json()["data"]["task_id"], "completed")
+        await h.emulator.post("/_emulator/accounts/1/captcha")
+        for _ in range(500):
+            if (await h.gate.store.get_account(1)).state is AccountState.PAUSED:
+                break
+            await asyncio.sleep(0.01)
+        assert (await h.gate.store.get_account(1)).state is AccountState.PAUSED
+        again = await h.create(prompt="x --fast")
+        assert int(again.headers["x-mjgate-bot-id"]) == 2
+        assert [(r["bot_id"], r["status"]) for r in await h.received()] == [(1, 200), (2, 200)]
+        assert await h.assert_ran_as_routed() == 2
 
 
 async def test_banned_refusal_without_notification_cools_the_account(
@@ -178,6 +211,7 @@ async def test_banned_refusal_without_notification_cools_the_account(
         cooled = [a for a in await h.gate.store.list_accounts() if a.state is AccountState.COOLING]
         assert len(cooled) == 1 and cooled[0].bot_id != received[0]["bot_id"]
         assert cooled[0].in_flight == 0
+        assert await h.assert_ran_as_routed() == 1
 
 
 async def test_upstream_4xx_is_passed_on_and_released(redis: Redis, prefix: str) -> None:
@@ -227,3 +261,4 @@ async def test_idempotency_key_gives_the_same_task_once(redis: Redis, prefix: st
         ids = {a.json()["data"]["task_id"] for a in answers}
         assert len(ids) == 1
         assert len(await h.received()) == 1
+        assert await h.assert_ran_as_routed() == 1

@@ -52,6 +52,7 @@ async def test_imagine_poll_upscale_variation(redis: Redis, prefix: str) -> None
         assert {r["bot_id"] for r in received} == {bot}
         # the upstream saw its own ids, never mjgate's
         assert received[1]["origin_task_id"] != task["task_id"]
+        assert await h.assert_ran_as_routed() == 3
 
 
 async def test_cancel_a_pending_task(redis: Redis, prefix: str) -> None:
@@ -76,6 +77,7 @@ async def test_cancel_a_pending_task(redis: Redis, prefix: str) -> None:
         )
         assert again.status_code == 400
         assert again.json()["error"]["type"] == "task_not_cancellable"
+        assert await h.assert_ran_as_routed() == 1
 
 
 async def test_client_webhook_is_delivered_with_client_secret(redis: Redis, prefix: str) -> None:
@@ -128,9 +130,13 @@ async def test_other_models_are_forwarded_untouched(redis: Redis, prefix: str) -
             headers={"x-api-key": CLIENT_KEY},
         )
         assert answer.headers["x-mjgate-decision"] == "forwarded"
-        assert await h.received() == [] or all(
-            r["task_type"] == "music" for r in await h.received()
-        )
+        # the emulator runs only midjourney: its refusal is the proof the body reached it as sent
+        assert answer.status_code == 400
+        assert answer.json()["message"].startswith("model: unsupported model 'suno'")
+        received = await h.received()
+        assert [(r["task_type"], r["status"], r["task_id"]) for r in received] == [
+            ("music", 400, None)
+        ]
 
 
 async def test_a_task_finished_in_the_create_answer_is_settled_at_once(
@@ -145,3 +151,4 @@ async def test_a_task_finished_in_the_create_answer_is_settled_at_once(
         assert account.in_flight == 0 and account.fast_seconds_reserved == 0
         record = await h.gate.records.load(task["task_id"])
         assert record.status == "completed"
+        assert await h.assert_ran_as_routed() == 1

@@ -1,5 +1,7 @@
 """DESIGN.md section 2, rule by rule, end to end: the emulator's record of what it received
-(`bot_id`, `process_mode`) and the routing headers are the evidence."""
+(`bot_id`, `process_mode`) and the routing headers are the evidence, and every test ends with
+`assert_ran_as_routed`: the emulator ran each task on the account and in the mode mjgate
+decided."""
 
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ async def test_fast_goes_to_a_fast_account_with_time_and_a_free_slot(
         assert routed(await h.create(prompt="x --fast")) == (3, "fast", "routed")
         seen = await last_received(h)
         assert (seen["bot_id"], seen["process_mode"]) == (3, "fast")
+        await h.assert_ran_as_routed()
 
 
 async def test_turbo_reserves_twice_the_fast_time(redis: Redis, prefix: str) -> None:
@@ -53,6 +56,7 @@ async def test_turbo_reserves_twice_the_fast_time(redis: Redis, prefix: str) -> 
         account = await h.gate.store.get_account(1)
         assert account.fast_seconds_reserved == 120
         assert (await last_received(h))["process_mode"] == "turbo"
+        await h.assert_ran_as_routed()
 
 
 async def test_fallback_to_relax_only_when_no_account_has_fast_time(
@@ -73,6 +77,7 @@ async def test_fallback_to_relax_only_when_no_account_has_fast_time(
             "describe", image_url="http://127.0.0.1:9/a.png", process_mode="fast"
         )
         assert routed(describe) == (1, "fast", "routed")
+        await h.assert_ran_as_routed()
 
 
 async def test_busy_fast_accounts_stage_instead_of_falling_back(redis: Redis, prefix: str) -> None:
@@ -85,6 +90,7 @@ async def test_busy_fast_accounts_stage_instead_of_falling_back(redis: Redis, pr
         assert len(await h.received()) == 1
         fetched = (await h.get(staged.json()["data"]["task_id"])).json()["data"]
         assert fetched["status"] == "staged"
+        await h.assert_ran_as_routed()
 
 
 async def test_staged_task_runs_when_a_slot_frees(redis: Redis, prefix: str) -> None:
@@ -98,6 +104,7 @@ async def test_staged_task_runs_when_a_slot_frees(redis: Redis, prefix: str) -> 
         done = await h.wait_status(second["task_id"], "completed")
         assert done["task_id"] == second["task_id"]
         assert [r["prompt"] for r in await h.received()] == ["a --fast", "b --fast"]
+        await h.assert_ran_as_routed()
 
 
 async def test_a_freed_slot_goes_to_the_staged_task_not_a_newcomer(
@@ -118,6 +125,7 @@ async def test_a_freed_slot_goes_to_the_staged_task_not_a_newcomer(
         assert routed(newcomer) == (None, "", "staged")
         await h.wait_status(second["task_id"], "pending")
         assert [r["prompt"] for r in await h.received()] == ["a --fast", "b --fast"]
+        await h.assert_ran_as_routed()
 
 
 async def test_relax_never_goes_to_a_basic_account(redis: Redis, prefix: str) -> None:
@@ -130,6 +138,7 @@ async def test_relax_never_goes_to_a_basic_account(redis: Redis, prefix: str) ->
         # the standard account's relax slot is busy: stage, never the basic account
         assert routed(await h.create(prompt="y --relax"))[2] == "staged"
         assert {r["bot_id"] for r in await h.received()} == {2}
+        await h.assert_ran_as_routed()
 
 
 async def test_relax_setting_account_never_takes_fast_work(redis: Redis, prefix: str) -> None:
@@ -142,6 +151,7 @@ async def test_relax_setting_account_never_takes_fast_work(redis: Redis, prefix:
         assert routed(await h.create(prompt="y --fast"))[2] == "staged"
         # but it takes relax work, sent as relax
         assert routed(await h.create(prompt="z"))[:2] in ((1, "relax"), (2, "relax"))
+        await h.assert_ran_as_routed()
 
 
 async def test_account_reaching_zero_fast_time_switches_to_relax(redis: Redis, prefix: str) -> None:
@@ -154,6 +164,7 @@ async def test_account_reaching_zero_fast_time_switches_to_relax(redis: Redis, p
         assert account.fast_seconds_left == 0 and account.setting is Setting.RELAX
         bot, mode, decision = routed(await h.create(prompt="y --fast"))
         assert (bot, mode, decision) == (1, "relax", "fallback_relax:no_fast_hours")
+        await h.assert_ran_as_routed()
 
 
 async def test_children_stay_on_the_parent_account_and_inherit(redis: Redis, prefix: str) -> None:
@@ -173,6 +184,7 @@ async def test_children_stay_on_the_parent_account_and_inherit(redis: Redis, pre
             assert routed(child) == (bot, "turbo", "inherited")
             seen = await last_received(h)
             assert seen["bot_id"] == bot and seen["process_mode"] in ("", None, "turbo")
+        await h.assert_ran_as_routed()
 
 
 @pytest.mark.parametrize(
@@ -199,6 +211,7 @@ async def test_child_runs_relax_when_the_parent_account_cannot_do_fast(
         child = await h.create("variation", origin_task_id=parent["task_id"], index="1")
         assert routed(child) == (1, "relax", decision)
         assert (await last_received(h))["process_mode"] == "relax"
+        await h.assert_ran_as_routed()
 
 
 async def test_child_of_busy_parent_stages_and_of_disabled_parent_is_409(
@@ -229,6 +242,7 @@ async def test_child_of_busy_parent_stages_and_of_disabled_parent_is_409(
         assert failed["error"]["message"].startswith("account 1 can't take child tasks")
         assert await h.gate.store.staged_count() == 0
         assert [r["task_type"] for r in await h.received()] == ["imagine", "imagine"]
+        await h.assert_ran_as_routed()
 
 
 async def test_draining_account_takes_children_but_no_new_roots(redis: Redis, prefix: str) -> None:
@@ -246,6 +260,7 @@ async def test_draining_account_takes_children_but_no_new_roots(redis: Redis, pr
         assert routed(child)[0] == bot
         for _ in range(3):
             assert routed(await h.create(prompt="y --fast"))[0] != bot
+        await h.assert_ran_as_routed()
 
 
 @pytest.mark.parametrize(
@@ -261,6 +276,7 @@ async def test_strategies(redis: Redis, prefix: str, strategy: Strategy, expecte
         first = routed(await h.create(prompt="a --fast"))[0]
         assert first == 1  # both idle: least_busy breaks the tie by most fast time left
         assert routed(await h.create(prompt="b --fast"))[0] == expected
+        await h.assert_ran_as_routed()
 
 
 @pytest.mark.parametrize(
@@ -286,3 +302,4 @@ async def test_mode_precedence_end_to_end(
         assert routed(await h.create(prompt=prompt, **extra))[:2] == (5, mode)
         seen = await last_received(h)
         assert seen["process_mode"] == mode and seen["prompt"] == prompt
+        await h.assert_ran_as_routed()

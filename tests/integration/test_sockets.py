@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.procs import CLIENT_KEY, emulator, start_gateway, stop
+from tests.harness import admin_records, check_ran_as_routed
+from tests.integration.procs import ADMIN_TOKEN, CLIENT_KEY, emulator, start_gateway, stop
 
 pytestmark = pytest.mark.slow
 
@@ -88,10 +89,13 @@ def test_imagine_upscale_variation_cancel(tmp_path: Path, redis_url: str, prefix
                     client.get(f"/api/v1/task/{pending['task_id']}").json()["data"]["status"]
                     == "failed"
                 )
+            ids = [task["task_id"], up["task_id"], variation.json()["data"]["task_id"]]
+            records = admin_records(gate.url, ADMIN_TOKEN, [*ids, pending["task_id"]])
         finally:
             stop(gate.process)
         kinds = [r["task_type"] for r in emu.received()]
         assert kinds == ["imagine", "upscale", "variation", "imagine"]
+        assert check_ran_as_routed(records, emu.received()) == 4
 
 
 def test_timeout_after_sending_over_real_sockets(
