@@ -5,10 +5,9 @@
     python -m bench --only create,latency --connections 64
 
 Parts: latency, create, poll, scheduling, memory, redis, scrape (run in that order). Prints a
-table and writes bench/results.json. Every process the bench starts listens on a free
-127.0.0.1 port and is
-stopped on exit (errors and Ctrl-C included); every Redis key it writes is under a prefix it
-deletes.
+table and writes bench/results.json. Every process the bench starts listens on a free 127.0.0.1
+port and is stopped on exit (errors and Ctrl-C included); every Redis key it writes is under a
+prefix it deletes.
 See docs/benchmarks.md.
 """
 

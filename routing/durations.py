@@ -1,10 +1,9 @@
 """How long tasks take: what the completion tracker expects, learnt from finished tasks.
 
-The first completion check of a sent task is at its **expected end**: the median duration of
-the latest finished tasks of the same type and mode (`SAMPLES` kept per pair in Redis by
-`routing.schedule.CheckSchedule`), plus a small margin. A check that comes early costs a whole
-tracking interval of dead slot time, one that comes late only the margin, so the margin leans
-late.
+The first completion check of a sent task is at its **expected end**, learnt from the latest
+finished tasks of the same type and mode (`SAMPLES` kept per pair in Redis by
+`routing.schedule.CheckSchedule`; `check_plan` says how). A check that comes early costs a
+whole tracking interval of dead slot time, one that comes late only its lateness.
 
 Until `MIN_SAMPLES` tasks of a type and mode have finished, nothing is known about this
 deployment's upstream: tasks are then checked every tracking interval from the start, and the
@@ -16,22 +15,22 @@ What is learnt of a finished task is a bracket of its duration, measured from th
 create was sent: a webhook gives the end to within a network hop (a bracket of width zero); a
 check that found the task finished knows it ended after the upstream's `ended_at` (whole
 seconds) and after the last check that saw it running, and before this check (`bracket`).
-When every learnt bracket overlaps, the durations are steady and the earliest upper bound is
-the expectation: at or just after the end, never early. When they don't (durations spread),
-the median of the upper bounds is. (Measured on a burst whose tasks share one fractional
-second: midpoints came out 0.3 s short and a third of the first checks missed; upper bounds
-alone ratchet up to a second late, since a check that comes late learns its own lateness.)
+Whole seconds are too coarse to plan from alone (measured on a burst whose tasks share one
+fractional second: midpoints came out 0.3 s short and a third of first checks missed; upper
+bounds alone stayed 0.7 to 0.9 s late). `check_plan` therefore searches: each first check
+splits the range the steady durations can lie in, and what it finds narrows it for the next.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from statistics import median
 
 SAMPLES = 31  # durations kept per (task type, mode)
 MIN_SAMPLES = 3  # finished tasks before the median is trusted
-MARGIN_SECONDS = 0.1  # the first check comes this much after the expected end ...
-MARGIN_FRACTION = 0.02  # ... plus this share of it
+MARGIN_SECONDS = 0.05  # a check planned at the latest end comes this much after it ...
+MARGIN_FRACTION = 0.01  # ... plus this share of it
 
 # Typical wall-clock seconds per task type in fast mode (turbo about half, relax about three
 # times as long): the seed, before anything is learnt.
@@ -57,26 +56,38 @@ def typical_seconds(task_type: str, mode: str) -> float:
 Bracket = tuple[float, float]  # (at least, at most) seconds
 
 
-def expected_seconds(samples: Sequence[Bracket]) -> float | None:
-    """What the learnt brackets say of the next task's duration; None while fewer than
-    MIN_SAMPLES are known."""
+@dataclass(frozen=True)
+class CheckPlan:
+    """When to check a task sent now: first after `first` seconds; if it still runs then,
+    again after `then` seconds (None: every tracking interval from there)."""
+
+    first: float
+    then: float | None = None
+
+
+def check_plan(samples: Sequence[Bracket], task_type: str, mode: str, interval: float) -> CheckPlan:
+    """The first checks of a task, from what the finished ones taught.
+
+    - Nothing learnt: every tracking interval from the start (the typical figure only caps it).
+    - Steady durations (every bracket overlaps in [low, high]): first in the middle of that
+      range, then at its end. The first check either finds the task finished (the range's
+      upper half is ruled out) or running (the lower half is): each task halves what the next
+      ones must cover, so a few dozen tasks pin a steady duration to milliseconds, and no
+      task waits past `high` (plus a margin) for its check.
+    - Spread durations: the median of the upper bounds, then every interval.
+    """
     if len(samples) < MIN_SAMPLES:
-        return None
-    lowest = max(low for low, _ in samples)
-    highest = min(high for _, high in samples)
-    if lowest <= highest:  # steady durations: every bracket holds them
-        return highest
-    return float(median(high for _, high in samples))
-
-
-def first_check_delay(
-    samples: Sequence[Bracket], task_type: str, mode: str, interval: float
-) -> float:
-    """Seconds after sending a task at which to check it first."""
-    expected = expected_seconds(samples)
-    if expected is None:
-        return min(interval, typical_seconds(task_type, mode))
-    return expected * (1 + MARGIN_FRACTION) + MARGIN_SECONDS
+        return CheckPlan(min(interval, typical_seconds(task_type, mode)))
+    low = max(lo for lo, _ in samples)
+    high = min(hi for _, hi in samples)
+    if low <= high:
+        late = high * (1 + MARGIN_FRACTION) + MARGIN_SECONDS
+        if high - low <= 2 * MARGIN_SECONDS:
+            return CheckPlan(late)
+        return CheckPlan((low + high) / 2, late)
+    return CheckPlan(
+        float(median(hi for _, hi in samples)) * (1 + MARGIN_FRACTION) + MARGIN_SECONDS
+    )
 
 
 def bracket(

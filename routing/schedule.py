@@ -29,7 +29,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from routing import codec
-from routing.durations import SAMPLES, Bracket, first_check_delay
+from routing.durations import SAMPLES, Bracket, CheckPlan, check_plan
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.pipe import Pipe
@@ -99,10 +99,14 @@ class CheckSchedule:
         self._learnt[(task_type, mode)] = (now, samples)
         return samples
 
-    async def first_delay(self, task_type: str, mode: str) -> float:
-        """Seconds after sending a task of this type and mode at which to check it first."""
+    async def plan(self, task_type: str, mode: str) -> CheckPlan:
+        """When to check a task of this type and mode sent now (seconds after sending)."""
         samples = await self.samples(task_type, mode)
-        return first_check_delay(samples, task_type, mode, self.interval)
+        return check_plan(samples, task_type, mode, self.interval)
+
+    def at(self, task_id: str, at: float) -> Coroutine[Any, Any, Any]:
+        """A check found the task running before its latest expected end: check then."""
+        return self._reply("schedule", self.pipe.send(b"ZADD", self._key, b"XX", _ms(at), task_id))
 
     def learn(self, task_type: str, mode: str, took: Bracket) -> Coroutine[Any, Any, Any]:
         """Remember how long a finished task took (sent when called); this replica uses it

@@ -41,6 +41,7 @@ from gateway.tasks.tracking import Tracker
 from gateway.upstream import UpstreamAnswer, UpstreamClient, UpstreamNotSentError
 from routing.costs import CostTable
 from routing.decisions import Reservation, Staged
+from routing.durations import CheckPlan
 from routing.errors import RoutingError
 from routing.model import Mode, TaskType
 from routing.schedule import CheckSchedule
@@ -206,7 +207,7 @@ class Sender:
                 parent_mode=parent_mode,
                 webhook=self.webhook,
             )
-            delay = await self.schedule.first_delay(record.task_type, reservation.mode.value)
+            plan = await self.schedule.plan(record.task_type, reservation.mode.value)
             sent_at = self.clock()
             refusal: Refusal | None = None
             try:
@@ -224,7 +225,7 @@ class Sender:
                 task = answer.task
                 if 200 <= answer.status < 300:
                     if task and isinstance(task.get("task_id"), str):
-                        return await self._sent(record, reservation, task, sent_at, delay)
+                        return await self._sent(record, reservation, task, sent_at, plan)
                     await self.records.save(record.evolve(status="unknown").with_event("unclear"))
                     raise UpstreamInvalidAnswerError(answer.status)
                 refusal = classify(answer)
@@ -295,7 +296,7 @@ class Sender:
         reservation: Reservation,
         task: dict[str, Any],
         sent_at: float,
-        delay: float,
+        plan: CheckPlan,
     ) -> TaskRecord:
         now = self.clock()
         record = record.evolve(
@@ -305,7 +306,8 @@ class Sender:
             updated_at=now,
             sent_at=sent_at,
             running_at=sent_at,
-            expected_end=sent_at + delay,
+            expected_end=sent_at + plan.first,
+            latest_end=sent_at + plan.then if plan.then is not None else 0.0,
         ).with_event(
             "sent", bot_id=reservation.bot_id, mode=reservation.mode.value, decision=record.decision
         )

@@ -116,6 +116,8 @@ class Tracker:
         if source == WEBHOOK:  # webhooks reach mjgate for this task: poll it only if they stop
             later = max(now, record.expected_end) + self.settings.track_webhook_grace
             scheduling = self.schedule.later(record.task_id, later)
+        elif now < record.latest_end:  # found running early: check at its latest end
+            scheduling = self.schedule.at(record.task_id, record.latest_end)
         else:
             scheduling = self.schedule.again(record.task_id)
         saved, _, _ = await asyncio.gather(

@@ -89,13 +89,16 @@ async def test_the_expected_end_is_learnt_from_finished_tasks(redis: Redis, pref
             task_id = (await h.create(prompt=f"learn {n} --fast")).json()["data"]["task_id"]
             await wait_all_terminal(h, [task_id], timeout=5)
         key = h.gate.store.keys.durations("imagine", "fast")
-        samples = [int(raw) / 1000 for raw in await redis.lrange(key, 0, -1)]
-        assert len(samples) >= 3 and all(0.4 <= s <= 0.9 for s in samples), samples
+        samples = [raw.split() for raw in await redis.lrange(key, 0, -1)]
+        assert len(samples) >= 3, samples
+        for low, high in samples:  # each bracket holds the emulator's 0.5 s
+            assert int(low) / 1000 <= 0.55 and int(high) / 1000 >= 0.45, samples
         await asyncio.sleep(5.1)  # past the replica's cache of learnt durations
         task_id = (await h.create(prompt="learnt --fast")).json()["data"]["task_id"]
         record = await h.gate.records.load(task_id)
         assert record is not None
-        assert 0.4 <= record.expected_end - record.sent_at <= 1.0
+        assert 0.2 <= record.expected_end - record.sent_at <= 1.0
+        assert record.latest_end == 0.0 or record.latest_end - record.sent_at >= 0.45
 
 
 async def test_webhooks_push_the_next_check_later(redis: Redis, prefix: str) -> None:

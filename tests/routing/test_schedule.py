@@ -12,9 +12,9 @@ import pytest
 from routing.decisions import Outcome, Reservation
 from routing.durations import (
     MIN_SAMPLES,
+    CheckPlan,
     bracket,
-    expected_seconds,
-    first_check_delay,
+    check_plan,
     typical_seconds,
 )
 from routing.schedule import CheckSchedule
@@ -118,29 +118,54 @@ async def test_the_get_budget_holds_under_a_thousand_in_flight_tasks(
 
 async def test_durations_are_learnt_per_type_and_mode(store: PoolStore, clock: FakeClock) -> None:
     schedule = schedule_of(store, clock)
-    unlearnt = await schedule.first_delay("imagine", "fast")
-    assert unlearnt == 2.0  # the interval, until MIN_SAMPLES tasks finished
+    unlearnt = await schedule.plan("imagine", "fast")
+    assert unlearnt == CheckPlan(2.0)  # the interval, until MIN_SAMPLES tasks finished
     for took in ((3.0, 3.0), (3.2, 3.2), (2.9, 2.9), (10.0, 10.0), (3.1, 3.1)):
         await schedule.learn("imagine", "fast", took)
     fresh = schedule_of(store, clock)  # another replica reads what this one learnt
     samples = await fresh.samples("imagine", "fast")
     assert samples == [(3.1, 3.1), (10.0, 10.0), (2.9, 2.9), (3.2, 3.2), (3.0, 3.0)]
-    delay = await fresh.first_delay("imagine", "fast")
-    assert 3.1 < delay < 3.1 * 1.05 + 0.2  # the median, plus a margin that leans late
-    assert await fresh.first_delay("imagine", "relax") == 2.0  # other modes learn apart
+    plan = await fresh.plan("imagine", "fast")
+    assert plan.then is None and 3.1 < plan.first < 3.1 * 1.05 + 0.2  # spread: the median
+    assert await fresh.plan("imagine", "relax") == CheckPlan(2.0)  # other modes learn apart
 
 
-def test_first_delay_before_and_after_learning() -> None:
-    assert first_check_delay([], "describe", "fast", 30.0) == typical_seconds("describe", "fast")
-    assert first_check_delay([(5.0, 5.0)] * (MIN_SAMPLES - 1), "imagine", "fast", 2.0) == 2.0
-    assert first_check_delay([(5.0, 5.0)] * MIN_SAMPLES, "imagine", "fast", 2.0) > 5.0
+def test_the_plan_before_and_after_learning() -> None:
+    assert check_plan([], "describe", "fast", 30.0).first == typical_seconds("describe", "fast")
+    assert check_plan([(5.0, 5.0)] * (MIN_SAMPLES - 1), "imagine", "fast", 2.0).first == 2.0
+    exact = check_plan([(5.0, 5.0)] * MIN_SAMPLES, "imagine", "fast", 2.0)
+    assert exact.then is None and 5.0 < exact.first < 5.2  # webhooks: just after the end
 
 
-def test_steady_brackets_give_their_earliest_upper_bound_spread_ones_the_median() -> None:
-    steady = [(2.6, 3.6), (2.9, 3.1), (2.2, 3.2), (3.0, 3.9)]
-    assert expected_seconds(steady) == 3.1  # every bracket holds 3.0-3.1: at most 3.1
+def test_steady_brackets_are_searched_spread_ones_use_the_median() -> None:
+    steady = [(2.6, 3.6), (2.9, 3.5), (2.2, 3.2), (2.5, 3.9)]
+    plan = check_plan(steady, "imagine", "fast", 2.0)
+    assert plan.first == pytest.approx(3.05)  # the middle of what every bracket allows
+    assert plan.then is not None and 3.2 < plan.then < 3.3  # and no later than its end
     spread = [(1.0, 1.5), (5.0, 5.5), (3.0, 3.5)]
-    assert expected_seconds(spread) == 3.5
+    assert check_plan(spread, "imagine", "fast", 2.0) == CheckPlan(pytest.approx(3.5 * 1.01 + 0.05))
+
+
+def test_a_search_pins_a_steady_duration() -> None:
+    """Tasks of exactly 3.37 s, ends known to whole seconds only: within a few dozen tasks the
+    first check lands just after the end."""
+    duration, samples, sent = 3.37, list[tuple[float, float]](), 0.0
+    for n in range(40):
+        sent = n * 7.13  # tasks start at every fraction of a second
+        plan = check_plan(samples[:31], "imagine", "fast", 2.0)
+        first = sent + plan.first
+        end = sent + duration
+        upstream_end = float(int(end))
+        if first >= end:
+            took = bracket(sent_at=sent, news_at=first, running_at=sent, upstream_end=upstream_end)
+        else:
+            later = sent + (plan.then if plan.then is not None else plan.first + 2.0)
+            took = bracket(sent_at=sent, news_at=later, running_at=first, upstream_end=upstream_end)
+        samples.insert(0, took)
+    final = check_plan(samples[:31], "imagine", "fast", 2.0)
+    latest = final.first if final.then is None else final.then
+    assert duration <= latest < duration + 0.15  # no check ever later than that
+    assert final.then is None or final.then - final.first < 0.1  # the range left is tiny
 
 
 @pytest.mark.parametrize(
