@@ -6,10 +6,11 @@ finished tasks of the same type and mode (`SAMPLES` kept per pair in Redis by
 whole tracking interval of dead slot time, one that comes late only its lateness.
 
 Until `MIN_SAMPLES` tasks of a type and mode have finished, nothing is known about this
-deployment's upstream: tasks are then checked every tracking interval from the start, and the
-typical durations below (rough wall-clock figures for Midjourney, not measurements; the
-upstream's documentation gives GPU time, about a minute for a fast grid) only cap that first
-check. They are the seed; what the pool really does replaces them after three tasks.
+deployment's upstream: tasks are then probed from one tracking interval after sending, each
+wait twice the last, up to the typical durations below (rough wall-clock figures for Midjourney,
+not measurements; the upstream's documentation gives GPU time, about a minute for a fast grid),
+then every interval. They are the seed; what the pool really does replaces them after three
+tasks.
 
 What is learnt of a finished task is a bracket of its duration, measured from the moment the
 create was sent: a webhook gives the end to within a network hop (a bracket of width zero); a
@@ -58,8 +59,9 @@ Bracket = tuple[float, float]  # (at least, at most) seconds
 
 @dataclass(frozen=True)
 class CheckPlan:
-    """When to check a task sent now: first after `first` seconds; if it still runs then,
-    again after `then` seconds (None: every tracking interval from there)."""
+    """When to check a task sent now: first after `first` seconds; while it runs and `then`
+    has not passed, each next check doubles the time since it was sent (at least a tracking
+    interval later, never past `then`); after `then` (or with None), every tracking interval."""
 
     first: float
     then: float | None = None
@@ -68,7 +70,9 @@ class CheckPlan:
 def check_plan(samples: Sequence[Bracket], task_type: str, mode: str, interval: float) -> CheckPlan:
     """The first checks of a task, from what the finished ones taught.
 
-    - Nothing learnt: every tracking interval from the start (the typical figure only caps it).
+    - Nothing learnt: probe from one tracking interval after sending, doubling the wait, up to
+      the typical duration: short tasks are found soon, long ones cost a few GETs, not one
+      every interval.
     - Steady durations (every bracket overlaps in [low, high]): first in the middle of that
       range, then at its end. The first check either finds the task finished (the range's
       upper half is ruled out) or running (the lower half is): each task halves what the next
@@ -77,7 +81,8 @@ def check_plan(samples: Sequence[Bracket], task_type: str, mode: str, interval: 
     - Spread durations: the median of the upper bounds, then every interval.
     """
     if len(samples) < MIN_SAMPLES:
-        return CheckPlan(min(interval, typical_seconds(task_type, mode)))
+        typical = typical_seconds(task_type, mode)
+        return CheckPlan(min(interval, typical), typical if typical > interval else None)
     low = max(lo for lo, _ in samples)
     high = min(hi for _, hi in samples)
     if low <= high:

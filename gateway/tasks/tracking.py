@@ -116,8 +116,9 @@ class Tracker:
         if source == WEBHOOK:  # webhooks reach mjgate for this task: poll it only if they stop
             later = max(now, record.expected_end) + self.settings.track_webhook_grace
             scheduling = self.schedule.later(record.task_id, later)
-        elif now < record.latest_end:  # found running early: check at its latest end
-            scheduling = self.schedule.at(record.task_id, record.latest_end)
+        elif now < record.latest_end:  # running before its latest expected end: see CheckPlan
+            waited = max(self.settings.track_interval, now - record.sent_at)
+            scheduling = self.schedule.at(record.task_id, min(record.latest_end, now + waited))
         else:
             scheduling = self.schedule.again(record.task_id)
         saved, _, _ = await asyncio.gather(
