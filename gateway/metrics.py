@@ -79,6 +79,21 @@ STORE_OPS = frozenset(
         "schedule", "track_claim", "track_take", "durations", "outbox", "load_scripts",
     }
 )  # fmt: skip
+# one series per decision exists from the start: (task_type, requested mode, effective mode)
+INITIAL_CREATES = {
+    "routed": ("imagine", "fast", "fast"),
+    "staged": ("imagine", "fast", NONE),
+    "fallback_relax:no_fast_hours": ("imagine", "fast", "relax"),
+    "inherited": ("upscale", INHERIT, "fast"),
+    "inherited_relax:setting_relax": ("upscale", INHERIT, "relax"),
+    "inherited_relax:no_fast_time": ("upscale", INHERIT, "relax"),
+    "inherited_relax:requested": ("upscale", "relax", "relax"),
+}
+INITIAL_ROUTES = (
+    ("/api/v1/task", "POST"),
+    ("/api/v1/task/{task_id}", "GET"),
+    ("/api/v1/task/{task_id}", "DELETE"),
+)
 # where the news that a task finished came from
 NEWS_SOURCES = ("webhook", "client_poll", "tracker", "reconciler", "create")
 
@@ -349,10 +364,26 @@ class Metrics:
             ["state"],
             registry=r,
         )
+        self._initial_series()
         self.pool = PoolCollector(per_account=per_account)
         r.register(self.pool)
 
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+    def _initial_series(self) -> None:
+        """The series the dashboard and alerts query exist at 0 from the first scrape, so no
+        panel says "No data" on a fresh process and `increase()` sees the first event."""
+        for decision, (task_type, requested, effective) in INITIAL_CREATES.items():
+            self._created(task_type, requested, effective, decision)
+        for mode in ("fast", "relax", "turbo"):
+            self._task_duration("imagine", mode)
+            for status in TASK_STATUSES:
+                self._finished("imagine", mode, status)
+        for op in UPSTREAM_OPS:
+            self._upstream_duration(op)
+            self.upstream_requests.labels(op, "200")
+        for route, method in INITIAL_ROUTES:
+            self.observe_request(route, method, 200, None)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float | None) -> None:
         """`route` is the matched route's template (`/api/v1/task/{task_id}`) or `unmatched`.
 
         Called on every request: the labelled children are cached (labels are bounded, so
@@ -365,8 +396,9 @@ class Metrics:
                 self.http_duration.labels(route),
             )
             self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        if seconds is not None:  # None: create the series only
+            children[0].inc()
+            children[1].observe(seconds)
 
     def task_created(
         self, task_type: str, requested_mode: str, effective_mode: str, decision: str

@@ -156,7 +156,7 @@ def test_upstream_request(metrics: Metrics, registry: CollectorRegistry) -> None
         assert value(registry, "mjgate_upstream_requests_total", **labels) == 1
     assert value(registry, "mjgate_upstream_requests_total", op="get", status="other") == 1
     assert value(registry, "mjgate_upstream_request_duration_seconds_count", op="create") == 1
-    assert value(registry, "mjgate_upstream_request_duration_seconds_count", op="get") is None
+    assert value(registry, "mjgate_upstream_request_duration_seconds_count", op="get") == 0
 
 
 def test_store_error(metrics: Metrics, registry: CollectorRegistry) -> None:

@@ -120,3 +120,23 @@ async def test_series_do_not_grow_with_clients_or_tasks(redis: Redis, prefix: st
             await h.client.get(f"/api/v1/task/id-{n}", headers={"x-api-key": f"key-{n}-xx"})
         _, second = await scrape(h)
     assert set(second) == set(first)  # the same series: none per task, id or client
+
+
+async def test_every_series_the_dashboard_and_alerts_query_exists_on_a_fresh_process(
+    redis: Redis, prefix: str
+) -> None:
+    """Before any task or error, the first scrape already has a sample of every metric the
+    dashboard and the alerts query, so no panel shows "No data" and `increase()` sees the
+    first event (a counter born at 1 is invisible to it)."""
+    async with harness(redis, prefix, emulator_config=EmulatorConfig.instant()) as h:
+        text, _ = await scrape(h)
+    with_samples: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        with_samples.update(sample.name for sample in family.samples)
+    queried = {
+        name
+        for expr in [*dashboard_exprs(), *(r["expr"] for r in alert_rules())]
+        for name in METRIC_NAME.findall(expr)
+    }
+    missing = sorted(queried - with_samples)
+    assert missing == [], ", ".join(missing)
