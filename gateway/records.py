@@ -33,6 +33,11 @@ from routing.keys import Keys
 from routing.pipe import Pipe
 
 _WBITS = 12
+# SET NX, or the value already there: one atomic step on one key
+_CLAIM = (
+    "local v = redis.call('GET', KEYS[1]) if v then return v end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return false"
+)
 TERMINAL = frozenset({"completed", "failed"})
 
 T = TypeVar("T")
@@ -249,24 +254,25 @@ class RecordStore:
         )
         return await self.load(_text(value)) if value else None
 
-    async def claim_idempotency(
+    def claim_idempotency(
         self, client_id: str, key: str, task_id: str, ttl: int, fingerprint: str = ""
-    ) -> tuple[str, str] | None:
+    ) -> Coroutine[Any, Any, tuple[str, str] | None]:
         """Remember `key` for this client, with the request's fingerprint; returns the task id
-        and fingerprint already using it, if any."""
-        redis_key = self.keys.idempotency(client_id, key)
-        value = f"{task_id} {fingerprint}"
+        and fingerprint already using it, if any. Sent when called, on the hot-path pipe: a
+        record saved right after it is written before any later request of this replica can
+        read the key."""
+        reply = self.pipe.send(
+            b"EVAL", _CLAIM, 1, self.keys.idempotency(client_id, key), f"{task_id} {fingerprint}",
+            ttl,
+        )  # fmt: skip
+        return self._claimed(reply)
 
-        async def run() -> tuple[str, str] | None:
-            if await self.redis.set(redis_key, value, nx=True, ex=ttl):
-                return None
-            existing = await self.redis.get(redis_key)
-            if not existing:
-                return None
-            found, _, print_ = _text(existing).partition(" ")
-            return found, print_
-
-        return await self._call("idempotency", run)
+    async def _claimed(self, reply: Awaitable[Any]) -> tuple[str, str] | None:
+        existing = await self._call("idempotency", lambda: reply)
+        if not existing:
+            return None
+        found, _, print_ = _text(existing).partition(" ")
+        return found, print_
 
     async def forget_idempotency(self, client_id: str, key: str) -> None:
         await self._call(

@@ -114,13 +114,6 @@ class Creator:
         self.sender.check_backoff()
         now = self.clock()
         task_id = new_task_id()
-        if idempotency_key:
-            printed = fingerprint(request)
-            existing = await self.records.claim_idempotency(
-                client.id, idempotency_key, task_id, self.settings.idempotency_ttl, printed
-            )
-            if existing is not None:
-                return await self._replay(*existing, printed)
         config = {k: v for k, v in request.config.items() if k != "webhook_config"}
         record = TaskRecord(
             task_id=task_id,
@@ -139,7 +132,26 @@ class Creator:
             created_at=now,
             updated_at=now,
         )
-        saving = self.records.save(record)  # sent now; the reservation goes right after it
+        if idempotency_key:  # the key, then this record right behind it (one batch)
+            printed = fingerprint(request)
+            claiming = self.records.claim_idempotency(
+                client.id, idempotency_key, task_id, self.settings.idempotency_ttl, printed
+            )
+            saving = self.records.save(record)
+            try:
+                existing = await claiming
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await saving
+                await self._forget(record, None)
+                raise
+            if existing is not None:
+                with contextlib.suppress(Exception):
+                    await saving
+                    await self.records.delete(task_id)
+                return await self._replay(*existing, printed)
+        else:
+            saving = self.records.save(record)  # sent now; the reservation goes right after
         try:
             decision = await self._reserve(client, record, request, parent)
         except BaseException:

@@ -42,7 +42,7 @@ from gateway.upstream import UpstreamAnswer, UpstreamClient, UpstreamNotSentErro
 from routing.costs import CostTable
 from routing.decisions import Reservation, Staged
 from routing.durations import CheckPlan
-from routing.errors import RoutingError
+from routing.errors import NoRelaxCapableAccountError, RoutingError
 from routing.model import Mode, TaskType
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
@@ -278,9 +278,9 @@ class Sender:
                 exclude=tried,
                 tags=record.tags,
             )
-        except RoutingError:
-            await self.tracker.fail(record, "no_account_accepted", "no account can take the task")
-            raise
+        except NoRelaxCapableAccountError as exc:  # every candidate refused it: their fault
+            await self.tracker.fail(record, "no_account_accepted", "no account accepted the task")
+            raise NoAccountAcceptedError(attempts) from exc
         if isinstance(decision, Staged):
             record = record.evolve(
                 status="staged", decision="staged", bot_id=None, mode=""

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from emulator.config import EmulatorConfig
@@ -262,3 +263,104 @@ async def test_idempotency_key_gives_the_same_task_once(redis: Redis, prefix: st
         assert len(ids) == 1
         assert len(await h.received()) == 1
         assert await h.assert_ran_as_routed() == 1
+
+
+async def test_an_idempotency_key_names_one_request(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        headers = {"idempotency-key": "order-43"}
+        first = await h.create(prompt="x --fast", headers=headers)
+        same = await h.create(prompt="x --fast", headers=headers)
+        assert same.headers["idempotent-replayed"] == "true"
+        assert same.json()["data"]["task_id"] == first.json()["data"]["task_id"]
+        other = await h.create(prompt="another prompt --fast", headers=headers)
+        assert other.status_code == 422 and error_type(other) == "idempotency_key_reused"
+        assert len(await h.received()) == 1
+
+
+FIVE = (
+    AccountSpec(bot_id=1, name="a", plan=Plan.PRO),
+    AccountSpec(bot_id=2, name="b", plan=Plan.PRO),
+    AccountSpec(bot_id=3, name="c", plan=Plan.PRO),
+    AccountSpec(bot_id=4, name="d", plan=Plan.PRO, fast_seconds_left=10_000),
+)
+
+
+def refusal(message: str, status: int = 400) -> httpx.Response:
+    return httpx.Response(status, json={"code": status, "data": None, "message": message})
+
+
+async def test_a_create_tries_accounts_until_one_accepts(redis: Redis, prefix: str) -> None:
+    """Three accounts refuse for their own reasons; the fourth, never tried before, takes
+    the task. No account-level refusal reaches the client."""
+    async with harness(redis, prefix, accounts=FIVE, notifications=False) as h:
+        h.faulty.faults = [
+            refusal("mj_bot_subscription_expired: subscription expired"),
+            refusal("mj_bot_banned: account banned"),
+            refusal("input.bot_id: no account with bot_id 3"),
+        ]
+        answer = await h.create(prompt="x --fast")
+        assert answer.status_code == 200, answer.text
+        assert h.faulty.creates == 4
+        states = {a.bot_id: a for a in await h.gate.store.list_accounts()}
+        taken = int(answer.headers["x-mjgate-bot-id"])
+        refused = [bot_id for bot_id in states if bot_id != taken]
+        assert len(refused) == 3 and all(states[b].in_flight == 0 for b in refused)
+        assert {states[b].state for b in refused} == {AccountState.DISABLED, AccountState.COOLING}
+        unknown = [a for a in states.values() if a.state_reason == "unknown_to_upstream"]
+        assert len(unknown) == 1  # out of rotation, with the reason visible
+
+
+async def test_when_every_account_refuses_the_client_hears_it_was_the_accounts(
+    redis: Redis, prefix: str
+) -> None:
+    async with harness(redis, prefix, accounts=FIVE, notifications=False) as h:
+        h.faulty.faults = [refusal("mj_bot_banned: account banned")] * 4
+        answer = await h.create(prompt="x --fast")
+        assert answer.status_code == 503 and error_type(answer) == "no_account_accepted"
+        assert "banned" not in answer.json()["message"]
+        assert answer.headers["retry-after"]
+
+
+async def test_a_2xx_without_a_task_is_ambiguous_and_keeps_the_reservation(
+    redis: Redis, prefix: str
+) -> None:
+    async with harness(redis, prefix) as h:
+        h.faulty.faults = [
+            httpx.Response(200, content=b"<html>gateway</html>"),
+            httpx.Response(200, json={"code": 200, "data": None, "message": "success"}),
+        ]
+        for _ in range(2):
+            answer = await h.create(prompt="x --fast")
+            assert answer.status_code == 502 and error_type(answer) == "upstream_invalid_answer"
+        assert sum([await in_flight(h, s.bot_id) for s in DEMO]) == 2  # kept: it may run
+        assert h.faulty.creates == 2  # never re-sent
+
+
+async def test_a_429_backs_off_without_blaming_any_account(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        h.faulty.faults = [
+            httpx.Response(
+                429, json={"code": 429, "message": "too many"}, headers={"retry-after": "7"}
+            )
+        ] * 3
+        answer = await h.create(prompt="x --fast")
+        assert answer.status_code == 429 and error_type(answer) == "upstream_rate_limited"
+        assert answer.headers["retry-after"] == "7"
+        assert h.faulty.creates == 1
+        again = await h.create(prompt="y --fast")  # refused before anything is reserved
+        assert again.status_code == 429 and error_type(again) == "upstream_rate_limited"
+        assert h.faulty.creates == 1
+        accounts = await h.gate.store.list_accounts()
+        assert all(a.state is AccountState.ACTIVE and a.in_flight == 0 for a in accounts)
+
+
+async def test_an_unexpected_failure_after_the_reservation_releases_it_at_once(
+    redis: Redis, prefix: str
+) -> None:
+    async with harness(redis, prefix) as h:
+        h.faulty.faults = [RuntimeError("a bug after the reservation")]
+        with pytest.raises(RuntimeError):  # the in-process client re-raises the app's bug
+            await h.create(prompt="x --fast")
+        assert sum([await in_flight(h, s.bot_id) for s in DEMO]) == 0
+        failed = [r for r in (await h.received())]
+        assert failed == []
