@@ -59,6 +59,10 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
     def _migrating(self) -> bool:
         """An RDB from before the append-only file existed: it is loaded, then AOF is switched
         on live (starting with appendonly yes would load the empty AOF instead)."""

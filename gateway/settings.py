@@ -187,6 +187,10 @@ SETTINGS: tuple[Setting, ...] = (
             _optional_path),
     Setting("MJGATE_STRATEGY", "strategy", "", "pool strategy, overriding the pool file's "
             "(least_busy, most_fast_left, weighted)", lambda v: Strategy(v) if v else None),
+    Setting("MJGATE_POOL_FILE_MODE", "pool_file_mode", "seed",
+            "`seed`: a start creates the pool file's accounts the pool lacks, and changes "
+            "nothing else; `authoritative`: a start makes the pool match the file (undoing "
+            "admin API changes)", _choice("seed", "authoritative")),
     Setting("MJGATE_COSTS", "cost_overrides", "",
             "fast-time cost overrides, e.g. `imagine=60,upscale:4x=300` (GPU seconds)", _costs),
     Setting("MJGATE_SANDBOX_SPEED", "sandbox_speed", "demo",
@@ -239,6 +243,7 @@ class Settings:
     idempotency_ttl: int = 86400
     pool_file: Path | None = None
     strategy: Strategy | None = None
+    pool_file_mode: str = "seed"
     cost_overrides: dict[str, int] = field(default_factory=dict)
     sandbox_speed: str = "demo"
     sandbox_emulator_port: int = 8090

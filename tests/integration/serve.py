@@ -61,9 +61,10 @@ def base_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
     }
 
 
-def start(env: dict[str, str], log: Path, *, ready: bool = True, timeout: float = 30) -> Served:
-    """Start `mjgate serve` in a new process group; wait for /readyz 200 unless `ready` is
-    False (then only until it answers at all, or exits)."""
+def start(env: dict[str, str], log: Path, *, ready: bool = True, timeout: float = 30,
+          path: str = "/readyz") -> Served:  # fmt: skip
+    """Start `mjgate serve` in a new process group; wait for `path` to answer 200 unless
+    `ready` is False (then only until it answers at all, or exits)."""
     port = int(env["MJGATE_PORT"])
     with log.open("ab") as out:
         process = subprocess.Popen([str(BIN / "mjgate"), "serve"], env=env, stdout=out,
@@ -74,7 +75,7 @@ def start(env: dict[str, str], log: Path, *, ready: bool = True, timeout: float 
         if process.poll() is not None:
             return served
         try:
-            status = httpx.get(f"{served.url}/readyz", timeout=1).status_code
+            status = httpx.get(f"{served.url}{path}", timeout=1).status_code
             if status == 200 or not ready:
                 return served
         except httpx.HTTPError:
@@ -114,8 +115,8 @@ def gone(pid: int, timeout: float = 10) -> bool:
 
 
 @contextmanager
-def serving(env: dict[str, str], log: Path) -> Iterator[Served]:
-    served = start(env, log)
+def serving(env: dict[str, str], log: Path, path: str = "/readyz") -> Iterator[Served]:
+    served = start(env, log, path=path)
     try:
         yield served
     finally:

@@ -60,7 +60,7 @@ def test_embedded_redis_keeps_everything_across_a_restart(
     with emulator(tmp_path, ACCOUNTS, pending=30, processing=30) as emu:
         env = serve.base_env(tmp_path / "data", serve.ports()[0], GOAPI_API_KEY="integration",
                              GOAPI_BASE_URL=emu.url)  # fmt: skip
-        first = serve.start(env, tmp_path / "first.log")
+        first = serve.start(env, tmp_path / "first.log", path="/healthz")  # no account yet
         try:
             secret, task_id = _create_state(first)
         finally:
