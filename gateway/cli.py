@@ -80,7 +80,7 @@ def _run(settings: Settings) -> None:
             log_level="warning",
             access_log=False,
             loop="uvloop",
-            http="httptools",
+            http=_protocol(settings),
         )
     else:
         _serve_with_admin_port(app, settings)
@@ -103,7 +103,7 @@ def _serve_with_admin_port(app: Any, settings: Settings) -> None:
         "host": settings.host,
         "log_level": "warning",
         "access_log": False,
-        "http": "httptools",
+        "http": _protocol(settings),
     }
     main = uvicorn.Server(uvicorn.Config(app, port=settings.port, **common))
     admin = uvicorn.Server(
@@ -124,6 +124,13 @@ def _serve_with_admin_port(app: Any, settings: Settings) -> None:
             await admin_task
 
     uvloop.run(serve())
+
+
+def _protocol(settings: Settings) -> Any:
+    """uvicorn's httptools protocol with mjgate's connection bounds (gateway.connections)."""
+    from gateway.connections import guarded_protocol
+
+    return guarded_protocol(settings.request_read_timeout, settings.max_connections)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

@@ -191,6 +191,12 @@ SETTINGS: tuple[Setting, ...] = (
             "`seed`: a start creates the pool file's accounts the pool lacks, and changes "
             "nothing else; `authoritative`: a start makes the pool match the file (undoing "
             "admin API changes)", _choice("seed", "authoritative")),
+    Setting("MJGATE_REQUEST_READ_TIMEOUT", "request_read_timeout", "20",
+            "seconds a client has to send a whole request (headers and body) from its first "
+            "byte; slower: 408 request_timeout and the connection closed", _positive_float),
+    Setting("MJGATE_MAX_CONNECTIONS", "max_connections", "2048",
+            "open client connections per process; one more is answered 503 and closed",
+            _positive_int),
     Setting("MJGATE_COSTS", "cost_overrides", "",
             "fast-time cost overrides, e.g. `imagine=60,upscale:4x=300` (GPU seconds)", _costs),
     Setting("MJGATE_SANDBOX_SPEED", "sandbox_speed", "demo",
@@ -244,6 +250,8 @@ class Settings:
     pool_file: Path | None = None
     strategy: Strategy | None = None
     pool_file_mode: str = "seed"
+    request_read_timeout: float = 20.0
+    max_connections: int = 2048
     cost_overrides: dict[str, int] = field(default_factory=dict)
     sandbox_speed: str = "demo"
     sandbox_emulator_port: int = 8090
