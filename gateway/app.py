@@ -34,6 +34,7 @@ from gateway.errors import GatewayError, envelope, gateway_error_response, routi
 from gateway.keystore import KeyStore
 from gateway.metrics import Metrics
 from gateway.middleware import RequestMiddleware
+from gateway.poolwarning import PoolFileWarning
 from gateway.records import RecordStore
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
@@ -200,5 +201,8 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=handlers,
-        middleware=[Middleware(RequestMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(RequestMiddleware, metrics=metrics),
+            Middleware(PoolFileWarning, settings=settings),
+        ],
     )

@@ -31,11 +31,13 @@ def _bot_ids(served: serve.Served) -> list[int]:
     return [row["bot_id"] for row in rows]
 
 
-def _change_through_the_api(served: serve.Served) -> None:
+def _change_through_the_api(served: serve.Served) -> list[str | None]:
+    """Add 902, change 901's weight; returns the answers' x-mjgate-warning headers."""
     added = served.admin("PUT", "/accounts/902", json={"name": "added", "plan": "standard"})
     assert added.status_code == 201, added.text
     changed = served.admin("PATCH", "/accounts/901", json={"weight": 7})
     assert changed.status_code == 200, changed.text
+    return [added.headers.get("x-mjgate-warning"), changed.headers.get("x-mjgate-warning")]
 
 
 def test_seed_mode_keeps_accounts_the_api_added(tmp_path: Path, redis_url: str, prefix: str
@@ -44,7 +46,7 @@ def test_seed_mode_keeps_accounts_the_api_added(tmp_path: Path, redis_url: str, 
         env = _env(tmp_path, redis_url, prefix, emu.url)
         with serve.serving(env, tmp_path / "first.log") as first:
             assert _bot_ids(first) == [901]
-            _change_through_the_api(first)
+            assert _change_through_the_api(first) == [None, None]
         with serve.serving(env, tmp_path / "second.log") as second:
             assert _bot_ids(second) == [901, 902]
             weight = second.admin("GET", "/accounts/901").json()["data"]["weight"]
@@ -60,10 +62,15 @@ def test_authoritative_mode_undoes_api_changes_and_logs_each(
     with emulator(tmp_path, ACCOUNTS, pending=1, processing=1) as emu:
         env = _env(tmp_path, redis_url, prefix, emu.url, MJGATE_POOL_FILE_MODE="authoritative")
         with serve.serving(env, tmp_path / "first.log") as first:
-            _change_through_the_api(first)
+            warnings = _change_through_the_api(first)
             assert _bot_ids(first) == [901, 902]
+            assert first.admin("GET", "/accounts").headers.get("x-mjgate-warning") is None
         with serve.serving(env, tmp_path / "second.log") as second:
             assert _bot_ids(second) == [901]
+        for warning in warnings:
+            assert warning is not None and "the next start applies the pool file pool.yaml" in (
+                warning
+            )
         changes = {e["bot_id"]: e for e in second.events() if e["event"] == "pool_change"}
         assert changes[902]["action"] == "removed"
         assert changes[902]["fields"]["name"] == {"from": "added", "to": None}
