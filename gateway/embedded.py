@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from gateway import children, logs
 
@@ -90,6 +92,8 @@ class EmbeddedRedis:
         """Start the server and wait until it answers PING; returns its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         stale = children.stop_stale(self.pid_file, str(self.socket))
+        if stale is None and self.socket.exists():
+            stale = self._shut_down_unknown()
         if stale is not None:
             logs.event("embedded_redis_stale_stopped", pid=stale, data_dir=str(self.data_dir))
         if self.socket.exists():
@@ -108,10 +112,11 @@ class EmbeddedRedis:
                 err = self._process.stderr.read().decode() if self._process.stderr else ""
                 raise EmbeddedRedisError(f"redis-server exited: {err.strip()}")
             try:
-                client = redis.Redis(unix_socket_path=str(self.socket), password=self._password())
+                client = redis.Redis(unix_socket_path=str(self.socket),
+                                     password=self._password(), retry=Retry(NoBackoff(), 0))  # fmt: skip
                 client.ping()
                 if migrate:
-                    client.config_set("appendonly", "yes")
+                    self._switch_on_aof(client, deadline)
                 client.close()
                 return self.url
             except (redis.ConnectionError, FileNotFoundError):
@@ -120,6 +125,36 @@ class EmbeddedRedis:
                 return self.url  # a server with a password unknown here is up when it asks
         self.stop()
         raise EmbeddedRedisError(f"redis-server did not answer within {timeout} s")
+
+    @staticmethod
+    def _switch_on_aof(client: redis.Redis, deadline: float) -> None:
+        """Turn the append-only file on live and wait until it is written (until then the
+        server refuses to stop on SIGTERM)."""
+        client.config_set("appendonly", "yes")
+        while time.monotonic() < deadline:
+            info = client.info("persistence")
+            if info.get("aof_enabled") == 1 and not info.get("aof_rewrite_in_progress"):
+                return
+            time.sleep(0.05)
+        raise EmbeddedRedisError("the append-only file was not written in time")
+
+    def _shut_down_unknown(self) -> int | None:
+        """A server still answering on this folder's socket without a pid file (started by an
+        older mjgate): SHUTDOWN (it saves first); returns its pid, or None if nothing answers."""
+        client = redis.Redis(unix_socket_path=str(self.socket), password=self._password(),
+                             socket_timeout=5, retry=Retry(NoBackoff(), 0))  # fmt: skip
+        try:
+            pid = int(client.info("server")["process_id"])
+            with contextlib.suppress(redis.ConnectionError):
+                client.shutdown()
+        except (redis.RedisError, OSError, KeyError, ValueError):
+            return None
+        finally:
+            client.close()
+        deadline = time.monotonic() + 10
+        while children.alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return pid
 
     def _password(self) -> str | None:
         with contextlib.suppress(ValueError, IndexError):
