@@ -112,8 +112,7 @@ class EmbeddedRedis:
                 err = self._process.stderr.read().decode() if self._process.stderr else ""
                 raise EmbeddedRedisError(f"redis-server exited: {err.strip()}")
             try:
-                client = redis.Redis(unix_socket_path=str(self.socket),
-                                     password=self._password(), retry=Retry(NoBackoff(), 0))  # fmt: skip
+                client = self._client()
                 client.ping()
                 if migrate:
                     self._switch_on_aof(client, deadline)
@@ -141,8 +140,7 @@ class EmbeddedRedis:
     def _shut_down_unknown(self) -> int | None:
         """A server still answering on this folder's socket without a pid file (started by an
         older mjgate): SHUTDOWN (it saves first); returns its pid, or None if nothing answers."""
-        client = redis.Redis(unix_socket_path=str(self.socket), password=self._password(),
-                             socket_timeout=5, retry=Retry(NoBackoff(), 0))  # fmt: skip
+        client = self._client()
         try:
             pid = int(client.info("server")["process_id"])
             with contextlib.suppress(redis.ConnectionError):
@@ -155,6 +153,15 @@ class EmbeddedRedis:
         while children.alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         return pid
+
+    def _client(self) -> redis.Redis:
+        """A client of this server that never retries (a missing socket fails at once)."""
+        return redis.Redis(
+            unix_socket_path=str(self.socket),
+            password=self._password(),
+            socket_timeout=5,
+            retry=Retry(NoBackoff(), 0),
+        )
 
     def _password(self) -> str | None:
         with contextlib.suppress(ValueError, IndexError):
