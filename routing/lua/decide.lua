@@ -53,6 +53,12 @@ local function pick_relax(ex, nex)
   return nil
 end
 
+-- Why nothing can take the task: a pool without any account says so.
+local function no_capable()
+  if redis.call('SCARD', K.all) == 0 then return 'pool_empty' end
+  return 'no_relax_capable_account'
+end
+
 -- The accounts carrying any of `tags` (a client key limited to some account tags).
 local function tagged(tags)
   local seen, out = {}, {}
@@ -111,12 +117,6 @@ local function decide_root_tagged(mode, cost, ex, tags)
   if best then return {'R', best, 'relax', 0, decision} end
   if not capable then return {'E', no_capable()} end
   return {'S', 'relax_slots_busy'}
-end
-
--- Why nothing can take the task: a pool without any account says so.
-local function no_capable()
-  if redis.call('SCARD', K.all) == 0 then return 'pool_empty' end
-  return 'no_relax_capable_account'
 end
 
 -- A root task: {'R', bot_id, mode, cost, decision} | {'S', reason} | {'E', code}
