@@ -32,6 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     embedded = None
     emulator = None
+    serving = False
     try:
         if settings.redis_url is None:
             embedded = EmbeddedRedis((settings.data_dir / "redis").resolve())
@@ -55,6 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
         logs.event("serving", host=settings.host, port=settings.port, sandbox=in_sandbox,
                    redis="embedded" if embedded else announce.redact(settings.redis_url or ""),
                    admin_api=bool(settings.admin_token))  # fmt: skip
+        serving = True
         _run(settings)
         return 0
     finally:
@@ -62,8 +64,9 @@ def _serve(args: argparse.Namespace) -> int:
             sandbox.stop_emulator(settings, emulator)
         if embedded is not None:
             embedded.stop()
-        logs.event("stopped", logging.INFO)
-        print("mjgate: stopped", flush=True)
+        if serving:
+            logs.event("stopped", logging.INFO)
+            print("mjgate: stopped", flush=True)
 
 
 def _run(settings: Settings) -> None:

@@ -128,7 +128,8 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds before a Redis call counts as failed (503 store_unavailable)",
             _positive_float),
     Setting("MJGATE_DATA_DIR", "data_dir", ".mjgate",
-            "folder of the embedded Redis's data and socket", Path),
+            "folder of the embedded Redis's data, socket and pid file, and of the sandbox "
+            "emulator's pid file", Path),
     Setting("MJGATE_CLIENT_KEYS", "client_keys", "",
             "comma-separated client keys accepted on /api/v1 (bootstrap; 8+ chars each)", _keys),
     Setting("MJGATE_ADMIN_TOKEN", "admin_token", "",
