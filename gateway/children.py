@@ -4,9 +4,10 @@ their parent, and a start that finds one left over by a crashed run stops it.
 Dying with the parent uses Linux's parent-death signal (`prctl(PR_SET_PDEATHSIG)`, set in the
 child between fork and exec): when `mjgate serve` dies, even by SIGKILL, the kernel sends the
 child SIGTERM, and the Redis server saves and exits. (The signal follows the thread that
-started the child: `mjgate serve` starts both from its main thread, before any other.) A child's pid is kept in a pid file in
-the data folder; a later start reads it and, if that process still runs the same command
-(checked in /proc, so a recycled pid is never touched), stops it and says so.
+started the child: `mjgate serve` starts both from its main thread, before any other.)
+A child's pid is kept in a pid file in the data folder; a later start reads it and, if that
+process still runs the same command (checked in /proc, so a recycled pid is never touched),
+stops it and says so.
 """
 
 from __future__ import annotations
