@@ -27,20 +27,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import admin, api, health, logs, tasks, webhooks
+from gateway import admin, api, health, logs, startup, tasks, webhooks
 from gateway.clients import StaticKeys
 from gateway.delivery import Outbox
 from gateway.errors import GatewayError, envelope, gateway_error_response, routing_error_response
 from gateway.keystore import KeyStore
 from gateway.metrics import Metrics
 from gateway.middleware import RequestMiddleware
+from gateway.poolwarning import PoolFileWarning
 from gateway.records import RecordStore
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
 from routing.errors import RoutingError, StoreError
 from routing.keys import Keys
 from routing.pipe import Pipe
-from routing.poolfile import parse_pool_file
 from routing.store import PoolStore
 
 
@@ -101,33 +101,6 @@ def redis_client(settings: Settings) -> Redis:
         max_connections=2048,
     )
     return Redis.from_pool(pool)  # closing the client closes its pool
-
-
-async def load_pool(gate: MjGate) -> None:
-    """Apply the pool file (if any) and the strategy override; retried until Redis answers."""
-    settings = gate.settings
-    while True:
-        try:
-            await gate.store.load_scripts()
-            if settings.pool_file is not None:
-                pool = parse_pool_file(settings.pool_file.read_text())
-                changes = await gate.store.apply_pool(pool)
-                logs.event(
-                    "pool_applied",
-                    file=str(settings.pool_file),
-                    changes=sum(1 for c in changes if c.action != "unchanged"),
-                )
-            if settings.strategy is not None:
-                await gate.store.set_strategy(settings.strategy)
-            gate.pool_loaded, gate.pool_error = True, ""
-            return
-        except StoreError as exc:
-            gate.pool_error = f"store unavailable ({exc.op})"
-            await asyncio.sleep(1.0)
-        except (RoutingError, OSError) as exc:
-            gate.pool_error = str(exc)
-            logs.event("pool_file_error", error=str(exc))
-            return
 
 
 def create_app(
@@ -191,7 +164,7 @@ def create_app(
             clock=clock,
         )
         app.state.mjgate = gate
-        loader = asyncio.create_task(load_pool(gate))
+        loader = asyncio.create_task(startup.run(gate))
         lifecycle.loops.start()
         try:
             yield
@@ -228,5 +201,8 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=handlers,
-        middleware=[Middleware(RequestMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(RequestMiddleware, metrics=metrics),
+            Middleware(PoolFileWarning, settings=settings),
+        ],
     )

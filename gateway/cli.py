@@ -9,28 +9,30 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.settings import SETTINGS, Settings, SettingsError
+from gateway.settings import SETTINGS, Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    import logging
 
-    from gateway import sandbox
-    from gateway.app import create_app
+    from gateway import announce, logs, sandbox
+    from gateway.configcheck import check
     from gateway.embedded import EmbeddedRedis, EmbeddedRedisError
     from gateway.logs import configure_logging
 
-    try:
-        settings = Settings.from_env(os.environ)
-    except SettingsError as exc:
-        print(f"mjgate: invalid setting: {exc}", file=sys.stderr)
+    settings, problems = check(os.environ)
+    for problem in problems:
+        print(f"mjgate: {problem.level}: {problem.message}", file=sys.stderr)
+    if settings is None or any(p.level == "error" for p in problems):
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    in_sandbox = not os.environ.get("GOAPI_API_KEY", "").strip()
     # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets
     # the finally below stop the embedded Redis and the sandbox emulator too.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     embedded = None
     emulator = None
+    serving = False
     try:
         if settings.redis_url is None:
             embedded = EmbeddedRedis((settings.data_dir / "redis").resolve())
@@ -40,31 +42,51 @@ def _serve(args: argparse.Namespace) -> int:
                 print(f"mjgate: could not start the embedded Redis: {exc}", file=sys.stderr)
                 return 1
             settings = _with(settings, redis_url=url)
-        if settings.sandbox:
-            settings = sandbox.sandbox_settings(settings)
-            emulator = sandbox.start_emulator(settings)
+        if in_sandbox:
+            try:
+                emulator = sandbox.start_emulator(settings)
+            except sandbox.SandboxError as exc:
+                print(f"mjgate: could not start the sandbox: {exc}", file=sys.stderr)
+                return 1
             print(sandbox.banner(settings), flush=True)
-            settings = _with(settings, goapi_api_key=sandbox.SANDBOX_GOAPI_KEY)
-        app = create_app(settings)
-        if settings.admin_port is None:
-            uvicorn.run(
-                app,
-                host=settings.host,
-                port=settings.port,
-                log_level="warning",
-                access_log=False,
-                loop="uvloop",
-                http="httptools",
-            )
-        else:
-            _serve_with_admin_port(app, settings)
+        lines = announce.starting(
+            settings, sandbox=in_sandbox, embedded_dir=embedded.data_dir if embedded else None
+        )
+        print("\n".join(lines), flush=True)
+        logs.event("serving", host=settings.host, port=settings.port, sandbox=in_sandbox,
+                   redis="embedded" if embedded else announce.redact(settings.redis_url or ""),
+                   admin_api=bool(settings.admin_token))  # fmt: skip
+        serving = True
+        _run(settings)
         return 0
     finally:
         if emulator is not None:
-            emulator.terminate()
-            emulator.wait(10)
+            sandbox.stop_emulator(settings, emulator)
         if embedded is not None:
             embedded.stop()
+        if serving:
+            logs.event("stopped", logging.INFO)
+            print("mjgate: stopped", flush=True)
+
+
+def _run(settings: Settings) -> None:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    app = create_app(settings)
+    if settings.admin_port is None:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            loop="uvloop",
+            http=_protocol(settings),
+        )
+    else:
+        _serve_with_admin_port(app, settings)
 
 
 def _serve_with_admin_port(app: Any, settings: Settings) -> None:
@@ -84,7 +106,7 @@ def _serve_with_admin_port(app: Any, settings: Settings) -> None:
         "host": settings.host,
         "log_level": "warning",
         "access_log": False,
-        "http": "httptools",
+        "http": _protocol(settings),
     }
     main = uvicorn.Server(uvicorn.Config(app, port=settings.port, **common))
     admin = uvicorn.Server(
@@ -107,6 +129,13 @@ def _serve_with_admin_port(app: Any, settings: Settings) -> None:
     uvloop.run(serve())
 
 
+def _protocol(settings: Settings) -> Any:
+    """uvicorn's httptools protocol with mjgate's connection bounds (gateway.connections)."""
+    from gateway.connections import guarded_protocol
+
+    return guarded_protocol(settings.request_read_timeout, settings.max_connections)
+
+
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -117,9 +146,17 @@ def _with(settings: Settings, **changes: object) -> Settings:
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
 
+EMULATOR_HELP = """\
+mjgate emulator: run the GoAPI emulator alone (a GoAPI-compatible Midjourney upstream that
+runs offline, for trying clients and for tests); the same program as `python -m emulator`.
+"""
+
+
 def _emulator(args: argparse.Namespace, rest: Sequence[str]) -> int:
     from emulator.cli import main as emulator_main
 
+    if "-h" in rest or "--help" in rest:
+        print(EMULATOR_HELP)
     return emulator_main(list(rest))
 
 
@@ -135,10 +172,27 @@ def _settings(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_HELP = """\
+Run the gateway: the client API (/api/v1/task), GoAPI's webhooks, /healthz, /readyz,
+/metrics, and the admin API (/admin/v1) when MJGATE_ADMIN_TOKEN is set.
+
+Every setting comes from the environment (`mjgate settings` lists them; `mjgate check-config`
+validates them without starting). With no GOAPI_API_KEY it runs the sandbox: the built-in
+emulator as upstream, a demo pool, the demo client key and a sandbox admin token (printed at
+start). With no REDIS_URL it runs an embedded Redis whose data is kept in
+MJGATE_DATA_DIR/redis/. SIGTERM or Ctrl-C stops it gracefully.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mjgate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the gateway (settings from MJGATE_* variables)")
+    commands.add_parser(
+        "serve",
+        help="run the gateway (settings from MJGATE_* variables)",
+        description=SERVE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands.add_parser(
         "emulator", help="run the GoAPI emulator alone (see --help)", add_help=False
     )
@@ -154,21 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from routing.errors import PoolFileError
-    from routing.poolfile import parse_pool_file
+    """Validate what `mjgate serve` validates at start, without starting; exit 2 on an error."""
+    from gateway.configcheck import check, load_pool_file
+    from gateway.sandbox import SANDBOX_GOAPI_KEY
 
-    try:
-        settings = Settings.from_env(os.environ)
-        if settings.pool_file is not None:
-            pool = parse_pool_file(settings.pool_file.read_text())
-            print(
-                f"pool file {settings.pool_file}: {len(pool.accounts)} accounts, "
-                f"strategy {pool.strategy.value}"
-            )
-    except (SettingsError, PoolFileError, OSError) as exc:
-        print(f"mjgate: {exc}", file=sys.stderr)
+    settings, problems = check(os.environ)
+    for problem in problems:
+        print(f"mjgate: {problem.level}: {problem.message}", file=sys.stderr)
+    if settings is None or any(p.level == "error" for p in problems):
         return 2
-    print("settings ok" + (" (sandbox)" if settings.sandbox else ""))
+    if settings.pool_file is not None:
+        pool = load_pool_file(settings.pool_file)
+        print(
+            f"pool file {settings.pool_file}: {len(pool.accounts)} accounts, "
+            f"strategy {pool.strategy.value}, mode {settings.pool_file_mode}"
+        )
+    print("settings ok" + (" (sandbox)" if settings.goapi_api_key == SANDBOX_GOAPI_KEY else ""))
     return 0
 
 

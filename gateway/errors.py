@@ -164,6 +164,7 @@ RoutingTranslation = tuple[int, str, Callable[[Any], dict[str, Any]]]
 
 ROUTING_ERRORS: dict[type[rerr.RoutingError], RoutingTranslation] = {
     rerr.StoreError: (503, "store_unavailable", lambda e: {}),
+    rerr.PoolEmptyError: (503, "pool_empty", lambda e: {}),
     rerr.NoRelaxCapableAccountError: (503, "no_relax_capable_account", lambda e: {}),
     rerr.ParentAccountUnavailableError: (
         409, "parent_account_unavailable", lambda e: {"bot_id": e.bot_id, "reason": e.reason}),
@@ -174,7 +175,12 @@ ROUTING_ERRORS: dict[type[rerr.RoutingError], RoutingTranslation] = {
     rerr.PoolFileError: (400, "invalid_pool_file", lambda e: {"line": e.line}),
 }  # fmt: skip
 
-_RETRY_AFTER = {"store_unavailable": "1", "staged_limit": "5", "no_relax_capable_account": "30"}
+_RETRY_AFTER = {
+    "store_unavailable": "1",
+    "staged_limit": "5",
+    "no_relax_capable_account": "30",
+    "pool_empty": "30",
+}
 
 
 def routing_error_response(exc: rerr.RoutingError) -> Response:
@@ -185,6 +191,8 @@ def routing_error_response(exc: rerr.RoutingError) -> Response:
                 "store_unavailable": "mjgate's store (Redis) is unavailable; retry shortly",
                 "no_relax_capable_account": "no active account can run relax jobs (basic-plan "
                 "accounts have no relax mode)",
+                "pool_empty": "the account pool is empty: no account is configured (or the "
+                "store was reset); the operator must add accounts",
             }.get(type_, str(exc))
             retry = _RETRY_AFTER.get(type_)
             headers = {"retry-after": retry} if retry else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,13 +16,18 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready when Redis answers, settings are loaded and the pool file (if any) was applied."""
+    """Ready when Redis answers (within MJGATE_REDIS_TIMEOUT), the pool file (if any) was
+    applied, and the pool has at least one account."""
     app = request.app.state.mjgate
     reasons = []
     try:
-        await app.redis.ping()
+        async with asyncio.timeout(app.settings.redis_timeout):
+            accounts = await app.redis.scard(app.store.keys.accounts())
     except Exception as exc:  # any failure means not ready; the reason is reported
         reasons.append(f"redis unreachable: {type(exc).__name__}")
+    else:
+        if not accounts:
+            reasons.append("pool_empty: the pool has no account")
     if not app.pool_loaded:
         reasons.append(f"pool not loaded: {app.pool_error or 'loading'}")
     status = 200 if not reasons else 503

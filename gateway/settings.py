@@ -128,7 +128,8 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds before a Redis call counts as failed (503 store_unavailable)",
             _positive_float),
     Setting("MJGATE_DATA_DIR", "data_dir", ".mjgate",
-            "folder of the embedded Redis's data and socket", Path),
+            "folder of the embedded Redis's data, socket and pid file, and of the sandbox "
+            "emulator's pid file", Path),
     Setting("MJGATE_CLIENT_KEYS", "client_keys", "",
             "comma-separated client keys accepted on /api/v1 (bootstrap; 8+ chars each)", _keys),
     Setting("MJGATE_ADMIN_TOKEN", "admin_token", "",
@@ -187,6 +188,16 @@ SETTINGS: tuple[Setting, ...] = (
             _optional_path),
     Setting("MJGATE_STRATEGY", "strategy", "", "pool strategy, overriding the pool file's "
             "(least_busy, most_fast_left, weighted)", lambda v: Strategy(v) if v else None),
+    Setting("MJGATE_POOL_FILE_MODE", "pool_file_mode", "seed",
+            "`seed`: a start creates the pool file's accounts the pool lacks, and changes "
+            "nothing else; `authoritative`: a start makes the pool match the file (undoing "
+            "admin API changes)", _choice("seed", "authoritative")),
+    Setting("MJGATE_REQUEST_READ_TIMEOUT", "request_read_timeout", "20",
+            "seconds a client has to send a whole request (headers and body) from its first "
+            "byte; slower: 408 request_timeout and the connection closed", _positive_float),
+    Setting("MJGATE_MAX_CONNECTIONS", "max_connections", "2048",
+            "open client connections per process; one more is answered 503 and closed",
+            _positive_int),
     Setting("MJGATE_COSTS", "cost_overrides", "",
             "fast-time cost overrides, e.g. `imagine=60,upscale:4x=300` (GPU seconds)", _costs),
     Setting("MJGATE_SANDBOX_SPEED", "sandbox_speed", "demo",
@@ -239,6 +250,9 @@ class Settings:
     idempotency_ttl: int = 86400
     pool_file: Path | None = None
     strategy: Strategy | None = None
+    pool_file_mode: str = "seed"
+    request_read_timeout: float = 20.0
+    max_connections: int = 2048
     cost_overrides: dict[str, int] = field(default_factory=dict)
     sandbox_speed: str = "demo"
     sandbox_emulator_port: int = 8090

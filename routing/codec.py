@@ -15,6 +15,7 @@ from routing.decisions import Dropped, Reservation, Staged
 from routing.errors import (
     NoRelaxCapableAccountError,
     ParentAccountUnavailableError,
+    PoolEmptyError,
     RoutingError,
     StagedLimitError,
     StoreError,
@@ -67,6 +68,8 @@ def decision(op: str, task_id: str, reply: Sequence[Any], parent: int = 0) -> Re
 def error(op: str, reply: Sequence[Any], bot_id: int = 0) -> RoutingError:
     """`{'E', code, detail}` as the routing exception it stands for."""
     code = text(reply[1])
+    if code == "pool_empty":
+        return PoolEmptyError("the pool has no account")
     if code == "no_relax_capable_account":
         return NoRelaxCapableAccountError("relax work needs an active account not on basic")
     if code == "staged_limit":

@@ -33,6 +33,10 @@ class NoRelaxCapableAccountError(RoutingError):
     """Relax work needs an active account on a plan other than basic, and there is none."""
 
 
+class PoolEmptyError(NoRelaxCapableAccountError):
+    """The pool has no account at all (never loaded, or the store was reset)."""
+
+
 class ParentAccountUnavailableError(RoutingError):
     def __init__(self, bot_id: int, reason: str) -> None:
         super().__init__(f"account {bot_id} can't take child tasks: {reason}")

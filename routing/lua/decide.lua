@@ -53,6 +53,12 @@ local function pick_relax(ex, nex)
   return nil
 end
 
+-- Why nothing can take the task: a pool without any account says so.
+local function no_capable()
+  if redis.call('SCARD', K.all) == 0 then return 'pool_empty' end
+  return 'no_relax_capable_account'
+end
+
 -- The accounts carrying any of `tags` (a client key limited to some account tags).
 local function tagged(tags)
   local seen, out = {}, {}
@@ -109,7 +115,7 @@ local function decide_root_tagged(mode, cost, ex, tags)
     end
   end
   if best then return {'R', best, 'relax', 0, decision} end
-  if not capable then return {'E', 'no_relax_capable_account'} end
+  if not capable then return {'E', no_capable()} end
   return {'S', 'relax_slots_busy'}
 end
 
@@ -134,7 +140,7 @@ local function decide_root(mode, cost, ex, nex, tags_json)
     local x = redis.call('HMGET', k_acct(xid), 'st', 'p', 'rs')
     if x[1] == 'active' and x[2] ~= 'basic' and tonumber(x[3]) > 0 then capable = capable - 1 end
   end
-  if capable <= 0 then return {'E', 'no_relax_capable_account'} end
+  if capable <= 0 then return {'E', no_capable()} end
   return {'S', 'relax_slots_busy'}
 end
 

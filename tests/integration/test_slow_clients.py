@@ -1,0 +1,148 @@
+"""Slow and excess clients over real sockets against `mjgate serve`: a request must arrive
+whole within MJGATE_REQUEST_READ_TIMEOUT, and a process keeps at most MJGATE_MAX_CONNECTIONS
+connections open; normal clients are served meanwhile."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.procs import CLIENT_KEY, Gateway, emulator, start_gateway, stop
+
+pytestmark = pytest.mark.slow
+
+ACCOUNTS = [{"bot_id": 951, "plan": "pro"}]
+POOL = "accounts:\n  - {bot_id: 951, plan: pro}\n"
+
+
+def _gateway(tmp_path: Path, redis_url: str, prefix: str, **extra: str) -> Iterator[Gateway]:
+    with emulator(tmp_path, ACCOUNTS, pending=1, processing=1) as emu:
+        pool = tmp_path / "pool.yaml"
+        pool.write_text(POOL)
+        gateway = start_gateway(redis_url, prefix, emu.url, pool, webhooks=False, extra=extra)
+        try:
+            yield gateway
+        finally:
+            stop(gateway.process)
+
+
+@pytest.fixture
+def quick_timeout(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[Gateway]:
+    yield from _gateway(tmp_path, redis_url, prefix, MJGATE_REQUEST_READ_TIMEOUT="2")
+
+
+@pytest.fixture
+def few_connections(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[Gateway]:
+    yield from _gateway(tmp_path, redis_url, prefix, MJGATE_MAX_CONNECTIONS="10")
+
+
+@pytest.fixture
+def sockets() -> Iterator[list[socket.socket]]:
+    opened: list[socket.socket] = []
+    yield opened
+    for sock in opened:
+        sock.close()
+
+
+def _connect(gateway: Gateway, opened: list[socket.socket]) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
+    sock.setblocking(False)
+    opened.append(sock)
+    return sock
+
+
+def _closed(sock: socket.socket) -> tuple[bool, bytes]:
+    """(closed by the server, what it sent before closing)."""
+    received = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except BlockingIOError:
+            return False, received
+        except ConnectionResetError:
+            return True, received
+        if not chunk:
+            return True, received
+        received += chunk
+
+
+def _healthy(gateway: Gateway) -> bool:
+    return httpx.get(f"{gateway.url}/healthz", timeout=5).status_code == 200
+
+
+def test_trickling_clients_are_cut_off(quick_timeout: Gateway, sockets: list[socket.socket]
+                                       ) -> None:  # fmt: skip
+    head = (
+        f"POST /api/v1/task HTTP/1.1\r\nhost: x\r\nx-api-key: {CLIENT_KEY}\r\n"
+        "content-type: application/json\r\ncontent-length: 200\r\n\r\n"
+    ).encode()
+    idle = [_connect(quick_timeout, sockets) for _ in range(5)]  # connect, send nothing
+    headers = [_connect(quick_timeout, sockets) for _ in range(20)]  # headers, a byte a second
+    bodies = [_connect(quick_timeout, sockets) for _ in range(5)]  # whole headers, then a slow body
+    for sock in bodies:
+        sock.send(head + b"{")
+    start = time.monotonic()
+    sent = 0
+    open_ones = idle + headers + bodies
+    while time.monotonic() - start < 6:
+        for sock in headers:
+            if sent < len(head):
+                with contextlib.suppress(OSError):
+                    sock.send(head[sent : sent + 1])
+        for sock in bodies:
+            with contextlib.suppress(OSError):
+                sock.send(b" ")
+        sent += 1
+        assert _healthy(quick_timeout)  # others are served meanwhile
+        time.sleep(1)
+        open_ones = [sock for sock in open_ones if not _closed(sock)[0]]
+        if not open_ones:
+            break
+    assert open_ones == [], f"{len(open_ones)} slow connections still open after 6 s"
+
+
+def test_a_slow_request_head_is_answered_408(
+    quick_timeout: Gateway, sockets: list[socket.socket]
+) -> None:
+    sock = _connect(quick_timeout, sockets)
+    sock.send(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+    deadline = time.monotonic() + 6
+    while not (result := _closed(sock))[0]:
+        assert time.monotonic() < deadline, "never closed"
+        time.sleep(0.1)
+    status, _, rest = result[1].partition(b"\r\n")
+    assert status == b"HTTP/1.1 408 Request Timeout"
+    body = json.loads(rest.split(b"\r\n\r\n", 1)[1])
+    assert body["error"]["type"] == "request_timeout" and body["code"] == 408
+
+
+def test_connections_beyond_the_limit_are_refused(
+    few_connections: Gateway, sockets: list[socket.socket]
+) -> None:
+    held = [_connect(few_connections, sockets) for _ in range(10)]
+    time.sleep(0.3)
+    extra = _connect(few_connections, sockets)
+    deadline = time.monotonic() + 5
+    while not (result := _closed(extra))[0]:
+        assert time.monotonic() < deadline, "the connection over the limit stayed open"
+        time.sleep(0.05)
+    assert result[1].startswith(b"HTTP/1.1 503 Service Unavailable")
+    assert b'"too_many_connections"' in result[1]
+    for sock in held:
+        sock.close()
+    deadline = time.monotonic() + 5
+    while True:  # the slots are free again once the server saw them close
+        try:
+            if _healthy(few_connections):
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
