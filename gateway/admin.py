@@ -11,6 +11,7 @@ Bodies and views (and their time formats) are in `gateway.admin_views`.
 from __future__ import annotations
 
 import hmac
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -34,7 +35,7 @@ from gateway.admin_views import (
     task_view,
     unix,
 )
-from gateway.api import read_body
+from gateway.bodies import read_body
 from gateway.errors import (
     ForbiddenError,
     InvalidKeyError,
@@ -79,9 +80,12 @@ def admin(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
+_BOT_ID = re.compile(r"[0-9]{1,16}")  # ASCII digits only ("²".isdigit() is true)
+
+
 def _bot_id(request: Request) -> int:
     raw = request.path_params["bot_id"]
-    if not raw.isdigit() or not 1 <= int(raw) <= 2**53:
+    if not _BOT_ID.fullmatch(raw) or not 1 <= int(raw) <= 2**53:
         raise InvalidRequestError("bot_id", "must be a positive integer")
     return int(raw)
 
@@ -241,6 +245,8 @@ async def create_key(request: Request, gate: Any) -> Response:
         tags=tuple(body.tags),
         staged_limit=body.staged_limit,
         rate_per_minute=body.rate_per_minute,
+        passthrough_models=tuple(body.passthrough_models),
+        passthrough_foreign_ids=body.passthrough_foreign_ids,
     )
     info, secret = await gate.clients.create(body.name, policy)
     return ok({**info.to_dict(), "secret": secret}, 201)

@@ -128,6 +128,10 @@ def keys_create(args: argparse.Namespace) -> None:
         body["staged_limit"] = args.staged_limit
     if args.rate is not None:
         body["rate_per_minute"] = args.rate
+    if args.passthrough_models is not None:
+        body["passthrough_models"] = csv_list(args.passthrough_models)
+    if args.passthrough_foreign_ids:
+        body["passthrough_foreign_ids"] = True
     data = call(args, "POST", "/keys", json=body)
     if not args.json:
         print(f"key {data['id']} ({data['name']}) created")
@@ -149,8 +153,10 @@ def keys_list(args: argparse.Namespace) -> None:
     console().print(table)
 
 
-def _created(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+def _created(value: str | float) -> str:
+    if isinstance(value, str):  # ISO 8601 already
+        return value
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
 
 
 def keys_revoke(args: argparse.Namespace) -> None:
@@ -336,6 +342,16 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--tags", metavar="A,B", help="only accounts with one of these tags")
     p.add_argument("--staged-limit", type=int, metavar="N")
     p.add_argument("--rate", type=int, metavar="N", help="requests per minute")
+    p.add_argument(
+        "--passthrough-models",
+        metavar="M,M",
+        help="models it may send through the pass-through, untouched ('*': any)",
+    )
+    p.add_argument(
+        "--passthrough-foreign-ids",
+        action="store_true",
+        help="may read and cancel task ids mjgate did not create for it",
+    )
     command(keys, "list", keys_list, "the managed keys (never their secrets)")
     p = command(keys, "revoke", keys_revoke, "revoke a key, at once on every replica")
     p.add_argument("key_id")

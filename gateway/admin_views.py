@@ -79,6 +79,10 @@ class KeyBody(_Body):
     )
     staged_limit: int | None = Field(default=None, ge=1, le=100_000)
     rate_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    passthrough_models: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default=[], max_length=64
+    )
+    passthrough_foreign_ids: bool = False
 
 
 def parse(model: type[Model], raw: bytes) -> Model:

@@ -1,4 +1,9 @@
-"""The client contract: `/api/v1/task` as GoAPI serves it, with mjgate routing in between."""
+"""The client contract: `/api/v1/task` as GoAPI serves it, with mjgate routing in between.
+
+Requests mjgate does not route go through the pass-through (`gateway.passthrough`), which is
+a permission of the client key. Task ids in paths are checked before anything else is done
+with them (`gateway.validation.check_task_id`): an id that is not a plain task id is 400.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,21 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.bodies import read_body
 from gateway.clients import Client
-from gateway.errors import BodyTooLargeError, InvalidKeyError, InvalidRequestError, MissingKeyError
+from gateway.delivery import check_endpoint
+from gateway.errors import (
+    InvalidKeyError,
+    InvalidRequestError,
+    MissingKeyError,
+    UpstreamRejectedError,
+)
+from gateway.passthrough import forward_untouched, require_foreign_ids, require_model
 from gateway.records import TaskRecord
+from gateway.redact import redact_upstream_ids
 from gateway.taskview import render
-from gateway.validation import validate_create
+from gateway.upstream import task_path
+from gateway.validation import check_task_id, validate_create
 
 
 def client_secret(request: Request) -> str:
@@ -34,21 +49,6 @@ async def authenticate(request: Request) -> Client:
         raise InvalidKeyError("the API key is not valid")
     await request.app.state.mjgate.clients.check_rate(client)
     return client
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read at most `limit` bytes; stop reading as soon as the body is over it."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLargeError(f"the request body is larger than {limit} bytes", limit=limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError(f"the request body is larger than {limit} bytes", limit=limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _json_body(raw: bytes) -> dict[str, Any]:
@@ -75,21 +75,6 @@ def task_response(record: TaskRecord, timings: dict[str, float] | None = None) -
     return Response(body, media_type="application/json", headers=headers)
 
 
-async def forward_untouched(
-    request: Request, method: str, path: str, body: bytes | None = None
-) -> Response:
-    """Tasks mjgate doesn't route (other models, unknown ids): passed through as they are."""
-    app = request.app.state.mjgate
-    answer = await app.upstream.request(method, path, body)
-    app.metrics.upstream_request("forward", str(answer.status), answer.seconds)
-    return Response(
-        answer.raw,
-        status_code=answer.status,
-        media_type=answer.headers.get("content-type", "application/json"),
-        headers={"x-mjgate-decision": "forwarded"},
-    )
-
-
 async def create_task(request: Request) -> Response:
     started = time.perf_counter()
     app = request.app.state.mjgate
@@ -103,50 +88,77 @@ async def create_task(request: Request) -> Response:
     config = body.get("config")
     public = isinstance(config, dict) and config.get("service_mode") == "public"
     if model != "midjourney" or public:
+        require_model(client, model, app.settings)
         return await forward_untouched(request, "POST", "/api/v1/task", raw)
     create = validate_create(body, max_prompt_length=app.settings.max_prompt_length)
+    if create.webhook is not None and not app.settings.allow_private_webhooks:
+        await check_endpoint(create.webhook.endpoint, "config.webhook_config.endpoint")
     parent = None
     if create.origin_task_id is not None:
         parent = await app.tasks.creator.load_parent(create, client)
         if parent is None:
+            require_model(client, model, app.settings)
+            require_foreign_ids(client, app.settings)
             return await forward_untouched(request, "POST", "/api/v1/task", raw)
-    result = await app.tasks.creator.create(
-        client, create, parent=parent, idempotency_key=request.headers.get("idempotency-key")
-    )
+    mapping = {parent.upstream_id: parent.task_id} if parent and parent.upstream_id else {}
+    with _redacted(mapping):
+        result = await app.tasks.creator.create(
+            client, create, parent=parent, idempotency_key=request.headers.get("idempotency-key")
+        )
     response = task_response(result.record, {"auth": auth_seconds, **result.timings})
     if result.replayed:
         response.headers["idempotent-replayed"] = "true"
     return response
 
 
-async def _own_record(request: Request, client: Client) -> TaskRecord | None:
-    record: TaskRecord | None = await request.app.state.mjgate.records.load(
-        request.path_params["task_id"]
-    )
+class _redacted:
+    """Upstream refusals relayed for mjgate's own tasks show mjgate's ids, never upstream ones."""
+
+    def __init__(self, mapping: dict[str, str]) -> None:
+        self.mapping = mapping
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, UpstreamRejectedError):
+            exc.message = redact_upstream_ids(exc.message, self.mapping)
+            exc.args = (exc.message,)
+
+
+async def _task_id(request: Request) -> tuple[Client, str]:
+    client = await authenticate(request)
+    return client, check_task_id(request.path_params["task_id"])
+
+
+async def _own_record(request: Request, client: Client, task_id: str) -> TaskRecord | None:
+    record: TaskRecord | None = await request.app.state.mjgate.records.load(task_id)
     if record is None or record.client_id != client.id:
         return None
     return record
 
 
 async def get_task(request: Request) -> Response:
-    client = await authenticate(request)
-    record = await _own_record(request, client)
+    client, task_id = await _task_id(request)
+    record = await _own_record(request, client, task_id)
     if record is None:
-        return await forward_untouched(
-            request, "GET", f"/api/v1/task/{request.path_params['task_id']}"
-        )
-    record = await request.app.state.mjgate.tasks.checker.refresh(record)
+        require_foreign_ids(client, request.app.state.mjgate.settings)
+        return await forward_untouched(request, "GET", task_path(task_id))
+    with _redacted({record.upstream_id: record.task_id} if record.upstream_id else {}):
+        record = await request.app.state.mjgate.tasks.checker.refresh(record)
     return task_response(record)
 
 
 async def cancel_task(request: Request) -> Response:
-    client = await authenticate(request)
-    record = await _own_record(request, client)
+    """`DELETE /api/v1/task/{id}`, and `POST /api/v1/task/{id}/cancel` (an alias some
+    clients use)."""
+    client, task_id = await _task_id(request)
+    record = await _own_record(request, client, task_id)
     if record is None:
-        return await forward_untouched(
-            request, "DELETE", f"/api/v1/task/{request.path_params['task_id']}"
-        )
-    message = await request.app.state.mjgate.tasks.tracker.cancel(record)
+        require_foreign_ids(client, request.app.state.mjgate.settings)
+        return await forward_untouched(request, "DELETE", task_path(task_id))
+    with _redacted({record.upstream_id: record.task_id} if record.upstream_id else {}):
+        message = await request.app.state.mjgate.tasks.tracker.cancel(record)
     return Response(
         orjson.dumps({"code": 200, "data": None, "message": message}), media_type="application/json"
     )

@@ -181,6 +181,7 @@ def create_app(
         Route("/api/v1/task", api.create_task, methods=["POST"]),
         Route("/api/v1/task/{task_id}", api.get_task, methods=["GET"]),
         Route("/api/v1/task/{task_id}", api.cancel_task, methods=["DELETE"]),
+        Route("/api/v1/task/{task_id}/cancel", api.cancel_task, methods=["POST"]),
         Route("/webhooks/goapi/tasks/{token}", webhooks.task_webhook, methods=["POST"]),
         Route(
             "/webhooks/goapi/notifications/{token}", webhooks.notification_webhook, methods=["POST"]

@@ -1,7 +1,8 @@
 """Who is calling: a client key resolved to a Client with its policy.
 
 Keys are never kept or logged in the clear: a client is known by `id`, the first 16 hex digits
-of the key's SHA-256. Static keys from MJGATE_CLIENT_KEYS get the default policy.
+of the key's SHA-256. Static keys from MJGATE_CLIENT_KEYS get the default policy; whether they
+may use the pass-through is MJGATE_STATIC_KEYS_PASSTHROUGH's (`bootstrap` marks them).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class Client:
     staged_limit: int | None = None  # None: the setting's
     tags: tuple[str, ...] = ()  # allowed account tags; empty: any account
     rate_per_minute: int | None = None  # None: no limit
+    # the pass-through (requests mjgate forwards untouched with the operator's GoAPI key):
+    passthrough_models: tuple[str, ...] = ()  # models it may use there; "*": any
+    passthrough_foreign_ids: bool = False  # may read/cancel ids mjgate did not create
+    bootstrap: bool = False  # a static key: the pass-through is the setting's
 
     def cap_mode(self, mode: Mode) -> Mode:
         """The mode this client may use for a request of `mode`: the best allowed one not
@@ -52,5 +57,5 @@ class StaticKeys:
         found: Client | None = None
         for known, kid in self._digests:  # no early exit: constant time over the list
             if hmac.compare_digest(known, digest):
-                found = Client(id=kid, name="static")
+                found = Client(id=kid, name="static", bootstrap=True)
         return found

@@ -5,9 +5,11 @@ sha256=<hex HMAC of the body keyed by that secret>`. Deliveries are persisted in
 outbox sorted set: one entry per task, due time as score) so a replica that dies loses nothing;
 every replica's loop claims due entries atomically and retries with exponential backoff (1 s,
 2 s, 4 s ... up to 10 attempts). The body is the task's latest state at delivery time, so a
-retried delivery never sends stale news. Endpoints resolving to private, loopback or
-link-local addresses are refused unless MJGATE_ALLOW_PRIVATE_WEBHOOKS is on (the sandbox
-turns it on).
+retried delivery never sends stale news. Endpoints that do not resolve, or resolve to any
+address that is not globally routable (private, loopback, link-local, carrier-grade NAT
+100.64.0.0/10, reserved, ...), are refused unless MJGATE_ALLOW_PRIVATE_WEBHOOKS is on (the
+sandbox turns it on): at create time (`check_endpoint`, 400 naming the field, nothing
+reserved), and again at each delivery (DNS may have changed since).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import asyncio
 import hashlib
 import hmac
 import ipaddress
-import socket
 import time
 from importlib import resources
 from urllib.parse import urlparse
@@ -27,36 +28,50 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway import logs
+from gateway.errors import InvalidRequestError
 from gateway.metrics import Metrics
 from gateway.records import RecordStore, TaskRecord
 from gateway.taskview import render
 from routing.keys import Keys
 
 MAX_ATTEMPTS = 10
+RESOLVE_TIMEOUT = 5.0  # seconds to resolve a client's webhook host
 
 
 def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def is_public_address(text: str) -> bool:
+    """A globally routable unicast address (an IPv4-mapped IPv6 address as its IPv4)."""
+    address = ipaddress.ip_address(text.split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
 async def is_private_endpoint(url: str) -> bool:
-    host = urlparse(url).hostname or ""
+    """True when the endpoint's host does not resolve, or resolves to any address that is not
+    globally routable (carrier-grade NAT 100.64.0.0/10 included)."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-    except socket.gaierror:
+        host = urlparse(url).hostname or ""
+        infos = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(host, None), RESOLVE_TIMEOUT
+        )
+    except (OSError, UnicodeError, ValueError, TimeoutError):
         return True  # unresolvable: refuse rather than guess
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-            or address.is_unspecified
-        ):
-            return True
-    return False
+    return not infos or not all(is_public_address(str(info[4][0])) for info in infos)
+
+
+async def check_endpoint(url: str, field: str) -> None:
+    """A client's webhook endpoint, checked at create time: 400 naming `field` when mjgate
+    would refuse to deliver to it."""
+    if await is_private_endpoint(url):
+        raise InvalidRequestError(
+            field,
+            "does not resolve to a public address (private, loopback, link-local, carrier-grade"
+            " NAT and unresolvable hosts are refused)",
+        )
 
 
 class Outbox:

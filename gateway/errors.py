@@ -10,6 +10,8 @@
     ├── MethodNotAllowedError      405 method_not_allowed
     ├── RateLimitedError           429 rate_limited (+ Retry-After)
     ├── TaskNotCancellableError    400 task_not_cancellable
+    ├── ClientDisconnectedError    400 client_disconnected (the client left mid-body)
+    ├── HeadersTooLargeError       431 headers_too_large
     └── UpstreamError
         ├── UpstreamUnavailableError   502 upstream_unavailable (never sent, or 5xx)
         ├── UpstreamTimeoutError       504 upstream_timeout (sent; outcome unknown)
@@ -82,6 +84,16 @@ class RateLimitedError(GatewayError):
 
 class TaskNotCancellableError(GatewayError):
     status, type = 400, "task_not_cancellable"
+
+
+class ClientDisconnectedError(GatewayError):
+    """The client went away before its body was read: nobody is left to answer."""
+
+    status, type = 400, "client_disconnected"
+
+
+class HeadersTooLargeError(GatewayError):
+    status, type = 431, "headers_too_large"
 
 
 class UpstreamError(GatewayError):

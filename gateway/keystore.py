@@ -27,6 +27,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -53,6 +54,9 @@ class KeyPolicy:
     tags: tuple[str, ...] = ()  # allowed account tags
     staged_limit: int | None = None
     rate_per_minute: int | None = None
+    # the pass-through (forwarded untouched with the operator's GoAPI key); none by default
+    passthrough_models: tuple[str, ...] = ()  # models it may use there; "*": any
+    passthrough_foreign_ids: bool = False  # may read/cancel task ids mjgate did not create
 
     def to_dict(self) -> dict[str, Any]:
         modes = None if self.allowed_modes is None else _sorted_modes(self.allowed_modes)
@@ -61,6 +65,8 @@ class KeyPolicy:
             "tags": list(self.tags),
             "staged_limit": self.staged_limit,
             "rate_per_minute": self.rate_per_minute,
+            "passthrough_models": list(self.passthrough_models),
+            "passthrough_foreign_ids": self.passthrough_foreign_ids,
         }
 
     @classmethod
@@ -71,6 +77,8 @@ class KeyPolicy:
             tags=tuple(raw.get("tags") or ()),
             staged_limit=raw.get("staged_limit"),
             rate_per_minute=raw.get("rate_per_minute"),
+            passthrough_models=tuple(raw.get("passthrough_models") or ()),
+            passthrough_foreign_ids=bool(raw.get("passthrough_foreign_ids", False)),
         )
 
 
@@ -88,10 +96,11 @@ class KeyInfo:
     created_at: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        created = datetime.fromtimestamp(self.created_at, UTC).isoformat(timespec="seconds")
         return {
             "id": self.id,
             "name": self.name,
-            "created_at": self.created_at,
+            "created_at": created.replace("+00:00", "Z"),  # ISO 8601 UTC, like every admin time
             **self.policy.to_dict(),
         }
 
@@ -157,6 +166,8 @@ class KeyStore:
             staged_limit=policy.staged_limit,
             tags=policy.tags,
             rate_per_minute=policy.rate_per_minute,
+            passthrough_models=policy.passthrough_models,
+            passthrough_foreign_ids=policy.passthrough_foreign_ids,
         )
 
     async def check_rate(self, client: Client) -> None:

@@ -132,6 +132,9 @@ SETTINGS: tuple[Setting, ...] = (
             "emulator's pid file", Path),
     Setting("MJGATE_CLIENT_KEYS", "client_keys", "",
             "comma-separated client keys accepted on /api/v1 (bootstrap; 8+ chars each)", _keys),
+    Setting("MJGATE_STATIC_KEYS_PASSTHROUGH", "static_keys_passthrough", "true",
+            "MJGATE_CLIENT_KEYS keys may use the pass-through (any model, any task id, with the "
+            "GoAPI key); managed keys have their own policy", _bool),
     Setting("MJGATE_ADMIN_TOKEN", "admin_token", "",
             "Bearer token of the admin API; empty disables /admin/v1", str),
     Setting("MJGATE_ADMIN_PORT", "admin_port", "",
@@ -227,6 +230,7 @@ class Settings:
     redis_timeout: float = 0.4
     data_dir: Path = Path(".mjgate")
     client_keys: tuple[str, ...] = ()
+    static_keys_passthrough: bool = True
     admin_token: str = ""
     admin_port: int | None = None
     public_url: str | None = None

@@ -1,8 +1,8 @@
 """What clients see: GoAPI's task object with mjgate's ids and the client's own webhook.
 
 The upstream's task object is passed through field for field (key order kept); only the ids
-are translated (`task_id`, `input.origin_task_id`), `config.webhook_config` is the client's,
-never mjgate's, and tasks that never reached the upstream (staged, failed locally) get an
+are translated (`task_id`, `input.origin_task_id`, and upstream ids in error messages, see
+`gateway.redact`), `config.webhook_config` is the client's, never mjgate's, and tasks that never reached the upstream (staged, failed locally) get an
 object of the same shape built here.
 """
 
@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.records import TaskRecord
+from gateway.redact import redact_upstream_ids
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _NO_ERROR = {"code": 0, "raw_message": "", "message": "", "detail": None}
@@ -83,4 +84,17 @@ def render(record: TaskRecord) -> dict[str, Any]:
             "message": record.error_message,
             "type": record.error_type,
         }
+    error = task.get("error")
+    if isinstance(error, dict):
+        task["error"] = _redacted(error, record)
     return task
+
+
+def _redacted(error: dict[str, Any], record: TaskRecord) -> dict[str, Any]:
+    """The task's error with upstream ids replaced by mjgate's (or hidden)."""
+    mapping = {record.upstream_id: record.task_id} if record.upstream_id else {}
+    keep = (record.task_id, record.parent_id or "")
+    return {
+        key: redact_upstream_ids(value, mapping, keep) if isinstance(value, str) else value
+        for key, value in error.items()
+    }

@@ -16,12 +16,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import httpx
 import orjson
 
 from gateway.errors import UpstreamTimeoutError, UpstreamUnavailableError
+from gateway.validation import check_task_id
 
 
 class UpstreamNotSentError(UpstreamUnavailableError):
@@ -68,6 +70,12 @@ def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     )
     transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, trust_env=False)
     return transport
+
+
+def task_path(task_id: str) -> str:
+    """`/api/v1/task/<id>` for a checked task id (InvalidRequestError otherwise): no id can
+    leave that path (no `..`, `/`, `?`, `#`, control characters), and it is quoted anyway."""
+    return "/api/v1/task/" + quote(check_task_id(task_id), safe="")
 
 
 class UpstreamClient:
@@ -125,7 +133,7 @@ class UpstreamClient:
         return await self.request("POST", "/api/v1/task", orjson.dumps(body))
 
     async def get(self, upstream_id: str) -> UpstreamAnswer:
-        return await self.request("GET", f"/api/v1/task/{upstream_id}")
+        return await self.request("GET", task_path(upstream_id))
 
     async def cancel(self, upstream_id: str) -> UpstreamAnswer:
-        return await self.request("DELETE", f"/api/v1/task/{upstream_id}")
+        return await self.request("DELETE", task_path(upstream_id))

@@ -8,6 +8,8 @@ are passed through untouched, as GoAPI may grow them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,38 @@ PAN_DIRECTIONS = frozenset({"up", "down", "left", "right"})
 BLEND_DIMENSIONS = frozenset({"square", "portrait", "landscape"})
 SERVICE_MODES = frozenset({"", "public", "private"})
 PROCESS_MODES = frozenset({"", "mixed", "relax", "fast", "turbo"})
+# A task id (mjgate's or the upstream's): letters, digits, `-` and `_`, at most 64 characters.
+TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_DEPTH = 16  # nesting of `input` and `config` (objects and lists)
+MAX_NODES = 10_000  # values in `input` and `config` together
+IMAGE_MEDIA_TYPES = frozenset({"image/png", "image/jpeg", "image/jpg", "image/webp", "image/gif"})
+_DATA_URI = re.compile(r"data:([a-z]+/[a-z0-9.+-]+);base64,(.*)", re.DOTALL | re.IGNORECASE)
+
+
+def check_task_id(value: object, field: str = "task_id") -> str:
+    """A task id that can be used in a path as it is: 400 otherwise, never forwarded."""
+    if not isinstance(value, str) or not TASK_ID.fullmatch(value):
+        raise InvalidRequestError(
+            field, "is not a task id (letters, digits, - and _, at most 64 characters)"
+        )
+    return value
+
+
+def check_shape(value: object, field: str) -> None:
+    """Refuse JSON nested deeper than MAX_DEPTH or with more than MAX_NODES values (checked
+    without recursion, before anything is reserved or stored)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    nodes = 0
+    while stack:
+        item, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise InvalidRequestError(field, f"has more than {MAX_NODES} values")
+        if isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                raise InvalidRequestError(field, f"is nested deeper than {MAX_DEPTH} levels")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
 
 
 @dataclass(frozen=True)
@@ -69,6 +103,27 @@ def _http_url(value: str, field: str) -> None:
         raise InvalidRequestError(field, "must be an http(s) URL")
 
 
+def _image_ref(value: str, field: str) -> None:
+    """An http(s) URL, or a `data:image/<type>;base64,<data>` URI with valid base64."""
+    if value[:5].lower() != "data:":
+        _http_url(value, field)
+        return
+    match = _DATA_URI.fullmatch(value)
+    if match is None:
+        raise InvalidRequestError(field, "must be an http(s) URL or a data:image/...;base64 URI")
+    media_type = match.group(1).lower()
+    if media_type not in IMAGE_MEDIA_TYPES:
+        raise InvalidRequestError(
+            field, f"data URI media type must be one of {', '.join(sorted(IMAGE_MEDIA_TYPES))}"
+        )
+    try:
+        decoded = base64.b64decode(match.group(2), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequestError(field, "data URI is not valid base64") from exc
+    if not decoded:
+        raise InvalidRequestError(field, "data URI holds no image")
+
+
 def _index(data: dict[str, Any], allowed: frozenset[str]) -> str:
     value = data.get("index")
     if isinstance(value, int) and not isinstance(value, bool):
@@ -109,7 +164,7 @@ def _check_type_fields(task_type: TaskType, data: dict[str, Any]) -> str | None:
         _string(data, "prompt", "input", required=True)
     elif task_type is TaskType.DESCRIBE:
         url = _string(data, "image_url", "input", required=True)
-        _http_url(url or "", "input.image_url")
+        _image_ref(url or "", "input.image_url")
     elif task_type is TaskType.BLEND:
         urls = data.get("image_urls")
         if not isinstance(urls, list) or not 2 <= len(urls) <= 5:
@@ -117,22 +172,27 @@ def _check_type_fields(task_type: TaskType, data: dict[str, Any]) -> str | None:
         for position, url in enumerate(urls):
             if not isinstance(url, str):
                 raise InvalidRequestError(f"input.image_urls[{position}]", "must be a string")
-            _http_url(url, f"input.image_urls[{position}]")
+            _image_ref(url, f"input.image_urls[{position}]")
         dimension = data.get("dimension")
-        if dimension not in (None, "") and dimension not in BLEND_DIMENSIONS:
+        if dimension not in (None, "") and not _one_of(dimension, BLEND_DIMENSIONS):
             raise InvalidRequestError("input.dimension", "must be square, portrait or landscape")
     elif task_type is TaskType.UPSCALE:
         return _index(data, UPSCALE_INDEXES)
     elif task_type is TaskType.VARIATION:
         return _index(data, VARIATION_INDEXES)
     elif task_type is TaskType.PAN:
-        if data.get("direction") not in PAN_DIRECTIONS:
+        if not _one_of(data.get("direction"), PAN_DIRECTIONS):
             raise InvalidRequestError("input.direction", "must be up, down, left or right")
     elif task_type is TaskType.OUTPAINT:
         _check_zoom(data)
     elif task_type is TaskType.INPAINT:
         _string(data, "mask", "input", required=True)
     return None
+
+
+def _one_of(value: object, allowed: frozenset[str]) -> bool:
+    """`value in allowed` for any JSON value (a list or object is never in a set of strings)."""
+    return isinstance(value, str) and value in allowed
 
 
 def _check_zoom(data: dict[str, Any]) -> None:
@@ -168,22 +228,26 @@ def validate_create(body: dict[str, Any], *, max_prompt_length: int) -> CreateRe
     """Validate a Midjourney create body (its `model` already checked)."""
     raw_type = body.get("task_type")
     try:
-        task_type = TaskType(str(raw_type))
+        task_type = TaskType(raw_type if isinstance(raw_type, str) else "")
     except ValueError as exc:
         raise InvalidRequestError(
             "task_type", f"must be one of {', '.join(t.value for t in TaskType)}"
         ) from exc
     data = dict(_expect_object(body.get("input", {}), "input"))
     config = dict(_expect_object(body.get("config") or {}, "config"))
+    check_shape(data, "input")
+    check_shape(config, "config")
     service_mode = config.get("service_mode", "")
-    if service_mode not in SERVICE_MODES:
+    if not _one_of(service_mode, SERVICE_MODES):
         raise InvalidRequestError("config.service_mode", "must be public, private or empty")
     webhook = _webhook(config)
     _check_common(data, max_prompt_length)
     index = _check_type_fields(task_type, data)
     origin = None
     if not task_type.is_root:
-        origin = _string(data, "origin_task_id", "input", required=True)
+        origin = check_task_id(
+            _string(data, "origin_task_id", "input", required=True), "input.origin_task_id"
+        )
     mode = None
     if task_type.is_root:
         try:
