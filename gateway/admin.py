@@ -116,6 +116,14 @@ async def _account(gate: Any, bot_id: int) -> AccountStatus:
 _NULLABLE = frozenset({"renews_at", "fast_slots", "relax_slots"})  # null: none / the plan's
 
 
+def _renews_at(gate: Any, instant: Any) -> float | None:
+    """A renewal date, which must be in the future (a past one would renew at once)."""
+    seconds = unix(instant)
+    if seconds is not None and seconds <= gate.clock():
+        raise InvalidRequestError("renews_at", "must be in the future (or null: no renewal)")
+    return seconds
+
+
 def _reason(text: str) -> str:
     return f"operator: {text}" if text else "operator"
 
@@ -150,7 +158,7 @@ async def put_account(request: Request, gate: Any) -> Response:
         bot_id=bot_id, name=body.name, plan=body.plan, setting=body.setting,
         fast_seconds_left=None if body.fast_hours_left is None
         else round(body.fast_hours_left * 3600),
-        renews_at=unix(body.renews_at), fast_slots=body.fast_slots,
+        renews_at=_renews_at(gate, body.renews_at), fast_slots=body.fast_slots,
         relax_slots=body.relax_slots, weight=body.weight, tags=tuple(body.tags),
         state=AccountState(body.state))  # fmt: skip
     if spec.state is AccountState.COOLING:
@@ -201,7 +209,7 @@ async def patch_account(request: Request, gate: Any) -> Response:
         if "tags" in changes:
             changes["tags"] = tuple(changes["tags"])
         if "renews_at" in changes:
-            changes["renews_at"] = unix(changes["renews_at"])
+            changes["renews_at"] = _renews_at(gate, changes["renews_at"])
         await gate.store.apply_account(replace(spec, **changes))
     if body.fast_hours_left is not None:
         await gate.store.set_fast_time(

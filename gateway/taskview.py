@@ -2,8 +2,8 @@
 
 The upstream's task object is passed through field for field (key order kept); only the ids
 are translated (`task_id`, `input.origin_task_id`, and upstream ids in error messages, see
-`gateway.redact`), `config.webhook_config` is the client's, never mjgate's, and tasks that never reached the upstream (staged, failed locally) get an
-object of the same shape built here.
+`gateway.redact`), `config.webhook_config` is the client's, never mjgate's, and tasks that
+never reached the upstream (staged, failed locally) get an object of the same shape built here.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Canary secrets: a GoAPI key and a client key that must never appear in a log line, a
 response (body or headers) or the metrics exposition, anywhere in the suite.
 
-The in-process harness uses them as its keys; every response it gets and its final /metrics
+The in-process harness uses them as its keys; every response it gets (and, outside the admin
+API, mjgate's GoAPI webhook secret and path tokens) and its final /metrics
 scrape are checked as they happen, and every log record mjgate emits during the session is
 checked by the handler that tests/conftest.py installs.
 """
@@ -21,8 +22,10 @@ class CanaryLeak(AssertionError):
     pass
 
 
-def check_text(where: str, text: str) -> None:
-    for canary in CANARIES:
+def check_text(where: str, text: str, extra: tuple[str, ...] = ()) -> None:
+    """`extra`: more secrets for this text (mjgate's GoAPI webhook secret and tokens, which
+    no client-facing answer may contain)."""
+    for canary in (*CANARIES, *extra):
         if canary in text:
             raise CanaryLeak(f"a secret leaked into {where}: {text[:300]!r}")
 

@@ -3,85 +3,16 @@ forward what, the error envelope of forwarded answers, and mjgate's webhook neve
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 from redis.asyncio import Redis
-from starlette.applications import Starlette
 
-from gateway.app import create_app
-from gateway.keystore import KeyPolicy
-from gateway.settings import Settings
 from gateway.webhooks import goapi_secret, goapi_token
+from tests.gateway.mocked import STATIC_KEY, mocked, raw_get
 from tests.harness import CLIENT_KEY, harness
-
-STATIC_KEY = "static-key-000001"
-
-
-@dataclass
-class Mocked:
-    client: httpx.AsyncClient
-    app: Starlette
-    sent: list[httpx.Request]  # every request mjgate made upstream
-    answers: list[httpx.Response]  # the next answers of the upstream (default: 404)
-
-    async def managed(self, **policy: Any) -> str:
-        _, secret = await self.app.state.mjgate.clients.create("t", KeyPolicy(**policy))
-        return str(secret)
-
-
-@contextlib.asynccontextmanager
-async def mocked(redis: Redis, prefix: str, **settings: Any) -> AsyncIterator[Mocked]:
-    """mjgate with an upstream that records every request and answers as told."""
-    sent: list[httpx.Request] = []
-    answers: list[httpx.Response] = []
-
-    def upstream(request: httpx.Request) -> httpx.Response:
-        request.read()
-        sent.append(request)
-        if answers:
-            return answers.pop(0)
-        return httpx.Response(404, json={"code": 404, "data": None, "message": "task not found"})
-
-    base = Settings(redis_prefix=prefix, goapi_api_key="k-goapi", client_keys=(STATIC_KEY,))
-    app = create_app(
-        replace(base, **settings), redis=redis, upstream_transport=httpx.MockTransport(upstream)
-    )
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://localhost:8080"
-        ) as client,
-    ):
-        yield Mocked(client, app, sent, answers)
-
-
-async def raw_get(app: Starlette, path: str, key: str, method: str = "GET") -> tuple[int, bytes]:
-    """A request whose path reaches the app exactly as given (no client normalises `..`)."""
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-        "scheme": "http", "path": path, "raw_path": path.encode("latin-1"), "query_string": b"",
-        "root_path": "", "headers": [(b"host", b"localhost"), (b"x-api-key", key.encode())],
-        "client": ("127.0.0.1", 1), "server": ("localhost", 8080),
-    }  # fmt: skip
-    messages: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        messages.append(message)
-
-    await app(scope, receive, send)
-    status = next(m["status"] for m in messages if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    return status, body
-
 
 ESCAPES = ["..", ".", "%2e%2e", "abc%3Fx=1", "%00", "a%0d%0aX-Injected:%201",
            "a b", "a%2Fb", "x" * 65, "é"]  # fmt: skip
