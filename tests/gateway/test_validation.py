@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import InvalidRequestError
-from gateway.validation import validate_create
+from gateway.validation import check_task_id, validate_create
 from routing.model import Mode, TaskType
 
 
@@ -114,3 +114,43 @@ def test_webhook_config_is_kept_apart() -> None:
         {"webhook_config": {"endpoint": "http://127.0.0.1:9/x", "secret": "s"}},
     )
     assert request.webhook is not None and request.webhook.secret == "s"
+
+
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAH"
+    "ggJ/PchI7wAAAABJRU5ErkJggg=="
+)
+
+
+def test_data_uris_are_accepted_for_describe_and_blend() -> None:
+    assert check("describe", {"image_url": PNG}).input["image_url"] == PNG
+    jpeg = "data:image/jpeg;base64,/9j/4AAQSkZJRg=="
+    assert check("blend", {"image_urls": [PNG, jpeg, "https://example.com/a.png"]})
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "data:image/png;base64,not base64!",
+        "data:image/png;base64,",
+        "data:text/html;base64,PGgxPg==",
+        "data:image/svg+xml;base64,PHN2Zz4=",
+        "data:image/png,rawbytes",
+        "data:;base64,iVBORw0KGgo=",
+    ],
+)
+def test_bad_data_uris_name_the_field(uri: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        check("describe", {"image_url": uri})
+    assert caught.value.details["field"] == "input.image_url"
+    with pytest.raises(InvalidRequestError) as caught:
+        check("blend", {"image_urls": [PNG, uri]})
+    assert caught.value.details["field"] == "input.image_urls[1]"
+
+
+@pytest.mark.parametrize("task_id", ["..", ".", "a/b", "abc?x=1", "a\x00", "a\r\nb", "x" * 65, "é"])
+def test_task_ids_are_plain(task_id: str) -> None:
+    with pytest.raises(InvalidRequestError):
+        check_task_id(task_id)
+    assert check_task_id("3f0c9a4e-0000-4000-8000-000000000000")
+    assert check_task_id("A_b-1" * 12)
