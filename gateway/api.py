@@ -21,7 +21,7 @@ from gateway.errors import (
     InvalidKeyError,
     InvalidRequestError,
     MissingKeyError,
-    UpstreamRejectedError,
+    UpstreamError,
 )
 from gateway.passthrough import forward_untouched, require_foreign_ids, require_model
 from gateway.records import TaskRecord
@@ -121,7 +121,7 @@ class _redacted:
         return None
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, UpstreamRejectedError):
+        if isinstance(exc, UpstreamError):
             exc.message = redact_upstream_ids(exc.message, self.mapping)
             exc.args = (exc.message,)
 

@@ -168,3 +168,18 @@ async def test_mjgates_webhook_never_reaches_a_client(redis: Redis, prefix: str)
         assert forwarded["config"]["webhook_config"] == {"endpoint": "", "secret": ""}
         for answer in answers:
             assert not any(leak in answer.text for leak in leaks), answer.text
+
+
+async def test_upstream_refusals_show_mjgates_ids(redis: Redis, prefix: str) -> None:
+    """The emulator refuses an upscale of an upscale naming the parent by its upstream id;
+    the client sees the parent's mjgate id, in the answer and in the failed task."""
+    async with harness(redis, prefix) as h:
+        grid = (await h.create(prompt="x --fast")).json()["data"]["task_id"]
+        await h.wait_status(grid, "completed")
+        single = (await h.create("upscale", origin_task_id=grid, index="1")).json()["data"]
+        await h.wait_status(single["task_id"], "completed")
+        parent = await h.gate.records.load(single["task_id"])
+        answer = await h.create("upscale", origin_task_id=single["task_id"], index="1")
+        assert answer.status_code == 400, answer.text
+        message = answer.json()["message"]
+        assert single["task_id"] in message and parent.upstream_id not in message

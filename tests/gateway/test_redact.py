@@ -72,3 +72,24 @@ def test_mjgates_webhook_is_scrubbed_from_forwarded_tasks() -> None:
 )
 def test_only_public_addresses_receive_webhooks(address: str, public: bool) -> None:
     assert is_public_address(address) is public
+
+
+def test_a_rendered_task_shows_no_upstream_id_in_its_error() -> None:
+    from gateway.records import TaskRecord
+    from gateway.taskview import render
+
+    parent_upstream = "77777777-7777-4777-8777-777777777777"
+    record = TaskRecord(
+        task_id=OWN, client_id="c", task_type="upscale", status="failed",
+        request={"input": {}, "config": {}}, upstream_id=UP, parent_id=OTHER,
+        task={"task_id": UP, "config": {}, "input": {"origin_task_id": parent_upstream},
+              "error": {"code": 10000, "message": f"task {UP} failed: parent {parent_upstream}",
+                        "raw_message": f"{UP}"}},
+        error_type="upstream_rejected",
+        error_message=f"the output of task {parent_upstream} is upscale",
+    )  # fmt: skip
+    shown = render(record)
+    assert shown["task_id"] == OWN and shown["input"]["origin_task_id"] == OTHER
+    assert shown["error"]["message"] == "the output of task [upstream id] is upscale"
+    assert shown["error"]["raw_message"] == OWN
+    assert UP not in repr(shown) and parent_upstream not in repr(shown)
