@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -43,6 +44,7 @@ from gateway.errors import (
     MissingKeyError,
     NotFoundError,
 )
+from gateway.headerlimit import HeaderLimit
 from gateway.keystore import KeyPolicy
 from gateway.records import TaskRecord
 from gateway.webhooks import goapi_secret, goapi_token
@@ -336,7 +338,7 @@ def routes() -> list[BaseRoute]:
     """The admin API's routes, relative to its mount point (`/admin/v1`)."""
 
     def route(path: str, handler: Handler, method: str) -> Route:
-        return Route(path, admin(handler), methods=[method])
+        return Route(path, admin(handler), methods=[method], middleware=[Middleware(HeaderLimit)])
 
     return [
         route("/accounts", list_accounts, "GET"),

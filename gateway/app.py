@@ -31,6 +31,7 @@ from gateway import admin, api, health, logs, startup, tasks, webhooks
 from gateway.clients import StaticKeys
 from gateway.delivery import Outbox
 from gateway.errors import GatewayError, envelope, gateway_error_response, routing_error_response
+from gateway.headerlimit import HeaderLimit
 from gateway.keystore import KeyStore
 from gateway.metrics import Metrics
 from gateway.middleware import RequestMiddleware
@@ -177,18 +178,29 @@ def create_app(
             if own_redis:
                 await client.aclose()
 
+    bounded = [Middleware(HeaderLimit)]  # request headers over 32 KiB: 431
     routes: list[BaseRoute] = [
-        Route("/api/v1/task", api.create_task, methods=["POST"]),
-        Route("/api/v1/task/{task_id}", api.get_task, methods=["GET"]),
-        Route("/api/v1/task/{task_id}", api.cancel_task, methods=["DELETE"]),
-        Route("/api/v1/task/{task_id}/cancel", api.cancel_task, methods=["POST"]),
-        Route("/webhooks/goapi/tasks/{token}", webhooks.task_webhook, methods=["POST"]),
+        Route("/api/v1/task", api.create_task, methods=["POST"], middleware=bounded),
+        Route("/api/v1/task/{task_id}", api.get_task, methods=["GET"], middleware=bounded),
+        Route("/api/v1/task/{task_id}", api.cancel_task, methods=["DELETE"], middleware=bounded),
         Route(
-            "/webhooks/goapi/notifications/{token}", webhooks.notification_webhook, methods=["POST"]
+            "/api/v1/task/{task_id}/cancel", api.cancel_task, methods=["POST"], middleware=bounded
         ),
-        Route("/healthz", health.healthz, methods=["GET"]),
-        Route("/readyz", health.readyz, methods=["GET"]),
-        Route("/metrics", health.metrics, methods=["GET"]),
+        Route(
+            "/webhooks/goapi/tasks/{token}",
+            webhooks.task_webhook,
+            methods=["POST"],
+            middleware=bounded,
+        ),
+        Route(
+            "/webhooks/goapi/notifications/{token}",
+            webhooks.notification_webhook,
+            methods=["POST"],
+            middleware=bounded,
+        ),
+        Route("/healthz", health.healthz, methods=["GET"], middleware=bounded),
+        Route("/readyz", health.readyz, methods=["GET"], middleware=bounded),
+        Route("/metrics", health.metrics, methods=["GET"], middleware=bounded),
     ]
     if settings.admin_port is None:  # else `mjgate serve` serves it alone on its own port
         routes.append(Mount("/admin/v1", routes=admin.routes()))

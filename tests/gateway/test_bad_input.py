@@ -127,7 +127,7 @@ async def test_a_client_that_leaves_mid_body_is_not_an_internal_error(
 
 async def test_headers_are_bounded(redis: Redis, prefix: str) -> None:
     async with mocked(redis, prefix) as m:
-        app = HeaderLimit(m.app)
+        app = m.app  # every route of the app is bounded
         big = [(b"x-api-key", KEY_B), (b"x-padding", b"a" * (4 * 1024 * 1024))]
         status, body = await asgi_call(app, "GET", "/api/v1/task/abc", big)
         assert status == 431 and orjson.loads(body)["error"]["type"] == "headers_too_large"
@@ -135,6 +135,8 @@ async def test_headers_are_bounded(redis: Redis, prefix: str) -> None:
         assert status == 431
         status, _ = await asgi_call(app, "GET", "/healthz", [(b"x-padding", b"a" * 1000)])
         assert status == 200
+        status, _ = await asgi_call(HeaderLimit(app, 100), "GET", "/healthz", big[:1] * 10)
+        assert status == 431
         assert m.sent == []
 
 
