@@ -144,13 +144,20 @@ def keys_list(args: argparse.Namespace) -> None:
     if args.json:
         return
     table = Table(title=count(len(data["keys"]), "managed key"), title_justify="left")
-    for column in ("id", "name", "modes", "tags", "staged limit", "rate/min", "created"):
+    columns = ("id", "name", "modes", "tags", "staged limit", "rate/min", "pass-through", "created")
+    for column in columns:
         table.add_column(column)
     for key in data["keys"]:
         table.add_row(key["id"], key["name"], text(key["allowed_modes"] or "all"),
                       text(key["tags"]), text(key["staged_limit"]),
-                      text(key["rate_per_minute"]), _created(key["created_at"]))  # fmt: skip
+                      text(key["rate_per_minute"]), _passthrough(key),
+                      _created(key["created_at"]))  # fmt: skip
     console().print(table)
+
+
+def _passthrough(key: dict[str, Any]) -> str:
+    models = ",".join(key.get("passthrough_models") or []) or "-"
+    return models + (" +foreign ids" if key.get("passthrough_foreign_ids") else "")
 
 
 def _created(value: str | float) -> str:

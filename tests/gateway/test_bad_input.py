@@ -191,6 +191,7 @@ CASES = st.one_of(
     st.tuples(st.just("create"), BODIES, HEADER_VALUES),
     st.tuples(st.sampled_from(["get", "cancel", "alias"]), IDS, HEADER_VALUES),
     st.tuples(st.just("raw"), st.binary(max_size=60), HEADER_VALUES),
+    st.tuples(st.just("key"), IDS, HEADER_VALUES),  # an odd key: 401, never a 5xx
 )
 EXAMPLES = int(os.environ.get("MJGATE_FUZZ_EXAMPLES", "3000"))
 
@@ -203,6 +204,9 @@ async def _send(m: Mocked, case: tuple[str, Any, bytes]) -> tuple[int, bytes]:
             m.app, "POST", "/api/v1/task", headers,
             [{"type": "http.request", "body": orjson.dumps(value), "more_body": False}],
         )  # fmt: skip
+    if kind == "key":
+        odd_key = [(b"x-api-key", odd), (b"authorization", b"Bearer " + odd)]
+        return await asgi_call(m.app, "GET", "/api/v1/task/abc", odd_key)
     if kind == "raw":
         return await asgi_call(
             m.app, "POST", "/api/v1/task", headers,

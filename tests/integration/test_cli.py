@@ -174,9 +174,14 @@ def test_keys_commands(server: Gateway) -> None:
     keys = as_json(mjgate(server, "keys", "list", "--json"))["keys"]
     assert keys == [{"id": kid_text, "name": "team-a", "created_at": keys[0]["created_at"],
                      "allowed_modes": ["relax"], "tags": [], "staged_limit": 5,
-                     "rate_per_minute": 100}]  # fmt: skip
-    made = as_json(mjgate(server, "keys", "create", "team-b", "--json"))
+                     "rate_per_minute": 100, "passthrough_models": [],
+                     "passthrough_foreign_ids": False}]  # fmt: skip
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", keys[0]["created_at"])
+    made = as_json(mjgate(server, "keys", "create", "team-b", "--json", "--passthrough-models",
+                          "suno,*", "--passthrough-foreign-ids"))  # fmt: skip
     assert made["secret"].startswith("mjg_") and made["allowed_modes"] is None
+    assert made["passthrough_models"] == ["suno", "*"] and made["passthrough_foreign_ids"]
+    assert "suno,* +foreign ids" in ok(mjgate(server, "keys", "list"))
 
     assert f"key {kid_text} revoked" in ok(mjgate(server, "keys", "revoke", kid_text))
     assert create_task(server, key=secret_text).status_code == 401
