@@ -46,6 +46,7 @@ from gateway.errors import (
 )
 from gateway.headerlimit import HeaderLimit
 from gateway.keystore import KeyPolicy
+from gateway.passthrough import own_webhook
 from gateway.records import TaskRecord
 from gateway.webhooks import goapi_secret, goapi_token
 from routing.accounts import AccountSpec, AccountStatus
@@ -279,7 +280,8 @@ async def show_task(request: Request, gate: Any) -> Response:
     if record is None:
         raise NotFoundError(f"no task {task_id} in mjgate's records", task_id=task_id)
     # as fresh as a client's GET would see it (refreshed from upstream only when stale)
-    return ok(task_view(await gate.tasks.checker.refresh(record)))
+    record = await gate.tasks.checker.refresh(record)
+    return ok(task_view(record, own_webhook(gate.settings)))
 
 
 async def pool_status(request: Request, gate: Any) -> Response:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from gateway.errors import InvalidRequestError
 from gateway.records import TaskRecord
+from gateway.redact import OwnWebhook, scrub_task
 from routing.accounts import AccountStatus
 from routing.model import AccountState, Mode, Plan, Setting
 from routing.poolfile import MAX_SLOTS, MAX_WEIGHT
@@ -148,7 +149,8 @@ def _event(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {**entry, "at": iso(float(at)) if isinstance(at, int | float) else at}
 
 
-def task_view(r: TaskRecord) -> dict[str, Any]:
+def task_view(r: TaskRecord, webhook: OwnWebhook) -> dict[str, Any]:
+    """A task's record for the operator; the upstream task without mjgate's own webhook."""
     return {
         "task_id": r.task_id, "client_id": r.client_id, "task_type": r.task_type,
         "status": r.status, "requested_mode": r.requested_mode, "mode": r.mode,
@@ -160,7 +162,7 @@ def task_view(r: TaskRecord) -> dict[str, Any]:
         # the client's endpoint, never its secret
         "webhook": {"endpoint": r.webhook.get("endpoint", "")} if r.webhook else None,
         "history": [_event(entry) for entry in r.history],
-        "upstream_task": r.task,
+        "upstream_task": scrub_task(r.task, webhook) if r.task else r.task,
     }  # fmt: skip
 
 

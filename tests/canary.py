@@ -1,8 +1,8 @@
 """Canary secrets: a GoAPI key and a client key that must never appear in a log line, a
 response (body or headers) or the metrics exposition, anywhere in the suite.
 
-The in-process harness uses them as its keys; every response it gets (and, outside the admin
-API, mjgate's GoAPI webhook secret and path tokens) and its final /metrics
+The in-process harness uses them as its keys; every response it gets (and, but for the admin
+API's /notifications, mjgate's GoAPI webhook secret and path tokens) and its final /metrics
 scrape are checked as they happen, and every log record mjgate emits during the session is
 checked by the handler that tests/conftest.py installs.
 """

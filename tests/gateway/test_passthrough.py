@@ -166,7 +166,11 @@ async def test_mjgates_webhook_never_reaches_a_client(redis: Redis, prefix: str)
         forwarded = answers[0].json()["data"]
         assert forwarded["task_id"] == record.upstream_id  # it was the upstream's task
         assert forwarded["config"]["webhook_config"] == {"endpoint": "", "secret": ""}
-        for answer in answers:
+        admin = {"authorization": f"Bearer {h.settings.admin_token}"}
+        shown = await h.client.get(f"/admin/v1/tasks/{created['task_id']}", headers=admin)
+        upstream_task = shown.json()["data"]["upstream_task"]
+        assert upstream_task["config"]["webhook_config"] == {"endpoint": "", "secret": ""}
+        for answer in [*answers, shown]:
             assert not any(leak in answer.text for leak in leaks), answer.text
 
 
