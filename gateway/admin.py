@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import yaml
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -316,7 +317,10 @@ async def apply_pool(request: Request, gate: Any) -> Response:
         text = raw.decode()
     except UnicodeDecodeError as exc:
         raise InvalidRequestError("body", "must be UTF-8 text (the pool file's YAML)") from exc
-    pool = parse_pool_file(text)
+    try:
+        pool = parse_pool_file(text)
+    except yaml.YAMLError as exc:  # the YAML reader's own refusals (e.g. control characters)
+        raise InvalidRequestError("body", f"is not a pool file: {exc}") from exc
     changes = await gate.store.apply_pool(pool, dry_run=dry_run)
     rows = [{"bot_id": c.bot_id, "action": c.action, "fields": list(c.fields)} for c in changes]
     counts = Counter(c.action for c in changes)

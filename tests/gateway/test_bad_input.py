@@ -254,3 +254,63 @@ def test_no_input_is_a_5xx_or_leaves_a_reservation(redis_url: str, prefix: str) 
         loop.run_until_complete(stack.aclose())
         loop.run_until_complete(redis.aclose())
         loop.close()
+
+
+ADMIN_TOKEN = "admin-token-0001"
+ADMIN_CASES = st.one_of(
+    st.tuples(st.sampled_from(["PUT", "PATCH", "GET", "DELETE"]),
+              st.just("/admin/v1/accounts/") , IDS | st.sampled_from(["1002", "7", "0"]), JSON),
+    st.tuples(st.just("POST"), st.just("/admin/v1/accounts/"),
+              st.sampled_from(["1002/state", "7/state"]), JSON),
+    st.tuples(st.just("POST"), st.just("/admin/v1/keys"), st.just(""), JSON),
+    st.tuples(st.just("POST"), st.just("/admin/v1/pool/apply"), st.just(""), JSON),
+    st.tuples(st.sampled_from(["tasks", "notifications"]), st.just("/webhooks/goapi/"),
+              st.booleans(), JSON),
+)  # fmt: skip
+
+
+async def _send_admin(m: Mocked, case: tuple[str, str, Any, Any]) -> tuple[int, bytes]:
+    method, base, tail, value = case
+    body = [{"type": "http.request", "body": orjson.dumps(value), "more_body": False}]
+    if base == "/webhooks/goapi/":  # signed as GoAPI would: the handlers must take any JSON
+        settings_ = m.app.state.mjgate.settings
+        from gateway.webhooks import goapi_secret
+
+        headers = [(b"x-webhook-secret", goapi_secret(settings_).encode())] if tail else []
+        if isinstance(value, dict) and tail:
+            value = {"data": {**value, "task_id": "no-such-upstream-task"}}
+            body[0]["body"] = orjson.dumps(value)
+        path = f"{base}{method}/{goapi_token(settings_, method)}"
+        return await asgi_call(m.app, "POST", path, headers, body)
+    path = base + (quote(tail, safe="/") if tail else "")
+    headers = [(b"authorization", f"Bearer {ADMIN_TOKEN}".encode())]
+    return await asgi_call(m.app, method, path, headers, body)
+
+
+def test_no_admin_or_webhook_request_is_a_5xx(redis_url: str, prefix: str) -> None:
+    loop = asyncio.new_event_loop()
+    redis = Redis.from_url(redis_url)
+    stack = contextlib.AsyncExitStack()
+    try:
+        m = loop.run_until_complete(
+            stack.enter_async_context(
+                mocked(redis, prefix, accounts=ACCOUNTS, admin_token=ADMIN_TOKEN)
+            )
+        )
+
+        @settings(
+            max_examples=EXAMPLES // 3,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
+        @given(case=ADMIN_CASES)
+        def one(case: tuple[str, str, Any, Any]) -> None:
+            status, body = loop.run_until_complete(_send_admin(m, case))
+            assert status < 500, (case, body)
+
+        one()
+    finally:
+        loop.run_until_complete(stack.aclose())
+        loop.run_until_complete(redis.aclose())
+        loop.close()
