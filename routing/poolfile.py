@@ -176,7 +176,10 @@ def _account(loader: yaml.SafeLoader, node: yaml.Node) -> AccountSpec:
 
 def parse_pool_file(text: str) -> PoolFile:
     """Parse and validate a pool file; raises PoolFileError(line, reason)."""
-    loader = yaml.SafeLoader(text)
+    try:  # the reader refuses control characters as it is built, before any parsing
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise PoolFileError(0, f"not valid YAML: {exc}") from exc
     try:
         root = loader.get_single_node()
         if root is None:

@@ -116,8 +116,11 @@ class Loops:
         await asyncio.sleep(self.interval)
 
     async def _wait_for(self, event: asyncio.Event, timeout: float) -> None:
+        # asyncio.timeout, not wait_for: wait_for can swallow a cancellation that arrives as
+        # the event is set, and stop() would then wait forever for this loop
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), max(0.0, timeout))
+            async with asyncio.timeout(max(0.0, timeout)):
+                await event.wait()
         event.clear()
 
     async def _dispatch_wanted(self) -> None:

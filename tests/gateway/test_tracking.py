@@ -218,3 +218,17 @@ async def test_a_poll_while_the_upstream_hangs_answers_the_record(
         assert time.monotonic() - started < 1.0
         hang.set()
         h.faulty.inner = original
+
+
+async def test_the_loops_stop_even_when_stopped_mid_pass(redis: Redis, prefix: str) -> None:
+    """A shutdown right after start (the loops in their first pass, events being set) ends
+    within seconds: no loop swallows its cancellation."""
+    from gateway.app import create_app
+
+    for n in range(10):
+        app = create_app(Settings(redis_prefix=f"{prefix}:{n}", reconcile_interval=0.01))
+        async with asyncio.timeout(10):
+            async with app.router.lifespan_context(app):
+                app.state.mjgate.tasks.handoff.dispatch_soon()
+                app.state.mjgate.outbox.wake.set()
+                await asyncio.sleep(0.005 * n)

@@ -177,3 +177,8 @@ async def test_apply_pool_makes_the_pool_match_the_file(store: PoolStore) -> Non
     await store.settle("t1", Outcome.COMPLETED)
     assert (await store.apply_pool(second))[-1] == PoolChange(2, "removed")
     assert [a.bot_id for a in await store.list_accounts()] == [1]
+
+
+def test_control_characters_are_a_pool_file_error() -> None:
+    with pytest.raises(PoolFileError, match="not valid YAML"):
+        parse_pool_file("accounts:\n  - {bot_id: 1}\x07\n")
