@@ -198,7 +198,7 @@ class Lab:
             else [
                 sys.executable,
                 "-c",
-                "import sys; from gateway.cli import main; sys.exit(main())",
+                "import sys; from gateway.cli.main import main; sys.exit(main())",
                 "serve",
             ]
         )
@@ -256,7 +256,7 @@ def resolve_redis(cli_url: str | None, workdir: Path, services: Services) -> str
         pass
     finally:
         client.close()
-    from gateway.embedded import EmbeddedRedis, EmbeddedRedisError
+    from gateway.local.embedded import EmbeddedRedis, EmbeddedRedisError
 
     embedded = EmbeddedRedis(workdir / "redis")
     try:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -27,40 +26,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import admin, api, health, logs, startup, tasks, webhooks
-from gateway.clients import StaticKeys
-from gateway.delivery import Outbox
+from gateway import health, logs, startup, tasks
+from gateway.admin import routes as admin
+from gateway.admin.poolwarning import PoolFileWarning
+from gateway.api import handlers as api
 from gateway.errors import GatewayError, envelope, gateway_error_response, routing_error_response
 from gateway.headerlimit import HeaderLimit
-from gateway.keystore import KeyStore
+from gateway.keys.client import StaticKeys
+from gateway.keys.store import KeyStore
 from gateway.metrics import Metrics
 from gateway.middleware import RequestMiddleware
-from gateway.poolwarning import PoolFileWarning
 from gateway.records import RecordStore
 from gateway.settings import Settings
+from gateway.state import MjGate, state_of
 from gateway.upstream import UpstreamClient
+from gateway.webhooks import credentials
+from gateway.webhooks import inbound as webhooks
+from gateway.webhooks.outbound import Outbox
 from routing.errors import RoutingError, StoreError
 from routing.keys import Keys
 from routing.pipe import Pipe
 from routing.store import PoolStore
-
-
-@dataclass
-class MjGate:
-    """Everything a request handler needs, reachable as `request.app.state.mjgate`."""
-
-    settings: Settings
-    redis: Redis
-    store: PoolStore
-    records: RecordStore
-    upstream: UpstreamClient
-    tasks: tasks.Tasks
-    metrics: Metrics
-    clients: KeyStore
-    outbox: Outbox
-    clock: Callable[[], float]
-    pool_loaded: bool = False
-    pool_error: str = ""
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -80,7 +66,7 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
 async def _routing_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RoutingError)
     if isinstance(exc, StoreError):
-        request.app.state.mjgate.metrics.store_error(exc.op)
+        state_of(request).metrics.store_error(exc.op)
     return routing_error_response(exc)
 
 
@@ -147,7 +133,7 @@ def create_app(
             upstream=upstream,
             metrics=metrics,
             outbox=outbox,
-            webhook=webhooks.goapi_webhook(settings),
+            webhook=credentials.goapi_webhook(settings),
             clock=clock,
         )
         gate = MjGate(

@@ -1,11 +1,26 @@
-"""Reading a request body: bounded, and a client that leaves mid-body is not an error of ours."""
+"""Reading a request body: bounded, a client that leaves mid-body is not an error of ours, and
+a body that must be a JSON object is checked in one place."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from starlette.requests import ClientDisconnect, Request
 
 from gateway import logs
-from gateway.errors import BodyTooLargeError, ClientDisconnectedError
+from gateway.errors import BodyTooLargeError, ClientDisconnectedError, InvalidRequestError
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A body that must be one JSON object; 400 `invalid_request` (field `body`) otherwise."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError("body", "is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestError("body", "must be a JSON object")
+    return body
 
 
 async def read_body(request: Request, limit: int) -> bytes:

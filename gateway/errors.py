@@ -7,13 +7,13 @@
     ├── InvalidKeyError            401 invalid_api_key
     ├── ForbiddenError             403 forbidden
     ├── NotFoundError              404 not_found
-    ├── MethodNotAllowedError      405 method_not_allowed
     ├── RateLimitedError           429 rate_limited (+ Retry-After)
     ├── TaskNotCancellableError    400 task_not_cancellable
     ├── ClientDisconnectedError    400 client_disconnected (the client left mid-body)
     ├── HeadersTooLargeError       431 headers_too_large
     └── UpstreamError
         ├── UpstreamUnavailableError   502 upstream_unavailable (never sent, or 5xx)
+        │   └── UpstreamNotSentError   never reached the upstream: retried elsewhere
         ├── UpstreamTimeoutError       504 upstream_timeout (sent; outcome unknown)
         ├── UpstreamInvalidAnswerError 502 upstream_invalid_answer (2xx without a task)
         ├── UpstreamRateLimitedError   429 upstream_rate_limited (+ Retry-After)
@@ -72,10 +72,6 @@ class ForbiddenError(GatewayError):
 
 class NotFoundError(GatewayError):
     status, type = 404, "not_found"
-
-
-class MethodNotAllowedError(GatewayError):
-    status, type = 405, "method_not_allowed"
 
 
 class RateLimitedError(GatewayError):

@@ -8,6 +8,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.state import state_of
 from routing.errors import StoreError
 
 
@@ -18,7 +19,7 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """Ready when Redis answers (within MJGATE_REDIS_TIMEOUT), the pool file (if any) was
     applied, and the pool has at least one account."""
-    app = request.app.state.mjgate
+    app = state_of(request)
     reasons = []
     try:
         async with asyncio.timeout(app.settings.redis_timeout):
@@ -36,7 +37,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    app = request.app.state.mjgate
+    app = state_of(request)
     try:
         snapshot = await app.store.pool_snapshot(per_account=app.settings.metrics_per_account)
     except StoreError:

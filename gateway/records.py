@@ -21,6 +21,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from routing.decisions import Outcome
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.pipe import Pipe
@@ -38,7 +40,21 @@ _CLAIM = (
     "local v = redis.call('GET', KEYS[1]) if v then return v end "
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return false"
 )
-TERMINAL = frozenset({"completed", "failed"})
+
+
+class TaskStatus(StrEnum):
+    """A record's status: the upstream's, plus mjgate's own `reserved`, `staged`, `unknown`."""
+
+    RESERVED = "reserved"
+    STAGED = "staged"
+    UNKNOWN = "unknown"
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED})
 
 T = TypeVar("T")
 
@@ -89,6 +105,11 @@ class TaskRecord:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def outcome(self) -> Outcome:
+        """How a terminal task settles: completed keeps fast time, failed refunds it."""
+        return Outcome.COMPLETED if self.status == TaskStatus.COMPLETED else Outcome.FAILED
 
     def evolve(self, **changes: Any) -> TaskRecord:
         """`dataclasses.replace` at a sixth of its cost (it re-runs `__init__` through the

@@ -8,7 +8,7 @@ account, which field, from what to what). Then, every MJGATE_RECONCILE_INTERVAL,
 the epoch: a store that lost it was reset (flushed, or restarted without persistence). That is
 logged as an error (`store_reset`), the pool file is applied again and the epoch rewritten.
 Retried until Redis answers; a pool file that does not load is reported in `gate.pool_error`
-(`mjgate serve` refuses to start with one: see gateway.cli).
+(`mjgate serve` refuses to start with one: see gateway.cli.main).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from routing.errors import RoutingError, StoreError
 from routing.poolfile import PoolChange, PoolFile, parse_pool_file
 
 if TYPE_CHECKING:
-    from gateway.app import MjGate
+    from gateway.state import MjGate
 
 EPOCH_FIELD = "epoch"
 

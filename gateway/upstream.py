@@ -22,8 +22,8 @@ import aiohttp
 import httpx
 import orjson
 
+from gateway.api.validation import check_task_id
 from gateway.errors import UpstreamTimeoutError, UpstreamUnavailableError
-from gateway.validation import check_task_id
 
 
 class UpstreamNotSentError(UpstreamUnavailableError):

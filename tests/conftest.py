@@ -1,8 +1,8 @@
 """Test session wiring: a real Redis for every test, each under its own key prefix.
 
 Redis is REDIS_URL if set, else 127.0.0.1:6379 if it answers, else an embedded server started
-for the session (gateway.embedded). No test flushes the database: each test's keys live under a
-fresh prefix and are deleted afterwards, so tests may run side by side.
+for the session (gateway.local.embedded). No test flushes the database: each test's keys live
+under a fresh prefix and are deleted afterwards, so tests may run side by side.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
-from gateway.embedded import EmbeddedRedis
+from gateway.local.embedded import EmbeddedRedis
 from gateway.logs import LOGGER
 from routing.keys import Keys
 from tests.canary import CanaryHandler

@@ -23,7 +23,7 @@ from emulator.app import create_app as create_emulator
 from emulator.config import EmulatedAccountSpec, EmulatorConfig
 from gateway.app import create_app
 from gateway.settings import Settings
-from gateway.webhooks import goapi_secret, goapi_token
+from gateway.webhooks.credentials import goapi_secret, goapi_token
 from routing.accounts import AccountSpec
 from routing.model import Plan
 from tests.canary import CANARY_CLIENT_KEY, CANARY_GOAPI_KEY, check_text

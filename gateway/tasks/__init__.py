@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.delivery import Outbox
 from gateway.metrics import Metrics
 from gateway.records import RecordStore
 from gateway.settings import Settings
@@ -36,6 +35,7 @@ from gateway.tasks.loops import Loops
 from gateway.tasks.sending import Sender
 from gateway.tasks.tracking import Tracker
 from gateway.upstream import UpstreamClient
+from gateway.webhooks.outbound import Outbox
 from routing.costs import CostTable
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore

@@ -103,8 +103,7 @@ class Checker:
                 await self.tracker.release(due.task_id)
                 return
             if record.terminal:  # terminal news saved, settle lost (a crash in between)
-                outcome = Outcome.COMPLETED if record.status == "completed" else Outcome.FAILED
-                await self.tracker.settle(record.task_id, outcome)
+                await self.tracker.settle(record.task_id, record.outcome)
                 return
             if not record.upstream_id:
                 return  # not sent: only sent tasks are scheduled; the lease covers the rest
@@ -138,8 +137,7 @@ class Checker:
             elif not record.upstream_id:
                 await self.tracker.outcome_unknown(record)
             elif record.terminal:
-                outcome = Outcome.COMPLETED if record.status == "completed" else Outcome.FAILED
-                await self.tracker.settle(record.task_id, outcome)
+                await self.tracker.settle(record.task_id, record.outcome)
             else:
                 try:
                     await self.check_upstream(record, source="reconciler")

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from gateway.clients import Client
+from gateway.api.validation import CreateRequest
 from gateway.errors import GatewayError, InvalidRequestError
+from gateway.keys.client import Client
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord, new_task_id
+from gateway.records import RecordStore, TaskRecord, TaskStatus, new_task_id
 from gateway.settings import Settings
 from gateway.tasks.sending import Sender, count_created
-from gateway.validation import CreateRequest
 from routing.costs import CostTable
 from routing.decisions import Reservation, Staged
 from routing.model import Mode
@@ -96,7 +96,7 @@ class Creator:
         parent = await self.records.load(request.origin_task_id)
         if parent is None or parent.client_id != client.id:
             return None
-        if parent.status != "completed" or parent.bot_id is None or not parent.upstream_id:
+        if parent.status != TaskStatus.COMPLETED or parent.bot_id is None or not parent.upstream_id:
             raise InvalidRequestError(
                 "input.origin_task_id", f"the parent task is {parent.status}, not completed"
             )
@@ -119,7 +119,7 @@ class Creator:
             task_id=task_id,
             client_id=client.id,
             task_type=request.task_type.value,
-            status="reserved",
+            status=TaskStatus.RESERVED,
             request={"input": request.input, "config": config},
             webhook=(
                 {"endpoint": request.webhook.endpoint, "secret": request.webhook.secret}
@@ -171,11 +171,11 @@ class Creator:
             raise
         timings = {"route": time.perf_counter() - started}
         if isinstance(decision, Staged):
-            record = record.evolve(status="staged", decision="staged").with_event(
+            record = record.evolve(status=TaskStatus.STAGED, decision="staged").with_event(
                 "staged", reason=decision.reason
             )
             # unless a settle or the dispatcher already took it on (their writes win)
-            await self.records.save_if(record, "reserved")
+            await self.records.save_if(record, TaskStatus.RESERVED)
             count_created(self.metrics, record)
             return CreateResult(record, timings=timings)
         sending = time.perf_counter()

@@ -22,12 +22,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from gateway import logs
-from gateway.delivery import Outbox
 from gateway.errors import GatewayError
 from gateway.tasks.checking import Checker
 from gateway.tasks.handoff import Handoff
 from gateway.tasks.sending import Sender
 from gateway.tasks.tracking import Tracker
+from gateway.webhooks.outbound import Outbox
 from routing.decisions import Dropped, Reservation
 from routing.errors import RoutingError, StoreError
 from routing.schedule import CheckSchedule

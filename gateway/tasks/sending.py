@@ -34,7 +34,7 @@ from gateway.errors import (
     UpstreamTimeoutError,
 )
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord
+from gateway.records import RecordStore, TaskRecord, TaskStatus
 from gateway.settings import Settings
 from gateway.tasks.refusals import ACCOUNT_REFUSALS, Refusal, classify
 from gateway.tasks.tracking import Tracker
@@ -47,6 +47,7 @@ from routing.model import Mode, TaskType
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 
+UNKNOWN = TaskStatus.UNKNOWN  # sent; whether the upstream has the task is not known
 DEFAULT_RETRY_AFTER = 10.0  # seconds of backoff after a 429 without Retry-After
 
 
@@ -195,7 +196,7 @@ class Sender:
         while True:
             attempts += 1
             record = record.evolve(
-                status="reserved",
+                status=TaskStatus.RESERVED,
                 bot_id=reservation.bot_id,
                 mode=reservation.mode.value,
                 decision=decision_of(record, reservation, parent_mode),
@@ -216,7 +217,7 @@ class Sender:
                 self.metrics.upstream_request("create", "not_sent", None)
             except UpstreamTimeoutError:
                 self.metrics.upstream_request("create", "timeout", None)
-                await self.records.save(record.evolve(status="unknown").with_event("timeout"))
+                await self.records.save(record.evolve(status=UNKNOWN).with_event("timeout"))
                 raise
             else:
                 self.metrics.upstream_request("create", str(answer.status), answer.seconds)
@@ -226,7 +227,7 @@ class Sender:
                 if 200 <= answer.status < 300:
                     if task and isinstance(task.get("task_id"), str):
                         return await self._sent(record, reservation, task, sent_at, plan)
-                    await self.records.save(record.evolve(status="unknown").with_event("unclear"))
+                    await self.records.save(record.evolve(status=UNKNOWN).with_event("unclear"))
                     raise UpstreamInvalidAnswerError(answer.status)
                 refusal = classify(answer)
                 await self.tracker.release(record.task_id)
@@ -283,7 +284,7 @@ class Sender:
             raise NoAccountAcceptedError(attempts) from exc
         if isinstance(decision, Staged):
             record = record.evolve(
-                status="staged", decision="staged", bot_id=None, mode=""
+                status=TaskStatus.STAGED, decision="staged", bot_id=None, mode=""
             ).with_event("staged", reason=decision.reason)
             await self.records.save(record)
             return record

@@ -26,7 +26,7 @@ from typing import Any
 from gateway import logs
 from gateway.errors import TaskNotCancellableError, UpstreamRejectedError
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord
+from gateway.records import RecordStore, TaskRecord, TaskStatus
 from gateway.settings import Settings
 from gateway.tasks.handoff import Handoff
 from gateway.tasks.refusals import Refusal
@@ -136,7 +136,7 @@ class Tracker:
         """Save a finished task's record unless one is already terminal, and settle its
         reservation: exactly once, whoever reports it. Both go in one round trip, in that
         order (a reader never sees the slot free before the record is final)."""
-        outcome = Outcome.COMPLETED if record.status == "completed" else Outcome.FAILED
+        outcome = record.outcome
         saving = self.records.save_unless_terminal(record)
         settling = self.settle(record.task_id, outcome)
         try:
@@ -172,7 +172,7 @@ class Tracker:
                     upstream_end=ended,
                 )
             self.metrics.task_tracked(source, max(0.0, now - known), record.gets)
-            if record.status == "completed" and record.mode:
+            if record.status == TaskStatus.COMPLETED and record.mode:
                 await self.schedule.learn(record.task_type, record.mode, took)
         logs.event(
             "task_settled",
@@ -189,7 +189,7 @@ class Tracker:
         """End a task as `failed` with `error.type` (its reservation, if any, is the
         caller's to settle)."""
         record = record.evolve(
-            status="failed",
+            status=TaskStatus.FAILED,
             error_type=error_type,
             error_message=message,
             updated_at=self.clock(),
@@ -217,14 +217,14 @@ class Tracker:
 
     async def staged_timeout(self, task_id: str) -> None:
         record = await self.records.load(task_id)
-        if record is not None and record.status == "staged":
+        if record is not None and record.status == TaskStatus.STAGED:
             waited = self.settings.staged_timeout
             await self.fail(record, "staged_timeout", f"no account was free within {waited:g} s")
 
     async def drop(self, dropped: Dropped) -> None:
         """A staged child whose parent's account can never take it (removed, disabled)."""
         record = await self.records.load(dropped.task_id)
-        if record is not None and record.status == "staged":
+        if record is not None and record.status == TaskStatus.STAGED:
             await self.fail(
                 record,
                 "parent_account_unavailable",
@@ -232,7 +232,7 @@ class Tracker:
             )
 
     async def cancel(self, record: TaskRecord) -> str:
-        if record.status == "staged":
+        if record.status == TaskStatus.STAGED:
             if await self.store.cancel_staged(record.task_id):
                 await self.fail(record, "cancelled", "task canceled")
                 return f"task {record.task_id} canceled"
@@ -248,7 +248,7 @@ class Tracker:
                 answer.status, answer.message, upstream_status=answer.status
             )
         record = record.evolve(
-            status="failed",
+            status=TaskStatus.FAILED,
             error_type="cancelled",
             error_message="task canceled",
             updated_at=self.clock(),

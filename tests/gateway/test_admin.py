@@ -11,8 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from emulator.config import EmulatorConfig
-from gateway.admin import admin_only_app
-from gateway.webhooks import goapi_secret, goapi_token
+from gateway.admin.routes import admin_only_app
+from gateway.webhooks.credentials import goapi_secret, goapi_token
 from routing.accounts import AccountSpec
 from routing.model import AccountState, Plan, SlotKind
 from routing.poolfile import parse_pool_file

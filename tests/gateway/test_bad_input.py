@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from gateway.headerlimit import HeaderLimit
-from gateway.webhooks import goapi_token
+from gateway.webhooks.credentials import goapi_token
 from routing.accounts import AccountSpec
 from routing.keys import Keys
 from routing.model import Plan
@@ -274,7 +274,7 @@ async def _send_admin(m: Mocked, case: tuple[str, str, Any, Any]) -> tuple[int, 
     body = [{"type": "http.request", "body": orjson.dumps(value), "more_body": False}]
     if base == "/webhooks/goapi/":  # signed as GoAPI would: the handlers must take any JSON
         settings_ = m.app.state.mjgate.settings
-        from gateway.webhooks import goapi_secret
+        from gateway.webhooks.credentials import goapi_secret
 
         headers = [(b"x-webhook-secret", goapi_secret(settings_).encode())] if tail else []
         if isinstance(value, dict) and tail:

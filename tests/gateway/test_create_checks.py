@@ -7,7 +7,7 @@ import re
 import pytest
 from redis.asyncio import Redis
 
-from gateway.delivery import is_private_endpoint
+from gateway.webhooks.outbound import is_private_endpoint
 from tests.gateway.mocked import STATIC_KEY, mocked
 from tests.gateway.test_bad_input import ACCOUNTS, REFUSED, nothing_reserved
 from tests.harness import harness

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from gateway.embedded import AOF_FILE, EmbeddedRedis
+from gateway.local.embedded import AOF_FILE, EmbeddedRedis
 
 
 def _folder() -> Path:

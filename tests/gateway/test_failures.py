@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from emulator.config import EmulatorConfig
 from gateway.app import redis_client
-from gateway.embedded import EmbeddedRedis
+from gateway.local.embedded import EmbeddedRedis
 from gateway.settings import Settings
 from routing.accounts import AccountSpec
 from routing.model import AccountState, Plan

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from gateway.clients import StaticKeys, key_id
 from gateway.errors import RateLimitedError
-from gateway.keystore import KeyPolicy, KeyStore, retry_after
+from gateway.keys.client import StaticKeys, key_id
+from gateway.keys.store import KeyPolicy, KeyStore, retry_after
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.model import Mode

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gateway.webhooks import goapi_secret, goapi_token
+from gateway.webhooks.credentials import goapi_secret, goapi_token
 from routing.accounts import AccountSpec, AccountStatus
 from routing.model import AccountState, Plan, Setting
 from tests.harness import ADMIN_TOKEN, Harness, harness

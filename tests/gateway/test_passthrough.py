@@ -10,7 +10,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from gateway.webhooks import goapi_secret, goapi_token
+from gateway.webhooks.credentials import goapi_secret, goapi_token
 from tests.gateway.mocked import STATIC_KEY, mocked, raw_get
 from tests.harness import CLIENT_KEY, harness
 

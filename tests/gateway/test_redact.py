@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.delivery import is_public_address
-from gateway.redact import OwnWebhook, redact_upstream_ids, scrub_body, scrub_bytes
+from gateway.api.redact import OwnWebhook, redact_upstream_ids, scrub_body, scrub_bytes
+from gateway.webhooks.outbound import is_public_address
 
 UP = "5fff1d86-1111-4222-8333-444455556666"
 OWN = "0a0b0c0d-aaaa-4bbb-8ccc-dddddddddddd"
@@ -75,8 +75,8 @@ def test_only_public_addresses_receive_webhooks(address: str, public: bool) -> N
 
 
 def test_a_rendered_task_shows_no_upstream_id_in_its_error() -> None:
+    from gateway.api.taskview import render
     from gateway.records import TaskRecord
-    from gateway.taskview import render
 
     parent_upstream = "77777777-7777-4777-8777-777777777777"
     record = TaskRecord(

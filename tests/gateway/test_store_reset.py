@@ -121,7 +121,7 @@ async def test_readyz_not_ready_within_the_redis_timeout_while_redis_hangs(
     import tempfile
 
     from gateway.app import redis_client
-    from gateway.embedded import EmbeddedRedis
+    from gateway.local.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="mjz")))
     url = server.start()

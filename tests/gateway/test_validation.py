@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from gateway.api.validation import check_task_id, validate_create
 from gateway.errors import InvalidRequestError
-from gateway.validation import check_task_id, validate_create
 from routing.model import Mode, TaskType
 
 

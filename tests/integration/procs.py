@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from gateway.settings import Settings
-from gateway.webhooks import goapi_token
+from gateway.webhooks.credentials import goapi_token
 
 WEBHOOK_SECRET = "integration-webhook-secret"
 CLIENT_KEY = "integration-client-key"

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway import children
-from gateway.embedded import EmbeddedRedis
+from gateway.local import children
+from gateway.local.embedded import EmbeddedRedis
 from tests.integration import serve
 from tests.integration.procs import BIN, wait_http
 

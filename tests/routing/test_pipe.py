@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
-from gateway.embedded import EmbeddedRedis
+from gateway.local.embedded import EmbeddedRedis
 from routing.pipe import Address, Pipe
 
 

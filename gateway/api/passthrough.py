@@ -26,12 +26,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.clients import Client
+from gateway.api.redact import OwnWebhook, scrub_body, scrub_bytes
 from gateway.errors import ForbiddenError
-from gateway.redact import OwnWebhook, scrub_body, scrub_bytes
+from gateway.keys.client import Client
 from gateway.settings import Settings
+from gateway.state import state_of
 from gateway.upstream import UpstreamAnswer
-from gateway.webhooks import goapi_secret, goapi_token
+from gateway.webhooks.credentials import goapi_secret, goapi_token
 
 MODELS = "passthrough_models"
 FOREIGN_IDS = "passthrough_foreign_ids"
@@ -111,7 +112,7 @@ async def forward_untouched(
     request: Request, method: str, path: str, body: bytes | None = None
 ) -> Response:
     """Send the request as it is (the caller checked the permission) and relay the answer."""
-    app = request.app.state.mjgate
+    app = state_of(request)
     answer: UpstreamAnswer = await app.upstream.request(method, path, body)
     app.metrics.upstream_request("forward", str(answer.status), answer.seconds)
     return Response(

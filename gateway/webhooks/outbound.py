@@ -28,10 +28,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway import logs
+from gateway.api.taskview import render
 from gateway.errors import InvalidRequestError
 from gateway.metrics import Metrics
 from gateway.records import RecordStore, TaskRecord
-from gateway.taskview import render
 from routing.keys import Keys
 
 MAX_ATTEMPTS = 10

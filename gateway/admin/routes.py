@@ -5,7 +5,7 @@ empty token turns the whole API off (404, as if there were no route); a valid cl
 403. Answers are GoAPI's envelope (`{"code", "data", "message"}`); errors are raised and turned
 into the error envelope by the app's handler table, routing's included.
 
-Bodies and views (and their time formats) are in `gateway.admin_views`.
+Bodies and views (and their time formats) are in `gateway.admin.schemas`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway.admin_views import (
+from gateway.admin.schemas import (
     AccountBody,
     AccountPatch,
     KeyBody,
@@ -37,6 +37,7 @@ from gateway.admin_views import (
     task_view,
     unix,
 )
+from gateway.api.passthrough import own_webhook
 from gateway.bodies import read_body
 from gateway.errors import (
     ForbiddenError,
@@ -46,16 +47,16 @@ from gateway.errors import (
     NotFoundError,
 )
 from gateway.headerlimit import HeaderLimit
-from gateway.keystore import KeyPolicy
-from gateway.passthrough import own_webhook
+from gateway.keys.store import KeyPolicy
 from gateway.records import TaskRecord
-from gateway.webhooks import goapi_secret, goapi_token
+from gateway.state import MjGate, state_of
+from gateway.webhooks.credentials import goapi_secret, goapi_token
 from routing.accounts import AccountSpec, AccountStatus
 from routing.errors import AccountNotFoundError
 from routing.model import AccountState, Plan
 from routing.poolfile import parse_pool_file
 
-Handler = Callable[[Request, Any], Awaitable[Response]]
+Handler = Callable[[Request, MjGate], Awaitable[Response]]
 
 
 # -- auth -------------------------------------------------------------------------------------
@@ -65,7 +66,7 @@ def admin(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Check the admin token, then run `handler(request, gate)`."""
 
     async def endpoint(request: Request) -> Response:
-        gate = request.app.state.mjgate
+        gate = state_of(request)
         token: str = gate.settings.admin_token
         if not token:  # the admin API is off
             raise NotFoundError(f"no route {request.url.path}")
@@ -106,11 +107,11 @@ def _flag(request: Request, name: str) -> bool:
     raise InvalidRequestError(name, "must be true or false")
 
 
-async def _body(request: Request, gate: Any, model: type[Model]) -> Model:
+async def _body(request: Request, gate: MjGate, model: type[Model]) -> Model:
     return parse(model, await read_body(request, gate.settings.body_limit))
 
 
-async def _account(gate: Any, bot_id: int) -> AccountStatus:
+async def _account(gate: MjGate, bot_id: int) -> AccountStatus:
     status: AccountStatus | None = await gate.store.get_account(bot_id)
     if status is None:
         raise AccountNotFoundError(bot_id)
@@ -120,7 +121,7 @@ async def _account(gate: Any, bot_id: int) -> AccountStatus:
 _NULLABLE = frozenset({"renews_at", "fast_slots", "relax_slots"})  # null: none / the plan's
 
 
-def _renews_at(gate: Any, instant: Any) -> float | None:
+def _renews_at(gate: MjGate, instant: Any) -> float | None:
     """A renewal date, which must be in the future (a past one would renew at once)."""
     seconds = unix(instant)
     if seconds is not None and seconds <= gate.clock():
@@ -135,7 +136,7 @@ def _reason(text: str) -> str:
 # -- accounts ---------------------------------------------------------------------------------
 
 
-async def list_accounts(request: Request, gate: Any) -> Response:
+async def list_accounts(request: Request, gate: MjGate) -> Response:
     accounts: list[AccountStatus] = await gate.store.list_accounts()
     state = request.query_params.get("state")
     tag = request.query_params.get("tag")
@@ -147,11 +148,11 @@ async def list_accounts(request: Request, gate: Any) -> Response:
     return ok({"accounts": [account_view(a, history=False) for a in rows]})
 
 
-async def show_account(request: Request, gate: Any) -> Response:
+async def show_account(request: Request, gate: MjGate) -> Response:
     return ok(account_view(await _account(gate, _bot_id(request))))
 
 
-async def put_account(request: Request, gate: Any) -> Response:
+async def put_account(request: Request, gate: MjGate) -> Response:
     bot_id = _bot_id(request)
     body = await _body(request, gate, AccountBody)
     if body.bot_id is not None and body.bot_id != bot_id:
@@ -180,7 +181,7 @@ async def put_account(request: Request, gate: Any) -> Response:
     )
 
 
-async def patch_account(request: Request, gate: Any) -> Response:
+async def patch_account(request: Request, gate: MjGate) -> Response:
     bot_id = _bot_id(request)
     body = await _body(request, gate, AccountPatch)
     given = body.model_fields_set - {"reason"}
@@ -224,13 +225,13 @@ async def patch_account(request: Request, gate: Any) -> Response:
     return ok({"action": "updated", "account": account_view(await _account(gate, bot_id))})
 
 
-async def delete_account(request: Request, gate: Any) -> Response:
+async def delete_account(request: Request, gate: MjGate) -> Response:
     bot_id = _bot_id(request)
     await gate.store.remove_account(bot_id, force=_flag(request, "force"))
     return ok({"bot_id": bot_id, "removed": True})
 
 
-async def set_state(request: Request, gate: Any) -> Response:
+async def set_state(request: Request, gate: MjGate) -> Response:
     bot_id = _bot_id(request)
     body = await _body(request, gate, StateBody)
     until = unix(body.until)
@@ -250,7 +251,7 @@ async def set_state(request: Request, gate: Any) -> Response:
 # -- keys, tasks, pool ------------------------------------------------------------------------
 
 
-async def create_key(request: Request, gate: Any) -> Response:
+async def create_key(request: Request, gate: MjGate) -> Response:
     body = await _body(request, gate, KeyBody)
     policy = KeyPolicy(
         allowed_modes=None if body.allowed_modes is None else frozenset(body.allowed_modes),
@@ -264,18 +265,18 @@ async def create_key(request: Request, gate: Any) -> Response:
     return ok({**info.to_dict(), "secret": secret}, 201)
 
 
-async def list_keys(request: Request, gate: Any) -> Response:
+async def list_keys(request: Request, gate: MjGate) -> Response:
     return ok({"keys": [info.to_dict() for info in await gate.clients.list()]})
 
 
-async def revoke_key(request: Request, gate: Any) -> Response:
+async def revoke_key(request: Request, gate: MjGate) -> Response:
     kid = request.path_params["key_id"]
     if not await gate.clients.revoke(kid):
         raise NotFoundError(f"no managed key with id {kid}", key_id=kid)
     return ok({"id": kid, "revoked": True})
 
 
-async def show_task(request: Request, gate: Any) -> Response:
+async def show_task(request: Request, gate: MjGate) -> Response:
     task_id = request.path_params["task_id"]
     record: TaskRecord | None = await gate.records.load(task_id)
     if record is None:
@@ -285,7 +286,7 @@ async def show_task(request: Request, gate: Any) -> Response:
     return ok(task_view(record, own_webhook(gate.settings)))
 
 
-async def pool_status(request: Request, gate: Any) -> Response:
+async def pool_status(request: Request, gate: MjGate) -> Response:
     snap = await gate.store.pool_snapshot(per_account=False)
     by: dict[str, Counter[str]] = {"plan": Counter(), "state": Counter(), "setting": Counter()}
     for (plan, state, setting), count in snap.accounts.items():
@@ -310,7 +311,7 @@ async def pool_status(request: Request, gate: Any) -> Response:
     })  # fmt: skip
 
 
-async def apply_pool(request: Request, gate: Any) -> Response:
+async def apply_pool(request: Request, gate: MjGate) -> Response:
     dry_run = _flag(request, "dry_run")
     raw = await read_body(request, gate.settings.body_limit)
     try:
@@ -327,12 +328,12 @@ async def apply_pool(request: Request, gate: Any) -> Response:
     return ok({"dry_run": dry_run, "changes": rows, "counts": dict(counts)})
 
 
-async def export_pool(request: Request, gate: Any) -> Response:
+async def export_pool(request: Request, gate: MjGate) -> Response:
     text: str = await gate.store.export_pool()
     return ok({"yaml": text})
 
 
-async def notifications(request: Request, gate: Any) -> Response:
+async def notifications(request: Request, gate: MjGate) -> Response:
     """Where GoAPI should send HYA account notifications (its dashboard's webhook setting)."""
     path = f"/webhooks/goapi/notifications/{goapi_token(gate.settings, 'notifications')}"
     public: str | None = gate.settings.public_url

@@ -15,9 +15,11 @@ from gateway.settings import SETTINGS, Settings
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
-    from gateway import announce, logs, sandbox
-    from gateway.configcheck import check
-    from gateway.embedded import EmbeddedRedis, EmbeddedRedisError
+    from gateway import logs
+    from gateway.cli import announce
+    from gateway.cli.configcheck import check
+    from gateway.local import sandbox
+    from gateway.local.embedded import EmbeddedRedis, EmbeddedRedisError
     from gateway.logs import configure_logging
 
     settings, problems = check(os.environ)
@@ -99,7 +101,7 @@ def _serve_with_admin_port(app: Any, settings: Settings) -> None:
     import uvicorn
     import uvloop
 
-    from gateway.admin import admin_only_app
+    from gateway.admin.routes import admin_only_app
 
     assert settings.admin_port is not None
     common: dict[str, Any] = {
@@ -199,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("settings", help="list every setting with its default")
     commands.add_parser("check-config", help="validate the settings and the pool file")
     try:
-        from gateway.admin_cli import add_commands
+        from gateway.cli.commands import add_commands
     except ImportError:  # the operator commands are optional in a minimal install
         pass
     else:
@@ -209,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_config(args: argparse.Namespace) -> int:
     """Validate what `mjgate serve` validates at start, without starting; exit 2 on an error."""
-    from gateway.configcheck import check, load_pool_file
-    from gateway.sandbox import SANDBOX_GOAPI_KEY
+    from gateway.cli.configcheck import check, load_pool_file
+    from gateway.local.sandbox import SANDBOX_GOAPI_KEY
 
     settings, problems = check(os.environ)
     for problem in problems:

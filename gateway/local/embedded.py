@@ -5,7 +5,7 @@ same Redis the code meets in production.
 What it keeps, in its data folder (`MJGATE_DATA_DIR/redis/`): an append-only file
 (`appendonly.aof`, fsync'd every second: a crash loses at most the last second of writes) and
 RDB snapshots (`mjgate.rdb`, after 1 change in an hour, 100 in 5 minutes or 10,000 in a
-minute, and at every clean stop). The server dies with `mjgate serve` (see gateway.children);
+minute, and at every clean stop). The server dies with `mjgate serve` (see gateway.local.children);
 a start that finds the server of a crashed run still serving this folder stops it first.
 """
 
@@ -21,7 +21,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from gateway import children, logs
+from gateway import logs
+from gateway.local import children
 
 PERSISTENCE = (
     "--appendonly", "yes",

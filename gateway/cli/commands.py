@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.table import Table
 
-from gateway.admin_client import (
+from gateway.cli.admin_api import (
     DEFAULT_URL,
     EXIT_USAGE,
     CliError,

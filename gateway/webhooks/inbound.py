@@ -10,40 +10,20 @@ idempotent: a repeated delivery changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import logs
-from gateway.bodies import read_body
+from gateway.bodies import json_object, read_body
 from gateway.errors import ForbiddenError, InvalidRequestError, NotFoundError
 from gateway.settings import Settings
+from gateway.state import state_of
+from gateway.webhooks.credentials import goapi_secret, goapi_token
 from routing.errors import AccountNotFoundError, StoreError
 from routing.model import AccountState
-
-
-def goapi_secret(settings: Settings) -> str:
-    base = settings.webhook_secret or f"mjgate:{settings.goapi_api_key or 'sandbox'}"
-    return hmac.new(base.encode(), b"goapi-webhook-secret", hashlib.sha256).hexdigest()[:32]
-
-
-def goapi_token(settings: Settings, kind: str = "tasks") -> str:
-    return hmac.new(goapi_secret(settings).encode(), kind.encode(), hashlib.sha256).hexdigest()[:24]
-
-
-def goapi_webhook(settings: Settings) -> dict[str, str] | None:
-    """The `webhook_config` mjgate gives GoAPI with each create; None without a public URL
-    (then completion is learnt by polling)."""
-    if not settings.public_url:
-        return None
-    return {
-        "endpoint": f"{settings.public_url}/webhooks/goapi/tasks/{goapi_token(settings)}",
-        "secret": goapi_secret(settings),
-    }
 
 
 def _ok() -> Response:
@@ -66,18 +46,11 @@ def _check(request: Request, settings: Settings, kind: str) -> None:
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    raw = await read_body(request, request.app.state.mjgate.settings.body_limit)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError("body", "is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidRequestError("body", "must be a JSON object")
-    return body
+    return json_object(await read_body(request, state_of(request).settings.body_limit))
 
 
 async def task_webhook(request: Request) -> Response:
-    app = request.app.state.mjgate
+    app = state_of(request)
     _check(request, app.settings, "tasks")
     body = await _json(request)
     task = body.get("data")
@@ -98,7 +71,7 @@ async def task_webhook(request: Request) -> Response:
 
 
 async def notification_webhook(request: Request) -> Response:
-    app = request.app.state.mjgate
+    app = state_of(request)
     _check(request, app.settings, "notifications")
     body = await _json(request)
     kind = str(body.get("type") or "")

@@ -1,6 +1,6 @@
 """The client contract: `/api/v1/task` as GoAPI serves it, with mjgate routing in between.
 
-Requests mjgate does not route go through the pass-through (`gateway.passthrough`), which is
+Requests mjgate does not route go through the pass-through (`gateway.api.passthrough`), which is
 a permission of the client key. Task ids in paths are checked before anything else is done
 with them (`gateway.validation.check_task_id`): an id that is not a plain task id is 400.
 """
@@ -8,27 +8,27 @@ with them (`gateway.validation.check_task_id`): an id that is not a plain task i
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.bodies import read_body
-from gateway.clients import Client
-from gateway.delivery import check_endpoint
+from gateway.api.passthrough import forward_untouched, require_foreign_ids, require_model
+from gateway.api.redact import redact_upstream_ids
+from gateway.api.taskview import render
+from gateway.api.validation import check_task_id, validate_create
+from gateway.bodies import json_object, read_body
 from gateway.errors import (
     InvalidKeyError,
     InvalidRequestError,
     MissingKeyError,
     UpstreamError,
 )
-from gateway.passthrough import forward_untouched, require_foreign_ids, require_model
+from gateway.keys.client import Client
 from gateway.records import TaskRecord
-from gateway.redact import redact_upstream_ids
-from gateway.taskview import render
+from gateway.state import state_of
 from gateway.upstream import task_path
-from gateway.validation import check_task_id, validate_create
+from gateway.webhooks.outbound import check_endpoint
 
 
 def client_secret(request: Request) -> str:
@@ -44,21 +44,11 @@ async def authenticate(request: Request) -> Client:
     secret = client_secret(request)
     if not secret:
         raise MissingKeyError("an API key is required (x-api-key header)")
-    client: Client | None = await request.app.state.mjgate.clients.lookup(secret)
+    client: Client | None = await state_of(request).clients.lookup(secret)
     if client is None:
         raise InvalidKeyError("the API key is not valid")
-    await request.app.state.mjgate.clients.check_rate(client)
+    await state_of(request).clients.check_rate(client)
     return client
-
-
-def _json_body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError("body", "is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidRequestError("body", "must be a JSON object")
-    return body
 
 
 def task_response(record: TaskRecord, timings: dict[str, float] | None = None) -> Response:
@@ -77,11 +67,11 @@ def task_response(record: TaskRecord, timings: dict[str, float] | None = None) -
 
 async def create_task(request: Request) -> Response:
     started = time.perf_counter()
-    app = request.app.state.mjgate
+    app = state_of(request)
     client = await authenticate(request)
     auth_seconds = time.perf_counter() - started
     raw = await read_body(request, app.settings.body_limit)
-    body = _json_body(raw)
+    body = json_object(raw)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequestError("model", "is required")
@@ -132,33 +122,44 @@ async def _task_id(request: Request) -> tuple[Client, str]:
 
 
 async def _own_record(request: Request, client: Client, task_id: str) -> TaskRecord | None:
-    record: TaskRecord | None = await request.app.state.mjgate.records.load(task_id)
+    record: TaskRecord | None = await state_of(request).records.load(task_id)
     if record is None or record.client_id != client.id:
         return None
     return record
 
 
-async def get_task(request: Request) -> Response:
+async def _own_or_forwarded(request: Request, method: str) -> TaskRecord | Response:
+    """The caller's own task's record, or the upstream's answer for an id mjgate doesn't know
+    (when the key may reach foreign ids)."""
     client, task_id = await _task_id(request)
     record = await _own_record(request, client, task_id)
     if record is None:
-        require_foreign_ids(client, request.app.state.mjgate.settings)
-        return await forward_untouched(request, "GET", task_path(task_id))
-    with _redacted({record.upstream_id: record.task_id} if record.upstream_id else {}):
-        record = await request.app.state.mjgate.tasks.checker.refresh(record)
+        require_foreign_ids(client, state_of(request).settings)
+        return await forward_untouched(request, method, task_path(task_id))
+    return record
+
+
+def _mapping(record: TaskRecord) -> dict[str, str]:
+    return {record.upstream_id: record.task_id} if record.upstream_id else {}
+
+
+async def get_task(request: Request) -> Response:
+    record = await _own_or_forwarded(request, "GET")
+    if isinstance(record, Response):
+        return record
+    with _redacted(_mapping(record)):
+        record = await state_of(request).tasks.checker.refresh(record)
     return task_response(record)
 
 
 async def cancel_task(request: Request) -> Response:
     """`DELETE /api/v1/task/{id}`, and `POST /api/v1/task/{id}/cancel` (an alias some
     clients use)."""
-    client, task_id = await _task_id(request)
-    record = await _own_record(request, client, task_id)
-    if record is None:
-        require_foreign_ids(client, request.app.state.mjgate.settings)
-        return await forward_untouched(request, "DELETE", task_path(task_id))
-    with _redacted({record.upstream_id: record.task_id} if record.upstream_id else {}):
-        message = await request.app.state.mjgate.tasks.tracker.cancel(record)
+    record = await _own_or_forwarded(request, "DELETE")
+    if isinstance(record, Response):
+        return record
+    with _redacted(_mapping(record)):
+        message = await state_of(request).tasks.tracker.cancel(record)
     return Response(
         orjson.dumps({"code": 200, "data": None, "message": message}), media_type="application/json"
     )

@@ -2,12 +2,12 @@
 and a sandbox-only admin token.
 
 The emulator runs as a child process on MJGATE_SANDBOX_EMULATOR_PORT with the four demo
-accounts (one per plan) that `gateway/sandbox_pool.yaml` declares to mjgate; GoAPI's webhooks
+accounts (one per plan) that `gateway/local/sandbox_pool.yaml` declares to mjgate; GoAPI's webhooks
 and account notifications flow from it back to mjgate on localhost. Everything both sides
 derive from the GoAPI key (the webhook secret, the notification path's token) is derived from
 the sandbox's key, `SANDBOX_GOAPI_KEY`, so what the emulator sends is what mjgate expects.
 
-The emulator dies with `mjgate serve` (gateway.children); a start that finds the emulator of a
+The emulator dies with `mjgate serve` (gateway.local.children); a start that finds the emulator of a
 crashed run (its pid file, in MJGATE_DATA_DIR) stops it, and a start that finds the port taken
 by anything else stops with that message instead of using it.
 """
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import httpx
 
-from gateway import children, logs
+from gateway import logs
+from gateway.local import children
 from gateway.settings import Settings
-from gateway.webhooks import goapi_secret, goapi_token
+from gateway.webhooks.credentials import goapi_secret, goapi_token
 
 DEMO_CLIENT_KEY = "sandbox-demo-key"
 SANDBOX_GOAPI_KEY = "sandbox-goapi-key"
@@ -43,7 +44,7 @@ def sandbox_settings(settings: Settings) -> Settings:
     public = f"http://{local(settings.host)}:{settings.port}"
     pool_file = settings.pool_file
     if pool_file is None:
-        pool_file = Path(str(resources.files("gateway").joinpath("sandbox_pool.yaml")))
+        pool_file = Path(str(resources.files("gateway.local").joinpath("sandbox_pool.yaml")))
     keys = (
         settings.client_keys
         if DEMO_CLIENT_KEY in settings.client_keys

@@ -1,5 +1,5 @@
 """The CLI's side of the admin API: one call with its exit codes, argument types, and the
-tables people see (rich). The commands themselves are in `gateway.admin_cli`."""
+tables people see (rich). The commands themselves are in `gateway.cli.commands`."""
 
 from __future__ import annotations
 

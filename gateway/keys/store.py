@@ -34,8 +34,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.clients import Client, StaticKeys, key_id
 from gateway.errors import RateLimitedError
+from gateway.keys.client import Client, StaticKeys, key_id
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.model import Mode

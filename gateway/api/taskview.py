@@ -2,7 +2,7 @@
 
 The upstream's task object is passed through field for field (key order kept); only the ids
 are translated (`task_id`, `input.origin_task_id`, and upstream ids in error messages, see
-`gateway.redact`), `config.webhook_config` is the client's, never mjgate's, and tasks that
+`gateway.api.redact`), `config.webhook_config` is the client's, never mjgate's, and tasks that
 never reached the upstream (staged, failed locally) get an object of the same shape built here.
 """
 
@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.records import TaskRecord
-from gateway.redact import redact_upstream_ids
+from gateway.api.redact import redact_upstream_ids
+from gateway.records import TaskRecord, TaskStatus
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _NO_ERROR = {"code": 0, "raw_message": "", "message": "", "detail": None}
 # mjgate-internal statuses shown to clients as GoAPI's
-_CLIENT_STATUS = {"reserved": "pending", "sending": "pending", "unknown": "pending"}
+_CLIENT_STATUS: dict[str, str] = {TaskStatus.RESERVED: "pending", TaskStatus.UNKNOWN: "pending"}
 
 
 def iso(ts: float) -> str:
@@ -77,7 +77,7 @@ def render(record: TaskRecord) -> dict[str, Any]:
         config = dict(task.get("config") or {})
         config["webhook_config"] = _webhook(record)
         task["config"] = config
-    if record.status == "failed" and record.error_type:
+    if record.status == TaskStatus.FAILED and record.error_type:
         task["error"] = {
             **_NO_ERROR,
             **(task.get("error") or {}),

@@ -72,7 +72,7 @@ def check(env: Mapping[str, str], *, sandbox: bool = True) -> tuple[Settings | N
     except SettingsError as exc:  # pragma: no cover (setting_errors found it first)
         return None, [Problem("error", str(exc))]
     if sandbox and settings.sandbox:
-        from gateway.sandbox import sandbox_settings
+        from gateway.local.sandbox import sandbox_settings
 
         settings = sandbox_settings(settings)
     if settings.pool_file is not None:

@@ -12,9 +12,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 from starlette.responses import Response
 
+from gateway.api.redact import OwnWebhook, scrub_task
 from gateway.errors import InvalidRequestError
 from gateway.records import TaskRecord
-from gateway.redact import OwnWebhook, scrub_task
 from routing.accounts import AccountStatus
 from routing.model import AccountState, Mode, Plan, Setting
 from routing.poolfile import MAX_SLOTS, MAX_WEIGHT
