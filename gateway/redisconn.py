@@ -33,6 +33,17 @@ from routing.topology import Topology
 MAX_CONNECTIONS = 2048
 
 
+class SentinelRedis(Redis):
+    """The client of a Sentinel-managed primary; closing it also closes the sentinels'
+    clients (redis-py leaves them to the `Sentinel` object, which nothing else holds)."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            await self.connection_pool.sentinel_manager.aclose()  # type: ignore[attr-defined]
+
+
 def topology(settings: Settings) -> Topology | None:
     """REDIS_URL's topology; None for the embedded Redis (no REDIS_URL)."""
     if not settings.redis_url:
@@ -75,6 +86,7 @@ def redis_client(settings: Settings) -> Redis:
             Redis,
             sentinel.master_for(
                 found.service,
+                redis_class=SentinelRedis,
                 db=found.db,
                 retry=Retry(NoBackoff(), 0),
                 max_connections=MAX_CONNECTIONS,

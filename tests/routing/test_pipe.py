@@ -8,13 +8,17 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
 from gateway.embedded import EmbeddedRedis
 from routing.pipe import Address, Pipe
+
+pytestmark = pytest.mark.topologies
 
 
 @pytest.fixture
@@ -55,14 +59,26 @@ async def test_an_error_reply_fails_only_its_command(pipe: Pipe, prefix: str) ->
     assert (await good, await after) == (b"text", 4)
 
 
-async def test_a_lost_script_is_sent_again_with_its_source(pipe: Pipe, redis: Redis) -> None:
+async def _on_node_of(redis: Redis, key: str, *command: str | int) -> Any:
+    """`command` on the server holding `key` (the one server, or that key's cluster node)."""
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()
+        node = redis.get_node_from_key(key)
+        return await redis.execute_command(*command, target_nodes=node)
+    return await redis.execute_command(*command)
+
+
+async def test_a_lost_script_is_sent_again_with_its_source(
+    pipe: Pipe, redis: Redis, prefix: str
+) -> None:
     source = "return 'pipe-test-' .. ARGV[1]"
-    sha = await redis.script_load(source)
-    await redis.script_flush()
+    key = f"{prefix}:script"
+    sha = await _on_node_of(redis, key, "SCRIPT", "LOAD", source)
+    await _on_node_of(redis, key, "SCRIPT", "FLUSH")
     with pytest.raises(NoScriptError):
-        await pipe.send(b"EVALSHA", sha, 0, "x")
-    assert await pipe.evalsha(sha, source, (), ("x",)) == b"pipe-test-x"
-    assert await redis.script_exists(sha) == [True]  # EVAL cached it again
+        await pipe.send(b"EVALSHA", sha, 1, key, "x")
+    assert await pipe.evalsha(sha, source, (key,), ("x",)) == b"pipe-test-x"
+    assert await _on_node_of(redis, key, "SCRIPT", "EXISTS", sha) == [1]  # EVAL cached it
 
 
 async def test_a_cancelled_caller_does_not_shift_the_replies(pipe: Pipe, prefix: str) -> None:
@@ -128,13 +144,14 @@ async def test_a_server_that_goes_away_and_comes_back() -> None:
 async def test_a_killed_connection_fails_its_commands_and_reconnects(
     pipe: Pipe, redis: Redis, prefix: str
 ) -> None:
-    client_id = await pipe.call(b"CLIENT", b"ID")
-    blocked = pipe.send(b"BLPOP", f"{prefix}:empty", "2")
+    key = f"{prefix}:empty"
+    client_id = await pipe.call(b"CLIENT", b"ID", route=key)
+    blocked = pipe.send(b"BLPOP", key, "2")
     await asyncio.sleep(0.05)
-    assert await redis.execute_command("CLIENT", "KILL", "ID", client_id) == 1
+    assert await _on_node_of(redis, key, "CLIENT", "KILL", "ID", client_id) == 1
     with pytest.raises(ConnectionError):
         await blocked
-    assert await pipe.call(b"CLIENT", b"ID") != client_id  # a new connection
+    assert await pipe.call(b"CLIENT", b"ID", route=key) != client_id  # a new connection
 
 
 async def test_credentials_and_database_from_the_url() -> None:
