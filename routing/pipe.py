@@ -88,6 +88,7 @@ class Pipe:
         self._connections: dict[Address, Connection] = {}
         self._last: tuple[Address | None, Connection | None] = (None, None)
         self._parked: list[_Parked] = []  # sent while (re)connecting
+        self._retired: set[Connection] = set()  # to a demoted primary, closing soon
         self._repairing: asyncio.Task[_Repair] | None = None
         self._closed = False
 
@@ -211,8 +212,9 @@ class Pipe:
             with contextlib.suppress(BaseException):
                 await self._repairing
         connections, self._connections = self._connections, {}
+        retired, self._retired = self._retired, set()
         self._last = (None, None)
-        for connection in connections.values():
+        for connection in (*connections.values(), *retired):
             connection.fail(RedisConnectionError("pipe closed"))
 
     # -- "not here, not now" -----------------------------------------------------------------
@@ -266,11 +268,14 @@ class Pipe:
         if self._connections.get(connection.address) is connection:
             del self._connections[connection.address]
             self._last = (None, None)
+        self._retired.add(connection)
         asyncio.get_running_loop().call_later(
-            self.timeout or _DEFAULT_DEADLINE,
-            connection.fail,
-            RedisConnectionError("connection to a replica retired"),
+            self.timeout or _DEFAULT_DEADLINE, self._close_retired, connection
         )
+
+    def _close_retired(self, connection: Connection) -> None:
+        self._retired.discard(connection)
+        connection.fail(RedisConnectionError("connection to a replica retired"))
 
     # -- (re)connecting ------------------------------------------------------------------------
     async def _repair(self) -> _Repair:
@@ -326,7 +331,10 @@ class Pipe:
             error = errors.get(None) or errors.get(address)
             usable = address is not None and self._usable(address)
             if error is None and not usable and index < looked_at:
-                error = RedisConnectionError(f"no Redis primary known for slot {entry.slot}")
+                error = next(  # the resolver forgot the address it could not connect to
+                    iter(errors.values()),
+                    RedisConnectionError(f"no Redis primary known for slot {entry.slot}"),
+                )
             if error is not None:
                 if not entry.future.done():
                     entry.future.set_exception(self._mapped(error))

@@ -111,7 +111,8 @@ class Cluster:
                     "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                     "--cluster-config-file", "nodes.conf",
                     "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                    "--save", "", "--appendonly", "no",
+                    "--cluster-replica-validity-factor", "0",
+                    "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0",
                 ],
             )  # fmt: skip
         subprocess.run(
@@ -126,7 +127,7 @@ class Cluster:
         return self
 
     def wait_healthy(self) -> None:
-        """Every live node sees the cluster ok, three primaries each with a replica."""
+        """Every live node sees the cluster ok, three primaries each with a replica in sync."""
 
         def healthy() -> bool:
             for port in self.servers.processes:
@@ -134,8 +135,11 @@ class Cluster:
                 try:
                     info = client.cluster("INFO")
                     nodes = client.cluster("NODES")
+                    replication = client.info("replication")
                 finally:
                     client.close()
+                if replication["role"] == "slave" and replication["master_link_status"] != "up":
+                    return False
                 if info["cluster_state"] != "ok":
                     return False
                 live = [n for n in nodes.values() if "fail" not in n["flags"]]
@@ -175,7 +179,10 @@ class SentinelSetup:
 
     def start(self) -> SentinelSetup:
         primary, *replicas = self.data_ports
-        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        common = [
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--repl-diskless-sync-delay", "0",
+        ]  # fmt: skip
         self.servers.start(primary, ["--port", str(primary), *common])
         for port in replicas:
             self.servers.start(
