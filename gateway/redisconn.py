@@ -24,6 +24,8 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
 from gateway.settings import Settings
 from routing.keys import Keys
@@ -109,40 +111,45 @@ def redis_client(settings: Settings) -> Redis:
 async def describe_topology(settings: Settings) -> str:
     """Connect with `settings` and say what was found, e.g. `Redis Cluster via h1:7000:
     3 primaries, 3 replicas, all 16384 slots served; the pool's slot 5474 on h2:7001`.
-    Redis errors propagate (the caller says Redis is unreachable)."""
+    Redis errors propagate (the caller says Redis is unreachable), as redis-py's errors."""
     found = topology(settings)
     if found is None:
         return f"embedded Redis in {settings.data_dir} (started by `mjgate serve`)"
     client = redis_client(settings)
     try:
-        if isinstance(client, RedisCluster):
-            return f"{found}: {await _cluster(client, Keys(settings.redis_prefix))}"
-        info = await client.info("server")
-        replication = await client.info("replication")
-        where = client.connection_pool.connection_kwargs
-        primary = f"{where.get('host', '')}:{where.get('port', '')}"
-        if found.kind == "sentinel":
-            host, port = await client.connection_pool.get_master_address()  # type: ignore[attr-defined]
-            primary = f"{host}:{port}"
-        return (
-            f"{found}: {_server(info)}, role {replication.get('role')}"
-            + (f" at {primary}" if found.kind == "sentinel" else "")
-            + f", {replication.get('connected_slaves', 0)} replica(s) connected"
-        )
+        return await _describe(client, found, settings)
+    except (OSError, RedisClusterException) as exc:  # not RedisErrors: made one here
+        raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
     finally:
         await client.aclose()
 
 
+async def _describe(client: Redis, found: Topology, settings: Settings) -> str:
+    if isinstance(client, RedisCluster):
+        return f"{found}: {await _cluster(client, Keys(settings.redis_prefix))}"
+    info = await client.info("server")
+    replication = await client.info("replication")
+    where = ""
+    if found.kind == "sentinel":
+        host, port = await client.connection_pool.get_master_address()  # type: ignore[attr-defined]
+        where = f" at {host}:{port}"
+    return (
+        f"{found}: {_server(info)}, role {replication.get('role')}{where}, "
+        f"{replication.get('connected_slaves', 0)} replica(s) connected"
+    )
+
+
 async def _cluster(client: RedisCluster, keys: Keys) -> str:
     await client.initialize()
-    nodes = client.get_nodes()
-    primaries = [n for n in nodes if n.server_type == "primary"]
+    nodes = (await client.cluster_nodes()).values()
+    live = [n for n in nodes if n.get("connected") and "fail" not in str(n.get("flags"))]
+    primaries = [n for n in live if "master" in str(n.get("flags"))]
     pool_slot = key_slot(keys.pool_meta().encode())
     owner = client.get_node_from_key(keys.pool_meta())
     info = await client.info("server", target_nodes=RedisCluster.RANDOM)
     state = await client.cluster_info(target_nodes=RedisCluster.RANDOM)
     return (
-        f"{_server(info)}, {len(primaries)} primaries, {len(nodes) - len(primaries)} replicas, "
+        f"{_server(info)}, {len(primaries)} primaries, {len(live) - len(primaries)} replicas, "
         f"cluster_state {state.get('cluster_state')}, "
         f"{state.get('cluster_slots_assigned')} of 16384 slots assigned; the pool's slot "
         f"{pool_slot} on {owner.host}:{owner.port}"

@@ -4,12 +4,14 @@ lost scripts, a server that hangs, one that goes away and comes back, credential
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import hiredis
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -197,3 +199,63 @@ async def test_a_closed_pipe_refuses_commands_and_stays_closed(redis: Redis) -> 
     await pipe.aclose()
     with pytest.raises(ConnectionError, match="closed"):
         await pipe.call(b"PING")
+
+
+class _Scripted:
+    """A TCP server answering each command with the next of `replies` (the last repeats)."""
+
+    def __init__(self, server: asyncio.Server, writers: list[asyncio.StreamWriter]) -> None:
+        self.server, self.writers = server, writers
+
+    async def close(self) -> None:
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+async def _scripted_server(replies: list[bytes]) -> tuple[_Scripted, int, list[bytes]]:
+    received: list[bytes] = []
+    writers: list[asyncio.StreamWriter] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        parser = hiredis.Reader()
+        while data := await reader.read(4096):
+            parser.feed(data)
+            while (command := parser.gets()) is not False:
+                received.append(command[0])
+                writer.write(replies[min(len(received) - 1, len(replies) - 1)])
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    return _Scripted(server, writers), server.sockets[0].getsockname()[1], received
+
+
+@pytest.mark.parametrize("kind", ["TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN"])
+async def test_not_now_replies_are_retried_then_answered(kind: str) -> None:
+    server, port, received = await _scripted_server(
+        [f"-{kind} not now\r\n".encode(), f"-{kind} not now\r\n".encode(), b"+OK\r\n"]
+    )
+    pipe = Pipe(Address(port=port), timeout=1.0)
+    try:
+        assert await pipe.call(b"SET", "k", "v") == b"OK"
+        assert received == [b"SET", b"SET", b"SET"]
+    finally:
+        await pipe.aclose()
+        await server.close()
+
+
+async def test_not_now_for_longer_than_the_timeout_is_the_command_s_error() -> None:
+    server, port, received = await _scripted_server([b"-CLUSTERDOWN The cluster is down\r\n"])
+    pipe = Pipe(Address(port=port), timeout=0.3)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ResponseError, match="CLUSTERDOWN"):
+            await pipe.call(b"SET", "k", "v")
+        assert 0.1 <= time.monotonic() - started <= 0.5  # bounded backoff within the timeout
+        assert 3 <= len(received) <= 10
+    finally:
+        await pipe.aclose()
+        await server.close()
