@@ -28,7 +28,9 @@ Replies meaning "not here" or "not now" (nothing ran) are handled here: `MOVED` 
 slot map and sends the command to the named node; `ASK` sends it there behind `ASKING`;
 `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN` and `READONLY` (a demoted primary: the
 resolver asks again) send it again after a backoff of 10 ms doubling to 200 ms, for as long
-as `timeout` after it was first sent; then the error reply is the command's.
+as `timeout` after it was first sent; then the error reply is the command's. `NOSCRIPT` (a
+server that lost its scripts: a restart, a failover) is answered with EVAL and the source at
+once, on the same connection, so scripts sent in a row still run in that order.
 
 A caller that stops waiting (cancelled) leaves its slot in the queue; its reply is dropped.
 """
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
@@ -45,15 +47,17 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from routing import wire
 from routing.resolvers import ClusterSlots, Fixed, Resolver, SentinelPrimary, key_slot
 from routing.wire import Address, Arg, Connection, Pending, open_connection, pack
 
 __all__ = ["Address", "Pipe"]
 
 _ASKING = pack((b"ASKING",))
+_EVALSHA = b"$7\r\nEVALSHA\r\n$40\r\n"  # how a packed EVALSHA starts, after its `*<n>`
 _SCRIPTS = (b"EVALSHA", b"EVAL", "EVALSHA", "EVAL")
 _RETRY_FIRST, _RETRY_MAX = 0.01, 0.2
 _DEFAULT_DEADLINE = 2.0  # how long to retry "not now" replies when the pipe has no timeout
@@ -87,8 +91,10 @@ class Pipe:
         self._per_slot = self.resolver.per_slot
         self._connections: dict[Address, Connection] = {}
         self._last: tuple[Address | None, Connection | None] = (None, None)
+        self._single: Connection | None = None  # one server (not a cluster): its connection
         self._parked: list[_Parked] = []  # sent while (re)connecting
         self._retired: set[Connection] = set()  # to a demoted primary, closing soon
+        self._sources: dict[bytes, bytes] = {}  # script sources by SHA, for NOSCRIPT
         self._repairing: asyncio.Task[_Repair] | None = None
         self._closed = False
 
@@ -125,8 +131,12 @@ class Pipe:
         its reply is the future's result. `route`: the key to route by, when the command's
         first argument is not one (SCRIPT LOAD, MULTI...)."""
         packed = pack(args)
-        slot = self._slot(args, route) if self._per_slot else 0
-        return self._dispatch(packed, slot, None, 0.0, 0, None)
+        if not self._per_slot:
+            single = self._single
+            if single is not None and single.usable:
+                return single.send(packed)
+            return self._dispatch(packed, 0, None, 0.0, 0, None)
+        return self._dispatch(packed, self._slot(args, route), None, 0.0, 0, None)
 
     @staticmethod
     def _slot(args: Sequence[Arg], route: Arg | None) -> int:
@@ -154,6 +164,8 @@ class Pipe:
                 connection = self._connections.get(address)
                 self._last = (address, connection)
             if connection is not None and connection.usable:
+                if not self._per_slot:
+                    self._single = connection
                 if asking:  # ASK: this command only, on that node
                     connection.send(_ASKING).add_done_callback(_ignore)
                 return connection.send(packed, future, slot, started, attempt)
@@ -189,21 +201,27 @@ class Pipe:
         return list(result)
 
     def evalsha(
-        self, sha: str, source: str, keys: Sequence[Arg], args: Sequence[Arg]
-    ) -> Awaitable[Any]:
+        self, sha: str | bytes, source: str, keys: Sequence[Arg], args: Sequence[Arg]
+    ) -> asyncio.Future[Any]:
         """EVALSHA, sent now; should Redis have lost the script (restart, SCRIPT FLUSH,
-        failover), EVAL with its source, which caches it again."""
-        head = (len(keys), *keys, *args)
-        first = self.send(b"EVALSHA", sha, *head)
-        return self._script_reply(first, source, head)
+        failover), EVAL with its source, sent as soon as the NOSCRIPT reply is read (so
+        scripts sent in a row still run in that order), which caches it again."""
+        key = sha if isinstance(sha, bytes) else sha.encode()
+        if key not in self._sources:
+            self._sources[key] = source.encode()
+        return self.send(b"EVALSHA", sha, len(keys), *keys, *args)
 
-    async def _script_reply(
-        self, first: asyncio.Future[Any], source: str, head: tuple[Arg, ...]
-    ) -> Any:
-        try:
-            return await first
-        except NoScriptError:
-            return await self.send(b"EVAL", source, *head)
+    def _as_eval(self, packed: bytes) -> bytes | None:
+        """The EVAL equivalent of a packed EVALSHA whose source is known, else None."""
+        start = packed.find(b"\r\n") + 2
+        end = start + len(_EVALSHA)
+        if packed[start:end].upper() != _EVALSHA:
+            return None
+        source = self._sources.get(packed[end : end + 40])
+        if source is None:
+            return None
+        head = b"$4\r\nEVAL\r\n$%d\r\n%s\r\n" % (len(source), source)
+        return packed[:start] + head + packed[end + 42 :]
 
     async def aclose(self) -> None:
         self._closed = True
@@ -213,7 +231,7 @@ class Pipe:
                 await self._repairing
         connections, self._connections = self._connections, {}
         retired, self._retired = self._retired, set()
-        self._last = (None, None)
+        self._last, self._single = (None, None), None
         for connection in (*connections.values(), *retired):
             connection.fail(RedisConnectionError("pipe closed"))
 
@@ -223,6 +241,13 @@ class Pipe:
     ) -> None:
         loop = asyncio.get_running_loop()
         future, resolver = pending.future, self.resolver
+        if kind == b"NOSCRIPT":
+            as_eval = self._as_eval(pending.packed) if pending.attempt >= 0 else None
+            if as_eval is None:
+                future.set_exception(wire.error(error))
+            else:  # same connection, same server, queued now: the order is kept
+                connection.send(as_eval, future, pending.slot, pending.started, pending.attempt)
+            return
         if kind in (b"MOVED", b"ASK"):
             _, slot_text, where = str(error).split(" ", 2)
             host, _, port = where.rpartition(":")
@@ -267,7 +292,7 @@ class Pipe:
         time to come back."""
         if self._connections.get(connection.address) is connection:
             del self._connections[connection.address]
-            self._last = (None, None)
+            self._last, self._single = (None, None), None
         self._retired.add(connection)
         asyncio.get_running_loop().call_later(
             self.timeout or _DEFAULT_DEADLINE, self._close_retired, connection
@@ -299,7 +324,7 @@ class Pipe:
         for address, result in zip(missing, opened, strict=True):
             if isinstance(result, Connection):
                 self._connections[address] = result
-                self._last = (None, None)
+                self._last, self._single = (None, None), None
             else:
                 resolver.invalidate(address)
                 errors[address] = result

@@ -5,10 +5,11 @@ and returns a future; every command written in one event-loop turn goes out in o
 replies, which Redis sends in order, resolve the futures in order. `routing.pipe.Pipe` owns
 the connections and decides where each command goes; the failure rules are in its docstring.
 
-An error reply that asks for the command to be sent elsewhere or later (`MOVED`, `ASK`,
-`TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `READONLY`, `MASTERDOWN`) is handed to the connection's
-`redirect` callback with the command, instead of failing its future: the Pipe sends it again.
-Every such reply means the command did not run.
+An error reply that asks for the command to be sent elsewhere, later or otherwise (`MOVED`,
+`ASK`, `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `READONLY`, `MASTERDOWN`, `NOSCRIPT`) is handed
+to the connection's `redirect` callback with the command, instead of failing its future: the
+Pipe sends it again, at once, while the replies after it are still being read (so commands
+sent again keep their order). Every such reply means the command did not run.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 Arg = bytes | str | int | float
 # hiredis' stub declares a 1-tuple; it packs a command of any length
 pack = cast(Callable[[tuple[Arg, ...]], bytes], hiredis.pack_command)
-REDIRECTS = (b"MOVED", b"ASK", b"TRYAGAIN", b"CLUSTERDOWN", b"LOADING", b"READONLY", b"MASTERDOWN")
+REDIRECTS = (
+    b"MOVED", b"ASK", b"TRYAGAIN", b"CLUSTERDOWN", b"LOADING", b"READONLY", b"MASTERDOWN",
+    b"NOSCRIPT",
+)  # fmt: skip
 _SCRIPT_READONLY = "READONLY You can't write against a read only replica"
 
 
@@ -89,7 +93,8 @@ def redirection(reply: ResponseError) -> bytes | None:
     return None
 
 
-def _error(reply: ResponseError) -> ResponseError:
+def error(reply: ResponseError) -> ResponseError:
+    """redis-py's exception for an error reply."""
     message = str(reply)
     if message.startswith("NOSCRIPT"):
         return NoScriptError(message)
@@ -122,7 +127,7 @@ class Connection(asyncio.Protocol):
         self._timeout = timeout
         self._redirect = redirect
         self._reader = hiredis.Reader(replyError=ResponseError)
-        self._waiting: deque[Pending] = deque()
+        self._waiting: deque[tuple[asyncio.Future[Any], float, bytes, int, float, int]] = deque()
         self._out: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self._watchdog: asyncio.TimerHandle | None = None
@@ -139,16 +144,16 @@ class Connection(asyncio.Protocol):
             reply = self._reader.gets()
             if reply is False:
                 break
-            pending = waiting.popleft()
-            future = pending.future
+            entry = waiting.popleft()  # a plain tuple: Pending's fields, cheaper to make
+            future = entry[0]
             if future.done():  # its caller stopped waiting
                 continue
             if isinstance(reply, ResponseError):
                 kind = redirection(reply) if self._redirect is not None else None
                 if kind is not None and self._redirect is not None:
-                    self._redirect(self, pending, reply, kind)
+                    self._redirect(self, Pending(*entry), reply, kind)
                 else:
-                    future.set_exception(_error(reply))
+                    future.set_exception(error(reply))
             else:
                 future.set_result(reply)
 
@@ -178,7 +183,7 @@ class Connection(asyncio.Protocol):
             self._loop.call_soon(self._flush)
         self._out.append(packed)
         now = self._loop.time()
-        self._waiting.append(Pending(future, now, packed, slot, started or now, attempt))
+        self._waiting.append((future, now, packed, slot, started or now, attempt))
         if self._watchdog is None and self._timeout is not None:
             self._watchdog = self._loop.call_later(self._timeout, self._check)
         return future
@@ -193,7 +198,7 @@ class Connection(asyncio.Protocol):
         self._watchdog = None
         if not self._waiting or self._timeout is None:
             return
-        overdue = self._waiting[0].sent_at + self._timeout - self._loop.time()
+        overdue = self._waiting[0][1] + self._timeout - self._loop.time()
         if overdue <= 0:
             self.fail(RedisTimeoutError(f"no answer from Redis within {self._timeout} s"))
             return
@@ -207,8 +212,8 @@ class Connection(asyncio.Protocol):
             self._watchdog.cancel()
             self._watchdog = None
         waiting, self._waiting, self._out = self._waiting, deque(), []
-        for pending in waiting:
-            future = pending.future
+        for entry in waiting:
+            future = entry[0]
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # a caller that gave up on it need not hear of it again

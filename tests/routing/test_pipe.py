@@ -259,3 +259,17 @@ async def test_not_now_for_longer_than_the_timeout_is_the_command_s_error() -> N
     finally:
         await pipe.aclose()
         await server.close()
+
+
+async def test_lost_scripts_sent_in_a_row_still_run_in_that_order(
+    pipe: Pipe, redis: Redis, prefix: str
+) -> None:
+    """After a failover or a flush every EVALSHA gets NOSCRIPT: each is sent again as EVAL
+    as its reply is read, not when its caller gets round to awaiting it."""
+    key = f"{prefix}:ordered"
+    source = "return redis.call('RPUSH', KEYS[1], ARGV[1])"
+    sha = await _on_node_of(redis, key, "SCRIPT", "LOAD", source)
+    await _on_node_of(redis, key, "SCRIPT", "FLUSH")
+    calls = [pipe.evalsha(sha, source, (key,), (str(n),)) for n in range(5)]
+    assert [await call for call in reversed(calls)] == [5, 4, 3, 2, 1]
+    assert await pipe.call(b"LRANGE", key, 0, -1) == [b"0", b"1", b"2", b"3", b"4"]
