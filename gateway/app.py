@@ -35,12 +35,11 @@ from gateway.metrics import Metrics
 from gateway.middleware import RequestMiddleware
 from gateway.poolwarning import PoolFileWarning
 from gateway.records import RecordStore
-from gateway.redisconn import redis_client
+from gateway.redisconn import hot_pipe, redis_client
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
 from routing.errors import RoutingError, StoreError
 from routing.keys import Keys
-from routing.pipe import Pipe
 from routing.store import PoolStore
 
 
@@ -105,7 +104,7 @@ def create_app(
         own_redis = redis is None
         client = redis or redis_client(settings)
         keys = Keys(settings.redis_prefix)
-        pipe = Pipe.of(client)  # the hot path's connection: scripts and task records
+        pipe = hot_pipe(settings, client)  # the hot path's connection: scripts and records
         store = PoolStore(client, keys, clock=clock, pipe=pipe)
         records = RecordStore(client, keys, ttl=settings.task_ttl, pipe=pipe)
         upstream = UpstreamClient(

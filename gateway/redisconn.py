@@ -1,6 +1,7 @@
 """The service's Redis client for the topology REDIS_URL names, and what `check-config` says.
 
     redis_client(settings) -> Redis      standalone, Sentinel-managed or cluster client
+    hot_pipe(settings, client) -> Pipe   the hot path's connection(s) for that client
     describe_topology(settings) -> str   connects and reports what it found
 
 Every client has MJGATE_REDIS_TIMEOUT on connecting and on every read and redis-py never
@@ -29,6 +30,7 @@ from redis.exceptions import RedisClusterException
 
 from gateway.settings import Settings
 from routing.keys import Keys
+from routing.pipe import Pipe
 from routing.resolvers import key_slot
 from routing.topology import Topology
 
@@ -106,6 +108,12 @@ def redis_client(settings: Settings) -> Redis:
         **timeouts,
     )
     return cast(Redis, cluster)  # see the module docstring
+
+
+def hot_pipe(settings: Settings, client: Redis) -> Pipe:
+    """The hot path's pipelined connection(s), following `client`'s topology, with
+    MJGATE_REDIS_MIN_REPLICAS."""
+    return Pipe.of(client, min_replicas=settings.redis_min_replicas)
 
 
 async def describe_topology(settings: Settings) -> str:

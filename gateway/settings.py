@@ -52,6 +52,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 <= number <= 65535:
@@ -134,6 +141,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MJGATE_SENTINEL_PASSWORD", "sentinel_password", "",
             "password of the sentinels themselves (redis+sentinel:// only); the primary's is "
             "in REDIS_URL", str),
+    Setting("MJGATE_REDIS_MIN_REPLICAS", "redis_min_replicas", "0",
+            "replicas that must have each hot-path write (reservations, records) before mjgate "
+            "acts on it (WAIT, within half MJGATE_REDIS_TIMEOUT; fewer: 503); 0: off",
+            _non_negative_int),
     Setting("MJGATE_DATA_DIR", "data_dir", ".mjgate",
             "folder of the embedded Redis's data, socket and pid file, and of the sandbox "
             "emulator's pid file", Path),
@@ -254,6 +265,7 @@ class Settings:
     redis_timeout: float = 0.4
     sentinel_username: str = ""
     sentinel_password: str = ""
+    redis_min_replicas: int = 0
     data_dir: Path = Path(".mjgate")
     client_keys: tuple[str, ...] = ()
     static_keys_passthrough: bool = True

@@ -32,6 +32,12 @@ as `timeout` after it was first sent; then the error reply is the command's. `NO
 server that lost its scripts: a restart, a failover) is answered with EVAL and the source at
 once, on the same connection, so scripts sent in a row still run in that order.
 
+With `min_replicas` (MJGATE_REDIS_MIN_REPLICAS), every write to a server ends with
+`WAIT <min_replicas> <half the timeout>`, in the same round trip, and the replies of that
+write are held until WAIT answers: with fewer replicas acknowledging, each command of the
+write fails (`NOREPLICAS`: it may have been applied on the primary, like a timeout), so a
+reservation or a record a failover could lose is never acted upon.
+
 A caller that stops waiting (cancelled) leaves its slot in the queue; its reply is dropped.
 """
 
@@ -52,7 +58,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from routing import wire
 from routing.resolvers import ClusterSlots, Fixed, Resolver, SentinelPrimary, key_slot
-from routing.wire import Address, Arg, Connection, Pending, open_connection, pack
+from routing.wire import Address, Arg, Connection, Pending, Wait, open_connection, pack
 
 __all__ = ["Address", "Pipe"]
 
@@ -85,9 +91,16 @@ def _as_bytes(value: Arg) -> bytes:
 class Pipe:
     """Lazily (re)connected pipelined connections; see the module's docstring."""
 
-    def __init__(self, target: Address | Resolver, *, timeout: float | None = None) -> None:
+    def __init__(
+        self, target: Address | Resolver, *, timeout: float | None = None, min_replicas: int = 0
+    ) -> None:
         self.resolver: Resolver = Fixed(target) if isinstance(target, Address) else target
         self.timeout = timeout
+        self._wait = (
+            Wait(min_replicas, max(1, round((timeout or _DEFAULT_DEADLINE) * 500)))
+            if min_replicas > 0
+            else None
+        )
         self._per_slot = self.resolver.per_slot
         self._connections: dict[Address, Connection] = {}
         self._last: tuple[Address | None, Connection | None] = (None, None)
@@ -99,9 +112,10 @@ class Pipe:
         self._closed = False
 
     @classmethod
-    def of(cls, redis: Redis) -> Pipe:
+    def of(cls, redis: Redis, *, min_replicas: int = 0) -> Pipe:
         """A pipe to the server(s) `redis` talks to (standalone, Sentinel-managed or a
-        RedisCluster), with the same credentials, database, TLS and socket timeout."""
+        RedisCluster), with the same credentials, database, TLS and socket timeout.
+        `min_replicas`: see the module's docstring."""
         if isinstance(redis, RedisCluster):
             kw = dict(redis.nodes_manager.connection_kwargs)
             tls = issubclass(kw.get("connection_class") or object, SSLConnection)
@@ -110,7 +124,9 @@ class Pipe:
                 for node in redis.nodes_manager.startup_nodes.values()
             ]
             timeout = _timeout(kw)
-            return cls(ClusterSlots(seeds, timeout=timeout), timeout=timeout)
+            return cls(
+                ClusterSlots(seeds, timeout=timeout), timeout=timeout, min_replicas=min_replicas
+            )
         pool = redis.connection_pool
         kw = pool.connection_kwargs
         tls = issubclass(pool.connection_class, SSLConnection)
@@ -122,8 +138,10 @@ class Pipe:
                 host, port = await manager.discover_master(service)
                 return str(host), int(port)
 
-            return cls(SentinelPrimary(ask, template), timeout=_timeout(kw))
-        return cls(template, timeout=_timeout(kw))
+            return cls(
+                SentinelPrimary(ask, template), timeout=_timeout(kw), min_replicas=min_replicas
+            )
+        return cls(template, timeout=_timeout(kw), min_replicas=min_replicas)
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, *args: Arg, route: Arg | None = None) -> asyncio.Future[Any]:
@@ -336,7 +354,7 @@ class Pipe:
 
     async def _open(self, address: Address) -> Connection:
         connection = await open_connection(
-            address, self.timeout, self._redirected, role=self.resolver.check_role
+            address, self.timeout, self._redirected, role=self.resolver.check_role, wait=self._wait
         )
         connection.closed.add_done_callback(lambda _: self.resolver.invalidate(address))
         return connection

@@ -114,15 +114,37 @@ class Pending(NamedTuple):
 
 
 Redirect = Callable[["Connection", Pending, ResponseError, bytes], None]
+_WAIT_ENTRY = -2  # the `attempt` that marks a WAIT the connection added itself
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Hold every reply until `replicas` replicas have the writes (WAIT, `timeout_ms` at
+    most); fewer is an error for every command of that write."""
+
+    replicas: int
+    timeout_ms: int
+
+    @property
+    def packed(self) -> bytes:
+        return pack((b"WAIT", self.replicas, self.timeout_ms))
 
 
 class Connection(asyncio.Protocol):
     """One socket: writes batched per loop turn, replies matched to futures in order."""
 
     def __init__(
-        self, address: Address, timeout: float | None, redirect: Redirect | None = None
+        self,
+        address: Address,
+        timeout: float | None,
+        redirect: Redirect | None = None,
+        wait: Wait | None = None,
     ) -> None:
         self.address = address
+        self._wait_after_handshake = wait
+        self._wait: Wait | None = None  # not during the handshake: see open_connection
+        self._wait_packed = wait.packed if wait is not None else b""
+        self._held: list[tuple[asyncio.Future[Any], Any]] = []
         self._loop = asyncio.get_running_loop()
         self._timeout = timeout
         self._redirect = redirect
@@ -146,6 +168,9 @@ class Connection(asyncio.Protocol):
                 break
             entry = waiting.popleft()  # a plain tuple: Pending's fields, cheaper to make
             future = entry[0]
+            if self._wait is not None and entry[5] == _WAIT_ENTRY:
+                self._release(reply)
+                continue
             if future.done():  # its caller stopped waiting
                 continue
             if isinstance(reply, ResponseError):
@@ -154,13 +179,38 @@ class Connection(asyncio.Protocol):
                     self._redirect(self, Pending(*entry), reply, kind)
                 else:
                     future.set_exception(error(reply))
+            elif self._wait is not None:
+                self._held.append((future, reply))
             else:
                 future.set_result(reply)
+
+    def _release(self, acknowledged: Any) -> None:
+        """WAIT answered: the held replies, or an error for each if too few replicas."""
+        held, self._held = self._held, []
+        wait = self._wait
+        assert wait is not None
+        if isinstance(acknowledged, int) and acknowledged >= wait.replicas:
+            for future, reply in held:
+                if not future.done():
+                    future.set_result(reply)
+            return
+        failure = ResponseError(
+            f"NOREPLICAS the write reached {acknowledged} of {wait.replicas} replicas "
+            f"within {wait.timeout_ms} ms (it may have been applied on the primary)"
+        )
+        for future, _ in held:
+            if not future.done():
+                future.set_exception(failure)
+                future.exception()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(RedisConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
 
     # -- commands --------------------------------------------------------------------------
+    def handshake_done(self) -> None:
+        """From now on, writes end with WAIT (if configured)."""
+        self._wait = self._wait_after_handshake
+
     @property
     def usable(self) -> bool:
         return self._transport is not None and not self.closed.done()
@@ -189,6 +239,11 @@ class Connection(asyncio.Protocol):
         return future
 
     def _flush(self) -> None:
+        if self._wait is not None and self._out:
+            self._out.append(self._wait_packed)
+            now = self._loop.time()
+            done: asyncio.Future[Any] = self._loop.create_future()
+            self._waiting.append((done, now, self._wait_packed, 0, now, _WAIT_ENTRY))
         out, self._out = self._out, []
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(out[0] if len(out) == 1 else b"".join(out))
@@ -212,6 +267,11 @@ class Connection(asyncio.Protocol):
             self._watchdog.cancel()
             self._watchdog = None
         waiting, self._waiting, self._out = self._waiting, deque(), []
+        held, self._held = self._held, []
+        for future, _ in held:
+            if not future.done():
+                future.set_exception(error)
+                future.exception()
         for entry in waiting:
             future = entry[0]
             if not future.done():
@@ -227,6 +287,7 @@ async def open_connection(
     redirect: Redirect | None = None,
     *,
     role: bool = False,
+    wait: Wait | None = None,
 ) -> Connection:
     """Connect and run the handshake (AUTH, SELECT); with `role`, also check that the server
     is a primary (ROLE), which a Sentinel-announced address may have stopped being."""
@@ -234,11 +295,11 @@ async def open_connection(
     async with asyncio.timeout(timeout):
         if address.path:
             _, connection = await loop.create_unix_connection(
-                lambda: Connection(address, timeout, redirect), address.path
+                lambda: Connection(address, timeout, redirect, wait), address.path
             )
         else:
             _, connection = await loop.create_connection(
-                lambda: Connection(address, timeout, redirect),
+                lambda: Connection(address, timeout, redirect, wait),
                 address.host,
                 address.port,
                 ssl=address.ssl,
@@ -253,4 +314,5 @@ async def open_connection(
         except BaseException as exc:
             connection.fail(RedisConnectionError(f"Redis refused the handshake: {exc}"))
             raise
+    connection.handshake_done()
     return connection
