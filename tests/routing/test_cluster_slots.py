@@ -22,6 +22,7 @@ from routing.decisions import Outcome
 from routing.keys import Keys
 from routing.model import AccountState, Mode, Strategy
 from routing.resolvers import key_slot
+from routing.schedule import CheckSchedule
 from routing.scripts import SCRIPT_NAMES, source
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, child, reserved, root, staged
@@ -139,6 +140,12 @@ async def test_every_script_runs_on_a_cluster_within_one_slot(
             await store.set_fast_time(2, 100)  # set_fast_time
             await store.set_state(2, AccountState.PAUSED)  # set_state
             await store.remove_account(2, force=True)  # remove_account
+            schedule = CheckSchedule(
+                store.pipe, keys, interval=5, claim_seconds=30, gets_per_second=10, clock=clock
+            )
+            await schedule.add("t9", clock() - 1)
+            await schedule.claim(5)  # track_claim
+            await schedule.take("t9")  # track_take
             record = TaskRecord("t1", "client", "imagine", "pending", {}, upstream_id="u1")
             assert await records.save(record)  # record_save
             assert await records.save_unless_terminal(record.evolve(status="completed"))
