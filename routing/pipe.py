@@ -107,6 +107,7 @@ class Pipe:
         self._single: Connection | None = None  # one server (not a cluster): its connection
         self._parked: list[_Parked] = []  # sent while (re)connecting
         self._retired: set[Connection] = set()  # to a demoted primary, closing soon
+        self._open_ones: set[Connection] = set()  # every connection not closed yet
         self._sources: dict[bytes, bytes] = {}  # script sources by SHA, for NOSCRIPT
         self._repairing: asyncio.Task[_Repair] | None = None
         self._closed = False
@@ -250,7 +251,8 @@ class Pipe:
         connections, self._connections = self._connections, {}
         retired, self._retired = self._retired, set()
         self._last, self._single = (None, None), None
-        for connection in (*connections.values(), *retired):
+        # with any a repair opened as it was cancelled
+        for connection in {*connections.values(), *retired, *self._open_ones}:
             connection.fail(RedisConnectionError("pipe closed"))
 
     # -- "not here, not now" -----------------------------------------------------------------
@@ -356,7 +358,13 @@ class Pipe:
         connection = await open_connection(
             address, self.timeout, self._redirected, role=self.resolver.check_role, wait=self._wait
         )
-        connection.closed.add_done_callback(lambda _: self.resolver.invalidate(address))
+        self._open_ones.add(connection)
+
+        def closed(_: object) -> None:
+            self._open_ones.discard(connection)
+            self.resolver.invalidate(address)
+
+        connection.closed.add_done_callback(closed)
         return connection
 
     def _repaired(self, task: asyncio.Task[_Repair]) -> None:
