@@ -49,15 +49,12 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import SSLConnection
-from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from routing import wire
-from routing.resolvers import ClusterSlots, Fixed, Resolver, SentinelPrimary, key_slot
+from routing.resolvers import Fixed, Resolver, key_slot, resolver_for
 from routing.wire import Address, Arg, Connection, Pending, Wait, open_connection, pack
 
 __all__ = ["Address", "Pipe"]
@@ -117,32 +114,8 @@ class Pipe:
         """A pipe to the server(s) `redis` talks to (standalone, Sentinel-managed or a
         RedisCluster), with the same credentials, database, TLS and socket timeout.
         `min_replicas`: see the module's docstring."""
-        if isinstance(redis, RedisCluster):
-            kw = dict(redis.nodes_manager.connection_kwargs)
-            tls = issubclass(kw.get("connection_class") or object, SSLConnection)
-            seeds = [
-                Address.from_kwargs({**kw, "host": node.host, "port": node.port}, tls=tls)
-                for node in redis.nodes_manager.startup_nodes.values()
-            ]
-            timeout = _timeout(kw)
-            return cls(
-                ClusterSlots(seeds, timeout=timeout), timeout=timeout, min_replicas=min_replicas
-            )
-        pool = redis.connection_pool
-        kw = pool.connection_kwargs
-        tls = issubclass(pool.connection_class, SSLConnection)
-        template = Address.from_kwargs(kw, tls=tls)
-        if isinstance(pool, SentinelConnectionPool):
-            manager, service = pool.sentinel_manager, pool.service_name
-
-            async def ask() -> tuple[str, int]:
-                host, port = await manager.discover_master(service)
-                return str(host), int(port)
-
-            return cls(
-                SentinelPrimary(ask, template), timeout=_timeout(kw), min_replicas=min_replicas
-            )
-        return cls(template, timeout=_timeout(kw), min_replicas=min_replicas)
+        resolver, timeout = resolver_for(redis)
+        return cls(resolver, timeout=timeout, min_replicas=min_replicas)
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, *args: Arg, route: Arg | None = None) -> asyncio.Future[Any]:
@@ -414,8 +387,3 @@ class Pipe:
 def _ignore(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _timeout(kw: dict[str, Any]) -> float | None:
-    value = kw.get("socket_timeout")
-    return float(value) if value else None

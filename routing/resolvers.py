@@ -10,6 +10,8 @@ refresh first; `moved(slot, address)` when a cluster node says a slot moved.
   sentinels may still name a demoted primary for a moment after a failover.
 - `ClusterSlots`: the primary of each of the 16,384 slots, from `CLUSTER SLOTS` asked of any
   node that answers (the known nodes first, then the configured seeds).
+
+`resolver_for(client)` picks the one a redis-py client's configuration calls for.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import SSLConnection
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -170,3 +176,34 @@ class ClusterSlots:
         self._slots = slots
         self._known = tuple(primaries.values())
         self._stale = False
+
+
+def resolver_for(redis: Redis) -> tuple[Resolver, float | None]:
+    """The resolver that finds the server(s) a redis-py client talks to (standalone,
+    Sentinel-managed or a RedisCluster), with its credentials, database and TLS, and the
+    client's socket timeout."""
+    if isinstance(redis, RedisCluster):
+        kw = dict(redis.nodes_manager.connection_kwargs)
+        tls = issubclass(kw.get("connection_class") or object, SSLConnection)
+        seeds = [
+            Address.from_kwargs({**kw, "host": node.host, "port": node.port}, tls=tls)
+            for node in redis.nodes_manager.startup_nodes.values()
+        ]
+        return ClusterSlots(seeds, timeout=_timeout(kw)), _timeout(kw)
+    pool = redis.connection_pool
+    kw = pool.connection_kwargs
+    template = Address.from_kwargs(kw, tls=issubclass(pool.connection_class, SSLConnection))
+    if isinstance(pool, SentinelConnectionPool):
+        manager, service = pool.sentinel_manager, pool.service_name
+
+        async def ask() -> tuple[str, int]:
+            host, port = await manager.discover_master(service)
+            return str(host), int(port)
+
+        return SentinelPrimary(ask, template), _timeout(kw)
+    return Fixed(template), _timeout(kw)
+
+
+def _timeout(kw: dict[str, Any]) -> float | None:
+    value = kw.get("socket_timeout")
+    return float(value) if value else None
