@@ -2,6 +2,7 @@
 
     redis_client(settings) -> Redis      standalone, Sentinel-managed or cluster client
     hot_pipe(settings, client) -> Pipe   the hot path's connection(s) for that client
+    print_topology(settings) -> int      check-config's line (exit code 1: unreachable)
     describe_topology(settings) -> str   connects and reports what it found
 
 Every client has MJGATE_REDIS_TIMEOUT on connecting and on every read and redis-py never
@@ -18,6 +19,8 @@ transaction and script in one slot, so the rest of mjgate uses it as a `Redis`.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from typing import Any, cast
 
 from redis.asyncio import ConnectionPool, Redis
@@ -26,7 +29,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.settings import Settings
 from routing.keys import Keys
@@ -114,6 +117,18 @@ def hot_pipe(settings: Settings, client: Redis) -> Pipe:
     """The hot path's pipelined connection(s), following `client`'s topology, with
     MJGATE_REDIS_MIN_REPLICAS."""
     return Pipe.of(client, min_replicas=settings.redis_min_replicas)
+
+
+def print_topology(settings: Settings) -> int:
+    """For `mjgate check-config`: print `redis: <what describe_topology found>` and return 0,
+    or print why Redis can't be reached to stderr and return 1."""
+    try:
+        found = asyncio.run(describe_topology(settings))
+    except RedisError as exc:
+        print(f"mjgate: cannot reach Redis ({topology(settings)}): {exc}", file=sys.stderr)
+        return 1
+    print(f"redis: {found}")
+    return 0
 
 
 async def describe_topology(settings: Settings) -> str:

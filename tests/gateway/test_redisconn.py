@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from gateway.redisconn import SentinelRedis, describe_topology, redis_client
+from gateway.redisconn import SentinelRedis, describe_topology, print_topology, redis_client
 from gateway.settings import Settings
 from routing.pipe import Pipe
 from routing.resolvers import ClusterSlots, Fixed, SentinelPrimary, key_slot
@@ -52,3 +52,13 @@ async def test_check_config_without_redis_url_and_with_nothing_listening() -> No
         await describe_topology(
             Settings(redis_url="redis+cluster://127.0.0.1:1", redis_timeout=0.5)
         )
+
+
+def test_check_config_prints_one_line_and_an_exit_code(
+    topology_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert print_topology(Settings(redis_url=topology_url, redis_timeout=5.0)) == 0
+    assert capsys.readouterr().out.startswith("redis: ")
+    unreachable = Settings(redis_url="redis://127.0.0.1:1/0", redis_timeout=0.5)
+    assert print_topology(unreachable) == 1
+    assert "cannot reach Redis (standalone Redis at 127.0.0.1:1)" in capsys.readouterr().err
