@@ -132,8 +132,8 @@ def print_topology(settings: Settings) -> int:
 
 
 async def describe_topology(settings: Settings) -> str:
-    """Connect with `settings` and say what was found, e.g. `Redis Cluster via h1:7000:
-    3 primaries, 3 replicas, all 16384 slots served; the pool's slot 5474 on h2:7001`.
+    """Connect with `settings` and say what was found, e.g. `Redis Cluster via 127.0.0.1:7000:
+    3 primaries, 3 replicas, all 16384 slots served; the pool's slot 785 on 127.0.0.1:7001`.
     Redis errors propagate (the caller says Redis is unreachable), as redis-py's errors."""
     found = topology(settings)
     if found is None:

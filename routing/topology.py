@@ -1,10 +1,11 @@
 """Topology: which kind of Redis deployment REDIS_URL names, parsed once into a typed value.
 
-    redis://[user:pass@]host:port[/db]            standalone (also rediss:// for TLS)
+    redis://[user:pass@]<host>:<port>[/db]        standalone (also rediss:// for TLS)
     unix://[user:pass@]/path/to/redis.sock[?db=N] standalone over a unix socket
-    redis+sentinel://[user:pass@]h1:p1,h2:p2,h3:p3/<service>[/db]
+    redis+sentinel://[user:pass@]<host>:<port>,<host>:<port>,.../<service>[/db]
                                                   Sentinel (rediss+sentinel:// for TLS)
-    redis+cluster://[user:pass@]h1:p1,h2:p2       Redis Cluster (rediss+cluster:// for TLS)
+    redis+cluster://[user:pass@]<host>:<port>,<host>:<port>,...
+                                                  Redis Cluster (rediss+cluster:// for TLS)
 
 The user and password of the URL are the data nodes' (the primary's, every cluster node's);
 the sentinels' own credentials are separate settings (`sentinel_username`,

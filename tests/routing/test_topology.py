@@ -10,20 +10,28 @@ from routing.topology import Node, Topology
 
 
 def test_standalone_urls_are_kept_as_given() -> None:
-    for url in ("redis://h:6380/2", "rediss://:pw@h:6380", "unix:///tmp/r.sock?db=1"):
+    for url in (
+        "redis://localhost:6380/2",
+        "rediss://:pw@localhost:6380",
+        "unix:///tmp/r.sock?db=1",
+    ):
         topology = Topology.parse(url)
         assert (topology.kind, topology.url) == ("standalone", url)
-    assert Topology.parse("rediss://h").tls
-    assert "pw" not in str(Topology.parse("rediss://:pw@h:6380"))
+    assert Topology.parse("rediss://localhost").tls
+    assert "pw" not in str(Topology.parse("rediss://:pw@localhost:6380"))
 
 
 def test_a_sentinel_url_names_the_sentinels_the_service_and_the_database() -> None:
     topology = Topology.parse(
-        "redis+sentinel://app:s3cret@s1:26379,s2:26380,[::1]/mymaster/2",
+        "redis+sentinel://app:s3cret@127.0.0.1:26379,localhost:26380,[::1]/mymaster/2",
         sentinel_password="sentinel-pw",
     )
     assert topology.kind == "sentinel"
-    assert topology.nodes == (Node("s1", 26379), Node("s2", 26380), Node("::1", 26379))
+    assert topology.nodes == (
+        Node("127.0.0.1", 26379),
+        Node("localhost", 26380),
+        Node("::1", 26379),
+    )
     assert (topology.service, topology.db) == ("mymaster", 2)
     assert (topology.username, topology.password) == ("app", "s3cret")
     assert topology.sentinel_password == "sentinel-pw" and not topology.tls
@@ -31,9 +39,9 @@ def test_a_sentinel_url_names_the_sentinels_the_service_and_the_database() -> No
 
 
 def test_a_cluster_url_lists_seed_nodes_and_may_carry_tls_options() -> None:
-    topology = Topology.parse("rediss+cluster://:pw@n1:7000,n2?ssl_cert_reqs=none")
+    topology = Topology.parse("rediss+cluster://:pw@127.0.0.1:7000,localhost?ssl_cert_reqs=none")
     assert topology.kind == "cluster" and topology.tls
-    assert topology.nodes == (Node("n1", 7000), Node("n2", 6379))
+    assert topology.nodes == (Node("127.0.0.1", 7000), Node("localhost", 6379))
     assert topology.password == "pw" and topology.username is None
     assert topology.tls_options == {"ssl_cert_reqs": "none"}
 
@@ -41,16 +49,20 @@ def test_a_cluster_url_lists_seed_nodes_and_may_carry_tls_options() -> None:
 @pytest.mark.parametrize(
     ("env", "named", "says"),
     [
-        ({"REDIS_URL": "http://h"}, "REDIS_URL", "redis+sentinel://"),
-        ({"REDIS_URL": "redis+sentinel://s1:26379"}, "REDIS_URL", "<service name>"),
-        ({"REDIS_URL": "redis+sentinel://s1/m/x"}, "REDIS_URL", "not a number"),
-        ({"REDIS_URL": "redis+cluster://n1:7000/3"}, "REDIS_URL", "only database 0"),
+        ({"REDIS_URL": "http://localhost"}, "REDIS_URL", "redis+sentinel://"),
+        ({"REDIS_URL": "redis+sentinel://localhost:26379"}, "REDIS_URL", "<service name>"),
+        ({"REDIS_URL": "redis+sentinel://localhost/m/x"}, "REDIS_URL", "not a number"),
+        ({"REDIS_URL": "redis+cluster://localhost:7000/3"}, "REDIS_URL", "only database 0"),
         ({"REDIS_URL": "redis+cluster://"}, "REDIS_URL", "names no host"),
-        ({"REDIS_URL": "redis+cluster://n1:notaport"}, "REDIS_URL", "not host:port"),
-        ({"REDIS_URL": "redis+cluster://n1?ssl_cert_reqs=none"}, "REDIS_URL", "rediss+"),
-        ({"REDIS_URL": "rediss+cluster://n1?sslmode=x"}, "REDIS_URL", "unknown URL parameter"),
+        ({"REDIS_URL": "redis+cluster://localhost:notaport"}, "REDIS_URL", "not host:port"),
+        ({"REDIS_URL": "redis+cluster://localhost?ssl_cert_reqs=none"}, "REDIS_URL", "rediss+"),
         (
-            {"REDIS_URL": "redis://h", "MJGATE_SENTINEL_PASSWORD": "pw"},
+            {"REDIS_URL": "rediss+cluster://localhost?sslmode=x"},
+            "REDIS_URL",
+            "unknown URL parameter",
+        ),
+        (
+            {"REDIS_URL": "redis://localhost", "MJGATE_SENTINEL_PASSWORD": "pw"},
             "MJGATE_SENTINEL_PASSWORD",
             "redis+sentinel://",
         ),
@@ -68,7 +80,7 @@ def test_invalid_combinations_stop_with_the_setting_named(
 def test_sentinel_credentials_are_settings() -> None:
     settings = Settings.from_env(
         {
-            "REDIS_URL": "redis+sentinel://s1,s2,s3/mymaster",
+            "REDIS_URL": "redis+sentinel://localhost,127.0.0.1/mymaster",
             "MJGATE_SENTINEL_USERNAME": "watcher",
             "MJGATE_SENTINEL_PASSWORD": "pw",
         }
