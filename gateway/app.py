@@ -16,9 +16,7 @@ from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -37,6 +35,7 @@ from gateway.keys.store import KeyStore
 from gateway.metrics import Metrics
 from gateway.middleware import RequestMiddleware
 from gateway.records import RecordStore
+from gateway.redisconn import hot_pipe, redis_client
 from gateway.settings import Settings
 from gateway.state import MjGate, state_of
 from gateway.upstream import UpstreamClient
@@ -45,7 +44,6 @@ from gateway.webhooks import inbound as webhooks
 from gateway.webhooks.outbound import Outbox
 from routing.errors import RoutingError, StoreError
 from routing.keys import Keys
-from routing.pipe import Pipe
 from routing.store import PoolStore
 
 
@@ -75,21 +73,6 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return envelope(500, "internal_error", "mjgate hit an internal error; it has been logged")
 
 
-def redis_client(settings: Settings) -> Redis:
-    """The service's Redis client. Connecting and every read have MJGATE_REDIS_TIMEOUT and
-    redis-py never retries: an outage is a 503 `store_unavailable` within that time. The pool
-    is large rather than blocking (a blocking pool costs ~25% more per call, measured): more
-    than 2,048 Redis calls in flight at once in one replica also answer 503."""
-    pool = ConnectionPool.from_url(
-        settings.redis_url or "redis://127.0.0.1:6379/0",
-        socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout,
-        retry=Retry(NoBackoff(), 0),
-        max_connections=2048,
-    )
-    return Redis.from_pool(pool)  # closing the client closes its pool
-
-
 def create_app(
     settings: Settings,
     *,
@@ -107,7 +90,7 @@ def create_app(
         own_redis = redis is None
         client = redis or redis_client(settings)
         keys = Keys(settings.redis_prefix)
-        pipe = Pipe.of(client)  # the hot path's connection: scripts and task records
+        pipe = hot_pipe(settings, client)  # the hot path's connection: scripts and records
         store = PoolStore(client, keys, clock=clock, pipe=pipe)
         records = RecordStore(client, keys, ttl=settings.task_ttl, pipe=pipe)
         upstream = UpstreamClient(

@@ -224,20 +224,30 @@ class RecordStore:
             raise StoreError(op, f"no answer within {self.timeout} s") from exc
 
     def _write(self, record: TaskRecord, *, when: str) -> Coroutine[Any, Any, bool]:
-        args = (
-            self.ttl,
-            when,
-            record.upstream_id or "",
-            record.task_id,
-            record.status,
-            record.encode(),
-        )
-        keys = (self.keys.task(record.task_id), self.keys.upstream_task(record.upstream_id or "-"))
-        reply = self.pipe.evalsha(self._sha, self._source, keys, args)
-        return self._written(reply)
+        """The record (one script: the condition and the write), then the upstream-id map,
+        which lives in another cluster slot: its own command in the same round trip. The
+        map exists while the task can still get webhooks: `save` sets it (deletes it for a
+        terminal record), any terminal write deletes it (it is gone already if the stored
+        record was terminal), a conditional non-terminal one leaves it as `save` set it when
+        the upstream id became known."""
+        args = (self.ttl, when, record.status, record.encode())
+        reply = self.pipe.evalsha(self._sha, self._source, (self.keys.task(record.task_id),), args)
+        mapped: Awaitable[Any] | None = None
+        if record.upstream_id:
+            key = self.keys.upstream_task(record.upstream_id)
+            if record.terminal:
+                mapped = self.pipe.send(b"DEL", key)
+            elif when == "1":
+                mapped = self.pipe.send(b"SET", key, record.task_id, b"EX", self.ttl)
+        return self._written(reply, mapped)
 
-    async def _written(self, reply: Awaitable[Any]) -> bool:
-        return bool(await self._call("record_save", lambda: reply))
+    async def _written(self, reply: Awaitable[Any], mapped: Awaitable[Any] | None) -> bool:
+        try:
+            written = bool(await self._call("record_save", lambda: reply))
+        finally:
+            if mapped is not None:
+                await self._call("record_save", lambda: mapped)
+        return written
 
     def save(self, record: TaskRecord) -> Coroutine[Any, Any, bool]:
         """Write the record whatever its stored status (local decisions). Like every write

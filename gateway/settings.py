@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from routing.costs import CostTableError, parse_overrides
 from routing.model import Strategy
+from routing.topology import SentinelCredentialsError, Topology
 
 
 class SettingsError(ValueError):
@@ -51,6 +52,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 <= number <= 65535:
@@ -72,8 +80,7 @@ def _optional_url(value: str) -> str | None:
 def _redis_url(value: str) -> str | None:
     if not value:
         return None
-    if urlparse(value).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    Topology.parse(value)  # raises ValueError saying what is wrong
     return value
 
 
@@ -121,12 +128,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GOAPI_BASE_URL", "goapi_base_url", "https://api.goapi.ai", "upstream base URL",
             _url),
     Setting("REDIS_URL", "redis_url", "",
-            "Redis for all shared state; empty starts an embedded Redis (see MJGATE_DATA_DIR)",
+            "Redis for all shared state: redis://, rediss://, unix://, redis+sentinel://, "
+            "redis+cluster:// (docs/redis.md); empty starts an embedded Redis "
+            "(see MJGATE_DATA_DIR)",
             _redis_url),
     Setting("MJGATE_REDIS_PREFIX", "redis_prefix", "mjgate", "prefix of every Redis key", str),
     Setting("MJGATE_REDIS_TIMEOUT", "redis_timeout", "0.4",
             "seconds before a Redis call counts as failed (503 store_unavailable)",
             _positive_float),
+    Setting("MJGATE_SENTINEL_USERNAME", "sentinel_username", "",
+            "ACL user of the sentinels (redis+sentinel:// only); empty: none", str),
+    Setting("MJGATE_SENTINEL_PASSWORD", "sentinel_password", "",
+            "password of the sentinels themselves (redis+sentinel:// only); the primary's is "
+            "in REDIS_URL", str),
+    Setting("MJGATE_REDIS_MIN_REPLICAS", "redis_min_replicas", "0",
+            "replicas that must have each hot-path write (reservations, records) before mjgate "
+            "acts on it (WAIT, within half MJGATE_REDIS_TIMEOUT; fewer: 503); 0: off",
+            _non_negative_int),
     Setting("MJGATE_DATA_DIR", "data_dir", ".mjgate",
             "folder of the embedded Redis's data, socket and pid file, and of the sandbox "
             "emulator's pid file", Path),
@@ -219,6 +237,23 @@ SETTINGS: tuple[Setting, ...] = (
 )  # fmt: skip
 
 
+def _check_redis(values: Mapping[str, Any]) -> None:
+    """REDIS_URL and the sentinels' credentials together (each alone was checked)."""
+    try:
+        Topology.parse(
+            values["redis_url"] or "redis://",
+            sentinel_username=values["sentinel_username"],
+            sentinel_password=values["sentinel_password"],
+        )
+    except SentinelCredentialsError as exc:
+        name = (
+            "MJGATE_SENTINEL_PASSWORD"
+            if values["sentinel_password"]
+            else ("MJGATE_SENTINEL_USERNAME")
+        )
+        raise SettingsError(f"{name}: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -228,6 +263,9 @@ class Settings:
     redis_url: str | None = None
     redis_prefix: str = "mjgate"
     redis_timeout: float = 0.4
+    sentinel_username: str = ""
+    sentinel_password: str = ""
+    redis_min_replicas: int = 0
     data_dir: Path = Path(".mjgate")
     client_keys: tuple[str, ...] = ()
     static_keys_passthrough: bool = True
@@ -274,6 +312,7 @@ class Settings:
                 values[setting.attr] = setting.parse(raw.strip())
             except (ValueError, TypeError) as exc:
                 raise SettingsError(f"{setting.env}={raw!r}: {exc}") from exc
+        _check_redis(values)
         return cls(**values)
 
     @property

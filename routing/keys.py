@@ -1,9 +1,22 @@
-"""Every Redis key mjgate uses, built in one place.
+"""Every Redis key mjgate uses, built in one place, laid out for Redis Cluster.
 
-All keys share the `{pool}` hash tag, so every Lua script touches a single Redis Cluster slot:
-one pool's decisions, reservations, staged queue and task records live on one shard (DESIGN.md
-section 5). Scripts that build keys from ids at run time (staged dispatch, lease expiry) use the
-same layout, spelt in `routing/lua/lib.lua`; change both together.
+Only what one script or transaction must touch atomically shares a hash tag, so each lands in
+one cluster slot and the rest spreads over the shards:
+
+    <prefix>:{pool}:...          the pool: accounts, indexes, reservations, staging, leases
+    <prefix>:{t:<task id>}:task  one task record
+    <prefix>:{u:<upstream id>}:up          the upstream task id -> mjgate's id map
+    <prefix>:{i:<client>:<key>}:idem       one Idempotency-Key
+    <prefix>:{r:<key id>}:<minute>         a client key's rate counters (one transaction
+                                           reads the previous minute's, so one tag per key)
+    <prefix>:{ckeys}:key:<id>, :index      managed client keys and their index (created and
+                                           revoked together, in one transaction)
+    <prefix>:{outbox}:due, :attempts       the webhook outbox
+
+Pool scripts build keys from ids at run time (staged dispatch, lease expiry) from the base
+`<prefix>:{pool}:`, spelt in `routing/lua/lib.lua`; change both together. No script or
+transaction touches keys of two tags (tests/routing/test_cluster_slots.py proves it on a
+real cluster, which refuses cross-slot access). The prefix must not contain `{` or `}`.
 """
 
 from __future__ import annotations
@@ -15,9 +28,13 @@ from dataclasses import dataclass
 class Keys:
     prefix: str = "mjgate"
 
+    def __post_init__(self) -> None:
+        if "{" in self.prefix or "}" in self.prefix:
+            raise ValueError("the key prefix must not contain { or }: they make hash tags")
+
     @property
     def base(self) -> str:
-        """`<prefix>:{pool}:`: every key starts with this; scripts receive it as ARGV."""
+        """`<prefix>:{pool}:`: every pool key starts with this; scripts receive it as ARGV."""
         return f"{self.prefix}:{{pool}}:"
 
     # -- pool (written by routing.store's scripts) ------------------------------------------
@@ -73,23 +90,33 @@ class Keys:
         """The latest durations (ms) of finished tasks of one type and mode, newest first."""
         return f"{self.base}dur:{task_type}:{mode}"
 
-    # -- tasks (written by the gateway; staged transitions also by scripts) ------------------
+    # -- tasks (written by the gateway, each in its own slot) ---------------------------------
     def task(self, task_id: str) -> str:
-        return f"{self.base}task:{task_id}"
+        return f"{self.prefix}:{{t:{task_id}}}:task"
 
     def upstream_task(self, upstream_id: str) -> str:
         """Maps an upstream (GoAPI) task id to mjgate's id."""
-        return f"{self.base}up:{upstream_id}"
+        return f"{self.prefix}:{{u:{upstream_id}}}:up"
 
     def idempotency(self, client_id: str, key: str) -> str:
-        return f"{self.base}idem:{client_id}:{key}"
+        return f"{self.prefix}:{{i:{client_id}:{key}}}:idem"
 
+    # -- client keys ------------------------------------------------------------------------
     def client_key(self, key_id: str) -> str:
-        return f"{self.base}ckey:{key_id}"
+        return f"{self.prefix}:{{ckeys}}:key:{key_id}"
 
     def client_keys(self) -> str:
-        return f"{self.base}ckeys"
+        return f"{self.prefix}:{{ckeys}}:index"
 
     def client_rate(self, key_id: str, window: int) -> str:
         """One client's request count in one minute (`window` = unix minutes)."""
-        return f"{self.base}rate:{key_id}:{window}"
+        return f"{self.prefix}:{{r:{key_id}}}:{window}"
+
+    # -- webhook deliveries -----------------------------------------------------------------
+    def outbox(self) -> str:
+        """Deliveries due: task id -> due time (ms)."""
+        return f"{self.prefix}:{{outbox}}:due"
+
+    def outbox_attempts(self) -> str:
+        """Delivery attempts so far, per task id."""
+        return f"{self.prefix}:{{outbox}}:attempts"

@@ -1,21 +1,42 @@
-"""Pipe: one pipelined Redis connection for the hot path (reserve, settle, task records).
+"""Pipe: pipelined Redis connections for the hot path (reserve, settle, task records).
 
 redis-py's asyncio client costs 50 to 130 µs of CPU per call (a pooled connection checked
 out and back, asyncio streams, `wait_for` tasks, observability hooks); a create makes three
-calls, so that was a third of mjgate's own CPU per request. A Pipe is a protocol on one socket:
-`send()` packs the command (hiredis), queues it and returns a future; every command written in
-one event-loop turn goes out in one write, and replies, which Redis sends in order, resolve
-the futures in order (hiredis parses them). About 9 µs per call at 32 in flight, measured in
-docs/benchmarks.md. Redis runs commands one at a time anyway, so one connection does not
-serialise anything that was parallel.
+calls, so that was a third of mjgate's own CPU per request. A Pipe sends each command on one
+socket per server (`routing.wire`): `send()` packs the command (hiredis), queues it and
+returns a future; every command written in one event-loop turn goes out in one write, and
+replies, which Redis sends in order, resolve the futures in order. About 9 µs per call at 32
+in flight, measured in docs/benchmarks.md. Redis runs commands one at a time anyway, so one
+connection per server does not serialise anything that was parallel.
+
+Where a command goes is the injected resolver's answer (`routing.resolvers`), asked on every
+(re)connect: one fixed server; the primary the sentinels name (checked with `ROLE`); or, on a
+cluster, the primary of the slot of the command's first key (the first key of EVAL/EVALSHA,
+else its first argument, or the `route` key given), so each task record, rate counter or
+pool script lands on its own shard with no extra round trip. Commands sent in a row to one
+slot run in that order.
 
 Failures are redis-py's exception types, so callers handle one family:
 - `ResponseError` (and `NoScriptError`) for an error reply, that command only;
-- `ConnectionError` when the connection can't be made or drops: every command in flight fails
-  (whether Redis ran it is unknown, as with any client) and the next `send` reconnects;
+- `ConnectionError` when a connection can't be made or drops: every command in flight on it
+  fails (whether Redis ran it is unknown, as with any client), the resolver forgets that
+  server and the next `send` asks it again (sentinels, slot map) and reconnects;
 - `TimeoutError` when the oldest command in flight has no reply after `timeout` seconds: the
   connection is deemed dead, closed, and everything in flight fails. No reply can then reach
   the wrong caller, since a reconnect starts a fresh reply stream.
+Replies meaning "not here" or "not now" (nothing ran) are handled here: `MOVED` updates the
+slot map and sends the command to the named node; `ASK` sends it there behind `ASKING`;
+`TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN` and `READONLY` (a demoted primary: the
+resolver asks again) send it again after a backoff of 10 ms doubling to 200 ms, for as long
+as `timeout` after it was first sent; then the error reply is the command's. `NOSCRIPT` (a
+server that lost its scripts: a restart, a failover) is answered with EVAL and the source at
+once, on the same connection, so scripts sent in a row still run in that order.
+
+With `min_replicas` (MJGATE_REDIS_MIN_REPLICAS), every write to a server ends with
+`WAIT <min_replicas> <half the timeout>`, in the same round trip, and the replies of that
+write are held until WAIT answers: with fewer replicas acknowledging, each command of the
+write fails (`NOREPLICAS`: it may have been applied on the primary, like a timeout), so a
+reservation or a record a failover could lose is never acted upon.
 
 A caller that stops waiting (cancelled) leaves its slot in the queue; its reply is dropped.
 """
@@ -24,202 +45,146 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
-import hiredis
 from redis.asyncio import Redis
-from redis.asyncio.connection import SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-Arg = bytes | str | int | float
-# hiredis' stub declares a 1-tuple; it packs a command of any length
-_pack = cast(Callable[[tuple[Arg, ...]], bytes], hiredis.pack_command)
+from routing import wire
+from routing.resolvers import Fixed, Resolver, key_slot, resolver_for
+from routing.wire import Address, Arg, Connection, Pending, Wait, open_connection, pack
+
+__all__ = ["Address", "Pipe"]
+
+_ASKING = pack((b"ASKING",))
+_EVALSHA = b"$7\r\nEVALSHA\r\n$40\r\n"  # how a packed EVALSHA starts, after its `*<n>`
+_SCRIPTS = (b"EVALSHA", b"EVAL", "EVALSHA", "EVAL")
+_RETRY_FIRST, _RETRY_MAX = 0.01, 0.2
+_DEFAULT_DEADLINE = 2.0  # how long to retry "not now" replies when the pipe has no timeout
 
 
-@dataclass(frozen=True)
-class Address:
-    """Where and how to connect: TCP (`host`, `port`) or a unix socket (`path`)."""
-
-    host: str = "127.0.0.1"
-    port: int = 6379
-    path: str | None = None
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-    ssl: ssl.SSLContext | None = None
-
-    @classmethod
-    def of(cls, redis: Redis) -> Address:
-        """The address a redis-py client connects to (same URL, credentials, database)."""
-        pool = redis.connection_pool
-        kw = pool.connection_kwargs
-        context: ssl.SSLContext | None = None
-        if issubclass(pool.connection_class, SSLConnection):
-            context = ssl.create_default_context(cafile=kw.get("ssl_ca_certs"))
-            if kw.get("ssl_cert_reqs") in ("none", ssl.CERT_NONE):
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-        return cls(
-            host=kw.get("host") or "127.0.0.1",
-            port=int(kw.get("port") or 6379),
-            path=kw.get("path"),
-            db=int(kw.get("db") or 0),
-            username=kw.get("username"),
-            password=kw.get("password"),
-            ssl=context,
-        )
-
-    def handshake(self) -> list[tuple[Arg, ...]]:
-        commands: list[tuple[Arg, ...]] = []
-        if self.password is not None:
-            auth: tuple[Arg, ...] = (
-                (self.username, self.password) if self.username else (self.password,)
-            )
-            commands.append((b"AUTH", *auth))
-        if self.db:
-            commands.append((b"SELECT", self.db))
-        return commands
+class _Parked(NamedTuple):
+    packed: bytes
+    future: asyncio.Future[Any]
+    slot: int
+    started: float
+    attempt: int
+    target: Address | None  # MOVED, ASK: this node, whatever the slot map says
+    asking: bool  # ASK: send ASKING first
 
 
-def _error(reply: ResponseError) -> ResponseError:
-    message = str(reply)
-    if message.startswith("NOSCRIPT"):
-        return NoScriptError(message)
-    return reply
+class _Repair(NamedTuple):
+    looked_at: int
+    errors: dict[Address | None, BaseException]
 
 
-class _Connection(asyncio.Protocol):
-    """One socket: writes batched per loop turn, replies matched to futures in order."""
-
-    def __init__(self, timeout: float | None) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._timeout = timeout
-        self._reader = hiredis.Reader(replyError=ResponseError)
-        self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
-        self._out: list[bytes] = []
-        self._transport: asyncio.Transport | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
-        self.closed = self._loop.create_future()
-
-    # -- asyncio.Protocol ------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's aren't subclasses
-
-    def data_received(self, data: bytes) -> None:
-        self._reader.feed(data)
-        waiting = self._waiting
-        while waiting:
-            reply = self._reader.gets()
-            if reply is False:
-                break
-            future, _ = waiting.popleft()
-            if future.done():  # its caller stopped waiting
-                continue
-            if isinstance(reply, ResponseError):
-                future.set_exception(_error(reply))
-            else:
-                future.set_result(reply)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(RedisConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
-
-    # -- commands --------------------------------------------------------------------------
-    @property
-    def usable(self) -> bool:
-        return self._transport is not None and not self.closed.done()
-
-    def send(self, packed: bytes) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = self._loop.create_future()
-        if self.closed.done():
-            future.set_exception(RedisConnectionError("connection to Redis closed"))
-            return future
-        if not self._out:
-            self._loop.call_soon(self._flush)
-        self._out.append(packed)
-        self._waiting.append((future, self._loop.time()))
-        if self._watchdog is None and self._timeout is not None:
-            self._watchdog = self._loop.call_later(self._timeout, self._check)
-        return future
-
-    def _flush(self) -> None:
-        out, self._out = self._out, []
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
-
-    def _check(self) -> None:
-        """The watchdog: the oldest command's reply is overdue, or re-arm for when it is."""
-        self._watchdog = None
-        if not self._waiting or self._timeout is None:
-            return
-        overdue = self._waiting[0][1] + self._timeout - self._loop.time()
-        if overdue <= 0:
-            self._fail(RedisTimeoutError(f"no answer from Redis within {self._timeout} s"))
-            return
-        self._watchdog = self._loop.call_later(overdue, self._check)
-
-    def _fail(self, error: Exception) -> None:
-        """Close for good: every command in flight gets `error`."""
-        if not self.closed.done():
-            self.closed.set_result(None)
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        waiting, self._waiting, self._out = self._waiting, deque(), []
-        for future, _ in waiting:
-            if not future.done():
-                future.set_exception(error)
-                future.exception()  # a caller that gave up on it need not hear of it again
-        if self._transport is not None:
-            self._transport.abort()
+def _as_bytes(value: Arg) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
 
 
 class Pipe:
-    """A lazily (re)connected pipelined connection; see the module's docstring."""
+    """Lazily (re)connected pipelined connections; see the module's docstring."""
 
-    def __init__(self, address: Address, *, timeout: float | None = None) -> None:
-        self.address = address
+    def __init__(
+        self, target: Address | Resolver, *, timeout: float | None = None, min_replicas: int = 0
+    ) -> None:
+        self.resolver: Resolver = Fixed(target) if isinstance(target, Address) else target
         self.timeout = timeout
-        self._connection: _Connection | None = None
-        self._connecting: asyncio.Task[_Connection] | None = None
-        self._parked: list[tuple[bytes, asyncio.Future[Any]]] = []  # sent while connecting
+        self._wait = (
+            Wait(min_replicas, max(1, round((timeout or _DEFAULT_DEADLINE) * 500)))
+            if min_replicas > 0
+            else None
+        )
+        self._per_slot = self.resolver.per_slot
+        self._connections: dict[Address, Connection] = {}
+        self._last: tuple[Address | None, Connection | None] = (None, None)
+        self._single: Connection | None = None  # one server (not a cluster): its connection
+        self._parked: list[_Parked] = []  # sent while (re)connecting
+        self._retired: set[Connection] = set()  # to a demoted primary, closing soon
+        self._open_ones: set[Connection] = set()  # every connection not closed yet
+        self._sources: dict[bytes, bytes] = {}  # script sources by SHA, for NOSCRIPT
+        self._repairing: asyncio.Task[_Repair] | None = None
         self._closed = False
 
     @classmethod
-    def of(cls, redis: Redis) -> Pipe:
-        """A pipe to the server `redis` talks to, with its socket timeout (if any)."""
-        timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
-        return cls(Address.of(redis), timeout=float(timeout) if timeout else None)
+    def of(cls, redis: Redis, *, min_replicas: int = 0) -> Pipe:
+        """A pipe to the server(s) `redis` talks to (standalone, Sentinel-managed or a
+        RedisCluster), with the same credentials, database, TLS and socket timeout.
+        `min_replicas`: see the module's docstring."""
+        resolver, timeout = resolver_for(redis)
+        return cls(resolver, timeout=timeout, min_replicas=min_replicas)
 
-    def send(self, *args: Arg) -> asyncio.Future[Any]:
-        """Queue one command now (so commands sent in a row run in that order); its reply is
-        the future's result."""
-        packed = _pack(args)
-        connection = self._connection
-        if connection is not None and connection.usable:
-            return connection.send(packed)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    # -- sending ---------------------------------------------------------------------------
+    def send(self, *args: Arg, route: Arg | None = None) -> asyncio.Future[Any]:
+        """Queue one command now (so commands sent in a row to one slot run in that order);
+        its reply is the future's result. `route`: the key to route by, when the command's
+        first argument is not one (SCRIPT LOAD, MULTI...)."""
+        packed = pack(args)
+        if not self._per_slot:
+            single = self._single
+            if single is not None and single.usable:
+                return single.send(packed)
+            return self._dispatch(packed, 0, None, 0.0, 0, None)
+        return self._dispatch(packed, self._slot(args, route), None, 0.0, 0, None)
+
+    @staticmethod
+    def _slot(args: Sequence[Arg], route: Arg | None) -> int:
+        if route is not None:
+            return key_slot(_as_bytes(route))
+        if args[0] in _SCRIPTS:
+            return key_slot(_as_bytes(args[3])) if len(args) > 3 and int(args[2]) > 0 else 0
+        return key_slot(_as_bytes(args[1])) if len(args) > 1 else 0
+
+    def _dispatch(
+        self,
+        packed: bytes,
+        slot: int,
+        future: asyncio.Future[Any] | None,
+        started: float,
+        attempt: int,
+        target: Address | None,
+        *,
+        asking: bool = False,
+    ) -> asyncio.Future[Any]:
+        address = target or self.resolver.address(slot)
+        if address is not None:
+            last_address, connection = self._last
+            if address is not last_address:
+                connection = self._connections.get(address)
+                self._last = (address, connection)
+            if connection is not None and connection.usable:
+                if not self._per_slot:
+                    self._single = connection
+                if asking:  # ASK: this command only, on that node
+                    connection.send(_ASKING).add_done_callback(_ignore)
+                return connection.send(packed, future, slot, started, attempt)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
         if self._closed:  # never reconnect after aclose: nobody would close it again
             future.set_exception(RedisConnectionError("pipe closed"))
             return future
-        self._parked.append((packed, future))
-        if self._connecting is None:
-            self._connecting = asyncio.create_task(self._connect())
-            self._connecting.add_done_callback(self._connected)
+        self._parked.append(_Parked(packed, future, slot, started, attempt, target, asking))
+        if self._repairing is None:
+            self._repairing = asyncio.create_task(self._repair())
+            self._repairing.add_done_callback(self._repaired)
         return future
 
-    async def call(self, *args: Arg) -> Any:
-        return await self.send(*args)
+    async def call(self, *args: Arg, route: Arg | None = None) -> Any:
+        return await self.send(*args, route=route)
 
     async def transaction(self, *commands: tuple[Arg, ...]) -> list[Any]:
-        """MULTI, `commands`, EXEC, sent together: their replies, applied atomically."""
-        queued = [self.send(b"MULTI"), *(self.send(*command) for command in commands)]
-        done = self.send(b"EXEC")
+        """MULTI, `commands`, EXEC, sent together to the slot of the first command's key:
+        their replies, applied atomically. A redirection aborts it (the error is raised)."""
+        route = commands[0][1] if commands and len(commands[0]) > 1 else None
+        slot = self._slot((b"MULTI",), route) if self._per_slot else 0
+        queued = [
+            self._dispatch(pack(command), slot, None, 0.0, -1, None)
+            for command in ((b"MULTI",), *commands)
+        ]
+        done = self._dispatch(pack((b"EXEC",)), slot, None, 0.0, -1, None)
         try:
             for reply in queued:
                 await reply  # +OK / +QUEUED, or the error that makes EXEC abort
@@ -228,86 +193,197 @@ class Pipe:
         return list(result)
 
     def evalsha(
-        self, sha: str, source: str, keys: Sequence[Arg], args: Sequence[Arg]
-    ) -> Awaitable[Any]:
+        self, sha: str | bytes, source: str, keys: Sequence[Arg], args: Sequence[Arg]
+    ) -> asyncio.Future[Any]:
         """EVALSHA, sent now; should Redis have lost the script (restart, SCRIPT FLUSH,
-        failover), EVAL with its source, which caches it again."""
-        head = (len(keys), *keys, *args)
-        first = self.send(b"EVALSHA", sha, *head)
-        return self._script_reply(first, source, head)
+        failover), EVAL with its source, sent as soon as the NOSCRIPT reply is read (so
+        scripts sent in a row still run in that order), which caches it again."""
+        key = sha if isinstance(sha, bytes) else sha.encode()
+        if key not in self._sources:
+            self._sources[key] = source.encode()
+        return self.send(b"EVALSHA", sha, len(keys), *keys, *args)
 
-    async def _script_reply(
-        self, first: asyncio.Future[Any], source: str, head: tuple[Arg, ...]
-    ) -> Any:
-        try:
-            return await first
-        except NoScriptError:
-            return await self.send(b"EVAL", source, *head)
+    def _as_eval(self, packed: bytes) -> bytes | None:
+        """The EVAL equivalent of a packed EVALSHA whose source is known, else None."""
+        start = packed.find(b"\r\n") + 2
+        end = start + len(_EVALSHA)
+        if packed[start:end].upper() != _EVALSHA:
+            return None
+        source = self._sources.get(packed[end : end + 40])
+        if source is None:
+            return None
+        head = b"$4\r\nEVAL\r\n$%d\r\n%s\r\n" % (len(source), source)
+        return packed[:start] + head + packed[end + 42 :]
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._connecting is not None:
-            self._connecting.cancel()
+        if self._repairing is not None:
+            self._repairing.cancel()
             with contextlib.suppress(BaseException):
-                await self._connecting
-        if self._connection is not None:
-            self._connection._fail(RedisConnectionError("pipe closed"))
-            self._connection = None
+                await self._repairing
+        connections, self._connections = self._connections, {}
+        retired, self._retired = self._retired, set()
+        self._last, self._single = (None, None), None
+        # with any a repair opened as it was cancelled
+        for connection in {*connections.values(), *retired, *self._open_ones}:
+            connection.fail(RedisConnectionError("pipe closed"))
 
-    # -- connecting ------------------------------------------------------------------------
-    async def _connect(self) -> _Connection:
+    # -- "not here, not now" -----------------------------------------------------------------
+    def _redirected(
+        self, connection: Connection, pending: Pending, error: ResponseError, kind: bytes
+    ) -> None:
         loop = asyncio.get_running_loop()
-        address = self.address
-        async with asyncio.timeout(self.timeout):
-            if address.path:
-                _, connection = await loop.create_unix_connection(
-                    lambda: _Connection(self.timeout), address.path
+        future, resolver = pending.future, self.resolver
+        if kind == b"NOSCRIPT":
+            as_eval = self._as_eval(pending.packed) if pending.attempt >= 0 else None
+            if as_eval is None:
+                future.set_exception(wire.error(error))
+            else:  # same connection, same server, queued now: the order is kept
+                connection.send(as_eval, future, pending.slot, pending.started, pending.attempt)
+            return
+        if kind in (b"MOVED", b"ASK"):
+            _, slot_text, where = str(error).split(" ", 2)
+            host, _, port = where.rpartition(":")
+            address = resolver.node(host, int(port))
+            if kind == b"MOVED":
+                resolver.moved(int(slot_text), address)
+            if pending.attempt < 0 or pending.attempt >= 5 or not self._per_slot:
+                future.set_exception(error)
+                return
+            self._dispatch(
+                pending.packed,
+                pending.slot,
+                future,
+                pending.started,
+                pending.attempt + 1,
+                address,
+                asking=kind == b"ASK",
+            )
+            return
+        if kind in (b"READONLY", b"CLUSTERDOWN"):
+            resolver.invalidate(connection.address)
+            if kind == b"READONLY":
+                self._retire(connection)
+        delay = min(_RETRY_FIRST * 2 ** max(pending.attempt, 0), _RETRY_MAX)
+        deadline = pending.started + (self.timeout or _DEFAULT_DEADLINE)
+        if pending.attempt < 0 or loop.time() + delay > deadline:
+            future.set_exception(error)
+            return
+        loop.call_later(
+            delay,
+            self._dispatch,
+            pending.packed,
+            pending.slot,
+            future,
+            pending.started,
+            pending.attempt + 1,
+            None,
+        )
+
+    def _retire(self, connection: Connection) -> None:
+        """Stop sending on `connection` (a replica now); close it once in-flight replies had
+        time to come back."""
+        if self._connections.get(connection.address) is connection:
+            del self._connections[connection.address]
+            self._last, self._single = (None, None), None
+        self._retired.add(connection)
+        asyncio.get_running_loop().call_later(
+            self.timeout or _DEFAULT_DEADLINE, self._close_retired, connection
+        )
+
+    def _close_retired(self, connection: Connection) -> None:
+        self._retired.discard(connection)
+        connection.fail(RedisConnectionError("connection to a replica retired"))
+
+    # -- (re)connecting ------------------------------------------------------------------------
+    async def _repair(self) -> _Repair:
+        """Learn where the parked commands go (if the resolver doesn't know) and connect
+        there; how many were looked at and the errors met, by address (None: the resolver's
+        own)."""
+        resolver = self.resolver
+        errors: dict[Address | None, BaseException] = {}
+        batch = list(self._parked)
+        try:
+            async with asyncio.timeout(self.timeout):
+                if any(p.target is None and resolver.address(p.slot) is None for p in batch):
+                    await resolver.refresh()
+                wanted = {p.target or resolver.address(p.slot) for p in batch} - {None}
+                missing = [a for a in wanted if a is not None and not self._usable(a)]
+                opened = await asyncio.gather(
+                    *(self._open(address) for address in missing), return_exceptions=True
                 )
+        except (RedisError, OSError, TimeoutError) as exc:
+            return _Repair(len(batch), {None: exc})
+        for address, result in zip(missing, opened, strict=True):
+            if isinstance(result, Connection):
+                self._connections[address] = result
+                self._last, self._single = (None, None), None
             else:
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(self.timeout), address.host, address.port, ssl=address.ssl
-                )
-            try:
-                for command in address.handshake():
-                    await connection.send(_pack(command))
-            except BaseException as exc:
-                connection._fail(RedisConnectionError(f"Redis refused the handshake: {exc}"))
-                raise
+                resolver.invalidate(address)
+                errors[address] = result
+        return _Repair(len(batch), errors)
+
+    def _usable(self, address: Address) -> bool:
+        connection = self._connections.get(address)
+        return connection is not None and connection.usable
+
+    async def _open(self, address: Address) -> Connection:
+        connection = await open_connection(
+            address, self.timeout, self._redirected, role=self.resolver.check_role, wait=self._wait
+        )
+        self._open_ones.add(connection)
+
+        def closed(_: object) -> None:
+            self._open_ones.discard(connection)
+            self.resolver.invalidate(address)
+
+        connection.closed.add_done_callback(closed)
         return connection
 
-    def _connected(self, task: asyncio.Task[_Connection]) -> None:
-        self._connecting = None
+    def _repaired(self, task: asyncio.Task[_Repair]) -> None:
+        """Send what was parked; fail what the repair looked at and could not place; what
+        was parked since goes through another repair."""
+        self._repairing = None
         parked, self._parked = self._parked, []
-        error: BaseException | None
+        errors: dict[Address | None, BaseException]
         if task.cancelled():
-            error = RedisConnectionError("pipe closed while connecting")
+            looked_at, errors = len(parked), {None: RedisConnectionError("pipe closed")}
         else:
-            error = task.exception()
-            if isinstance(error, TimeoutError):  # asyncio.timeout's, the builtin
-                error = RedisTimeoutError(f"no connection to Redis within {self.timeout} s")
-            elif isinstance(error, OSError):
-                error = RedisConnectionError(f"cannot connect to Redis: {error}")
-        if error is None:
-            connection = task.result()
-            self._connection = connection
-            for packed, future in parked:
-                reply = connection.send(packed)
-                _chain(reply, future)
-            return
-        for _, future in parked:
-            if not future.done():
-                future.set_exception(error)
+            looked_at, errors = task.result()
+        for index, entry in enumerate(parked):
+            address = entry.target or self.resolver.address(entry.slot)
+            error = errors.get(None) or errors.get(address)
+            usable = address is not None and self._usable(address)
+            if error is None and not usable and index < looked_at:
+                error = next(  # the resolver forgot the address it could not connect to
+                    iter(errors.values()),
+                    RedisConnectionError(f"no Redis primary known for slot {entry.slot}"),
+                )
+            if error is not None:
+                if not entry.future.done():
+                    entry.future.set_exception(self._mapped(error))
+                    entry.future.exception()
+                continue
+            self._dispatch(
+                entry.packed,
+                entry.slot,
+                entry.future,
+                entry.started,
+                entry.attempt,
+                entry.target,
+                asking=entry.asking,
+            )
+
+    def _mapped(self, error: BaseException) -> BaseException:
+        if isinstance(error, RedisError):
+            return error
+        if isinstance(error, TimeoutError):  # asyncio.timeout's, the builtin
+            return RedisTimeoutError(f"no connection to Redis within {self.timeout} s")
+        if isinstance(error, OSError):
+            return RedisConnectionError(f"cannot connect to Redis: {error}")
+        return RedisConnectionError(str(error))
 
 
-def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
-    def copy(done: asyncio.Future[Any]) -> None:
-        if target.done():
-            return
-        if done.cancelled():
-            target.cancel()
-        elif (error := done.exception()) is not None:
-            target.set_exception(error)
-        else:
-            target.set_result(done.result())
-
-    source.add_done_callback(copy)
+def _ignore(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

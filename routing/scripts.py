@@ -69,7 +69,7 @@ class Scripts:
     async def load(self) -> None:
         """SCRIPT LOAD every script, so the first calls don't pay for it."""
         for sha, text in self._scripts.values():
-            loaded = await self._pipe.call(b"SCRIPT", b"LOAD", text)
+            loaded = await self._pipe.call(b"SCRIPT", b"LOAD", text, route=self._meta)
             assert loaded.decode() == sha, f"Redis hashed a script to {loaded!r}, not {sha}"
 
     def run(self, name: str, now_ms: int, *args: str | int) -> Awaitable[Any]:

@@ -226,7 +226,12 @@ def _check_config(args: argparse.Namespace) -> int:
             f"strategy {pool.strategy.value}, mode {settings.pool_file_mode}"
         )
     print("settings ok" + (" (sandbox)" if settings.goapi_api_key == SANDBOX_GOAPI_KEY else ""))
-    return 0
+    if settings.redis_url is None:
+        print(f"redis: embedded, started by `mjgate serve` (data in {settings.data_dir / 'redis'})")
+        return 0
+    from gateway.redisconn import print_topology
+
+    return print_topology(settings)  # connects: the topology found, or exit 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -86,8 +86,8 @@ class Outbox:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.redis = redis
-        self.key = f"{keys.base}outbox"
-        self.attempts_key = f"{keys.base}outbox:attempts"
+        self.key = keys.outbox()
+        self.attempts_key = keys.outbox_attempts()
         self.records = records
         self.metrics = metrics
         self.allow_private = allow_private

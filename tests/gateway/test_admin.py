@@ -18,6 +18,8 @@ from routing.model import AccountState, Plan, SlotKind
 from routing.poolfile import parse_pool_file
 from tests.harness import ADMIN_TOKEN, CLIENT_KEY, Harness, harness
 
+pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
+
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import Redis
 
 from bench.loadgen import server_timing
 from emulator.config import EmulatorConfig
 from tests.harness import CLIENT_KEY, OTHER_KEY, harness
+
+pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
 
 
 async def test_imagine_poll_upscale_variation(redis: Redis, prefix: str) -> None:

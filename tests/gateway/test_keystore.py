@@ -16,6 +16,8 @@ from routing.keys import Keys
 from routing.model import Mode
 from routing.pipe import Pipe
 
+pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
+
 STATIC = "static-client-key"
 
 

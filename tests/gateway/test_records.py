@@ -13,6 +13,8 @@ from gateway.records import RecordStore, TaskRecord, new_task_id
 from routing.keys import Keys
 from routing.pipe import Pipe
 
+pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
+
 
 def _record(**changes: object) -> TaskRecord:
     base = TaskRecord(

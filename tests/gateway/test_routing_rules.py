@@ -16,6 +16,8 @@ from routing.accounts import AccountSpec
 from routing.model import AccountState, Plan, Setting, Strategy
 from tests.harness import CLIENT_KEY, Harness, harness
 
+pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
+
 SLOW = EmulatorConfig(pending_seconds=60, processing_seconds=60)
 
 

@@ -11,6 +11,8 @@ from routing.model import PLANS, AccountState, Mode, Plan, Setting
 from routing.store import PoolStore
 from tests.routing.helpers import add, reserved, root, staged
 
+pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
+
 
 async def test_apply_creates_updates_and_leaves_unchanged(store: PoolStore) -> None:
     spec = AccountSpec(bot_id=1, name="a", plan=Plan.PRO, tags=("eu",))

@@ -11,6 +11,8 @@ from routing.model import AccountState, Mode, Plan, Setting
 from routing.store import PoolStore
 from tests.routing.helpers import add, child, reserved, staged
 
+pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
+
 
 @pytest.mark.parametrize("mode", [Mode.FAST, Mode.TURBO, Mode.RELAX])
 async def test_child_inherits_the_parents_account_and_mode(store: PoolStore, mode: Mode) -> None:

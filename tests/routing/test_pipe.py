@@ -4,17 +4,23 @@ lost scripts, a server that hangs, one that goes away and comes back, credential
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import hiredis
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
 from gateway.local.embedded import EmbeddedRedis
 from routing.pipe import Address, Pipe
+
+pytestmark = pytest.mark.topologies
 
 
 @pytest.fixture
@@ -55,14 +61,26 @@ async def test_an_error_reply_fails_only_its_command(pipe: Pipe, prefix: str) ->
     assert (await good, await after) == (b"text", 4)
 
 
-async def test_a_lost_script_is_sent_again_with_its_source(pipe: Pipe, redis: Redis) -> None:
+async def _on_node_of(redis: Redis, key: str, *command: str | int) -> Any:
+    """`command` on the server holding `key` (the one server, or that key's cluster node)."""
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()
+        node = redis.get_node_from_key(key)
+        return await redis.execute_command(*command, target_nodes=node)
+    return await redis.execute_command(*command)
+
+
+async def test_a_lost_script_is_sent_again_with_its_source(
+    pipe: Pipe, redis: Redis, prefix: str
+) -> None:
     source = "return 'pipe-test-' .. ARGV[1]"
-    sha = await redis.script_load(source)
-    await redis.script_flush()
+    key = f"{prefix}:script"
+    sha = await _on_node_of(redis, key, "SCRIPT", "LOAD", source)
+    await _on_node_of(redis, key, "SCRIPT", "FLUSH")
     with pytest.raises(NoScriptError):
-        await pipe.send(b"EVALSHA", sha, 0, "x")
-    assert await pipe.evalsha(sha, source, (), ("x",)) == b"pipe-test-x"
-    assert await redis.script_exists(sha) == [True]  # EVAL cached it again
+        await pipe.send(b"EVALSHA", sha, 1, key, "x")
+    assert await pipe.evalsha(sha, source, (key,), ("x",)) == b"pipe-test-x"
+    assert await _on_node_of(redis, key, "SCRIPT", "EXISTS", sha) == [1]  # EVAL cached it
 
 
 async def test_a_cancelled_caller_does_not_shift_the_replies(pipe: Pipe, prefix: str) -> None:
@@ -128,13 +146,14 @@ async def test_a_server_that_goes_away_and_comes_back() -> None:
 async def test_a_killed_connection_fails_its_commands_and_reconnects(
     pipe: Pipe, redis: Redis, prefix: str
 ) -> None:
-    client_id = await pipe.call(b"CLIENT", b"ID")
-    blocked = pipe.send(b"BLPOP", f"{prefix}:empty", "2")
+    key = f"{prefix}:empty"
+    client_id = await pipe.call(b"CLIENT", b"ID", route=key)
+    blocked = pipe.send(b"BLPOP", key, "2")
     await asyncio.sleep(0.05)
-    assert await redis.execute_command("CLIENT", "KILL", "ID", client_id) == 1
+    assert await _on_node_of(redis, key, "CLIENT", "KILL", "ID", client_id) == 1
     with pytest.raises(ConnectionError):
         await blocked
-    assert await pipe.call(b"CLIENT", b"ID") != client_id  # a new connection
+    assert await pipe.call(b"CLIENT", b"ID", route=key) != client_id  # a new connection
 
 
 async def test_credentials_and_database_from_the_url() -> None:
@@ -180,3 +199,77 @@ async def test_a_closed_pipe_refuses_commands_and_stays_closed(redis: Redis) -> 
     await pipe.aclose()
     with pytest.raises(ConnectionError, match="closed"):
         await pipe.call(b"PING")
+
+
+class _Scripted:
+    """A TCP server answering each command with the next of `replies` (the last repeats)."""
+
+    def __init__(self, server: asyncio.Server, writers: list[asyncio.StreamWriter]) -> None:
+        self.server, self.writers = server, writers
+
+    async def close(self) -> None:
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+async def _scripted_server(replies: list[bytes]) -> tuple[_Scripted, int, list[bytes]]:
+    received: list[bytes] = []
+    writers: list[asyncio.StreamWriter] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        parser = hiredis.Reader()
+        while data := await reader.read(4096):
+            parser.feed(data)
+            while (command := parser.gets()) is not False:
+                received.append(command[0])
+                writer.write(replies[min(len(received) - 1, len(replies) - 1)])
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    return _Scripted(server, writers), server.sockets[0].getsockname()[1], received
+
+
+@pytest.mark.parametrize("kind", ["TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN"])
+async def test_not_now_replies_are_retried_then_answered(kind: str) -> None:
+    server, port, received = await _scripted_server(
+        [f"-{kind} not now\r\n".encode(), f"-{kind} not now\r\n".encode(), b"+OK\r\n"]
+    )
+    pipe = Pipe(Address(port=port), timeout=1.0)
+    try:
+        assert await pipe.call(b"SET", "k", "v") == b"OK"
+        assert received == [b"SET", b"SET", b"SET"]
+    finally:
+        await pipe.aclose()
+        await server.close()
+
+
+async def test_not_now_for_longer_than_the_timeout_is_the_command_s_error() -> None:
+    server, port, received = await _scripted_server([b"-CLUSTERDOWN The cluster is down\r\n"])
+    pipe = Pipe(Address(port=port), timeout=0.3)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ResponseError, match="CLUSTERDOWN"):
+            await pipe.call(b"SET", "k", "v")
+        assert 0.1 <= time.monotonic() - started <= 0.5  # bounded backoff within the timeout
+        assert 3 <= len(received) <= 10
+    finally:
+        await pipe.aclose()
+        await server.close()
+
+
+async def test_lost_scripts_sent_in_a_row_still_run_in_that_order(
+    pipe: Pipe, redis: Redis, prefix: str
+) -> None:
+    """After a failover or a flush every EVALSHA gets NOSCRIPT: each is sent again as EVAL
+    as its reply is read, not when its caller gets round to awaiting it."""
+    key = f"{prefix}:ordered"
+    source = "return redis.call('RPUSH', KEYS[1], ARGV[1])"
+    sha = await _on_node_of(redis, key, "SCRIPT", "LOAD", source)
+    await _on_node_of(redis, key, "SCRIPT", "FLUSH")
+    calls = [pipe.evalsha(sha, source, (key,), (str(n),)) for n in range(5)]
+    assert [await call for call in reversed(calls)] == [5, 4, 3, 2, 1]
+    assert await pipe.call(b"LRANGE", key, 0, -1) == [b"0", b"1", b"2", b"3", b"4"]

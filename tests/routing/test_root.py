@@ -9,6 +9,8 @@ from routing.model import AccountState, Mode, Plan, Setting
 from routing.store import PoolStore
 from tests.routing.helpers import add, reserved, root, staged
 
+pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
+
 
 async def test_fast_task_is_routed_and_takes_slot_and_fast_time(store: PoolStore) -> None:
     await add(store, 1, Plan.PRO, fast_seconds_left=600)

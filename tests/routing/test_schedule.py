@@ -21,6 +21,8 @@ from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, root
 
+pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
+
 
 def schedule_of(store: PoolStore, clock: FakeClock, *, rate: float = 0.0) -> CheckSchedule:
     return CheckSchedule(

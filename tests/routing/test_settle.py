@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from routing.decisions import LeaseClaim, Outcome, Settlement
 from routing.model import Mode, Plan, Setting
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, reserved, root
+
+pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
 
 
 async def _figures(store: PoolStore, bot_id: int) -> tuple[int, int, int, int]:

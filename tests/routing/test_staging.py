@@ -14,6 +14,8 @@ from routing.model import AccountState, Mode, Plan
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, child, reserved, root, staged
 
+pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
+
 
 async def test_staged_tasks_dispatch_first_in_first_out(store: PoolStore) -> None:
     await add(store, 1, Plan.STANDARD)  # 3 fast slots

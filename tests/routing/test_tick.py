@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from routing.decisions import Outcome
 from routing.model import PLANS, AccountState, Mode, Plan, Setting
 from routing.store import RENEWAL_PERIOD_SECONDS, PoolStore
 from tests.routing.helpers import FakeClock, add, reserved, root
+
+pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
 
 MONTHLY = PLANS[Plan.STANDARD].fast_seconds_per_month
 

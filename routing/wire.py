@@ -1,0 +1,318 @@
+"""Wire: one pipelined socket to one Redis server, and the address it connects to.
+
+A `Connection` is an asyncio protocol: `send()` queues an already packed command (hiredis)
+and returns a future; every command written in one event-loop turn goes out in one write, and
+replies, which Redis sends in order, resolve the futures in order. `routing.pipe.Pipe` owns
+the connections and decides where each command goes; the failure rules are in its docstring.
+
+An error reply that asks for the command to be sent elsewhere, later or otherwise (`MOVED`,
+`ASK`, `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `READONLY`, `MASTERDOWN`, `NOSCRIPT`) is handed
+to the connection's `redirect` callback with the command, instead of failing its future: the
+Pipe sends it again, at once, while the replies after it are still being read (so commands
+sent again keep their order). Every such reply means the command did not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple, cast
+
+import hiredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+Arg = bytes | str | int | float
+# hiredis' stub declares a 1-tuple; it packs a command of any length
+pack = cast(Callable[[tuple[Arg, ...]], bytes], hiredis.pack_command)
+REDIRECTS = (
+    b"MOVED", b"ASK", b"TRYAGAIN", b"CLUSTERDOWN", b"LOADING", b"READONLY", b"MASTERDOWN",
+    b"NOSCRIPT",
+)  # fmt: skip
+_SCRIPT_READONLY = "READONLY You can't write against a read only replica"
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where and how to connect: TCP (`host`, `port`) or a unix socket (`path`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    path: str | None = None
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    ssl: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_kwargs(cls, kw: dict[str, Any], *, tls: bool) -> Address:
+        """The address redis-py connection keyword arguments describe."""
+        context: ssl.SSLContext | None = None
+        if tls:
+            context = ssl.create_default_context(cafile=kw.get("ssl_ca_certs"))
+            if kw.get("ssl_cert_reqs") in ("none", ssl.CERT_NONE):
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        return cls(
+            host=kw.get("host") or "127.0.0.1",
+            port=int(kw.get("port") or 6379),
+            path=kw.get("path"),
+            db=int(kw.get("db") or 0),
+            username=kw.get("username"),
+            password=kw.get("password"),
+            ssl=context,
+        )
+
+    def __str__(self) -> str:
+        return self.path or f"{self.host}:{self.port}"
+
+    def handshake(self) -> list[tuple[Arg, ...]]:
+        commands: list[tuple[Arg, ...]] = []
+        if self.password is not None:
+            auth: tuple[Arg, ...] = (
+                (self.username, self.password) if self.username else (self.password,)
+            )
+            commands.append((b"AUTH", *auth))
+        if self.db:
+            commands.append((b"SELECT", self.db))
+        return commands
+
+
+def redirection(reply: ResponseError) -> bytes | None:
+    """The kind of a "not here, not now" error reply (see the module docstring), else None."""
+    message = str(reply)
+    head = message.split(" ", 1)[0].encode()
+    if head in REDIRECTS:
+        return head
+    if _SCRIPT_READONLY in message:  # a script's write refused on a replica: nothing ran
+        return b"READONLY"
+    return None
+
+
+def error(reply: ResponseError) -> ResponseError:
+    """redis-py's exception for an error reply."""
+    message = str(reply)
+    if message.startswith("NOSCRIPT"):
+        return NoScriptError(message)
+    return reply
+
+
+class Pending(NamedTuple):
+    """A command in flight: its caller's future, when it was written, and enough to send it
+    again (`slot` it was routed by, when it was first sent, how many times it was)."""
+
+    future: asyncio.Future[Any]
+    sent_at: float
+    packed: bytes
+    slot: int
+    started: float
+    attempt: int  # -1: inside MULTI, never sent again alone
+
+
+Redirect = Callable[["Connection", Pending, ResponseError, bytes], None]
+_WAIT_ENTRY = -2  # the `attempt` that marks a WAIT the connection added itself
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Hold every reply until `replicas` replicas have the writes (WAIT, `timeout_ms` at
+    most); fewer is an error for every command of that write."""
+
+    replicas: int
+    timeout_ms: int
+
+    @property
+    def packed(self) -> bytes:
+        return pack((b"WAIT", self.replicas, self.timeout_ms))
+
+
+class Connection(asyncio.Protocol):
+    """One socket: writes batched per loop turn, replies matched to futures in order."""
+
+    def __init__(
+        self,
+        address: Address,
+        timeout: float | None,
+        redirect: Redirect | None = None,
+        wait: Wait | None = None,
+    ) -> None:
+        self.address = address
+        self._wait_after_handshake = wait
+        self._wait: Wait | None = None  # not during the handshake: see open_connection
+        self._wait_packed = wait.packed if wait is not None else b""
+        self._held: list[tuple[asyncio.Future[Any], Any]] = []
+        self._loop = asyncio.get_running_loop()
+        self._timeout = timeout
+        self._redirect = redirect
+        self._reader = hiredis.Reader(replyError=ResponseError)
+        self._waiting: deque[tuple[asyncio.Future[Any], float, bytes, int, float, int]] = deque()
+        self._out: list[bytes] = []
+        self._transport: asyncio.Transport | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self.closed = self._loop.create_future()
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's aren't subclasses
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        waiting = self._waiting
+        while waiting:
+            reply = self._reader.gets()
+            if reply is False:
+                break
+            entry = waiting.popleft()  # a plain tuple: Pending's fields, cheaper to make
+            future = entry[0]
+            if self._wait is not None and entry[5] == _WAIT_ENTRY:
+                self._release(reply)
+                continue
+            if future.done():  # its caller stopped waiting
+                continue
+            if isinstance(reply, ResponseError):
+                kind = redirection(reply) if self._redirect is not None else None
+                if kind is not None and self._redirect is not None:
+                    self._redirect(self, Pending(*entry), reply, kind)
+                else:
+                    future.set_exception(error(reply))
+            elif self._wait is not None:
+                self._held.append((future, reply))
+            else:
+                future.set_result(reply)
+
+    def _release(self, acknowledged: Any) -> None:
+        """WAIT answered: the held replies, or an error for each if too few replicas."""
+        held, self._held = self._held, []
+        wait = self._wait
+        assert wait is not None
+        if isinstance(acknowledged, int) and acknowledged >= wait.replicas:
+            for future, reply in held:
+                if not future.done():
+                    future.set_result(reply)
+            return
+        failure = ResponseError(
+            f"NOREPLICAS the write reached {acknowledged} of {wait.replicas} replicas "
+            f"within {wait.timeout_ms} ms (it may have been applied on the primary)"
+        )
+        for future, _ in held:
+            if not future.done():
+                future.set_exception(failure)
+                future.exception()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(RedisConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
+
+    # -- commands --------------------------------------------------------------------------
+    def handshake_done(self) -> None:
+        """From now on, writes end with WAIT (if configured)."""
+        self._wait = self._wait_after_handshake
+
+    @property
+    def usable(self) -> bool:
+        return self._transport is not None and not self.closed.done()
+
+    def send(
+        self,
+        packed: bytes,
+        future: asyncio.Future[Any] | None = None,
+        slot: int = 0,
+        started: float = 0.0,
+        attempt: int = 0,
+    ) -> asyncio.Future[Any]:
+        """Queue `packed`; its reply resolves `future` (a new one if None), returned."""
+        if future is None:
+            future = self._loop.create_future()
+        if self.closed.done():
+            future.set_exception(RedisConnectionError("connection to Redis closed"))
+            return future
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out.append(packed)
+        now = self._loop.time()
+        self._waiting.append((future, now, packed, slot, started or now, attempt))
+        if self._watchdog is None and self._timeout is not None:
+            self._watchdog = self._loop.call_later(self._timeout, self._check)
+        return future
+
+    def _flush(self) -> None:
+        if self._wait is not None and self._out:
+            self._out.append(self._wait_packed)
+            now = self._loop.time()
+            done: asyncio.Future[Any] = self._loop.create_future()
+            self._waiting.append((done, now, self._wait_packed, 0, now, _WAIT_ENTRY))
+        out, self._out = self._out, []
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _check(self) -> None:
+        """The watchdog: the oldest command's reply is overdue, or re-arm for when it is."""
+        self._watchdog = None
+        if not self._waiting or self._timeout is None:
+            return
+        overdue = self._waiting[0][1] + self._timeout - self._loop.time()
+        if overdue <= 0:
+            self.fail(RedisTimeoutError(f"no answer from Redis within {self._timeout} s"))
+            return
+        self._watchdog = self._loop.call_later(overdue, self._check)
+
+    def fail(self, error: Exception) -> None:
+        """Close for good: every command in flight gets `error`."""
+        if not self.closed.done():
+            self.closed.set_result(None)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        waiting, self._waiting, self._out = self._waiting, deque(), []
+        held, self._held = self._held, []
+        for future, _ in held:
+            if not future.done():
+                future.set_exception(error)
+                future.exception()
+        for entry in waiting:
+            future = entry[0]
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # a caller that gave up on it need not hear of it again
+        if self._transport is not None:
+            self._transport.abort()
+
+
+async def open_connection(
+    address: Address,
+    timeout: float | None,
+    redirect: Redirect | None = None,
+    *,
+    role: bool = False,
+    wait: Wait | None = None,
+) -> Connection:
+    """Connect and run the handshake (AUTH, SELECT); with `role`, also check that the server
+    is a primary (ROLE), which a Sentinel-announced address may have stopped being."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout):
+        if address.path:
+            _, connection = await loop.create_unix_connection(
+                lambda: Connection(address, timeout, redirect, wait), address.path
+            )
+        else:
+            _, connection = await loop.create_connection(
+                lambda: Connection(address, timeout, redirect, wait),
+                address.host,
+                address.port,
+                ssl=address.ssl,
+            )
+        try:
+            for command in address.handshake():
+                await connection.send(pack(command))
+            if role:
+                reply = await connection.send(pack((b"ROLE",)))
+                if reply[0] != b"master":
+                    raise RedisConnectionError(f"{address} is a {reply[0].decode()}, not a primary")
+        except BaseException as exc:
+            connection.fail(RedisConnectionError(f"Redis refused the handshake: {exc}"))
+            raise
+    connection.handshake_done()
+    return connection
