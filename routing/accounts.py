@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from routing.model import PLANS, AccountState, Plan, Setting
+from routing.pacing import Pacing
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class AccountSpec:
     weight: int = 1
     tags: tuple[str, ...] = ()
     state: AccountState = AccountState.ACTIVE
+    pacing: Pacing | None = None  # None: no pacing (always on, no caps, no gaps, primary)
 
     @property
     def effective_fast_slots(self) -> int:
@@ -38,6 +40,21 @@ class AccountSpec:
         if self.fast_seconds_left is None:
             return PLANS[self.plan].fast_seconds_per_month
         return self.fast_seconds_left
+
+
+@dataclass(frozen=True)
+class PaceStatus:
+    """An account's pacing now (unix seconds): `phase` active | actions_only | off; `held`
+    the rule that keeps new root work off it now (`paced:...`), "" when none."""
+
+    phase: str
+    phase_until: float | None  # the next window change
+    next_phase: str | None
+    fast_today: int
+    relax_today: int
+    day_ends: float | None  # local midnight: caps reset
+    gap_until: float | None  # no new root task before this
+    held: str
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,8 @@ class AccountStatus:
     declared_fast_seconds: int | None = None
     declared_state: AccountState | None = None
     declared_renews_at: float | None = None
+    pacing: Pacing | None = None
+    pace: PaceStatus | None = None  # where the account stands against its profile
 
     @property
     def in_flight(self) -> int:

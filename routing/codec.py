@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from routing.accounts import AccountStatus
+from routing.accounts import AccountStatus, PaceStatus
 from routing.decisions import Dropped, Reservation, Staged
 from routing.errors import (
     NoRelaxCapableAccountError,
@@ -21,6 +21,7 @@ from routing.errors import (
     StoreError,
 )
 from routing.model import AccountState, Mode, Plan, Setting
+from routing.pacing import Pacing
 
 
 def text(value: Any) -> str:
@@ -106,4 +107,39 @@ def account_status(
         declared_fast_seconds=int(raw["dfl"]),
         declared_state=AccountState(raw["dst"]),
         declared_renews_at=_seconds(raw.get("drn")),
+        pacing=Pacing.from_fields(dict(raw)),
+        pace=pace_status(raw),
+    )
+
+
+PHASES = {"a": "active", "o": "actions_only", "x": "off"}
+
+
+def pace_status(raw: Mapping[str, str]) -> PaceStatus | None:
+    """Where an account stands against its pacing profile (lib.lua's fields), None
+    without one. `held` names the rule as a staged task's reason would."""
+    if "tz" not in raw:
+        return None
+    fast, relax = int(raw.get("nf") or 0), int(raw.get("nr") or 0)
+    capped_fast = bool(raw.get("kf")) and fast >= int(raw["kf"])
+    capped_relax = bool(raw.get("kr")) and relax >= int(raw["kr"])
+    phase = raw.get("ph", "a")
+    held = ""
+    if phase == "o":
+        held = "paced:actions_only"
+    elif phase == "x":
+        held = "paced:outside_hours"
+    elif capped_fast and capped_relax:
+        held = "paced:daily_cap"
+    elif raw.get("gp"):
+        held = "paced:gap"
+    return PaceStatus(
+        phase=PHASES.get(phase, "off"),
+        phase_until=_seconds(raw.get("pu")),
+        next_phase=PHASES.get(raw.get("pn", "")),
+        fast_today=fast,
+        relax_today=relax,
+        day_ends=_seconds(raw.get("de")),
+        gap_until=_seconds(raw.get("gr")) if raw.get("gp") else None,
+        held=held,
     )

@@ -21,7 +21,8 @@ class Outcome(StrEnum):
 class Reservation:
     """An account's slot (and fast time) held for one task until it settles or its lease ends.
 
-    `decision` is one of: `routed`, `fallback_relax:no_fast_hours`, `inherited`,
+    `decision` is one of: `routed`, `backup:no_fast_hours` / `backup:no_active_primary` (a
+    backup-tier account took it), `fallback_relax:no_fast_hours`, `inherited`,
     `inherited_relax:<reason>` (reason `setting_relax` or `no_fast_time`); a reservation made
     when a staged task is dispatched keeps the decision it would have had, and `staged` is
     true.
@@ -39,7 +40,9 @@ class Reservation:
 class Staged:
     """No slot is free now; the task waits in the pool's FIFO queue.
 
-    `reason`: `fast_slots_busy`, `relax_slots_busy` or `parent_busy` / `parent_paused`.
+    `reason`: `fast_slots_busy`, `relax_slots_busy` or `parent_busy` / `parent_paused`, or
+    the pacing rule that holds it: `paced:outside_hours`, `paced:actions_only`,
+    `paced:daily_cap`, `paced:gap`.
     """
 
     task_id: str
@@ -89,3 +92,4 @@ class TickResult:
     renewed: tuple[int, ...] = ()
     woken: tuple[int, ...] = ()
     expired_staged: tuple[str, ...] = ()
+    paced: tuple[int, ...] = ()  # accounts a pacing change (window edge, midnight, gap end) moved

@@ -38,6 +38,7 @@ SCRIPT_NAMES = (
     "rescore",
     "track_claim",
     "track_take",
+    "pace_plan",
 )
 PRELUDES = ("lib", "decide")
 

@@ -28,7 +28,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from routing import codec, poolsync
+from routing import codec, pacing, poolsync
 from routing.accounts import AccountSpec, AccountStatus
 from routing.decisions import (
     Dropped,
@@ -159,6 +159,7 @@ class PoolStore:
             spec.state.value,
             PLANS[spec.plan].fast_seconds_per_month,
             int(dry_run),
+            pacing.profile_json(spec.pacing, _ms(self.clock())),
         )
         return codec.text(reply[0]), tuple(codec.text(item) for item in reply[1:])
 
@@ -380,15 +381,45 @@ class PoolStore:
             return int(await self.redis.zcard(self.keys.staged_queue()))
 
     async def tick(self) -> TickResult:
-        """One bounded maintenance pass: renewals due, cooling deadlines, staged timeouts."""
-        renewed, woken, expired = await self._run(
+        """One bounded maintenance pass: renewals due, cooling deadlines, staged timeouts,
+        pacing changes due; then new pacing plans for accounts that used theirs up."""
+        renewed, woken, expired, paced = await self._run(
             "tick", "tick", TICK_LIMIT, RENEWAL_PERIOD_SECONDS * 1000
         )
+        replanned = await self._replan(TICK_LIMIT)
         return TickResult(
             renewed=tuple(int(item) for item in renewed),
             woken=tuple(int(item) for item in woken),
             expired_staged=tuple(codec.text(item) for item in expired),
+            paced=tuple(sorted({int(item) for item in (*paced, *replanned)})),
         )
+
+    async def _replan(self, limit: int) -> list[int]:
+        """Compute new pacing plans (routing/pacing.py: time zones) for up to `limit`
+        accounts whose look-ahead ran out, and store them (pace_plan.lua)."""
+        async with _errors("tick", self.timeout):
+            ids = [codec.text(item) for item in await self.redis.zrange(self.keys.index("pref"), 0, limit - 1)]
+            if not ids:
+                return []
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for bot_id in ids:
+                    pipe.hmget(self.keys.account(int(bot_id)), "tz", "ah", "ao")
+                rows = await pipe.execute()
+        now_ms = _ms(self.clock())
+        args: list[str | int] = []
+        for bot_id, row in zip(ids, rows, strict=True):
+            tz, ah, ao = (codec.text(item) if item is not None else "" for item in row)
+            if not tz:
+                continue
+            profile = pacing.Pacing(
+                timezone=tz, active_hours=pacing.split(ah), actions_only_hours=pacing.split(ao)
+            )
+            plan = pacing.plan(profile, now_ms).fields()
+            args += [bot_id, f"{tz}|{ah}|{ao}", *plan.values()]
+        if not args:
+            return []
+        done = await self._run("tick", "pace_plan", *args)
+        return [int(item) for item in done]
 
     # -- the pool as a whole ----------------------------------------------------------------
     async def pool_snapshot(self, per_account: bool = False) -> PoolSnapshot:

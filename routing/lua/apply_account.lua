@@ -7,11 +7,36 @@
 -- ARGV[7] declared fast seconds left   ARGV[8] declared renewal (unix ms, "" for none)
 -- ARGV[9] fast slots   ARGV[10] relax slots   ARGV[11] weight   ARGV[12] tags (JSON)
 -- ARGV[13] declared state   ARGV[14] the plan's monthly fast seconds   ARGV[15] dry run (1/0)
+-- ARGV[16] pacing: a JSON object of the profile's and its plan's account fields (tz ah ao kf
+--   kr cc gm gj ti; ph pu pn pw de dn: lib.lua), "" for an account without pacing. A
+--   changed profile keeps today's counts and a gap in progress.
 -- Returns {'created'} | {'unchanged'} | {'updated', changed field names...}
 local id, dry = ARGV[3], ARGV[15] == '1'
 local d = {n = ARGV[4], p = ARGV[5], ds = ARGV[6], dfl = tonumber(ARGV[7]),
            drn = tonumber(ARGV[8]), fs = tonumber(ARGV[9]), rs = tonumber(ARGV[10]),
            w = tonumber(ARGV[11]), tg = ARGV[12], dst = ARGV[13], mf = tonumber(ARGV[14])}
+local PACE_DEF = {{'tz', 'timezone'}, {'ah', 'active_hours'}, {'ao', 'actions_only_hours'},
+                  {'kf', 'daily_caps'}, {'kr', 'daily_caps'}, {'cc', 'caps_count_children'},
+                  {'gm', 'min_gap_seconds'}, {'gj', 'gap_jitter_seconds'}, {'ti', 'tier'}}
+local PACE_LIVE = {'ph', 'pu', 'pn', 'pw', 'de', 'dn', 'nf', 'nr', 'gp', 'gr', 'pz'}
+local pacing = {}
+if ARGV[16] and ARGV[16] ~= '' then
+  for f, v in pairs(cjson.decode(ARGV[16])) do
+    if v ~= '' then
+      if NUMERIC[f] then pacing[f] = tonumber(v) else pacing[f] = v end
+    end
+  end
+end
+-- Put the profile and its plan on `a` (counts and gaps stay while it has one).
+local function set_pacing(a)
+  pace_advance(a)
+  for _, f in ipairs(PACE_DEF) do a[f[1]] = pacing[f[1]] end
+  for _, f in ipairs({'ph', 'pu', 'pn', 'pw', 'de', 'dn'}) do a[f] = pacing[f] end
+  a.pz = nil
+  if not pacing.tz then
+    for _, f in ipairs(PACE_LIVE) do a[f] = nil end
+  end
+end
 local old = acct_load(id)
 if not old then
   if dry then return {'created'} end
@@ -19,6 +44,7 @@ if not old then
   a.id, a.g = id, tostring(redis.call('HINCRBY', K.meta, 'gen', 1))
   a.se, a.st, a.rn, a.fl, a.fr, a.fi, a.ri = d.ds, d.dst, d.drn, d.dfl, 0, 0, 0
   if d.dfl <= 0 then a.se = 'relax' end
+  set_pacing(a)
   acct_save(nil, a)
   return {'created'}
 end
@@ -28,6 +54,9 @@ local NAMES = {{'n', 'name'}, {'p', 'plan'}, {'ds', 'setting'}, {'dfl', 'fast_se
 local changed = {'updated'}
 for _, f in ipairs(NAMES) do
   if old[f[1]] ~= d[f[1]] then changed[#changed + 1] = f[2] end
+end
+for _, f in ipairs(PACE_DEF) do
+  if old[f[1]] ~= pacing[f[1]] and changed[#changed] ~= f[2] then changed[#changed + 1] = f[2] end
 end
 if #changed == 1 and old.mf == d.mf then return {'unchanged'} end
 if dry then return changed end
@@ -50,6 +79,7 @@ if old.dst ~= d.dst then
   a.dst = d.dst
   change_state(a, d.dst, nil, 'pool_file')
 end
+set_pacing(a)
 acct_save(old, a)
 if #changed == 1 then return {'unchanged'} end
 return changed

@@ -4,6 +4,7 @@
 -- with exactly the rules it was staged under.
 
 local PICK = 8 -- candidates looked at by strategy before the most-fast-time fallback
+local PACE_BATCH = 32 -- due pacing changes applied before each decision (the tick: more)
 
 -- "1,2,3" -> set of bot_id strings, count
 local function exclusion(csv)
@@ -15,40 +16,62 @@ local function exclusion(csv)
   return ex, n
 end
 
--- The best free fast account by strategy with fast time >= cost: the first PICK candidates
--- by score, then the free account with the most fast time. Never misses a feasible account.
-local function pick_fast(cost, ex, nex)
-  for _, id in ipairs(redis.call('ZRANGE', K.fs, 0, PICK + nex - 1)) do
-    if not ex[id] and tonumber(redis.call('HGET', k_acct(id), 'fl')) >= cost then return id end
-  end
-  local top = redis.call('ZREVRANGE', K.ff, 0, nex, 'WITHSCORES')
-  for i = 1, #top, 2 do
-    if not ex[top[i]] then
-      if tonumber(top[i + 1]) >= cost then return top[i] end
-      return nil
+-- The best free fast account of tier `T` by strategy with fast time >= cost: the first PICK
+-- candidates by score, then the free account with the most fast time. Never misses a
+-- feasible account. A candidate with a pacing change due is brought up to date first (it
+-- may leave the index: the look starts again; each such step is a change made once).
+local function pick_fast(T, cost, ex, nex)
+  for _ = 1, PICK do
+    local stale = false
+    for _, id in ipairs(redis.call('ZRANGE', T.fs, 0, PICK + nex - 1)) do
+      if not ex[id] and tonumber(redis.call('HGET', k_acct(id), 'fl')) >= cost then
+        if pace_fresh(id) then return id end
+        stale = true
+        break
+      end
+    end
+    if not stale then
+      local top = redis.call('ZREVRANGE', T.ff, 0, nex, 'WITHSCORES')
+      for i = 1, #top, 2 do
+        if not ex[top[i]] then
+          if tonumber(top[i + 1]) < cost then return nil end
+          if pace_fresh(top[i]) then return top[i] end
+          stale = true
+          break
+        end
+      end
+      if not stale then return nil end
     end
   end
   return nil
 end
 
--- Most fast time on any fast-eligible account (free or busy), excluded ones skipped.
-local function most_fast_time(ex, nex)
-  local best = -1
-  for _, key in ipairs({K.ff, K.fb}) do
+-- Most fast time on any account of the sets `keys` (excluded ones skipped): -1 for none.
+local function most_fast_time(keys, ex, nex)
+  local best, who = -1, nil
+  for _, key in ipairs(keys) do
     local top = redis.call('ZREVRANGE', key, 0, nex, 'WITHSCORES')
     for i = 1, #top, 2 do
       if not ex[top[i]] then
-        if tonumber(top[i + 1]) > best then best = tonumber(top[i + 1]) end
+        if tonumber(top[i + 1]) > best then best, who = tonumber(top[i + 1]), top[i] end
         break
       end
     end
   end
-  return best
+  return best, who
 end
 
-local function pick_relax(ex, nex)
-  for _, id in ipairs(redis.call('ZRANGE', K.rs, 0, nex)) do
-    if not ex[id] then return id end
+local function pick_relax(T, ex, nex)
+  for _ = 1, PICK do
+    local stale = false
+    for _, id in ipairs(redis.call('ZRANGE', T.rs, 0, nex)) do
+      if not ex[id] then
+        if pace_fresh(id) then return id end
+        stale = true
+        break
+      end
+    end
+    if not stale then return nil end
   end
   return nil
 end
@@ -73,79 +96,149 @@ local function tagged(tags)
   return out
 end
 
--- The same rules as decide_root, over the accounts of a tag-limited key only: exact, and
--- O(accounts carrying the key's tags) instead of O(log N) (a tag names a small group).
-local function decide_root_tagged(mode, cost, ex, tags)
-  local members = tagged(tags)
-  local decision = 'routed'
-  if mode ~= 'relax' then
-    local best, best_score, has_time = nil, nil, false
+local function reason_of(id, class) return pace_reason(acct_load(id), class) end
+
+-- One tier's fast decision: {'R', ...} | {'S', reason} | nil when no account of the tier
+-- has the fast time (free, busy or held by pacing). `members`: a tag-limited key's
+-- accounts (O(their number)); nil: the whole tier by its indexes (O(log N)).
+local function fast_tier(T, mode, cost, ex, nex, members)
+  if members then
+    local best, best_score, busy, held = nil, nil, false, nil
     for _, id in ipairs(members) do
       if not ex[id] then
-        local free = redis.call('ZSCORE', K.ff, id)
-        local left = tonumber(free or redis.call('ZSCORE', K.fb, id) or -1)
+        local free = redis.call('ZSCORE', T.ff, id)
+        local left = tonumber(free or redis.call('ZSCORE', T.fb, id) or -1)
         if left >= cost then
-          has_time = true
           if free then
-            local score = tonumber(redis.call('ZSCORE', K.fs, id))
-            if best_score == nil or score < best_score then best, best_score = id, score end
+            local score = tonumber(redis.call('ZSCORE', T.fs, id))
+            if (best_score == nil or score < best_score) and pace_fresh(id) then
+              best, best_score = id, score
+            end
           end
+          busy = true
+        elseif tonumber(redis.call('ZSCORE', T.fp, id) or -1) >= cost then
+          held = held or id
         end
       end
     end
     if best then return {'R', best, mode, cost, 'routed'} end
-    if has_time then return {'S', 'fast_slots_busy'} end
-    decision = 'fallback_relax:no_fast_hours'
+    if busy then return {'S', 'fast_slots_busy'} end
+    if held then return {'S', reason_of(held, 'f')} end
+    return nil
   end
-  local best, best_score, capable = nil, nil, false
-  for _, id in ipairs(members) do
-    if not ex[id] then
-      local score = redis.call('ZSCORE', K.rs, id)
-      if score then
-        capable = true
-        if best_score == nil or tonumber(score) < best_score then
+  local id = pick_fast(T, cost, ex, nex)
+  if id then return {'R', id, mode, cost, 'routed'} end
+  if most_fast_time({T.ff, T.fb}, ex, nex) >= cost then return {'S', 'fast_slots_busy'} end
+  local left, held = most_fast_time({T.fp}, ex, nex)
+  if left >= cost then return {'S', reason_of(held, 'f')} end
+  return nil
+end
+
+-- Whether an excluded account counts in an aggregate flag (see lib.lua's contribution).
+local function excluded_count(ex, test)
+  local n = 0
+  for xid in pairs(ex) do
+    local x = acct_load(xid)
+    if x and test(x) then n = n + 1 end
+  end
+  return n
+end
+
+-- One tier's relax decision: {'R', ...} | {'S', reason} | nil when the tier has no
+-- relax-capable account (free, busy or held by pacing).
+local function relax_tier(T, ex, nex, decision, members)
+  local capable_ok = function(x)
+    return x.st == 'active' and x.p ~= 'basic' and x.rs > 0 and pace_root_ok(x, 'r')
+      and tier(x) == T
+  end
+  if members then
+    local best, best_score, busy, held = nil, nil, false, nil
+    for _, id in ipairs(members) do
+      if not ex[id] then
+        local score = redis.call('ZSCORE', T.rs, id)
+        if score and (best_score == nil or tonumber(score) < best_score) and pace_fresh(id) then
           best, best_score = id, tonumber(score)
         end
-      else
-        local x = redis.call('HMGET', k_acct(id), 'st', 'p', 'rs')
-        if x[1] == 'active' and x[2] ~= 'basic' and tonumber(x[3] or 0) > 0 then
-          capable = true
-        end
+        local x = acct_load(id)
+        if capable_ok(x) then busy = true end
+        if not held and redis.call('ZSCORE', T.rp, id) then held = id end
       end
     end
+    if best then return {'R', best, 'relax', 0, decision} end
+    if busy then return {'S', 'relax_slots_busy'} end
+    if held then return {'S', reason_of(held, 'r')} end
+    return nil
   end
-  if best then return {'R', best, 'relax', 0, decision} end
-  if not capable then return {'E', no_capable()} end
-  return {'S', 'relax_slots_busy'}
+  local id = pick_relax(T, ex, nex)
+  if id then return {'R', id, 'relax', 0, decision} end
+  local ok = tonumber(redis.call('HGET', K.agg, 'rok|' .. T.name) or 0)
+  if ok - excluded_count(ex, capable_ok) > 0 then return {'S', 'relax_slots_busy'} end
+  for _, hid in ipairs(redis.call('ZRANGE', T.rp, 0, nex)) do
+    if not ex[hid] then return {'S', reason_of(hid, 'r')} end
+  end
+  return nil
+end
+
+-- Is some primary account active and inside its hours (excluded ones don't count)?
+local function primary_active(ex, members)
+  local in_hours_primary = function(x)
+    return x.st == 'active' and in_hours(x) and x.ti ~= 'backup'
+  end
+  if members then
+    for _, id in ipairs(members) do
+      if not ex[id] and in_hours_primary(acct_load(id)) then return true end
+    end
+    return false
+  end
+  local n = tonumber(redis.call('HGET', K.agg, 'pap') or 0)
+  return n - excluded_count(ex, in_hours_primary) > 0
+end
+
+-- Try the tiers in order: the first reservation wins, else the first staging, else nil.
+-- A reservation on a backup says why (`backup:<why>`) when it was a routed one.
+local function by_tier(order, why, attempt)
+  local staged
+  for i, T in ipairs(order) do
+    local d = attempt(T)
+    if d then
+      if d[1] == 'R' then
+        if T == IX.b and d[5] == 'routed' then d[5] = 'backup:' .. why end
+        return d
+      end
+      if T == IX.p and why == 'no_fast_hours' then return d end -- primaries will take it
+      staged = staged or d
+    end
+  end
+  return staged
 end
 
 -- A root task: {'R', bot_id, mode, cost, decision} | {'S', reason} | {'E', code}
 -- `tags_json`: the key's allowed account tags as a JSON list, '' or '[]' for any account.
+-- Primaries first; backups only when no primary has the fast time, or none is active
+-- (then backups first). Pacing holds are stagings, never fallbacks to relax.
 local function decide_root(mode, cost, ex, nex, tags_json)
+  local members
   if tags_json ~= nil and tags_json ~= '' and tags_json ~= '[]' then
-    return decide_root_tagged(mode, cost, ex, cjson.decode(tags_json))
+    members = tagged(cjson.decode(tags_json))
   end
+  local order, why = {IX.p, IX.b}, 'no_fast_hours'
+  if not primary_active(ex, members) then order, why = {IX.b, IX.p}, 'no_active_primary' end
   local decision = 'routed'
   if mode ~= 'relax' then
-    local id = pick_fast(cost, ex, nex)
-    if id then return {'R', id, mode, cost, 'routed'} end
-    if most_fast_time(ex, nex) >= cost then return {'S', 'fast_slots_busy'} end
+    local d = by_tier(order, why, function(T) return fast_tier(T, mode, cost, ex, nex, members) end)
+    if d then return d end
     decision = 'fallback_relax:no_fast_hours'
   end
-  local id = pick_relax(ex, nex)
-  if id then return {'R', id, 'relax', 0, decision} end
-  -- Staging needs an account that could take it later: excluded ones don't count.
-  local capable = tonumber(redis.call('HGET', K.agg, 'rcap') or 0)
-  for xid in pairs(ex) do
-    local x = redis.call('HMGET', k_acct(xid), 'st', 'p', 'rs')
-    if x[1] == 'active' and x[2] ~= 'basic' and tonumber(x[3]) > 0 then capable = capable - 1 end
-  end
-  if capable <= 0 then return {'E', no_capable()} end
-  return {'S', 'relax_slots_busy'}
+  local d = by_tier(order, why, function(T) return relax_tier(T, ex, nex, decision, members) end)
+  if d then return d end
+  return {'E', 'no_relax_capable_account'}
 end
 
 -- A child task on its parent's account: {'R', ...} | {'S', reason} | {'E', code, reason}
+-- Pacing: actions-only hours allow it; outside all hours, or at the daily cap (unless the
+-- account's children don't count), it waits. Gaps hold root tasks only.
 local function decide_child(pid, pmode, cost)
+  pace_fresh(pid)
   local a = acct_load(pid)
   if not a then return {'E', 'parent_unavailable', 'account_removed'} end
   if a.st == 'disabled' then return {'E', 'parent_unavailable', 'account_disabled'} end
@@ -158,8 +251,12 @@ local function decide_child(pid, pmode, cost)
       mode, c, decision = 'relax', 0, 'inherited_relax:no_fast_time'
     end
   end
+  if mode == 'relax' and a.p == 'basic' then
+    return {'E', 'parent_unavailable', 'no_relax_on_basic'}
+  end
+  local held = pace_child_reason(a, mode == 'relax' and 'r' or 'f')
+  if held then return {'S', held} end
   if mode == 'relax' then
-    if a.p == 'basic' then return {'E', 'parent_unavailable', 'no_relax_on_basic'} end
     if a.ri < a.rs then return {'R', pid, mode, c, decision} end
   elseif a.fi < a.fs then
     return {'R', pid, mode, c, decision}
@@ -168,7 +265,8 @@ local function decide_child(pid, pmode, cost)
 end
 
 -- Take the slot and the fast time; returns {'R', bot_id, mode, cost, decision, staged, task}.
-local function reserve(task, id, mode, cost, decision, lease_ms, staged)
+-- `kind` root | child: what pacing counts (caps, gaps).
+local function reserve(task, id, mode, cost, decision, lease_ms, staged, kind)
   local old = acct_load(id)
   local a = copy(old)
   if mode == 'relax' then
@@ -176,6 +274,7 @@ local function reserve(task, id, mode, cost, decision, lease_ms, staged)
   else
     a.fi, a.fl, a.fr = a.fi + 1, a.fl - cost, a.fr + cost
   end
+  pace_take(a, kind, mode, task)
   acct_save(old, a)
   redis.call('HSET', k_res(task), 'b', id, 'm', mode, 'c', cost, 'd', decision, 's', staged,
              'g', a.g)
@@ -223,6 +322,7 @@ end
 -- child whose parent's account can never take it is dropped: {'D', task, bot_id, reason}.
 local function dispatch(limit, default_lease, window)
   local out, taken = {}, 0
+  pace_due(PACE_BATCH)
   for _, task in ipairs(redis.call('ZRANGE', K.stq, 0, window - 1)) do
     if taken >= limit then break end
     local e = hash_table(k_stg(task))
@@ -238,7 +338,8 @@ local function dispatch(limit, default_lease, window)
       end
       if d[1] == 'R' then
         unstage(task)
-        out[#out + 1] = reserve(task, d[2], d[3], d[4], d[5], tonumber(e.ls) or default_lease, 1)
+        out[#out + 1] = reserve(task, d[2], d[3], d[4], d[5], tonumber(e.ls) or default_lease, 1,
+                                e.k)
         taken = taken + 1
       elseif d[1] == 'E' and e.k == 'child' then
         unstage(task)

@@ -17,6 +17,13 @@
 --   se current setting, st state, sr state reason, su state until (ms, cooling only),
 --   rn next renewal (ms), fl fast seconds left (unreserved), fr fast seconds reserved,
 --   fi/ri fast/relax tasks in flight. Empty values are absent fields.
+-- Pacing (present only on accounts with a profile; routing/pacing.py computes the plan):
+--   tz time zone, ah/ao active/actions-only windows (display and export), kf/kr daily caps
+--   fast(+turbo)/relax, cc '0' when child tasks don't count, gm/gj gap and jitter (ms),
+--   ti 'backup' for the backup tier; the plan: ph phase now (a active | o actions-only |
+--   x off), pu its end (ms), pn the next phase, pw its end, de/dn the next two local
+--   midnights (ms); live: nf/nr jobs today, gp '1' inside a gap until gr (ms), pz '1' when
+--   the plan's look-ahead is used up and the tick should compute a new one.
 
 local BASE = ARGV[1]
 local NOW = tonumber(ARGV[2])
@@ -39,6 +46,18 @@ local K = {
   stc = BASE .. 'stc', -- staged tasks per client id
   track = BASE .. 'track', -- tasks sent upstream, by next completion check (ms)
   trackb = BASE .. 'trackb', -- the deployment's budget of upstream GETs: tokens, at (ms)
+  fp = BASE .. 'ix:fp', -- fast-capable but held by pacing, by fast seconds left
+  rp = BASE .. 'ix:rp', -- relax-capable but held by pacing, by next pacing change (ms)
+  bfs = BASE .. 'ix:bfs', bff = BASE .. 'ix:bff', bfb = BASE .. 'ix:bfb', -- backup tier:
+  brs = BASE .. 'ix:brs', bfp = BASE .. 'ix:bfp', brp = BASE .. 'ix:brp', -- the same six
+  pace = BASE .. 'ix:pace', -- paced accounts, by their next time-driven change (ms)
+  pref = BASE .. 'ix:pref', -- paced accounts whose plan needs computing again (tick)
+}
+-- The selection indexes of each tier: primary accounts, and backups (used only when no
+-- primary can take a task: decide.lua).
+local IX = {
+  p = {fs = K.fs, ff = K.ff, fb = K.fb, rs = K.rs, fp = K.fp, rp = K.rp, name = 'p'},
+  b = {fs = K.bfs, ff = K.bff, fb = K.bfb, rs = K.brs, fp = K.bfp, rp = K.brp, name = 'b'},
 }
 local function k_acct(id) return BASE .. 'acct:' .. id end
 local function k_hist(id) return BASE .. 'hist:' .. id end
@@ -47,7 +66,8 @@ local function k_stg(task) return BASE .. 'stg:' .. task end
 local function k_tag(tag) return BASE .. 'tag:' .. tag end -- set of bot_ids carrying `tag`
 
 local NUMERIC = {w = 1, fs = 1, rs = 1, mf = 1, dfl = 1, drn = 1, su = 1, rn = 1,
-                 fl = 1, fr = 1, fi = 1, ri = 1}
+                 fl = 1, fr = 1, fi = 1, ri = 1, kf = 1, kr = 1, nf = 1, nr = 1, gm = 1,
+                 gj = 1, gr = 1, pu = 1, pw = 1, de = 1, dn = 1}
 
 -- Scores must reach ZADD exactly: Lua's default number formatting keeps 14 digits only.
 local function n2s(x) return string.format('%.17g', x) end
@@ -86,11 +106,90 @@ local function strategy()
   return strategy_cache
 end
 
--- Which indexes an account belongs to: free fast, busy fast (with fast time), free relax.
+-- Pacing ---------------------------------------------------------------------------------
+-- `class`: 'f' fast/turbo work, 'r' relax work. All of it reads fields only: index
+-- membership stays a pure function of the account's fields; time moves the fields
+-- (pace_advance) at the instants the account's `ix:pace` score names.
+
+local function tier(a) return a.ti == 'backup' and IX.b or IX.p end
+
+local function capped(a, class)
+  if class == 'f' then return a.kf ~= nil and (a.nf or 0) >= a.kf end
+  return a.kr ~= nil and (a.nr or 0) >= a.kr
+end
+
+local function in_hours(a) return a.ph == nil or a.ph == 'a' end
+
+-- May pacing let the account take a new root task of `class` now?
+local function pace_root_ok(a, class)
+  return in_hours(a) and not a.gp and not capped(a, class)
+end
+
+-- The rule that holds a root task of `class` on this account (nil: none).
+local function pace_reason(a, class)
+  if a.ph == 'o' then return 'paced:actions_only' end
+  if a.ph == 'x' then return 'paced:outside_hours' end
+  if capped(a, class) then return 'paced:daily_cap' end
+  if a.gp then return 'paced:gap' end
+  return nil
+end
+
+-- The rule that holds a child task of `class` on its parent's account (nil: none).
+local function pace_child_reason(a, class)
+  if a.ph == 'x' then return 'paced:outside_hours' end
+  if a.cc ~= '0' and capped(a, class) then return 'paced:daily_cap' end
+  return nil
+end
+
+-- The account's next time-driven change (ms): a phase edge, a local midnight, a gap's end.
+local function pace_next(a)
+  local t = a.pu
+  if a.de and (t == nil or a.de < t) then t = a.de end
+  if a.gp and a.gr and (t == nil or a.gr < t) then t = a.gr end
+  return t
+end
+
+-- Apply every time-driven change due by now to `a` (a copy): the plan's next phase, the
+-- caps' reset at local midnight, a gap's end. A used-up plan holds the account off (never
+-- outside its hours) and asks the tick for a new one (`pz`).
+local function pace_advance(a)
+  while a.pu and a.pu <= NOW do
+    if a.pn then
+      a.ph, a.pu, a.pn, a.pw = a.pn, a.pw, nil, nil
+    else
+      a.ph, a.pu = 'x', nil
+    end
+    a.pz = '1'
+  end
+  while a.de and a.de <= NOW do
+    a.nf, a.nr, a.de, a.dn, a.pz = nil, nil, a.dn, nil, '1'
+  end
+  if a.gp and (a.gr == nil or a.gr <= NOW) then a.gp, a.gr = nil, nil end
+end
+
+-- Count a submission on its account (caps) and start its gap. `jitter_key` makes the
+-- gap's random part: the first 32 bits of SHA-1(task id), modulo jitter + 1 ms.
+local function pace_take(a, kind, mode, jitter_key)
+  if not a.tz then return end
+  if kind == 'root' or a.cc ~= '0' then
+    if mode == 'relax' then a.nr = (a.nr or 0) + 1 else a.nf = (a.nf or 0) + 1 end
+  end
+  local gap = a.gm or 0
+  if a.gj and a.gj > 0 then
+    gap = gap + tonumber(string.sub(redis.sha1hex(jitter_key), 1, 8), 16) % (a.gj + 1)
+  end
+  if gap > 0 then a.gp, a.gr = '1', NOW + gap end
+end
+
+-- Which indexes an account belongs to: free fast, busy fast (with fast time), free relax,
+-- fast-capable held by pacing, relax-capable held by pacing.
 local function eligible(a)
-  if not a or a.st ~= 'active' then return false, false, false end
+  if not a or a.st ~= 'active' then return false, false, false, false, false end
   local fast = a.se == 'fast' and a.fl > 0
-  return fast and a.fi < a.fs, fast and a.fi >= a.fs, a.p ~= 'basic' and a.ri < a.rs
+  local okf, okr = pace_root_ok(a, 'f'), pace_root_ok(a, 'r')
+  local relax = a.p ~= 'basic' and a.rs > 0
+  return fast and okf and a.fi < a.fs, fast and okf and a.fi >= a.fs,
+         relax and okr and a.ri < a.rs, fast and not okf, relax and not okr
 end
 
 -- floor(num/den) at 2^-20 resolution in the high bits, the fast-time tie-break (more is
@@ -114,41 +213,33 @@ local function rs_score(a)
   return math.floor(a.ri * Q / a.rs)
 end
 
+-- Every sorted set the account is in, with its score: a pure function of its fields.
+local function memberships(a)
+  local m = {}
+  if not a then return m end
+  local ffree, fbusy, rfree, fpaced, rpaced = eligible(a)
+  local T = tier(a)
+  if ffree then m[T.fs], m[T.ff] = fs_score(a), a.fl end
+  if fbusy then m[T.fb] = a.fl end
+  if rfree then m[T.rs] = rs_score(a) end
+  if fpaced then m[T.fp] = a.fl end
+  local due = pace_next(a)
+  if rpaced then m[T.rp] = due or 2 ^ 52 end
+  if due then m[K.pace] = due end
+  if a.pz then m[K.pref] = 0 end
+  if a.rn then m[K.renew] = a.rn end
+  if a.st == 'cooling' and a.su then m[K.cool] = a.su end
+  return m
+end
+
 local function reindex(old, a)
   local id = (a or old).id
-  local ofs, ofb, ors = eligible(old)
-  local nfs, nfb, nrs = eligible(a)
-  if nfs then
-    local s = fs_score(a)
-    if not (ofs and fs_score(old) == s) then redis.call('ZADD', K.fs, n2s(s), id) end
-    if not (ofs and old.fl == a.fl) then redis.call('ZADD', K.ff, a.fl, id) end
-  elseif ofs then
-    redis.call('ZREM', K.fs, id)
-    redis.call('ZREM', K.ff, id)
+  local before, after = memberships(old), memberships(a)
+  for key, score in pairs(after) do
+    if before[key] ~= score then redis.call('ZADD', key, n2s(score), id) end
   end
-  if nfb then
-    if not (ofb and old.fl == a.fl) then redis.call('ZADD', K.fb, a.fl, id) end
-  elseif ofb then
-    redis.call('ZREM', K.fb, id)
-  end
-  if nrs then
-    local s = rs_score(a)
-    if not (ors and rs_score(old) == s) then redis.call('ZADD', K.rs, n2s(s), id) end
-  elseif ors then
-    redis.call('ZREM', K.rs, id)
-  end
-  local orn, nrn = old and old.rn, a and a.rn
-  if nrn then
-    if nrn ~= orn then redis.call('ZADD', K.renew, n2s(nrn), id) end
-  elseif orn then
-    redis.call('ZREM', K.renew, id)
-  end
-  local oc = old and old.st == 'cooling' and old.su
-  local nc = a and a.st == 'cooling' and a.su
-  if nc then
-    if nc ~= oc then redis.call('ZADD', K.cool, n2s(nc), id) end
-  elseif oc then
-    redis.call('ZREM', K.cool, id)
+  for key in pairs(before) do
+    if after[key] == nil then redis.call('ZREM', key, id) end
   end
 end
 
@@ -161,7 +252,12 @@ local function contribution(a)
   c.fl = a.fl
   if a.st == 'active' then
     c.fc, c.fu, c.rc, c.ru = a.fs, a.fi, a.rs, a.ri
-    if a.p ~= 'basic' and a.rs > 0 then c.rcap = 1 end
+    if a.p ~= 'basic' and a.rs > 0 then
+      c.rcap = 1
+      if pace_root_ok(a, 'r') then c['rok|' .. tier(a).name] = 1 end
+    end
+    if in_hours(a) and not a.gp and not (capped(a, 'f') and capped(a, 'r')) then c.pe = 1 end
+    if in_hours(a) and a.ti ~= 'backup' then c.pap = 1 end
   end
   return c
 end
@@ -250,4 +346,33 @@ local function change_fast(a, seconds, reason)
     a.fl = left
   end
   if seconds <= 0 then change_setting(a, 'relax', reason) else change_setting(a, a.ds, reason) end
+end
+
+-- Apply pacing changes due by now to up to `limit` accounts, earliest first, through the
+-- funnel (the tick, and every decision before it looks at the indexes). Returns their ids.
+local function pace_due(limit)
+  local ids = redis.call('ZRANGEBYSCORE', K.pace, '-inf', NOW, 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    local old = acct_load(id)
+    if old then
+      local a = copy(old)
+      pace_advance(a)
+      acct_save(old, a)
+    else
+      redis.call('ZREM', K.pace, id)
+    end
+  end
+  return ids
+end
+
+-- True when the account has no pacing change due; else applies it (it may leave the
+-- selection indexes) and returns false: the caller looks again.
+local function pace_fresh(id)
+  local due = redis.call('ZSCORE', K.pace, id)
+  if not due or tonumber(due) > NOW then return true end
+  local old = acct_load(id)
+  local a = copy(old)
+  pace_advance(a)
+  acct_save(old, a)
+  return false
 end

@@ -8,8 +8,8 @@ for i = 3, #ARGV do
   local a = acct_load(ARGV[i])
   if a then
     local free_fast, _, free_relax = eligible(a)
-    if free_fast then redis.call('ZADD', K.fs, n2s(fs_score(a)), a.id) end
-    if free_relax then redis.call('ZADD', K.rs, n2s(rs_score(a)), a.id) end
+    if free_fast then redis.call('ZADD', tier(a).fs, n2s(fs_score(a)), a.id) end
+    if free_relax then redis.call('ZADD', tier(a).rs, n2s(rs_score(a)), a.id) end
     n = n + 1
   end
 end

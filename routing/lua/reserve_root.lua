@@ -1,5 +1,5 @@
 -- reserve_root: route a root task (imagine, describe, blend) and take its slot and fast time,
--- or stage it when every candidate is busy (DESIGN.md section 2, rules 1-3).
+-- or stage it when every candidate is busy or held by pacing (DESIGN.md section 2, rules 1-5).
 -- KEYS[1]  pool meta hash                ARGV[1] key base    ARGV[2] now (unix ms)
 -- ARGV[3]  task id                       ARGV[4] requested mode: relax | fast | turbo
 -- ARGV[5]  cost, fast seconds (already x2 for turbo; ignored when the task runs relax)
@@ -14,9 +14,10 @@ local task, mode, cost, client = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local lease_ms, limit, timeout_ms = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local seen = known(task)
 if seen then return seen end
+pace_due(PACE_BATCH)
 local ex, nex = exclusion(ARGV[10])
 local d = decide_root(mode, cost, ex, nex, ARGV[11])
-if d[1] == 'R' then return reserve(task, d[2], d[3], d[4], d[5], lease_ms, 0) end
+if d[1] == 'R' then return reserve(task, d[2], d[3], d[4], d[5], lease_ms, 0, 'root') end
 if d[1] == 'S' then
   return stage(task, d[2], client, limit, NOW + timeout_ms,
                {'k', 'root', 'm', mode, 'c', cost, 'x', ARGV[10], 'ls', lease_ms,

@@ -2,12 +2,13 @@
 --   renewals due: fast time back to the plan's monthly figure, the declared setting restored,
 --     the renewal date moved on by whole periods (ARGV[4]) past now;
 --   cooling accounts past their deadline: back to active;
---   staged tasks past their deadline: out of the queue (the gateway fails them).
+--   staged tasks past their deadline: out of the queue (the gateway fails them);
+--   pacing changes due (a window edge, a local midnight, a gap's end): applied.
 -- KEYS[1] pool meta hash   ARGV[1] key base   ARGV[2] now (unix ms)
 -- ARGV[3] at most this many per kind   ARGV[4] renewal period (ms)
--- Returns {{renewed bot_id...}, {woken bot_id...}, {expired task_id...}}
+-- Returns {{renewed bot_id...}, {woken bot_id...}, {expired task_id...}, {paced bot_id...}}
 local limit, period = tonumber(ARGV[3]), tonumber(ARGV[4])
-local renewed, woken, expired = {}, {}, {}
+local renewed, woken, expired, paced = {}, {}, {}, {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.renew, '-inf', NOW, 'LIMIT', 0, limit)) do
   local old = acct_load(id)
   if old and old.rn then
@@ -35,4 +36,5 @@ for _, task in ipairs(redis.call('ZRANGEBYSCORE', K.stdl, '-inf', NOW, 'LIMIT', 
   unstage(task)
   expired[#expired + 1] = task
 end
-return {renewed, woken, expired}
+for _, id in ipairs(pace_due(limit)) do paced[#paced + 1] = tonumber(id) end
+return {renewed, woken, expired, paced}
