@@ -176,11 +176,36 @@ class PacePlan:
         }
 
 
+def _offset_changes(tz: ZoneInfo, start: date, days: int) -> set[int]:
+    """The instants (unix ms) where the zone's UTC offset changes on the local days from
+    `start`: a wall time jumps there, so the phase may too."""
+    out: set[int] = set()
+    for offset in range(days):
+        low = _instant(start + timedelta(days=offset), 0, tz, 0) // 1000
+        high = _instant(start + timedelta(days=offset + 1), 0, tz, 0) // 1000
+
+        def utcoffset(second: int) -> timedelta | None:
+            return datetime.fromtimestamp(second, tz).utcoffset()
+
+        if utcoffset(low) == utcoffset(high):
+            continue
+        first = utcoffset(low)
+        while high - low > 1:  # the first second with the new offset
+            middle = (low + high) // 2
+            if utcoffset(middle) == first:
+                low = middle
+            else:
+                high = middle
+        out.add(high * 1000)
+    return out
+
+
 def plan(profile: Pacing, now_ms: int) -> PacePlan:
     """The phase now, its end and the next phase's end, and the next two local midnights.
     Edges are every window boundary on the local days around now, both occurrences of a
     wall time repeated by a DST change included; a phase changes where the phase by local
-    wall time differs."""
+    wall time differs, and the instants where the zone's offset changes (a repeated hour
+    may reopen a window)."""
     tz = zone(profile.timezone)
     today = datetime.fromtimestamp(now_ms / 1000, tz).date()
     minutes = {m for w in (*profile.active_hours, *profile.actions_only_hours)
@@ -192,6 +217,7 @@ def plan(profile: Pacing, now_ms: int) -> PacePlan:
             for minute in minutes
             for fold in (0, 1)
         }
+        | (_offset_changes(tz, today, HORIZON_DAYS + 1) if minutes else set())
     )
     current = phase_at(profile, now_ms)
     found: list[tuple[int, str]] = []

@@ -398,7 +398,10 @@ class PoolStore:
         """Compute new pacing plans (routing/pacing.py: time zones) for up to `limit`
         accounts whose look-ahead ran out, and store them (pace_plan.lua)."""
         async with _errors("tick", self.timeout):
-            ids = [codec.text(item) for item in await self.redis.zrange(self.keys.index("pref"), 0, limit - 1)]
+            ids = [
+                codec.text(item)
+                for item in await self.redis.zrange(self.keys.index("pref"), 0, limit - 1)
+            ]
             if not ids:
                 return []
             async with self.redis.pipeline(transaction=False) as pipe:
