@@ -195,17 +195,18 @@ local function primary_active(ex, members)
 end
 
 -- Try the tiers in order: the first reservation wins, else the first staging, else nil.
--- A reservation on a backup says why (`backup:<why>`) when it was a routed one.
+-- Primaries first: their staging wins (they have what it takes; backups stay idle). A
+-- reservation on a backup says why (`backup:<why>`) when it was a routed one.
 local function by_tier(order, why, attempt)
   local staged
-  for i, T in ipairs(order) do
+  for _, T in ipairs(order) do
     local d = attempt(T)
     if d then
       if d[1] == 'R' then
         if T == IX.b and d[5] == 'routed' then d[5] = 'backup:' .. why end
         return d
       end
-      if T == IX.p and why == 'no_fast_hours' then return d end -- primaries will take it
+      if T == IX.p and order[1] == IX.p then return d end
       staged = staged or d
     end
   end
@@ -221,15 +222,18 @@ local function decide_root(mode, cost, ex, nex, tags_json)
   if tags_json ~= nil and tags_json ~= '' and tags_json ~= '[]' then
     members = tagged(cjson.decode(tags_json))
   end
-  local order, why = {IX.p, IX.b}, 'no_fast_hours'
-  if not primary_active(ex, members) then order, why = {IX.b, IX.p}, 'no_active_primary' end
+  local order, why, why_relax = {IX.p, IX.b}, 'no_fast_hours', 'no_relax_primary'
+  if not primary_active(ex, members) then
+    order, why, why_relax = {IX.b, IX.p}, 'no_active_primary', 'no_active_primary'
+  end
   local decision = 'routed'
   if mode ~= 'relax' then
     local d = by_tier(order, why, function(T) return fast_tier(T, mode, cost, ex, nex, members) end)
     if d then return d end
     decision = 'fallback_relax:no_fast_hours'
   end
-  local d = by_tier(order, why, function(T) return relax_tier(T, ex, nex, decision, members) end)
+  local d = by_tier(order, why_relax,
+                    function(T) return relax_tier(T, ex, nex, decision, members) end)
   if d then return d end
   return {'E', 'no_relax_capable_account'}
 end

@@ -178,7 +178,7 @@ local function pace_take(a, kind, mode, jitter_key)
   if a.gj and a.gj > 0 then
     gap = gap + tonumber(string.sub(redis.sha1hex(jitter_key), 1, 8), 16) % (a.gj + 1)
   end
-  if gap > 0 then a.gp, a.gr = '1', NOW + gap end
+  if gap > 0 then a.gp, a.gr = '1', NOW + gap else a.gp, a.gr = nil, nil end
 end
 
 -- Which indexes an account belongs to: free fast, busy fast (with fast time), free relax,

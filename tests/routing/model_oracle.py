@@ -1,6 +1,7 @@
 """A pure-Python model of the pool's rules: the oracle the stateful test checks Redis against.
 
-It states the rules of DESIGN.md sections 2-4 as plainly as possible (sorting whole lists,
+It states the rules of DESIGN.md sections 2-4 (pacing included: the phase by local wall time
+straight from the profile, counts reset at local midnight) as plainly as possible (sorting whole lists,
 exact fractions), never as the scripts compute them (indexes, packed scores). It lives in the
 tests only: the Lua scripts are the single implementation in the product (STYLE.md habit 1).
 Decisions are tuples: ('R', bot_id, mode, cost, decision, staged) | ('S', reason) |
@@ -9,10 +10,12 @@ Decisions are tuples: ('R', bot_id, mode, cost, decision, staged) | ('S', reason
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from routing.model import AccountState, Plan, Setting, Strategy
+from routing.pacing import ACTIVE, OFF, Pacing, Tier, local_midnights, phase_at, plan
 
 Decision = tuple[object, ...]
 PERIOD_MS = 30 * 86400 * 1000
@@ -37,9 +40,88 @@ class Account:
     relax_in_flight: int = 0
     total: int = 0  # fast time since the last reset: left + reserved + consumed
     consumed: int = 0
+    # Pacing: the profile, jobs counted since the last local midnight (which `day_end` is),
+    # and the end of the gap the last submission started.
+    profile: Pacing | None = None
+    fast_today: int = 0
+    relax_today: int = 0
+    day_end: int = 0
+    gap_until: int | None = None
 
     def __post_init__(self) -> None:
         self.total = self.left
+
+    # -- pacing, stated plainly -------------------------------------------------------------
+    def catch_up(self, now: int) -> None:
+        """Counts reset at local midnight; a gap ends at its time."""
+        if self.profile is None:
+            return
+        if now >= self.day_end:
+            self.fast_today = self.relax_today = 0
+            self.day_end = local_midnights(self.profile, now)[0]
+        if self.gap_until is not None and self.gap_until <= now:
+            self.gap_until = None
+
+    def set_profile(self, profile: Pacing | None, now: int) -> None:
+        self.catch_up(now)
+        if profile is None:
+            self.fast_today = self.relax_today = 0
+            self.gap_until = None
+        else:
+            self.day_end = local_midnights(profile, now)[0]
+        self.profile = profile
+
+    @property
+    def backup(self) -> bool:
+        return self.profile is not None and self.profile.tier is Tier.BACKUP
+
+    def phase(self, now: int) -> str:
+        return ACTIVE if self.profile is None else phase_at(self.profile, now)
+
+    def capped(self, cls: str) -> bool:
+        if self.profile is None:
+            return False
+        if cls == "relax":
+            cap, count = self.profile.relax_cap, self.relax_today
+        else:
+            cap, count = self.profile.fast_cap, self.fast_today
+        return cap is not None and count >= cap
+
+    def root_ok(self, cls: str, now: int) -> bool:
+        return self.phase(now) == ACTIVE and self.gap_until is None and not self.capped(cls)
+
+    def held_by(self, cls: str, now: int) -> str:
+        phase = self.phase(now)
+        if phase != ACTIVE:
+            return "paced:outside_hours" if phase == OFF else "paced:actions_only"
+        return "paced:daily_cap" if self.capped(cls) else "paced:gap"
+
+    def next_change(self, now: int) -> float:
+        """When pacing next changes something for this account (ms)."""
+        assert self.profile is not None
+        times = [self.day_end, self.gap_until, plan(self.profile, now).until]
+        return min(t for t in times if t is not None)
+
+    def take(self, kind: str, mode: str, task_id: str, now: int) -> None:
+        """A submission: checks the rules it must meet, then counts it and starts a gap."""
+        if self.profile is None:
+            return
+        cls = "relax" if mode == "relax" else "fast"
+        if kind == "root":
+            assert self.root_ok(cls, now)
+        else:
+            assert self.phase(now) != OFF
+            assert not (self.profile.caps_count_children and self.capped(cls))
+        if kind == "root" or self.profile.caps_count_children:
+            if cls == "relax":
+                self.relax_today += 1
+            else:
+                self.fast_today += 1
+        jitter_ms = round(self.profile.gap_jitter_seconds * 1000)
+        gap = round(self.profile.min_gap_seconds * 1000)
+        if jitter_ms:
+            gap += int(hashlib.sha1(task_id.encode()).hexdigest()[:8], 16) % (jitter_ms + 1)
+        self.gap_until = now + gap if gap > 0 else None
 
     @property
     def fast_eligible(self) -> bool:
@@ -100,31 +182,78 @@ class Pool:
         share = a.weight if self.strategy is Strategy.WEIGHTED else a.relax_slots
         return (Fraction(a.relax_in_flight, share), str(a.bot_id))
 
-    def decide_root(self, mode: str, cost: int, exclude: frozenset[int]) -> Decision:
-        usable = [a for a in self.accounts.values() if a.bot_id not in exclude]
-        decision = "routed"
-        if mode != "relax":
-            free = [a for a in usable if a.fast_eligible and a.fast_in_flight < a.fast_slots]
-            for a in sorted(free, key=self._fast_order):
-                if a.left >= cost:
-                    return ("R", a.bot_id, mode, cost, "routed")
-            if any(a.fast_eligible and a.left >= cost for a in usable):
-                return ("S", "fast_slots_busy")
-            decision = "fallback_relax:no_fast_hours"
-        free = [
-            a
-            for a in usable
-            if a.state is AccountState.ACTIVE
-            and a.plan is not Plan.BASIC
-            and a.relax_in_flight < a.relax_slots
-        ]
+    def _fast_tier(self, usable: list[Account], mode: str, cost: int, now: int) -> Decision | None:
+        ok = [a for a in usable if a.fast_eligible and a.root_ok("fast", now)]
+        free = [a for a in ok if a.fast_in_flight < a.fast_slots]
+        for a in sorted(free, key=self._fast_order):
+            if a.left >= cost:
+                return ("R", a.bot_id, mode, cost, "routed")
+        if any(a.left >= cost for a in ok):
+            return ("S", "fast_slots_busy")
+        held = [a for a in usable if a.fast_eligible and not a.root_ok("fast", now)]
+        if held:  # the one with the most fast time, as the scripts look
+            top = max(held, key=lambda a: (a.left, str(a.bot_id)))
+            if top.left >= cost:
+                return ("S", top.held_by("fast", now))
+        return None
+
+    def _relax_tier(self, usable: list[Account], decision: str, now: int) -> Decision | None:
+        capable = [a for a in usable if a.relax_capable]
+        ok = [a for a in capable if a.root_ok("relax", now)]
+        free = [a for a in ok if a.relax_in_flight < a.relax_slots]
         if free:
             return ("R", min(free, key=self._relax_order).bot_id, "relax", 0, decision)
-        if not any(a.relax_capable for a in usable):
-            return ("E", "no_relax_capable_account")
-        return ("S", "relax_slots_busy")
+        if ok:
+            return ("S", "relax_slots_busy")
+        held = [a for a in capable if not a.root_ok("relax", now)]
+        if held:  # the one whose pacing changes first
+            first = min(held, key=lambda a: (a.next_change(now), str(a.bot_id)))
+            return ("S", first.held_by("relax", now))
+        return None
 
-    def decide_child(self, parent: int, mode: str, cost: int) -> Decision:
+    @staticmethod
+    def _by_tier(
+        order: list[tuple[str, list[Account]]], why: str, attempt: object
+    ) -> Decision | None:
+        """Primaries first unless none is active; backups take work only when the primaries
+        have nothing that could run it (fast time, relax capability)."""
+        assert callable(attempt)
+        staged = None
+        for tier, accounts in order:
+            d = attempt(accounts)
+            if d is None:
+                continue
+            if d[0] == "R":
+                if tier == "backup" and d[4] == "routed":
+                    return (*d[:4], f"backup:{why}")
+                return d
+            if tier == order[0][0] == "primary":
+                return d
+            staged = staged or d
+        return staged
+
+    def decide_root(self, mode: str, cost: int, exclude: frozenset[int], now: int = 0) -> Decision:
+        for a in self.accounts.values():
+            a.catch_up(now)
+        usable = [a for a in self.accounts.values() if a.bot_id not in exclude]
+        primaries = [a for a in usable if not a.backup]
+        backups = [a for a in usable if a.backup]
+        if any(a.state is AccountState.ACTIVE and a.phase(now) == ACTIVE for a in primaries):
+            order = [("primary", primaries), ("backup", backups)]
+            why, why_relax = "no_fast_hours", "no_relax_primary"
+        else:
+            order = [("backup", backups), ("primary", primaries)]
+            why = why_relax = "no_active_primary"
+        decision = "routed"
+        if mode != "relax":
+            d = self._by_tier(order, why, lambda accts: self._fast_tier(accts, mode, cost, now))
+            if d is not None:
+                return d
+            decision = "fallback_relax:no_fast_hours"
+        d = self._by_tier(order, why_relax, lambda accts: self._relax_tier(accts, decision, now))
+        return d if d is not None else ("E", "no_relax_capable_account")
+
+    def decide_child(self, parent: int, mode: str, cost: int, now: int = 0) -> Decision:
         a = self.accounts.get(parent)
         if a is None:
             return ("E", "parent_unavailable", "account_removed")
@@ -139,6 +268,12 @@ class Pool:
             mode, cost, decision = "relax", 0, "inherited_relax:no_fast_time"
         if mode == "relax" and a.plan is Plan.BASIC:
             return ("E", "parent_unavailable", "no_relax_on_basic")
+        a.catch_up(now)
+        if a.profile is not None:
+            if a.phase(now) == OFF:
+                return ("S", "paced:outside_hours")
+            if a.profile.caps_count_children and a.capped(mode):
+                return ("S", "paced:daily_cap")
         if mode == "relax":
             free = a.relax_in_flight < a.relax_slots
         else:
@@ -146,9 +281,12 @@ class Pool:
         return ("R", parent, mode, cost, decision) if free else ("S", "parent_busy")
 
     # -- doing ------------------------------------------------------------------------------
-    def _take(self, task_id: str, d: Decision, lease: int, staged: int) -> Decision:
+    def _take(
+        self, task_id: str, d: Decision, lease: int, staged: int, kind: str, now: int
+    ) -> Decision:
         _, bot_id, mode, cost, decision = d
         a = self.accounts[int(str(bot_id))]
+        a.take(kind, str(mode), task_id, now)
         if mode == "relax":
             a.relax_in_flight += 1
         else:
@@ -176,9 +314,9 @@ class Pool:
         timeout: int,
         now: int,
     ) -> Decision:
-        d = self.decide_root(mode, cost, exclude)
+        d = self.decide_root(mode, cost, exclude, now)
         if d[0] == "R":
-            return self._take(task_id, d, now + lease, 0)
+            return self._take(task_id, d, now + lease, 0, "root", now)
         if d[0] == "S":
             entry = Waiting(task_id, "root", mode, cost, 0, exclude, client, now + timeout, lease)
             return self._stage(d, entry, limit)
@@ -196,9 +334,9 @@ class Pool:
         timeout: int,
         now: int,
     ) -> Decision:
-        d = self.decide_child(parent, mode, cost)
+        d = self.decide_child(parent, mode, cost, now)
         if d[0] == "R":
-            return self._take(task_id, d, now + lease, 0)
+            return self._take(task_id, d, now + lease, 0, "child", now)
         if d[0] == "S":
             entry = Waiting(
                 task_id, "child", mode, cost, parent, frozenset(), client, now + timeout, lease
@@ -237,12 +375,13 @@ class Pool:
             if entry.deadline <= now:
                 continue
             if entry.kind == "root":
-                d = self.decide_root(entry.mode, entry.cost, entry.exclude)
+                d = self.decide_root(entry.mode, entry.cost, entry.exclude, now)
             else:
-                d = self.decide_child(entry.parent, entry.mode, entry.cost)
+                d = self.decide_child(entry.parent, entry.mode, entry.cost, now)
             if d[0] == "R":
                 self.queue.remove(entry)
-                out.append((entry.task_id, self._take(entry.task_id, d, now + entry.lease, 1)))
+                taken_d = self._take(entry.task_id, d, now + entry.lease, 1, entry.kind, now)
+                out.append((entry.task_id, taken_d))
                 taken += 1
             elif d[0] == "E" and entry.kind == "child":  # its parent's account can never
                 self.queue.remove(entry)

@@ -3,7 +3,10 @@
 Every rule runs on Redis and on the model; both must reach the same decision, and after each
 step the accounts must agree and the invariants hold: in flight <= slots per mode, fast time
 never negative, left + reserved + consumed = the fast time at the last reset, running totals
-equal to a recount. Pools have at most 5 accounts, so the scripts' "best 8 by strategy, then
+equal to a recount. Accounts carry random pacing profiles (time zones, hours across midnight,
+actions-only hours, caps, gaps with jitter, backups) that the operator changes at random while
+time moves by seconds to a month: the model checks every submission against the rules (hours,
+caps, gaps) before it counts it, and each account's phase, counts and gap must agree. Pools have at most 5 accounts, so the scripts' "best 8 by strategy, then
 the most fast time" is exactly the model's "best by strategy with enough fast time"; the
 larger case is test_root's `test_a_feasible_account_beyond_the_first_candidates_is_found`.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -36,6 +40,7 @@ from routing.errors import (
 )
 from routing.keys import Keys
 from routing.model import PLANS, AccountState, Mode, Plan, Setting, Strategy
+from routing.pacing import Pacing, Tier, phase_at
 from routing.store import PoolStore
 from tests.routing.helpers import START, FakeClock, totals_from_accounts
 from tests.routing.model_oracle import Account, Decision, Pool
@@ -44,6 +49,21 @@ T = TypeVar("T")
 LEASE_MS, TIMEOUT_MS, LIMIT = 30_000, 120_000, 3
 CLIENTS = ("a", "b")
 COSTS = (0, 10, 60, 120)
+
+profiles = st.none() | st.builds(
+    Pacing,
+    timezone=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]),
+    active_hours=st.sampled_from(
+        [(), ("08:00-20:00",), ("22:00-06:00",), ("09:00-12:00", "13:00-17:30")]
+    ),
+    actions_only_hours=st.sampled_from([(), ("12:00-13:00",), ("20:00-22:00",)]),
+    fast_cap=st.sampled_from([None, 0, 1, 3]),
+    relax_cap=st.sampled_from([None, 1, 2]),
+    caps_count_children=st.booleans(),
+    min_gap_seconds=st.sampled_from([0.0, 30.0, 300.0]),
+    gap_jitter_seconds=st.sampled_from([0.0, 20.0]),
+    tier=st.sampled_from([Tier.PRIMARY] * 3 + [Tier.BACKUP]),
+)
 
 account_specs = st.fixed_dictionaries(
     {
@@ -57,6 +77,7 @@ account_specs = st.fixed_dictionaries(
             [AccountState.ACTIVE] * 6 + [AccountState.DRAINING, AccountState.PAUSED]
         ),
         "renews_in": st.none() | st.integers(1, 3 * 86400),
+        "pacing": profiles,
     }
 )
 
@@ -97,6 +118,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
             )
             self.model = Pool()
             self.tasks = 0
+            self.specs: dict[int, AccountSpec] = {}
 
         def run(self, call: Awaitable[T]) -> T:
             return loop.run_until_complete(call)
@@ -135,11 +157,9 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
                 renews_at = None if renews_in is None else self.clock() + renews_in
                 if fields["plan"] is Plan.BASIC:
                     fields["relax_slots"] = 0
-                self.run(
-                    self.store.apply_account(
-                        AccountSpec(bot_id=bot_id, renews_at=renews_at, **fields)
-                    )
-                )
+                spec = AccountSpec(bot_id=bot_id, renews_at=renews_at, **fields)
+                self.specs[bot_id] = spec
+                self.run(self.store.apply_account(spec))
                 left = fields["fast_seconds_left"]
                 self.model.accounts[bot_id] = Account(
                     bot_id=bot_id,
@@ -154,6 +174,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
                     left=left,
                     renews_at=None if renews_at is None else round(renews_at * 1000),
                 )
+                self.model.accounts[bot_id].set_profile(fields["pacing"], self.now)
 
         # -- decisions ------------------------------------------------------------------------
         @rule(
@@ -257,7 +278,8 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
 
         # -- time -----------------------------------------------------------------------------
         @rule(
-            seconds=st.sampled_from([0, 1, 20, 60, 600, 86400, 31 * 86400]), limit=st.integers(1, 3)
+            seconds=st.sampled_from([0, 1, 20, 60, 600, 3600, 4 * 3600, 86400, 31 * 86400]),
+            limit=st.integers(1, 3),
         )
         def time_passes(self, seconds: int, limit: int) -> None:
             """Leases run out and are claimed; tick renews, wakes and expires."""
@@ -296,6 +318,15 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
             self.run(self.store.set_state(bot_id, state, until=until, reason="test"))
             self.model.set_state(bot_id, state, round(until * 1000))
 
+        @rule(bot_id=st.integers(1, 5), profile=profiles)
+        def change_profile(self, bot_id: int, profile: Pacing | None) -> None:
+            """The operator changes an account's pacing (today's counts and a gap stay)."""
+            if bot_id not in self.specs:
+                return
+            self.specs[bot_id] = replace(self.specs[bot_id], pacing=profile)
+            self.run(self.store.apply_account(self.specs[bot_id]))
+            self.model.accounts[bot_id].set_profile(profile, self.now)
+
         # -- after every step -----------------------------------------------------------------
         @invariant()
         def accounts_agree(self) -> None:
@@ -326,6 +357,19 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
                     want.setting,
                     want.state,
                 )
+                want.catch_up(self.now)
+                if want.profile is None:
+                    assert got.pace is None
+                    continue
+                assert got.pace is not None
+                phase = {"a": "active", "o": "actions_only", "x": "off"}
+                assert got.pace.phase == phase[phase_at(want.profile, self.now)]
+                assert (got.pace.fast_today, got.pace.relax_today) == (
+                    want.fast_today,
+                    want.relax_today,
+                )
+                gap = want.gap_until
+                assert got.pace.gap_until == (None if gap is None else gap / 1000)
             staged = self.run(self.store.staged_count())
             assert staged == len(self.model.queue)
             snapshot = self.run(self.store.pool_snapshot(per_account=True))
