@@ -6,17 +6,18 @@ never negative, left + reserved + consumed = the fast time at the last reset, ru
 equal to a recount. Accounts carry random pacing profiles (time zones, hours across midnight,
 actions-only hours, caps, gaps with jitter, backups) that the operator changes at random while
 time moves by seconds to a month: the model checks every submission against the rules (hours,
-caps, gaps) before it counts it, and each account's phase, counts and gap must agree. Pools have at most 5 accounts, so the scripts' "best 8 by strategy, then
-the most fast time" is exactly the model's "best by strategy with enough fast time"; the
-larger case is test_root's `test_a_feasible_account_beyond_the_first_candidates_is_found`.
+caps, gaps) before it counts it, and each account's phase, counts and gap must agree. Pools
+have at most 5 accounts, so the scripts' "best 8 by strategy, then the most fast time" is
+exactly the model's "best by strategy with enough fast time"; the larger case is test_root's
+`test_a_feasible_account_beyond_the_first_candidates_is_found`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import replace
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, settings
