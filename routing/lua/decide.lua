@@ -235,7 +235,7 @@ local function decide_root(mode, cost, ex, nex, tags_json)
   local d = by_tier(order, why_relax,
                     function(T) return relax_tier(T, ex, nex, decision, members) end)
   if d then return d end
-  return {'E', 'no_relax_capable_account'}
+  return {'E', no_capable()}
 end
 
 -- A child task on its parent's account: {'R', ...} | {'S', reason} | {'E', code, reason}
