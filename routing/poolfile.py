@@ -13,6 +13,7 @@
         weight: 1                   # > 0, for the weighted strategy
         tags: [studio]
         state: active               # active | draining | paused | disabled
+        pacing: {tier: backup}      # overrides the pool's `pacing` default (routing/pacefile.py)
 
 Every problem is a `PoolFileError` carrying the 1-based line of the offending YAML node.
 Applying a file (`PoolStore.apply_pool`) makes the pool match it: see docs/routing.md.
@@ -27,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from routing import pacefile
 from routing.accounts import AccountSpec
 from routing.errors import PoolFileError
 from routing.model import AccountState, Plan, Setting, Strategy
@@ -159,9 +161,16 @@ def _mapping(node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node
     return items
 
 
-def _account(loader: yaml.SafeLoader, node: yaml.Node) -> AccountSpec:
+def _account(
+    loader: yaml.SafeLoader, node: yaml.Node, pacing: dict[str, Any] | None = None
+) -> AccountSpec:
+    """One account; `pacing` is the pool's default profile (routing/pacefile.py)."""
     values: dict[str, Any] = {}
+    own: dict[str, Any] | None = None
     for key, key_node, value_node in _mapping(node, "an account"):
+        if key == "pacing":
+            own = pacefile.parse_block(loader, value_node)
+            continue
         if key not in _ACCOUNT_FIELDS:
             known = ", ".join(_ACCOUNT_FIELDS)
             raise PoolFileError(_line(key_node), f"unknown account key '{key}' (known: {known})")
@@ -171,7 +180,7 @@ def _account(loader: yaml.SafeLoader, node: yaml.Node) -> AccountSpec:
         raise PoolFileError(_line(node), "an account needs a bot_id")
     if values.get("plan", Plan.STANDARD) is Plan.BASIC and values.get("relax_slots", 0) > 0:
         raise PoolFileError(_line(node), "the basic plan has no relax: relax_slots must be 0")
-    return AccountSpec(**values)
+    return AccountSpec(**values, pacing=pacefile.resolve(pacing, own))
 
 
 def parse_pool_file(text: str) -> PoolFile:
@@ -187,8 +196,14 @@ def parse_pool_file(text: str) -> PoolFile:
         strategy = Strategy.LEAST_BUSY
         accounts: list[AccountSpec] = []
         found_accounts = False
+        pacing = None  # the pool's default profile: parsed first, wherever it is
+        for key, _, value_node in _mapping(root, "the pool file"):
+            if key == "pacing":
+                pacing = pacefile.parse_block(loader, value_node)
         for key, key_node, value_node in _mapping(root, "the pool file"):
-            if key == "strategy":
+            if key == "pacing":
+                pass
+            elif key == "strategy":
                 strategy = _choice(Strategy, list(Strategy))(loader, value_node)
             elif key == "accounts":
                 found_accounts = True
@@ -196,14 +211,14 @@ def parse_pool_file(text: str) -> PoolFile:
                     raise PoolFileError(_line(value_node), "expected a list of accounts")
                 seen: set[int] = set()
                 for item in value_node.value:
-                    spec = _account(loader, item)
+                    spec = _account(loader, item, pacing)
                     if spec.bot_id in seen:
                         raise PoolFileError(_line(item), f"bot_id {spec.bot_id} listed twice")
                     seen.add(spec.bot_id)
                     accounts.append(spec)
             else:
                 raise PoolFileError(
-                    _line(key_node), f"unknown key '{key}' (known: strategy, accounts)"
+                    _line(key_node), f"unknown key '{key}' (known: strategy, pacing, accounts)"
                 )
         if not found_accounts:
             raise PoolFileError(_line(root), "the pool file needs an 'accounts' list")
@@ -240,6 +255,8 @@ def dump_pool(strategy: Strategy, accounts: Sequence[AccountSpec]) -> str:
             "tags": list(spec.tags),
             "state": str(spec.state),
         }
+        if spec.pacing is not None:
+            entry["pacing"] = pacefile.dump_block(spec.pacing)
         entries.append(entry)
     document = {"strategy": str(strategy), "accounts": entries}
     # Non-ASCII is escaped: PyYAML writes some line separators (U+0085) raw and misreads them.

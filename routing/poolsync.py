@@ -136,6 +136,7 @@ async def export_pool(store: PoolStore) -> str:
             weight=status.weight,
             tags=status.tags,
             state=status.declared_state or status.state,
+            pacing=status.pacing,
         )
         for status in await store.list_accounts()
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +13,7 @@ from routing.accounts import AccountSpec
 from routing.decisions import Outcome
 from routing.errors import PoolFileError
 from routing.model import PLANS, AccountState, Plan, Setting, Strategy
+from routing.pacing import Pacing, Tier
 from routing.poolfile import FILE_STATES, PoolChange, PoolFile, dump_pool, parse_pool_file
 from routing.store import PoolStore
 from tests.routing.helpers import reserved, root
@@ -89,6 +91,12 @@ def test_renewal_dates_accept_strings_dates_and_naive_times_as_utc() -> None:
         ("accounts: {}\n", 1, "list of accounts"),
         ("accounts:\n  - bot_id: [1\n", 3, "not valid YAML"),
         ("", 0, "empty"),
+        ("pacing: {timezone: Mars/Base}\naccounts: []\n", 1, "unknown time zone"),
+        ("accounts:\n  - bot_id: 1\n    pacing:\n      active_hours: [9-17]\n", 4, "window"),
+        ("accounts:\n  - bot_id: 1\n    pacing: {tier: spare}\n", 3, "primary, backup"),
+        ("accounts:\n  - bot_id: 1\n    pacing: {daily_caps: {turbo: 1}}\n", 3, "fast and relax"),
+        ("accounts:\n  - bot_id: 1\n    pacing: {min_gap_seconds: -5}\n", 3, "seconds from 0"),
+        ("accounts:\n  - bot_id: 1\n    pacing: {naps: 2}\n", 3, "unknown pacing key"),
     ],
 )
 def test_bad_files_name_the_line(text: str, line: int, reason: str) -> None:
@@ -111,6 +119,19 @@ specs = st.builds(
     weight=st.integers(1, 1000),
     tags=st.lists(st.text(max_size=10), max_size=4).map(tuple),
     state=st.sampled_from(FILE_STATES),
+    pacing=st.none()
+    | st.builds(
+        Pacing,
+        timezone=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]),
+        active_hours=st.sampled_from([(), ("09:00-23:30",), ("22:00-06:00", "12:00-13:00")]),
+        actions_only_hours=st.sampled_from([(), ("23:30-24:00",)]),
+        fast_cap=st.none() | st.integers(0, 1000),
+        relax_cap=st.none() | st.integers(0, 1000),
+        caps_count_children=st.booleans(),
+        min_gap_seconds=st.sampled_from([0.0, 12.5, 600.0]),
+        gap_jitter_seconds=st.sampled_from([0.0, 30.0]),
+        tier=st.sampled_from(list(Tier)),
+    ),
 )
 
 
@@ -131,6 +152,54 @@ async def test_export_reads_back_to_what_was_applied(store: PoolStore) -> None:
     assert exported.strategy is pool.strategy
     assert [_effective(a) for a in exported.accounts] == [_effective(a) for a in pool.accounts]
     assert all(c.action == "unchanged" for c in await store.apply_pool(exported))
+
+
+PACED = """\
+pacing:
+  timezone: Europe/Berlin
+  active_hours: [09:00-23:30]
+  daily_caps: {fast: 150}
+  min_gap_seconds: 20
+  gap_jitter_seconds: 40
+accounts:
+  - bot_id: 1
+  - bot_id: 2
+    pacing:
+      tier: backup
+      daily_caps: {fast: null, relax: 10}
+      caps_count_children: false
+"""
+
+
+def test_the_pool_default_applies_to_every_account_and_each_may_override_it() -> None:
+    first, second = parse_pool_file(PACED).accounts
+    default = Pacing(
+        timezone="Europe/Berlin",
+        active_hours=("09:00-23:30",),
+        fast_cap=150,
+        min_gap_seconds=20,
+        gap_jitter_seconds=40,
+    )
+    assert first.pacing == default
+    assert second.pacing == replace(
+        default, tier=Tier.BACKUP, fast_cap=None, relax_cap=10, caps_count_children=False
+    )
+    assert parse_pool_file("accounts:\n  - bot_id: 1\n").accounts[0].pacing is None
+
+
+async def test_pacing_survives_export_and_a_changed_profile_is_a_change(
+    store: PoolStore,
+) -> None:
+    await store.apply_pool(parse_pool_file(PACED))
+    exported = parse_pool_file(await store.export_pool())
+    assert [a.pacing for a in exported.accounts] == [
+        a.pacing for a in parse_pool_file(PACED).accounts
+    ]
+    assert all(c.action == "unchanged" for c in await store.apply_pool(exported))
+    changed = await store.apply_pool(parse_pool_file(PACED.replace("150", "100")))
+    assert [c for c in changed if c.action != "unchanged"] == [
+        PoolChange(1, "updated", ("daily_caps",))
+    ]
 
 
 def _effective(spec: AccountSpec) -> tuple[object, ...]:
