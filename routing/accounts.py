@@ -55,6 +55,7 @@ class PaceStatus:
     day_ends: float | None  # local midnight: caps reset
     gap_until: float | None  # no new root task before this
     held: str
+    ready_at: float | None  # when pacing next lets root work in (None: now, or not known yet)
 
 
 @dataclass(frozen=True)

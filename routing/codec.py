@@ -133,6 +133,12 @@ def pace_status(raw: Mapping[str, str]) -> PaceStatus | None:
         held = "paced:daily_cap"
     elif raw.get("gp"):
         held = "paced:gap"
+    ready = {
+        "paced:actions_only": raw.get("pu") if raw.get("pn") == "a" else None,
+        "paced:outside_hours": raw.get("pu") if raw.get("pn") == "a" else None,
+        "paced:daily_cap": raw.get("de"),
+        "paced:gap": raw.get("gr"),
+    }.get(held)
     return PaceStatus(
         phase=PHASES.get(phase, "off"),
         phase_until=_seconds(raw.get("pu")),
@@ -142,4 +148,5 @@ def pace_status(raw: Mapping[str, str]) -> PaceStatus | None:
         day_ends=_seconds(raw.get("de")),
         gap_until=_seconds(raw.get("gr")) if raw.get("gp") else None,
         held=held,
+        ready_at=_seconds(ready),
     )

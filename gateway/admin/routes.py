@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from gateway.admin import pacing
 from gateway.admin.schemas import (
     AccountBody,
     AccountPatch,
@@ -118,7 +119,7 @@ async def _account(gate: MjGate, bot_id: int) -> AccountStatus:
     return status
 
 
-_NULLABLE = frozenset({"renews_at", "fast_slots", "relax_slots"})  # null: none / the plan's
+_NULLABLE = frozenset({"renews_at", "fast_slots", "relax_slots", "pacing"})  # null: none
 
 
 def _renews_at(gate: MjGate, instant: Any) -> float | None:
@@ -165,7 +166,7 @@ async def put_account(request: Request, gate: MjGate) -> Response:
         else round(body.fast_hours_left * 3600),
         renews_at=_renews_at(gate, body.renews_at), fast_slots=body.fast_slots,
         relax_slots=body.relax_slots, weight=body.weight, tags=tuple(body.tags),
-        state=AccountState(body.state))  # fmt: skip
+        state=AccountState(body.state), pacing=pacing.profile(body.pacing))  # fmt: skip
     if spec.state is AccountState.COOLING:
         raise InvalidRequestError(
             "state",
@@ -209,8 +210,11 @@ async def patch_account(request: Request, gate: MjGate) -> Response:
             weight=current.weight,
             tags=current.tags,
             state=current.declared_state or current.state,
+            pacing=current.pacing,
         )
         changes = {name: getattr(body, name) for name in definition}
+        if "pacing" in changes:
+            changes["pacing"] = pacing.profile(body.pacing, current.pacing)
         if "tags" in changes:
             changes["tags"] = tuple(changes["tags"])
         if "renews_at" in changes:

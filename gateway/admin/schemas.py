@@ -12,6 +12,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 from starlette.responses import Response
 
+from gateway.admin.pacing import PacingBody, pacing_view
 from gateway.api.redact import OwnWebhook, scrub_task
 from gateway.errors import InvalidRequestError
 from gateway.records import TaskRecord
@@ -46,6 +47,7 @@ class AccountBody(_Body):
         default=[], max_length=32
     )
     state: FileState = "active"
+    pacing: PacingBody | None = None  # gateway/admin/pacing.py; null or absent: none
 
 
 class AccountPatch(_Body):
@@ -63,6 +65,7 @@ class AccountPatch(_Body):
         default=None, max_length=32
     )
     state: FileState | None = None
+    pacing: PacingBody | None = None  # the keys given change; null: no pacing
     reason: str = Field(default="", max_length=200)
 
 
@@ -139,6 +142,7 @@ def account_view(a: AccountStatus, *, history: bool = True) -> dict[str, Any]:
                      "state": a.declared_state.value if a.declared_state else None,
                      "renews_at": iso(a.declared_renews_at)},
     }  # fmt: skip
+    view |= pacing_view(a, iso)
     if history:
         view["history"] = [_event(entry) for entry in a.history]
     return view

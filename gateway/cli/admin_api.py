@@ -14,6 +14,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli import pacing as cli_pacing
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -168,6 +170,7 @@ def show_account(account: dict[str, Any]) -> None:
         ("fast slots", f"{busy['fast']} in flight of {slots['fast']}"),
         ("relax slots", f"{busy['relax']} in flight of {slots['relax']}"),
         ("weight", account["weight"]), ("tags", account["tags"]),
+        *cli_pacing.rows(account),
     ]))  # fmt: skip
     if account.get("history"):
         console().print(history_table(account["history"], "History (newest first)"))

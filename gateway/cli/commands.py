@@ -21,6 +21,7 @@ from typing import Any
 
 from rich.table import Table
 
+from gateway.cli import pacing as cli_pacing
 from gateway.cli.admin_api import (
     DEFAULT_URL,
     EXIT_USAGE,
@@ -51,14 +52,14 @@ def accounts_list(args: argparse.Namespace) -> None:
         return
     table = Table(title=count(len(data["accounts"]), "account"), title_justify="left")
     for column in ("bot_id", "name", "plan", "setting", "state", "fast h left", "fast",
-                   "relax", "weight", "tags"):  # fmt: skip
+                   "relax", "weight", "tags", "available"):  # fmt: skip
         table.add_column(column)
     for a in data["accounts"]:
         table.add_row(
             str(a["bot_id"]), text(a["name"]), a["plan"], a["setting"], state_text(a),
             text(a["fast_hours_left"]), f"{a['in_flight']['fast']}/{a['slots']['fast']}",
             f"{a['in_flight']['relax']}/{a['slots']['relax']}", str(a["weight"]),
-            text(a["tags"]))  # fmt: skip
+            text(a["tags"]), cli_pacing.available(a))  # fmt: skip
     console().print(table)
 
 
@@ -75,7 +76,7 @@ def _definition(args: argparse.Namespace) -> dict[str, Any]:
     body = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if args.tags is not None:
         body["tags"] = csv_list(args.tags)
-    return body
+    return body | cli_pacing.body(args)
 
 
 def accounts_add(args: argparse.Namespace) -> None:
@@ -286,6 +287,7 @@ def _account_options(parser: argparse.ArgumentParser, *, adding: bool) -> None:
     parser.add_argument("--weight", type=int, metavar="N")
     parser.add_argument("--tags", metavar="A,B", help="comma-separated; '' clears")
     parser.add_argument("--state", choices=[s.value for s in FILE_STATES])  # fmt: skip
+    cli_pacing.add_options(parser)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,0 +1,121 @@
+"""Pacing on the command line: the options `mjgate accounts add|set` take (they become the
+admin API's `pacing` object), the listing's "available" column, and the rows
+`accounts show` prints."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+OPTIONS = ("timezone", "active_hours", "actions_only_hours", "fast_cap", "relax_cap",
+           "caps_count_children", "min_gap_seconds", "gap_jitter_seconds", "tier")  # fmt: skip
+
+
+def _windows(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+NO_CAP = -1  # `--fast-cap none`: the cap removed (null in the API)
+
+
+def _cap(value: str) -> int:
+    if value.strip().lower() in ("none", "-", ""):
+        return NO_CAP
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of jobs (or none)") from exc
+
+
+def _yes_no(value: str) -> bool:
+    if value.lower() in ("yes", "true", "1"):
+        return True
+    if value.lower() in ("no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r}: say yes or no")
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pacing (accounts that behave like people)")
+    group.add_argument("--timezone", metavar="ZONE", help="IANA name, e.g. Europe/Berlin")
+    group.add_argument(
+        "--active-hours",
+        type=_windows,
+        metavar="W,W",
+        help="local windows like 09:00-23:30 (may cross midnight); '' = always",
+    )
+    group.add_argument(
+        "--actions-only-hours",
+        type=_windows,
+        metavar="W,W",
+        help="windows taking child tasks of the account's own grids only",
+    )
+    group.add_argument("--fast-cap", type=_cap, metavar="N", help="fast+turbo jobs a day; none")
+    group.add_argument("--relax-cap", type=_cap, metavar="N", help="relax jobs a day; none")
+    group.add_argument("--caps-count-children", type=_yes_no, metavar="yes|no")
+    group.add_argument(
+        "--min-gap",
+        dest="min_gap_seconds",
+        type=float,
+        metavar="S",
+        help="seconds after a submission before the next root task",
+    )
+    group.add_argument(
+        "--gap-jitter",
+        dest="gap_jitter_seconds",
+        type=float,
+        metavar="S",
+        help="plus a random part of this many seconds",
+    )
+    group.add_argument("--tier", choices=("primary", "backup"))
+    group.add_argument("--no-pacing", action="store_true", help="remove the account's pacing")
+
+
+def body(args: argparse.Namespace) -> dict[str, Any]:
+    """`{"pacing": ...}` for the options given (the keys given only; null with
+    --no-pacing), or {} when none was."""
+    if getattr(args, "no_pacing", False):
+        return {"pacing": None}
+    given = {name: getattr(args, name) for name in OPTIONS
+             if getattr(args, name, None) is not None}  # fmt: skip
+    if not given:
+        return {}
+    caps = {
+        key: None if given[f"{key}_cap"] == NO_CAP else given.pop(f"{key}_cap")
+        for key in ("fast", "relax")
+        if f"{key}_cap" in given
+    }
+    for key in ("fast_cap", "relax_cap"):
+        given.pop(key, None)
+    if caps:
+        given["daily_caps"] = caps
+    return {"pacing": given}
+
+
+def available(account: dict[str, Any]) -> str:
+    """The listing's column: `yes`, or why not (a state, or the pacing rule and until when)."""
+    info = account.get("available") or {}
+    return "yes" if info.get("now") else str(info.get("why_not") or "no")
+
+
+def rows(account: dict[str, Any]) -> list[tuple[str, Any]]:
+    """`accounts show`'s pacing lines (none without a profile)."""
+    profile, pace = account.get("pacing"), account.get("pace")
+    if not profile or not pace:
+        return [("available", available(account))]
+    caps, today = pace["caps"], pace["today"]
+    gap = f"{profile['min_gap_seconds']:g} s + up to {profile['gap_jitter_seconds']:g} s"
+    return [
+        ("tier", profile["tier"]),
+        ("time zone", profile["timezone"]),
+        ("active hours", profile["active_hours"] or "always"),
+        ("actions-only hours", profile["actions_only_hours"]),
+        ("phase", f"{pace['phase']} until {pace['phase_until'] or '-'}"
+                  f" (then {pace['next_phase'] or 'to be planned'})"),
+        ("today", f"fast {today['fast']}/{caps['fast'] if caps['fast'] is not None else '-'}, "
+                  f"relax {today['relax']}/{caps['relax'] if caps['relax'] is not None else '-'}"
+                  f" (resets {pace['day_ends']})"),
+        ("gap", gap + (f", until {pace['gap_until']}" if pace["gap_until"] else "")),
+        ("available", available(account)),
+        ("next ready", pace["ready_at"]),
+    ]  # fmt: skip

@@ -1,0 +1,118 @@
+"""Pacing through the admin API: PUT and PATCH take a `pacing` object, the account view shows
+the profile, today's counts against the caps, the next window change and when the account is
+next ready, and the listing says whether each account is available now or why not."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from gateway.cli import commands as admin_cli
+from gateway.cli import pacing as cli_pacing
+from gateway.cli.main import build_parser
+from routing.model import Mode
+from tests.gateway.test_admin import call, data, error
+from tests.harness import harness
+
+PACING = {
+    "timezone": "Europe/Berlin",
+    "active_hours": ["00:00-24:00"],
+    "daily_caps": {"fast": 1, "relax": 5},
+    "min_gap_seconds": 30,
+}
+
+
+async def test_put_and_patch_set_the_profile_and_the_view_shows_where_it_stands(
+    redis: Redis, prefix: str
+) -> None:
+    async with harness(redis, prefix) as h:
+        body = {"name": "paced", "plan": "pro", "pacing": PACING}
+        account = data(await call(h, "PUT", "/accounts/2001", body=body), 201)["account"]
+        assert account["pacing"] == {
+            "timezone": "Europe/Berlin",
+            "active_hours": ["00:00-24:00"],
+            "actions_only_hours": [],
+            "daily_caps": {"fast": 1, "relax": 5},
+            "caps_count_children": True,
+            "min_gap_seconds": 30.0,
+            "gap_jitter_seconds": 0.0,
+            "tier": "primary",
+        }
+        assert account["pace"]["phase"] == "active" and account["pace"]["today"] == {
+            "fast": 0,
+            "relax": 0,
+        }
+        assert account["available"] == {"now": True, "why_not": ""}
+        await h.gate.store.reserve_root(
+            "t1", Mode.FAST, 60, client_id="c", lease_seconds=60, staged_limit=5,
+            staged_timeout=60, exclude=(1001, 1002, 1003, 1004))  # fmt: skip
+        shown = data(await call(h, "GET", "/accounts/2001"))
+        assert shown["pace"]["today"] == {"fast": 1, "relax": 0}
+        assert shown["pace"]["caps"] == {"fast": 1, "relax": 5}
+        assert shown["pace"]["held"] == "paced:gap"
+        assert shown["pace"]["ready_at"] == shown["pace"]["gap_until"]
+        assert shown["available"]["why_not"].startswith("paced:gap until ")
+        assert shown["pace"]["day_ends"].endswith(":00:00Z")
+
+        patched = data(
+            await call(h, "PATCH", "/accounts/2001", body={"pacing": {"tier": "backup"}})
+        )["account"]
+        assert patched["pacing"]["tier"] == "backup"
+        assert patched["pacing"]["daily_caps"] == {"fast": 1, "relax": 5}  # the rest stays
+        assert patched["pace"]["today"] == {"fast": 1, "relax": 0}  # counts stay
+        listed = data(await call(h, "GET", "/accounts"))["accounts"]
+        assert [a["available"]["now"] for a in listed] == [True] * 4 + [False]
+
+        cleared = data(await call(h, "PATCH", "/accounts/2001", body={"pacing": None}))
+        assert cleared["account"]["pacing"] is None and cleared["account"]["pace"] is None
+
+
+async def test_bad_profiles_are_400_naming_the_field(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        for pacing, field in (
+            ({"timezone": "Mars/Base"}, "pacing"),
+            ({"active_hours": ["9:00-17:00"]}, "pacing.active_hours.0"),
+            ({"active_hours": ["09:00-09:00"]}, "pacing"),
+            ({"tier": "spare"}, "pacing.tier"),
+            ({"min_gap_seconds": -1}, "pacing.min_gap_seconds"),
+            ({"naps": 1}, "pacing.naps"),
+        ):
+            body = {"plan": "pro", "pacing": pacing}
+            got = error(await call(h, "PUT", "/accounts/2001", body=body), 400)
+            assert got["type"] == "invalid_request" and got["field"] == field, (pacing, got)
+
+
+def test_the_cli_options_become_the_pacing_object() -> None:
+    args = build_parser().parse_args(
+        ["accounts", "set", "7", "--timezone", "Asia/Tokyo", "--active-hours",
+         "09:00-12:00,13:00-18:00", "--fast-cap", "40", "--relax-cap", "none",
+         "--min-gap", "20", "--tier", "backup", "--caps-count-children", "no"]
+    )  # fmt: skip
+    assert admin_cli._definition(args) == {
+        "pacing": {
+            "timezone": "Asia/Tokyo",
+            "active_hours": ["09:00-12:00", "13:00-18:00"],
+            "daily_caps": {"fast": 40, "relax": None},
+            "caps_count_children": False,
+            "min_gap_seconds": 20.0,
+            "tier": "backup",
+        }
+    }
+    assert admin_cli._definition(
+        build_parser().parse_args(["accounts", "set", "7", "--weight", "2"])
+    ) == {"weight": 2}
+    off = build_parser().parse_args(["accounts", "set", "7", "--no-pacing"])
+    assert admin_cli._definition(off) == {"pacing": None}
+
+
+async def test_the_cli_shows_availability_and_the_profile(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        body = {"plan": "pro", "pacing": {**PACING, "daily_caps": {"fast": 0, "relax": 0}}}
+        account = data(await call(h, "PUT", "/accounts/2001", body=body), 201)["account"]
+        plain = data(await call(h, "GET", "/accounts/1001"))
+    assert cli_pacing.available(account).startswith("paced:daily_cap until ")
+    assert cli_pacing.available(plain) == "yes"
+    shown = dict(cli_pacing.rows(account))
+    assert shown["today"].startswith("fast 0/0, relax 0/0")
+    assert shown["available"] == cli_pacing.available(account)
+    assert shown["next ready"] == account["pace"]["day_ends"]
+    assert dict(cli_pacing.rows(plain)) == {"available": "yes"}
