@@ -44,8 +44,16 @@ DECISIONS = frozenset(
         "inherited_relax:no_fast_time",
         "inherited_relax:requested",
         "forwarded",
+        "backup:no_fast_hours",
+        "backup:no_active_primary",
+        "backup:no_relax_primary",
     }
 )
+# why a task was staged (routing.decisions.Staged.reason); `paced:*` are pacing's rules
+STAGED_REASONS = (
+    "fast_slots_busy", "relax_slots_busy", "parent_busy", "parent_paused",
+    "paced:outside_hours", "paced:actions_only", "paced:daily_cap", "paced:gap", OTHER,
+)  # fmt: skip
 TASK_STATUSES = frozenset({"completed", "failed", "cancelled"})
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UPSTREAM_OPS = frozenset({"create", "get", "cancel", "forward"})
@@ -173,6 +181,10 @@ def _pool_families(pool: PoolSnapshot | None) -> tuple[Metric, ...]:
         "Active accounts that can run relax work (not basic, with relax slots)",
     )
     staged = GaugeMetricFamily("mjgate_staged_tasks", "Tasks staged, waiting for a slot")
+    eligible = GaugeMetricFamily(
+        "mjgate_pool_accounts_eligible_now",
+        "Active accounts pacing lets take new root work now (in hours, out of a gap, under a cap)",
+    )
     if pool is not None:
         # Every (plan, state, setting) is reported, 0 included, so that a query such as
         # `mjgate_accounts{state="cooling"}` reads 0 rather than "no data".
@@ -187,7 +199,8 @@ def _pool_families(pool: PoolSnapshot | None) -> tuple[Metric, ...]:
             slots.add_metric([mode.value, "in_use"], pool.slots_in_use.get(mode, 0))
         relax_capable.add_metric([], pool.relax_capable)
         staged.add_metric([], pool.staged)
-    return accounts, fast_left, slots, relax_capable, staged
+        eligible.add_metric([], pool.eligible_now)
+    return accounts, fast_left, slots, relax_capable, staged, eligible
 
 
 def _account_families(rows: Iterable[AccountFigures]) -> tuple[Metric, ...]:
@@ -204,14 +217,22 @@ def _account_families(rows: Iterable[AccountFigures]) -> tuple[Metric, ...]:
         "1 for each account, labelled with its current state",
         labels=["bot_id", "state"],
     )
+    jobs_today = GaugeMetricFamily(
+        "mjgate_account_jobs_today",
+        "Jobs submitted since local midnight by an account with pacing (what its caps count)",
+        labels=["bot_id", "mode"],
+    )
     for row in rows:
         bot_id = str(row.bot_id)
+        if row.paced:
+            jobs_today.add_metric([bot_id, SlotKind.FAST.value], row.fast_today)
+            jobs_today.add_metric([bot_id, SlotKind.RELAX.value], row.relax_today)
         fast_left.add_metric([bot_id], row.fast_seconds_left)
         in_flight.add_metric([bot_id, SlotKind.FAST.value], row.fast_in_flight)
         in_flight.add_metric([bot_id, SlotKind.RELAX.value], row.relax_in_flight)
         if row.state is not None:
             states.add_metric([bot_id, row.state.value], 1)
-    return fast_left, in_flight, states
+    return fast_left, in_flight, states, jobs_today
 
 
 class Children:
@@ -316,6 +337,12 @@ class Metrics:
             ["event"],
             registry=r,
         )
+        self.tasks_staged = Counter(
+            "mjgate_tasks_staged",
+            "Tasks staged when created, by why they wait (paced:* are pacing's rules)",
+            ["reason"],
+            registry=r,
+        )
         self.dead_slot = Histogram(
             "mjgate_task_dead_slot_seconds",
             "Slot time held after a task ended upstream: from its end (or the first moment "
@@ -382,6 +409,8 @@ class Metrics:
             self.upstream_requests.labels(op, "200")
         for route, method in INITIAL_ROUTES:
             self.observe_request(route, method, 200, None)
+        for reason in STAGED_REASONS:
+            self.tasks_staged.labels(reason)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float | None) -> None:
         """`route` is the matched route's template (`/api/v1/task/{task_id}`) or `unmatched`.
@@ -449,6 +478,9 @@ class Metrics:
 
     def notification(self, type_: str) -> None:
         self.notifications.labels(bounded(type_, NOTIFICATION_TYPES)).inc()
+
+    def task_staged(self, reason: str) -> None:
+        self.tasks_staged.labels(bounded(reason, STAGED_REASONS)).inc()
 
     def account_event(self, event: str) -> None:
         self.account_events.labels(bounded(event, ACCOUNT_EVENTS)).inc()

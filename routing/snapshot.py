@@ -21,6 +21,9 @@ class AccountFigures:
     fast_in_flight: int
     relax_in_flight: int
     state: AccountState | None = None
+    paced: bool = False  # has a pacing profile: the jobs-today counts below mean something
+    fast_today: int = 0
+    relax_today: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class PoolSnapshot:
     relax_capable: int  # active accounts, not on basic, with relax slots
     staged: int
     per_account: tuple[AccountFigures, ...] = field(default=())
+    eligible_now: int = 0  # active accounts pacing lets take new root work now
 
     @property
     def account_count(self) -> int:
@@ -63,4 +67,5 @@ def from_totals(totals: Mapping[str, str], staged: int) -> PoolSnapshot:
         slots_in_use={SlotKind.FAST: total("fu"), SlotKind.RELAX: total("ru")},
         relax_capable=total("rcap"),
         staged=staged,
+        eligible_now=total("pe"),
     )

@@ -440,13 +440,20 @@ class PoolStore:
             ids = sorted(int(item) for item in replies[2])
             async with self.redis.pipeline(transaction=False) as pipe:
                 for bot_id in ids:
-                    pipe.hmget(self.keys.account(bot_id), "fl", "fi", "ri", "st")
+                    pipe.hmget(self.keys.account(bot_id), "fl", "fi", "ri", "st", "tz", "nf", "nr")
                 figures = await pipe.execute()
         per = tuple(
             AccountFigures(
-                bot_id, int(left), int(fast), int(relax), AccountState(codec.text(state))
+                bot_id,
+                int(left),
+                int(fast),
+                int(relax),
+                AccountState(codec.text(state)),
+                paced=tz is not None,
+                fast_today=int(nf or 0),
+                relax_today=int(nr or 0),
             )
-            for bot_id, (left, fast, relax, state) in zip(ids, figures, strict=True)
+            for bot_id, (left, fast, relax, state, tz, nf, nr) in zip(ids, figures, strict=True)
             if left is not None
         )
         return replace(snapshot, per_account=per)

@@ -155,5 +155,5 @@ class Checker:
         for bot_id in result.woken:
             self.metrics.account_event("woken")
             logs.event("account_woken", bot_id=bot_id)
-        if result.renewed or result.woken:
+        if result.renewed or result.woken or result.paced:  # paced: a window opened, say
             self.handoff.dispatch_soon()

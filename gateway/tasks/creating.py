@@ -177,6 +177,7 @@ class Creator:
             # unless a settle or the dispatcher already took it on (their writes win)
             await self.records.save_if(record, TaskStatus.RESERVED)
             count_created(self.metrics, record)
+            self.metrics.task_staged(decision.reason)
             return CreateResult(record, timings=timings)
         sending = time.perf_counter()
         record = await self.sender.send(record, decision, parent=parent, timings=timings)

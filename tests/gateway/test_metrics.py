@@ -56,6 +56,8 @@ POOL_FAMILIES = {
     "mjgate_account_fast_seconds_remaining",
     "mjgate_account_in_flight",
     "mjgate_account_state",
+    "mjgate_pool_accounts_eligible_now",
+    "mjgate_account_jobs_today",
 }
 
 
@@ -222,6 +224,20 @@ def test_pool_gauges_read_the_latest_snapshot(
     metrics.set_pool(snapshot(staged=0, per_account=()))  # the next scrape's figures
     assert value(registry, "mjgate_staged_tasks") == 0
     assert value(registry, "mjgate_account_fast_seconds_remaining", bot_id="1201") is None
+
+
+def test_pacing_series(metrics: Metrics, registry: CollectorRegistry) -> None:
+    paced = AccountFigures(1201, 0, 0, 0, AccountState.ACTIVE, True, 7, 2)
+    metrics.set_pool(snapshot(eligible_now=3, per_account=(paced, AccountFigures(1202, 0, 0, 0))))
+    assert value(registry, "mjgate_pool_accounts_eligible_now") == 3
+    assert value(registry, "mjgate_account_jobs_today", bot_id="1201", mode="fast") == 7
+    assert value(registry, "mjgate_account_jobs_today", bot_id="1201", mode="relax") == 2
+    assert value(registry, "mjgate_account_jobs_today", bot_id="1202", mode="fast") is None
+    assert value(registry, "mjgate_tasks_staged_total", reason="paced:gap") == 0
+    metrics.task_staged("paced:gap")
+    metrics.task_staged("some:new_reason")
+    assert value(registry, "mjgate_tasks_staged_total", reason="paced:gap") == 1
+    assert value(registry, "mjgate_tasks_staged_total", reason="other") == 1
 
 
 def test_account_state_is_exported_per_account(

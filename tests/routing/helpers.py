@@ -93,8 +93,20 @@ def totals_from_accounts(accounts: list[AccountStatus], staged: int) -> PoolSnap
         staged=staged,
         per_account=tuple(
             AccountFigures(
-                a.bot_id, a.fast_seconds_left, a.fast_in_flight, a.relax_in_flight, a.state
+                a.bot_id,
+                a.fast_seconds_left,
+                a.fast_in_flight,
+                a.relax_in_flight,
+                a.state,
+                paced=a.pace is not None,
+                fast_today=a.pace.fast_today if a.pace else 0,
+                relax_today=a.pace.relax_today if a.pace else 0,
             )
             for a in accounts
+        ),
+        eligible_now=sum(
+            1
+            for a in accounts
+            if a.state is AccountState.ACTIVE and (a.pace is None or not a.pace.held)
         ),
     )
