@@ -213,7 +213,8 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     """`webhooks=False`: no `MJGATE_PUBLIC_URL`, so no task webhooks from the emulator;
     `notifications=False`: the emulator posts no account notifications (bans, captchas,
-    expiries are then learnt only from refused creates)."""
+    expiries are then learnt only from refused creates). `clock`: the gateway's and the
+    emulator's (its received log is stamped with it)."""
     base = settings or Settings()
     settings = replace(
         base,
@@ -239,7 +240,7 @@ async def harness(
         ),
         notifications_secret=goapi_secret(settings),
     )
-    emulator_app = create_emulator(config, webhook_transport=to_gateway)
+    emulator_app = create_emulator(config, webhook_transport=to_gateway, clock=clock)
     registry = CollectorRegistry()
     faulty = FaultyTransport(httpx.ASGITransport(app=emulator_app))
     hooks: list[httpx.Request] = []
