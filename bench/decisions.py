@@ -15,10 +15,13 @@ overhead (argument and reply conversion, the script's setup). Both are in the de
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
@@ -26,10 +29,12 @@ from bench.pools import CONCURRENCY, gather_limited, load_accounts, new_pool
 from bench.report import Report, Row
 from routing.decisions import Outcome, Reservation
 from routing.model import Mode
+from routing.pacing import Pacing
 from routing.scripts import source
 from routing.store import PoolStore
 
 MAX_FOREIGN_SHARE = 0.01
+PACED_STEP_SECONDS = 0.1  # simulated time per script call in the paced pools
 ATTEMPTS = 3
 
 
@@ -98,10 +103,13 @@ def _summary(name: str, windows: Sequence[Window]) -> dict[str, Any]:
     }
 
 
-async def decision_cost(store: PoolStore, count: int, tasks: int, repeats: int) -> dict[str, Any]:
-    """Load `count` accounts, then `repeats` times: reserve `tasks` tasks in one window and
-    settle them in another. At most 2 x `tasks` reservations are held at once."""
-    load_seconds = await load_accounts(store, count)
+async def decision_cost(
+    store: PoolStore, count: int, tasks: int, repeats: int, pacing: Pacing | None = None
+) -> dict[str, Any]:
+    """Load `count` accounts (each with `pacing`), then `repeats` times: reserve `tasks`
+    tasks in one window and settle them in another. At most 2 x `tasks` reservations are
+    held at once."""
+    load_seconds = await load_accounts(store, count, pacing)
     batches: list[list[str]] = []
     made = 0
     reserve = partial(
@@ -142,6 +150,7 @@ async def decision_cost(store: PoolStore, count: int, tasks: int, repeats: int) 
         await settle_batch()
     return {
         "accounts": count,
+        "pacing": pacing is not None,
         "tasks": tasks,
         "load_seconds": round(load_seconds, 3),
         "accounts_per_second": round(count / load_seconds),
@@ -157,6 +166,30 @@ def _foreign_note(result: dict[str, Any], what: str) -> str:
     return f"{foreign} EVALSHA calls from other clients in the window"
 
 
+class SteppingClock:
+    """Unix seconds that move on by `step` at every reading: each script call sees time
+    pass, so the gaps the paced bench accounts start end before their next decision."""
+
+    def __init__(self, start: float, step: float) -> None:
+        self.now, self.step = start, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def paced_profile(start: float) -> Pacing:
+    """Pacing on every bench account that never holds work back yet runs every rule's code:
+    Berlin time, one active window of 22 h from an hour before `start` (the bench's stepped
+    time stays inside it), caps too high to reach, and a gap of 40-80 ms that every
+    reservation starts and the next decision on the account (100 ms later) ends."""
+    local = datetime.fromtimestamp(start - 3600, ZoneInfo("Europe/Berlin"))
+    end = local + timedelta(hours=22)
+    window = f"{local:%H:%M}-{end:%H:%M}"
+    return Pacing(timezone="Europe/Berlin", active_hours=(window,), fast_cap=1_000_000,
+                  relax_cap=1_000_000, min_gap_seconds=0.04, gap_jitter_seconds=0.04)  # fmt: skip
+
+
 async def decisions_part(
     redis: Redis, report: Report, *, sizes: Sequence[int], tasks: int, repeats: int
 ) -> None:
@@ -164,10 +197,18 @@ async def decisions_part(
     for count in sizes:
         async with new_pool(redis, "redis") as store:
             results.append(await decision_cost(store, count, tasks, repeats))
+    paced = []
+    for count in (sizes[0], sizes[-1]):  # pacing on every account: the smallest and largest
+        clock = SteppingClock(time.time(), PACED_STEP_SECONDS)
+        async with new_pool(redis, "redis", clock=clock) as store:
+            paced.append(
+                await decision_cost(store, count, tasks, repeats, paced_profile(clock.now))
+            )
     report.details["redis"] = {
         "reserve_sha": sha("reserve_root"),
         "settle_sha": sha("settle"),
         "pools": results,
+        "paced_pools": paced,
     }
     for script in ("reserve", "settle"):
         for result in results:
@@ -219,5 +260,47 @@ async def decisions_part(
             value=large["load_seconds"],
             unit="s",
             note=f"{large['accounts_per_second']:,} apply_account/s, {CONCURRENCY} in flight",
+        )
+    )
+    _paced_rows(report, paced)
+
+
+def _paced_rows(report: Report, paced: Sequence[dict[str, Any]]) -> None:
+    small, large = paced[0], paced[-1]
+    report.add(
+        Row(
+            part="redis",
+            metric=f"paced reserve, {small['accounts']:,} / {large['accounts']:,} accounts",
+            mjgate=None,
+            reference=None,
+            value=large["reserve_usec"],
+            unit="us",
+            note=f"paced reserve {small['reserve_usec']} / {large['reserve_usec']} us",
+        )
+    )
+    ratio = large["reserve_usec"] / small["reserve_usec"]
+    report.add(
+        Row(
+            part="redis",
+            metric=f"paced reserve at {large['accounts']:,} vs {small['accounts']:,} accounts",
+            mjgate=large["reserve_usec"],
+            reference=small["reserve_usec"],
+            value=ratio,
+            unit="x",
+            target="<= 1.5x",
+            passed=ratio <= 1.5,
+            side_unit="us",
+        )
+    )
+    report.add(
+        Row(
+            part="redis",
+            metric=f"paced reserve at {large['accounts']:,} accounts",
+            mjgate=large["reserve_usec"],
+            reference=None,
+            value=large["reserve_usec"],
+            unit="us",
+            target="<= 50 us",
+            passed=large["reserve_usec"] <= 50,
         )
     )

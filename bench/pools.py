@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
@@ -20,6 +21,7 @@ from bench.lab import new_prefix
 from routing.accounts import AccountSpec
 from routing.keys import Keys
 from routing.model import Plan
+from routing.pacing import Pacing
 from routing.poolfile import MAX_SLOTS
 from routing.store import PoolStore
 
@@ -57,11 +59,14 @@ async def gather_limited(
     return [results[index] for index in range(len(calls))]
 
 
-async def load_accounts(store: PoolStore, count: int) -> float:
-    """Apply accounts 1..`count`; returns the seconds it took."""
+async def load_accounts(store: PoolStore, count: int, pacing: Pacing | None = None) -> float:
+    """Apply accounts 1..`count` (each with `pacing`); returns the seconds it took."""
     started = time.perf_counter()
     await gather_limited(
-        [partial(store.apply_account, bench_account(bot_id)) for bot_id in range(1, count + 1)]
+        [
+            partial(store.apply_account, replace(bench_account(bot_id), pacing=pacing))
+            for bot_id in range(1, count + 1)
+        ]
     )
     return time.perf_counter() - started
 
@@ -78,10 +83,12 @@ async def delete_prefix(redis: Redis, prefix: str) -> None:
 
 
 @asynccontextmanager
-async def new_pool(redis: Redis, kind: str) -> AsyncIterator[PoolStore]:
+async def new_pool(
+    redis: Redis, kind: str, clock: Callable[[], float] | None = None
+) -> AsyncIterator[PoolStore]:
     """An empty pool under a fresh prefix, deleted when the block ends."""
     prefix = new_prefix(kind)
-    store = PoolStore(redis, Keys(prefix))
+    store = PoolStore(redis, Keys(prefix), clock=clock or time.time)
     try:
         await store.load_scripts()
         yield store
