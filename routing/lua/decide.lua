@@ -194,23 +194,24 @@ local function primary_active(ex, members)
   return n - excluded_count(ex, in_hours_primary) > 0
 end
 
--- Try the tiers in order: the first reservation wins, else the first staging, else nil.
--- Primaries first: their staging wins (they have what it takes; backups stay idle). A
--- reservation on a backup says why (`backup:<why>`) when it was a routed one.
-local function by_tier(order, why, attempt)
-  local staged
-  for _, T in ipairs(order) do
-    local d = attempt(T)
-    if d then
-      if d[1] == 'R' then
-        if T == IX.b and d[5] == 'routed' then d[5] = 'backup:' .. why end
-        return d
-      end
-      if T == IX.p and order[1] == IX.p then return d end
-      staged = staged or d
-    end
+-- Primaries first: a reservation there wins, and so does their staging while some primary is
+-- active (they have what the task needs; backups stay idle). Backups are tried when the
+-- primaries have nothing that could run it, or first when no primary is active; a routed
+-- reservation on a backup says why (`backup:<why>`). `active` caches primary_active (read
+-- only when the primaries can't take the task now: one HGET).
+local function by_tier(attempt, why, active)
+  local dp = attempt(IX.p)
+  if dp and dp[1] == 'R' then return dp end
+  if active[1] == nil then active[1] = active.test() end
+  if not active[1] then why = 'no_active_primary' end
+  if active[1] and dp then return dp end
+  local db = attempt(IX.b)
+  if db and db[1] == 'R' then
+    if db[5] == 'routed' then db[5] = 'backup:' .. why end
+    return db
   end
-  return staged
+  if active[1] then return db end
+  return db or dp
 end
 
 -- A root task: {'R', bot_id, mode, cost, decision} | {'S', reason} | {'E', code}
@@ -222,18 +223,16 @@ local function decide_root(mode, cost, ex, nex, tags_json)
   if tags_json ~= nil and tags_json ~= '' and tags_json ~= '[]' then
     members = tagged(cjson.decode(tags_json))
   end
-  local order, why, why_relax = {IX.p, IX.b}, 'no_fast_hours', 'no_relax_primary'
-  if not primary_active(ex, members) then
-    order, why, why_relax = {IX.b, IX.p}, 'no_active_primary', 'no_active_primary'
-  end
+  local active = {test = function() return primary_active(ex, members) end}
   local decision = 'routed'
   if mode ~= 'relax' then
-    local d = by_tier(order, why, function(T) return fast_tier(T, mode, cost, ex, nex, members) end)
+    local d = by_tier(function(T) return fast_tier(T, mode, cost, ex, nex, members) end,
+                      'no_fast_hours', active)
     if d then return d end
     decision = 'fallback_relax:no_fast_hours'
   end
-  local d = by_tier(order, why_relax,
-                    function(T) return relax_tier(T, ex, nex, decision, members) end)
+  local d = by_tier(function(T) return relax_tier(T, ex, nex, decision, members) end,
+                    'no_relax_primary', active)
   if d then return d end
   return {'E', no_capable()}
 end
