@@ -67,5 +67,8 @@ def from_totals(totals: Mapping[str, str], staged: int) -> PoolSnapshot:
         slots_in_use={SlotKind.FAST: total("fu"), SlotKind.RELAX: total("ru")},
         relax_capable=total("rcap"),
         staged=staged,
-        eligible_now=total("pe"),
+        eligible_now=sum(
+            count for (_, state, _), count in accounts.items() if state is AccountState.ACTIVE
+        )
+        - total("held"),
     )

@@ -171,7 +171,11 @@ local function relax_tier(T, ex, nex, decision, members)
   end
   local id = pick_relax(T, ex, nex)
   if id then return {'R', id, 'relax', 0, decision} end
-  local ok = tonumber(redis.call('HGET', K.agg, 'rok|' .. T.name) or 0)
+  -- Relax-capable accounts of the tier that pacing doesn't hold: capable ones minus held ones.
+  local t = redis.call('HMGET', K.agg, 'rcap', 'rcb')
+  local capable = tonumber(t[2] or 0)
+  if T == IX.p then capable = tonumber(t[1] or 0) - capable end
+  local ok = capable - redis.call('ZCARD', T.rp)
   if ok - excluded_count(ex, capable_ok) > 0 then return {'S', 'relax_slots_busy'} end
   for _, hid in ipairs(redis.call('ZRANGE', T.rp, 0, nex)) do
     if not ex[hid] then return {'S', reason_of(hid, 'r')} end
@@ -179,7 +183,8 @@ local function relax_tier(T, ex, nex, decision, members)
   return nil
 end
 
--- Is some primary account active and inside its hours (excluded ones don't count)?
+-- Is some primary account active and inside its hours (excluded ones don't count)? Active
+-- accounts, minus active backups, minus active primaries outside their hours.
 local function primary_active(ex, members)
   local in_hours_primary = function(x)
     return x.st == 'active' and in_hours(x) and x.ti ~= 'backup'
@@ -190,7 +195,13 @@ local function primary_active(ex, members)
     end
     return false
   end
-  local n = tonumber(redis.call('HGET', K.agg, 'pap') or 0)
+  local fields = {'ab', 'aoff'} -- then the aggregate fields counting active accounts
+  for _, p in ipairs({'basic', 'standard', 'pro', 'mega'}) do
+    for _, se in ipairs({'fast', 'relax'}) do fields[#fields + 1] = 'n|' .. p .. '|active|' .. se end
+  end
+  local t = redis.call('HMGET', K.agg, unpack(fields))
+  local n = -tonumber(t[1] or 0) - tonumber(t[2] or 0)
+  for i = 3, #t do n = n + tonumber(t[i] or 0) end
   return n - excluded_count(ex, in_hours_primary) > 0
 end
 

@@ -254,10 +254,12 @@ local function contribution(a)
     c.fc, c.fu, c.rc, c.ru = a.fs, a.fi, a.rs, a.ri
     if a.p ~= 'basic' and a.rs > 0 then
       c.rcap = 1
-      if pace_root_ok(a, 'r') then c['rok|' .. tier(a).name] = 1 end
+      if a.ti == 'backup' then c.rcb = 1 end
     end
-    if in_hours(a) and not a.gp and not (capped(a, 'f') and capped(a, 'r')) then c.pe = 1 end
-    if in_hours(a) and a.ti ~= 'backup' then c.pap = 1 end
+    -- Pacing's totals count only what pacing brings (backups, held accounts), so a pool whose
+    -- totals were kept before pacing existed has them right: absent fields read 0.
+    if a.ti == 'backup' then c.ab = 1 elseif not in_hours(a) then c.aoff = 1 end
+    if not in_hours(a) or a.gp or (capped(a, 'f') and capped(a, 'r')) then c.held = 1 end
   end
   return c
 end

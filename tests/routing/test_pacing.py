@@ -260,3 +260,15 @@ async def test_tag_limited_keys_follow_pacing(store: PoolStore, clock: FakeClock
     )
     at(clock, "2025-06-15T08:00")
     assert reserved(await root(store, "r3", tags=["eu"])).bot_id == 1
+
+
+async def test_a_pool_kept_before_pacing_needs_no_new_totals(store: PoolStore) -> None:
+    """Pacing's totals count only what pacing brings (backups, held accounts): an unpaced
+    pool writes none, so totals kept by an older version are right as they are."""
+    await add(store, 1, Plan.STANDARD, relax_slots=1)
+    reserved(await root(store, "r1", Mode.RELAX, 0))
+    assert staged(await root(store, "r2", Mode.RELAX, 0)).reason == "relax_slots_busy"
+    totals = await store.redis.hgetall(store.keys.pool_totals())
+    legacy = {b"fl", b"fc", b"fu", b"rc", b"ru", b"rcap"}  # the totals before pacing
+    assert {name for name in totals if not name.startswith(b"n|")} <= legacy
+    assert (await store.pool_snapshot()).eligible_now == 1
