@@ -52,6 +52,7 @@ Clock = Callable[[], float]
 RENEWAL_PERIOD_SECONDS = 30 * 86400  # a subscription month, as Midjourney bills: 30 days
 DISPATCH_WINDOW = 32  # staged tasks looked at per dispatch, in arrival order
 TICK_LIMIT = 100  # renewals, wake-ups and staged timeouts handled per tick, each
+PACE_ROUNDS = 20  # tick scripts per tick while pacing changes fill them (windows opening at once)
 RESCORE_BATCH = 500  # accounts rescored per script call after a strategy change
 
 
@@ -386,6 +387,16 @@ class PoolStore:
         renewed, woken, expired, paced = await self._run(
             "tick", "tick", TICK_LIMIT, RENEWAL_PERIOD_SECONDS * 1000
         )
+        for done in range(1, PACE_ROUNDS):  # many windows opening at once: more, bounded steps
+            if len(paced) < TICK_LIMIT * done:
+                break
+            more = await self._run("tick", "tick", TICK_LIMIT, RENEWAL_PERIOD_SECONDS * 1000)
+            renewed, woken, expired = (
+                [*renewed, *more[0]],
+                [*woken, *more[1]],
+                [*expired, *more[2]],
+            )
+            paced = [*paced, *more[3]]
         replanned = await self._replan(TICK_LIMIT)
         return TickResult(
             renewed=tuple(int(item) for item in renewed),

@@ -272,3 +272,12 @@ async def test_a_pool_kept_before_pacing_needs_no_new_totals(store: PoolStore) -
     legacy = {b"fl", b"fc", b"fu", b"rc", b"ru", b"rcap"}  # the totals before pacing
     assert {name for name in totals if not name.startswith(b"n|")} <= legacy
     assert (await store.pool_snapshot()).eligible_now == 1
+
+
+async def test_one_tick_opens_many_windows_at_once(store: PoolStore, clock: FakeClock) -> None:
+    at(clock, "2025-06-15T07:59")
+    for bot_id in range(1, 251):
+        await paced(store, bot_id, active_hours=("08:00-20:00",))
+    at(clock, "2025-06-15T08:00")
+    assert len((await store.tick()).paced) == 250  # in bounded scripts, not one per tick
+    assert (await store.pool_snapshot()).eligible_now == 250
