@@ -21,6 +21,7 @@ from gateway.webhooks.outbound import Outbox
 from routing.decisions import Outcome
 from routing.keys import Keys
 from routing.model import AccountState, Mode, Strategy
+from routing.pacing import Pacing
 from routing.resolvers import key_slot
 from routing.schedule import CheckSchedule
 from routing.scripts import SCRIPT_NAMES, source
@@ -124,6 +125,9 @@ async def test_every_script_runs_on_a_cluster_within_one_slot(
         async with ScriptWatch(cluster_client, prefix) as watch:
             await add(store, 1, fast_slots=2)  # apply_account
             await add(store, 2, fast_slots=2)
+            # paced: both edges pass in the hour below, so the tick plans again (pace_plan)
+            hours = ("00:00-15:10", "15:20-24:00")  # paused: it takes none of the work below
+            await add(store, 3, state=AccountState.PAUSED, pacing=Pacing(active_hours=hours))
             await store.set_strategy(Strategy.MOST_FAST_LEFT)  # rescore
             first = reserved(await root(store, "t1"))  # reserve_root
             reserved(await child(store, "c1", first.bot_id))  # reserve_child
