@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from gateway import health, logs, startup, tasks
 from gateway.admin import routes as admin
 from gateway.admin.poolwarning import PoolFileWarning
+from gateway.api import batch
 from gateway.api import handlers as api
 from gateway.errors import GatewayError, envelope, gateway_error_response, routing_error_response
 from gateway.headerlimit import HeaderLimit
@@ -151,6 +152,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/api/v1/task", api.create_task, methods=["POST"], middleware=bounded),
         Route("/api/v1/task/{task_id}", api.get_task, methods=["GET"], middleware=bounded),
+        Route("/api/v1/tasks", batch.cancel_tasks, methods=["DELETE"], middleware=bounded),
         Route("/api/v1/task/{task_id}", api.cancel_task, methods=["DELETE"], middleware=bounded),
         Route(
             "/api/v1/task/{task_id}/cancel", api.cancel_task, methods=["POST"], middleware=bounded

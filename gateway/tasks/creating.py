@@ -138,29 +138,35 @@ class Creator:
                 client.id, idempotency_key, task_id, self.settings.idempotency_ttl, printed
             )
             saving = self.records.save(record)
+            opening = self.records.opened(record)
             try:
                 existing = await claiming
             except BaseException:
                 with contextlib.suppress(Exception):
                     await saving
+                    await opening
                 await self._forget(record, None)
                 raise
             if existing is not None:
                 with contextlib.suppress(Exception):
                     await saving
+                    await opening
                     await self.records.delete(task_id)
                 return await self._replay(*existing, printed)
         else:
             saving = self.records.save(record)  # sent now; the reservation goes right after
+            opening = self.records.opened(record)  # the key's open tasks (the batch cancel)
         try:
             decision = await self._reserve(client, record, request, parent)
         except BaseException:
             with contextlib.suppress(Exception):
                 await saving
+                await opening
             await self._forget(record, idempotency_key)
             raise
         try:
             await saving
+            await opening
         except BaseException:  # no record, no task: give back what was taken
             with contextlib.suppress(Exception):
                 if isinstance(decision, Reservation):
@@ -188,6 +194,7 @@ class Creator:
         """A create that failed before the client heard of its task leaves nothing behind."""
         with contextlib.suppress(Exception):
             await self.records.delete(record.task_id)
+            await self.records.closed(record)
             if idempotency_key:
                 await self.records.forget_idempotency(record.client_id, idempotency_key)
 
