@@ -277,9 +277,9 @@ class RecordStore:
         send = self.pipe.send(b"ZADD", key, f"{record.created_at:.3f}", record.task_id)
         return self._call("record_index", lambda: send)
 
-    def closed(self, record: TaskRecord) -> Coroutine[Any, Any, Any]:
+    def closed(self, client_id: str, task_id: str) -> Coroutine[Any, Any, Any]:
         """A task ended (or was never created): out of its client's open tasks."""
-        send = self.pipe.send(b"ZREM", self.keys.open_tasks(record.client_id), record.task_id)
+        send = self.pipe.send(b"ZREM", self.keys.open_tasks(client_id), task_id)
         return self._call("record_index", lambda: send)
 
     async def open_before(self, client_id: str, before: float, limit: int = 1000) -> list[str]:

@@ -16,11 +16,13 @@ staged task always finds its record) → sent (`gateway.tasks.sending`) → answ
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -35,6 +37,21 @@ from routing.costs import CostTable
 from routing.decisions import Reservation, Staged
 from routing.model import Mode
 from routing.store import PoolStore
+
+
+async def _quietly(*pending: Awaitable[Any]) -> None:
+    """Await every reply, whatever they hold (the caller is already failing)."""
+    for reply in pending:
+        with contextlib.suppress(Exception):
+            await reply
+
+
+async def _all(*pending: Awaitable[Any]) -> None:
+    """Await every reply; then raise the first error, if any (none is left unawaited)."""
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 class IdempotencyKeyReusedError(GatewayError):
@@ -142,16 +159,12 @@ class Creator:
             try:
                 existing = await claiming
             except BaseException:
-                with contextlib.suppress(Exception):
-                    await saving
-                    await opening
+                await _quietly(saving, opening)
                 await self._forget(record, None)
                 raise
             if existing is not None:
-                with contextlib.suppress(Exception):
-                    await saving
-                    await opening
-                    await self.records.delete(task_id)
+                await _quietly(saving, opening)
+                await self._forget(record, None)
                 return await self._replay(*existing, printed)
         else:
             saving = self.records.save(record)  # sent now; the reservation goes right after
@@ -159,14 +172,11 @@ class Creator:
         try:
             decision = await self._reserve(client, record, request, parent)
         except BaseException:
-            with contextlib.suppress(Exception):
-                await saving
-                await opening
+            await _quietly(saving, opening)
             await self._forget(record, idempotency_key)
             raise
         try:
-            await saving
-            await opening
+            await _all(saving, opening)
         except BaseException:  # no record, no task: give back what was taken
             with contextlib.suppress(Exception):
                 if isinstance(decision, Reservation):
@@ -194,7 +204,8 @@ class Creator:
         """A create that failed before the client heard of its task leaves nothing behind."""
         with contextlib.suppress(Exception):
             await self.records.delete(record.task_id)
-            await self.records.closed(record)
+        with contextlib.suppress(Exception):
+            await self.records.closed(record.client_id, record.task_id)
             if idempotency_key:
                 await self.records.forget_idempotency(record.client_id, idempotency_key)
 

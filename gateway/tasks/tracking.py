@@ -32,6 +32,7 @@ from gateway.tasks.handoff import Handoff
 from gateway.upstream import UpstreamClient
 from routing.decisions import Dropped, Outcome, Reservation, Settlement
 from routing.durations import bracket
+from routing.errors import StoreError
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 
@@ -136,15 +137,16 @@ class Tracker:
         outcome = record.outcome
         saving = self.records.save_unless_terminal(record)
         settling = self.settle(record.task_id, outcome)
-        closing = self.records.closed(record)
+        closing = self.records.closed(record.client_id, record.task_id)
         try:
             saved = await saving
         except BaseException:
-            with contextlib.suppress(Exception):
-                await settling  # sent anyway: the upstream's task is over either way
-                await closing
+            for reply in (settling, closing):  # sent anyway: the task is over either way
+                with contextlib.suppress(Exception):
+                    await reply
             raise
-        await closing
+        with contextlib.suppress(StoreError):  # the index is advisory (the batch cancel)
+            await closing
         settlement = await settling
         if settlement is not None:
             await self._settled_news(record, source, settlement)
@@ -194,7 +196,9 @@ class Tracker:
             error_message=message,
             updated_at=self.clock(),
         ).with_event("failed", error_type=error_type)
-        await asyncio.gather(self.records.save(record), self.records.closed(record))
+        await asyncio.gather(
+            self.records.save(record), self.records.closed(record.client_id, record.task_id)
+        )
         status = "cancelled" if error_type == "cancelled" else "failed"
         self.metrics.task_finished(record.task_type, record.mode or "none", status, None)
         self.handoff.change(record)
@@ -253,7 +257,9 @@ class Tracker:
             error_message="task canceled",
             updated_at=self.clock(),
         )
-        await asyncio.gather(self.records.save(record), self.records.closed(record))
+        await asyncio.gather(
+            self.records.save(record), self.records.closed(record.client_id, record.task_id)
+        )
         if await self.settle(record.task_id, Outcome.CANCELLED) is not None:
             self.metrics.task_finished(record.task_type, record.mode or "none", "cancelled", None)
         self.handoff.change(record)
@@ -269,8 +275,7 @@ class Tracker:
         for task_id in await self.records.open_before(client_id, before):
             record = await self.records.load(task_id)
             if record is None or record.terminal or record.client_id != client_id:
-                if record is not None:
-                    await self.records.closed(record)
+                await self.records.closed(client_id, task_id)  # ended, or gone: out of the index
                 continue
             try:
                 await self.cancel(record)
