@@ -67,7 +67,8 @@ function TN.charge(client, q, cost)
       local fresh = redis.call('EXISTS', key) == 0
       redis.call('HINCRBY', key, 'j', 1)
       redis.call('HINCRBY', key, 'f', cost)
-      if fresh then redis.call('PEXPIREAT', key, p[3] + TN.GRACE) end
+      -- relative: Redis' own clock may differ from the store's (`now` is injected)
+      if fresh then redis.call('PEXPIRE', key, math.max(1, p[3] - NOW) + TN.GRACE) end
       fields[#fields + 1] = 'q' .. p[1]
       fields[#fields + 1] = p[2]
     end
