@@ -237,9 +237,10 @@ local function stage(task, reason, client, limit, deadline_ms, fields, weight)
 end
 
 -- Take a task out of the queue (dispatched, cancelled or expired); false if it wasn't there.
--- `keep`: its quota charge goes on with it (dispatched); otherwise it is given back.
-local function unstage(task, keep)
-  local e = hash_table(k_stg(task))
+-- `keep`: its quota charge goes on with it (dispatched); otherwise it is given back. `e`: its
+-- entry when the caller has read it already.
+local function unstage(task, keep, e)
+  e = e or hash_table(k_stg(task))
   redis.call('ZREM', K.stq, task)
   redis.call('ZREM', K.stdl, task)
   if not e.cl then return false end
@@ -309,14 +310,14 @@ local function dispatch(limit, default_lease, window)
             end
           end
           TN.served(client, tag, e.w)
-          unstage(task, true)
+          unstage(task, true, e)
           out[#out + 1] = reserve(task, d[2], d[3], d[4], d[5], tonumber(e.ls) or default_lease,
                                   1, extra)
           taken = taken + 1
           ran = true
           break
         elseif d[1] == 'E' and e.k ~= 'root' then
-          unstage(task, false)
+          unstage(task, false, e)
           out[#out + 1] = {'D', task, tonumber(e.p), d[3]}
         end
       end

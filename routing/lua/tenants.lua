@@ -61,14 +61,16 @@ end
 function TN.charge(client, q, cost)
   if not q then return {}, {}, {} end
   local fields = {'qk', client, 'qf', cost}
+  local after = {} -- period ('d'/'m') -> {j = jobs, f = fast seconds} after this charge
   for _, p in ipairs({{'d', q.dp, q.dr}, {'m', q.mp, q.mr}}) do
     if p[2] then
       local key = TN.qkey(client, p[2])
-      local fresh = redis.call('EXISTS', key) == 0
-      redis.call('HINCRBY', key, 'j', 1)
-      redis.call('HINCRBY', key, 'f', cost)
-      -- relative: Redis' own clock may differ from the store's (`now` is injected)
-      if fresh then redis.call('PEXPIRE', key, math.max(1, p[3] - NOW) + TN.GRACE) end
+      local j = redis.call('HINCRBY', key, 'j', 1)
+      local f = cost > 0 and redis.call('HINCRBY', key, 'f', cost) or nil
+      -- the period's first job sets its lifetime; relative, as Redis' clock may differ from
+      -- the store's (`now` is injected)
+      if j == 1 then redis.call('PEXPIRE', key, math.max(1, p[3] - NOW) + TN.GRACE) end
+      after[p[1]] = {j = j, f = f, key = key}
       fields[#fields + 1] = 'q' .. p[1]
       fields[#fields + 1] = p[2]
     end
@@ -77,14 +79,15 @@ function TN.charge(client, q, cost)
   for _, l in ipairs(TN.LIMITS) do
     local limit = q[l[4]]
     if limit then
-      local key = TN.qkey(client, l[2] == 'd' and q.dp or q.mp)
-      local after = tonumber(redis.call('HGET', key, l[3]))
-      local before = after - (l[3] == 'j' and 1 or cost)
+      local period = after[l[2]]
+      local now_used = period[l[3]]
+      if now_used == nil then now_used = tonumber(redis.call('HGET', period.key, 'f') or 0) end
+      local before = now_used - (l[3] == 'j' and 1 or cost)
       left[#left + 1] = l[1]
-      left[#left + 1] = limit - after
+      left[#left + 1] = limit - now_used
       for _, pct in ipairs(TN.THRESHOLDS) do
-        if before * 100 < pct * limit and after * 100 >= pct * limit
-           and redis.call('HSETNX', key, 'a:' .. l[1] .. ':' .. pct, 1) == 1 then
+        if before * 100 < pct * limit and now_used * 100 >= pct * limit
+           and redis.call('HSETNX', period.key, 'a:' .. l[1] .. ':' .. pct, 1) == 1 then
           alerts[#alerts + 1] = l[1]
           alerts[#alerts + 1] = pct
         end
