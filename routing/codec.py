@@ -15,8 +15,8 @@ from routing.decisions import Dropped, Reservation, Staged
 from routing.errors import (
     NoRelaxCapableAccountError,
     ParentAccountUnavailableError,
-    PoolEmptyError,
     PinnedAccountUnavailableError,
+    PoolEmptyError,
     QuotaExceededError,
     RoutingError,
     StagedLimitError,
