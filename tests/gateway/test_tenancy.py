@@ -94,3 +94,21 @@ async def test_admin_refuses_bad_tenancy_fields(redis: Redis, prefix: str) -> No
         ):
             details = error(await call(h, "POST", "/keys", body=body), 400)
             assert details["field"] == field, details
+
+
+async def test_a_pinned_task_refused_by_its_account_is_not_run_elsewhere(
+    redis: Redis, prefix: str
+) -> None:
+    from tests.gateway.test_failures import FIVE, refusal
+
+    async with harness(redis, prefix, accounts=FIVE, notifications=False) as h:
+        body = {"name": "pinner", "allow_pinning": True, "jobs_per_day": 5}
+        key = data(await call(h, "POST", "/keys", body=body), 201)["secret"]
+        h.faulty.faults = [refusal("mj_bot_banned: account banned")]
+        answer = await h.create(prompt="x --fast", key=key, bot_id=2)
+        assert answer.status_code == 503, answer.text
+        assert error(answer, 503)["type"] == "no_account_accepted"
+        assert h.faulty.creates == 1  # account 2 only, never another one
+        # the failed task's job was given back
+        again = await h.create(prompt="y --fast", key=key, bot_id=3)
+        assert again.headers["x-mjgate-quota-remaining-jobs-day"] == "4", again.text
