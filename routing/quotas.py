@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 QUOTA_LIMITS = ("jobs_day", "jobs_month", "fast_seconds_day", "fast_seconds_month")
+QUOTA_THRESHOLDS = (80, 95)  # percent of a limit raised once per period (tenants.lua's too)
 
 
 @dataclass(frozen=True)
