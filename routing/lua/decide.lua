@@ -229,6 +229,7 @@ local function stage(task, reason, client, limit, deadline_ms, fields, weight)
   local seq = redis.call('HINCRBY', K.meta, 'seq', 1)
   redis.call('ZADD', K.stq, seq, task)
   redis.call('ZADD', TN.kq(client), seq, task)
+  redis.call('HINCRBY', K.meta, 'sq', 1)
   TN.join(client)
   redis.call('ZADD', K.stdl, n2s(deadline_ms), task)
   redis.call('HSET', k_stg(task), 'r', reason, 'cl', client, 'dl', n2s(deadline_ms),
@@ -246,10 +247,31 @@ local function unstage(task, keep, e)
   if not e.cl then return false end
   redis.call('DEL', k_stg(task))
   if redis.call('HINCRBY', K.stc, e.cl, -1) <= 0 then redis.call('HDEL', K.stc, e.cl) end
-  redis.call('ZREM', TN.kq(e.cl), task)
-  if redis.call('EXISTS', TN.kq(e.cl)) == 0 then TN.leave(e.cl) end
+  if e.w then
+    redis.call('HINCRBY', K.meta, 'sq', -1)
+    redis.call('ZREM', TN.kq(e.cl), task)
+    if redis.call('EXISTS', TN.kq(e.cl)) == 0 then TN.leave(e.cl) end
+  end
   if not keep then TN.refund(e, 1, tonumber(e.qf) or 0) end
   return true
+end
+
+-- Staged tasks queued by a version without per-key queues (during a rolling upgrade) are in
+-- `stq` only: `stq` then holds more tasks than the per-key queues (`meta.sq`). Adopt those
+-- among the oldest `limit` into their key's queue (weight 1), so they are dispatched too.
+local function adopt_legacy(limit)
+  if redis.call('ZCARD', K.stq) <= tonumber(redis.call('HGET', K.meta, 'sq') or 0) then return end
+  local oldest = redis.call('ZRANGE', K.stq, 0, limit - 1, 'WITHSCORES')
+  for i = 1, #oldest, 2 do
+    local task = oldest[i]
+    local e = redis.call('HMGET', k_stg(task), 'cl', 'w')
+    if e[1] and not e[2] then
+      redis.call('ZADD', TN.kq(e[1]), oldest[i + 1], task)
+      redis.call('HSET', k_stg(task), 'w', 1)
+      redis.call('HINCRBY', K.meta, 'sq', 1)
+      TN.join(e[1])
+    end
+  end
 end
 
 local KEY_LOOK = 4 -- staged tasks looked at per key, FIFO: a blocked head doesn't stop the rest

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from redis.asyncio import Redis
+
 from routing.decisions import Outcome, Reservation
+from routing.keys import Keys
 from routing.model import Mode, Plan
 from routing.store import PoolStore
 from tests.routing.helpers import add, child, reserved, root, staged
@@ -94,3 +97,28 @@ async def test_relax_and_fast_work_of_two_keys(store: PoolStore) -> None:
     staged(await root(store, "b-relax", Mode.RELAX, 0, client_id="b"))
     freed = await store.settle("r0", Outcome.COMPLETED, dispatch=1)  # a relax slot
     assert freed is not None and [r.task_id for r in freed.dispatched] == ["b-relax"]
+
+
+async def test_tasks_staged_by_the_previous_version_are_adopted(
+    store: PoolStore, redis: Redis, keys: Keys
+) -> None:
+    """A rolling upgrade: a replica without per-key queues staged a task the way it did (the
+    global queue, its entry, its deadline, the client's count); the dispatcher adopts it."""
+    await add(store, 1, Plan.STANDARD, fast_slots=1)
+    reserved(await root(store, "t0"))
+    staged(await root(store, "new", client_id="b"))
+    task, deadline = "legacy", int((store.clock() + 300) * 1000)
+    await redis.zadd(keys.staged_queue(), {task: 0})  # older than anything staged since
+    await redis.zadd(keys.staged_deadlines(), {task: deadline})
+    await redis.hset(keys.staged_entry(task), mapping={
+        "r": "fast_slots_busy", "cl": "a", "dl": deadline, "k": "root", "m": "fast",
+        "c": 60, "x": "", "ls": 60000, "t": ""})  # fmt: skip
+    await redis.hincrby(keys.staged_per_client(), "a", 1)
+    assert await store.staged_count() == 2
+    await store.settle("t0", Outcome.COMPLETED)
+    [first] = await store.dispatch_staged(1, 60)
+    assert isinstance(first, Reservation) and first.task_id == "legacy"  # joins at the same tag
+    await store.settle("legacy", Outcome.COMPLETED)
+    [second] = await store.dispatch_staged(1, 60)
+    assert isinstance(second, Reservation) and second.task_id == "new"
+    assert await store.staged_count() == 0
