@@ -23,7 +23,7 @@ def key_id(secret: str) -> str:
 class Client:
     id: str
     name: str = ""
-    # tenancy: quotas, share of staged work, pinning, expiry (gateway.keystore.KeyPolicy)
+    # tenancy: quotas, share of staged work, pinning, expiry (gateway.keys.store.KeyPolicy)
     quota: Quota | None = None
     weight: int = 1
     may_pin: bool = False  # may send input.bot_id to run on that account only
