@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from gateway import logs
 from gateway.api.validation import CreateRequest
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.keys.client import Client
@@ -34,7 +36,7 @@ from gateway.records import RecordStore, TaskRecord, TaskStatus, new_task_id
 from gateway.settings import Settings
 from gateway.tasks.sending import Sender, count_created
 from routing.costs import CostTable
-from routing.decisions import Reservation, Staged
+from routing.decisions import QuotaFigures, Reservation, Staged
 from routing.model import Mode
 from routing.store import PoolStore
 
@@ -70,6 +72,7 @@ class CreateResult:
     # reserved), upstream (the create call(s) to GoAPI), record (the record written and,
     # for a finished task, the reservation settled)
     timings: dict[str, float] = field(default_factory=dict)
+    quota: QuotaFigures = ()  # what is left of each of the key's quotas, for the headers
 
 
 def fingerprint(request: CreateRequest) -> str:
@@ -186,6 +189,7 @@ class Creator:
             await self._forget(record, idempotency_key)
             raise
         timings = {"route": time.perf_counter() - started}
+        self._thresholds(client, decision.alerts)
         if isinstance(decision, Staged):
             record = record.evolve(status=TaskStatus.STAGED, decision="staged").with_event(
                 "staged", reason=decision.reason
@@ -193,12 +197,19 @@ class Creator:
             # unless a settle or the dispatcher already took it on (their writes win)
             await self.records.save_if(record, TaskStatus.RESERVED)
             count_created(self.metrics, record)
-            return CreateResult(record, timings=timings)
+            return CreateResult(record, timings=timings, quota=decision.quota)
         sending = time.perf_counter()
         record = await self.sender.send(record, decision, parent=parent, timings=timings)
         upstream = timings.setdefault("upstream", 0.0)
         timings["record"] = max(0.0, time.perf_counter() - sending - upstream)
-        return CreateResult(record, timings=timings)
+        return CreateResult(record, timings=timings, quota=decision.quota)
+
+    def _thresholds(self, client: Client, alerts: QuotaFigures) -> None:
+        """A soft threshold of a quota crossed for the first time in its period."""
+        for quota, percent in alerts:
+            logs.event("quota_threshold", logging.WARNING, key=client.id, key_name=client.name,
+                       quota=quota, percent=percent)  # fmt: skip
+            self.metrics.quota_threshold(quota, percent)
 
     async def _forget(self, record: TaskRecord, idempotency_key: str | None) -> None:
         """A create that failed before the client heard of its task leaves nothing behind."""
@@ -243,8 +254,11 @@ class Creator:
                 lease_seconds=self.settings.lease_seconds,
                 staged_limit=staged_limit,
                 staged_timeout=self.settings.staged_timeout,
+                weight=client.weight,
+                quota=client.quota,
             )
         mode = Mode(record.requested_mode)
+        pin = request.input.get("bot_id") if client.may_pin else None  # others: ignored
         return await self.store.reserve_root(
             record.task_id,
             mode,
@@ -254,4 +268,7 @@ class Creator:
             staged_limit=staged_limit,
             staged_timeout=self.settings.staged_timeout,
             tags=record.tags,
+            weight=client.weight,
+            pin=pin if isinstance(pin, int) and pin > 0 else None,
+            quota=client.quota,
         )

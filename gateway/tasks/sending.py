@@ -217,7 +217,8 @@ class Sender:
             int(event["bot_id"]) for event in record.history if event.get("what") == "refused"
         ) + ((record.bot_id,) if record.bot_id is not None else ())
         record = record.with_event("refused", bot_id=record.bot_id, refusal=str(refusal))
-        if parent is not None or attempts >= self.settings.create_attempts:
+        pinned = record.decision.startswith("pinned")  # its key chose the account: no other
+        if parent is not None or pinned or attempts >= self.settings.create_attempts:
             if refusal is None:
                 await self.tracker.fail(
                     record, "upstream_unavailable", "the upstream could not be reached"
