@@ -39,6 +39,7 @@ from gateway.records import RecordStore
 from gateway.redisconn import hot_pipe, redis_client
 from gateway.settings import Settings
 from gateway.state import MjGate, state_of
+from gateway.tasks.loops import cancel_and_wait
 from gateway.upstream import UpstreamClient
 from gateway.webhooks import credentials
 from gateway.webhooks import inbound as webhooks
@@ -140,7 +141,9 @@ def create_app(
         try:
             yield
         finally:
-            loader.cancel()
+            # awaited, until it has ended: a loader still running would open a Redis
+            # connection after the client below is closed, and leak it
+            await cancel_and_wait(loader)
             await lifecycle.loops.stop()
             await outbox.aclose()
             await upstream.aclose()
