@@ -26,7 +26,18 @@ from typing import Any
 import redis
 from redis.asyncio import Redis
 
-from bench import decisions, latency, memory, polls, report, scheduling, scrape, throughput, wrk
+from bench import (
+    decisions,
+    latency,
+    memory,
+    polls,
+    report,
+    scheduling,
+    scrape,
+    staging,
+    throughput,
+    wrk,
+)
 from bench.lab import Lab, resolve_redis
 from bench.procs import BenchError, Services, raise_on_sigterm
 from bench.traffic import HttpPlan
@@ -88,6 +99,9 @@ async def _redis_part(url: str, rep: report.Report, plan: RedisPlan) -> None:
     try:
         await decisions.decisions_part(
             client, rep, sizes=plan.sizes, tasks=plan.tasks, repeats=plan.repeats
+        )
+        await staging.staging_part(
+            client, rep, keys=1_000, per_key=3, tasks=plan.tasks, repeats=plan.repeats
         )
     finally:
         await client.aclose()

@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from gateway import health, logs, startup, tasks
 from gateway.admin import routes as admin
 from gateway.admin.poolwarning import PoolFileWarning
+from gateway.api import batch
 from gateway.api import handlers as api
 from gateway.errors import GatewayError, envelope, gateway_error_response, routing_error_response
 from gateway.headerlimit import HeaderLimit
@@ -38,6 +39,7 @@ from gateway.records import RecordStore
 from gateway.redisconn import hot_pipe, redis_client
 from gateway.settings import Settings
 from gateway.state import MjGate, state_of
+from gateway.tasks.loops import cancel_and_wait
 from gateway.upstream import UpstreamClient
 from gateway.webhooks import credentials
 from gateway.webhooks import inbound as webhooks
@@ -139,7 +141,9 @@ def create_app(
         try:
             yield
         finally:
-            loader.cancel()
+            # awaited, until it has ended: a loader still running would open a Redis
+            # connection after the client below is closed, and leak it
+            await cancel_and_wait(loader)
             await lifecycle.loops.stop()
             await outbox.aclose()
             await upstream.aclose()
@@ -151,6 +155,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/api/v1/task", api.create_task, methods=["POST"], middleware=bounded),
         Route("/api/v1/task/{task_id}", api.get_task, methods=["GET"], middleware=bounded),
+        Route("/api/v1/tasks", batch.cancel_tasks, methods=["DELETE"], middleware=bounded),
         Route("/api/v1/task/{task_id}", api.cancel_task, methods=["DELETE"], middleware=bounded),
         Route(
             "/api/v1/task/{task_id}/cancel", api.cancel_task, methods=["POST"], middleware=bounded

@@ -5,6 +5,7 @@
     ├── BodyTooLargeError          413 body_too_large
     ├── MissingKeyError            401 missing_api_key
     ├── InvalidKeyError            401 invalid_api_key
+    ├── KeyExpiredError            401 key_expired
     ├── ForbiddenError             403 forbidden
     ├── NotFoundError              404 not_found
     ├── RateLimitedError           429 rate_limited (+ Retry-After)
@@ -64,6 +65,10 @@ class MissingKeyError(GatewayError):
 
 class InvalidKeyError(GatewayError):
     status, type = 401, "invalid_api_key"
+
+
+class KeyExpiredError(GatewayError):
+    status, type = 401, "key_expired"
 
 
 class ForbiddenError(GatewayError):
@@ -177,6 +182,10 @@ ROUTING_ERRORS: dict[type[rerr.RoutingError], RoutingTranslation] = {
     rerr.ParentAccountUnavailableError: (
         409, "parent_account_unavailable", lambda e: {"bot_id": e.bot_id, "reason": e.reason}),
     rerr.StagedLimitError: (429, "staged_limit", lambda e: {"limit": e.limit}),
+    rerr.QuotaExceededError: (
+        429, "quota_exceeded", lambda e: {"quota": e.quota, "retry_after": e.retry_after}),
+    rerr.PinnedAccountUnavailableError: (
+        409, "pinned_account_unavailable", lambda e: {"bot_id": e.bot_id, "reason": e.reason}),
     rerr.AccountNotFoundError: (404, "account_not_found", lambda e: {"bot_id": e.bot_id}),
     rerr.AccountBusyError: (
         409, "account_busy", lambda e: {"bot_id": e.bot_id, "in_flight": e.in_flight}),
@@ -203,6 +212,8 @@ def routing_error_response(exc: rerr.RoutingError) -> Response:
                 "store was reset); the operator must add accounts",
             }.get(type_, str(exc))
             retry = _RETRY_AFTER.get(type_)
+            if isinstance(exc, rerr.QuotaExceededError):
+                retry = str(exc.retry_after)  # the quota's reset
             headers = {"retry-after": retry} if retry else None
             return envelope(status, type_, message, headers, **details(exc))
     return envelope(500, "internal_error", "internal error")

@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from routing.model import AccountState, Plan, Setting, SlotKind, TaskType
+from routing.quotas import QUOTA_LIMITS, QUOTA_THRESHOLDS
 from routing.snapshot import AccountFigures, PoolSnapshot
 
 OTHER = "other"
@@ -51,8 +52,9 @@ DECISIONS = frozenset(
 )
 # why a task was staged (routing.decisions.Staged.reason); `paced:*` are pacing's rules
 STAGED_REASONS = (
-    "fast_slots_busy", "relax_slots_busy", "parent_busy", "parent_paused",
-    "paced:outside_hours", "paced:actions_only", "paced:daily_cap", "paced:gap", OTHER,
+    "fast_slots_busy", "relax_slots_busy", "parent_busy", "parent_paused", "pinned_busy",
+    "pinned_paused", "key_in_flight_limit", "paced:outside_hours", "paced:actions_only",
+    "paced:daily_cap", "paced:gap", OTHER,
 )  # fmt: skip
 TASK_STATUSES = frozenset({"completed", "failed", "cancelled"})
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -343,6 +345,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.quota_thresholds = Counter(
+            "mjgate_quota_thresholds",
+            "Client keys crossing a soft threshold of a quota (80%, 95%), once per period",
+            ["quota", "percent"],
+            registry=r,
+        )
         self.dead_slot = Histogram(
             "mjgate_task_dead_slot_seconds",
             "Slot time held after a task ended upstream: from its end (or the first moment "
@@ -380,6 +388,9 @@ class Metrics:
             self.notifications.labels(type_)
         for event in ACCOUNT_EVENTS:
             self.account_events.labels(event)
+        for quota in QUOTA_LIMITS:
+            for percent in QUOTA_THRESHOLDS:
+                self.quota_thresholds.labels(quota, str(percent))
         for source in NEWS_SOURCES:
             self.dead_slot.labels(source)
         for op in STORE_OPS:
@@ -481,6 +492,10 @@ class Metrics:
 
     def task_staged(self, reason: str) -> None:
         self.tasks_staged.labels(bounded(reason, STAGED_REASONS)).inc()
+
+    def quota_threshold(self, quota: str, percent: int) -> None:
+        level = str(percent) if percent in QUOTA_THRESHOLDS else OTHER
+        self.quota_thresholds.labels(bounded(quota, QUOTA_LIMITS), level).inc()
 
     def account_event(self, event: str) -> None:
         self.account_events.labels(bounded(event, ACCOUNT_EVENTS)).inc()

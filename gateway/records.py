@@ -271,6 +271,29 @@ class RecordStore:
         """Forget a record no client was ever told about (its create was refused)."""
         return self._call("record_delete", lambda: self.pipe.send(b"DEL", self.keys.task(task_id)))
 
+    def opened(self, record: TaskRecord) -> Coroutine[Any, Any, Any]:
+        """Index a new task among its client's open tasks (sent when called)."""
+        key = self.keys.open_tasks(record.client_id)
+        send = self.pipe.send(b"ZADD", key, f"{record.created_at:.3f}", record.task_id)
+        return self._call("record_index", lambda: send)
+
+    def closed(self, client_id: str, task_id: str) -> Coroutine[Any, Any, Any]:
+        """A task ended (or was never created): out of its client's open tasks."""
+        send = self.pipe.send(b"ZREM", self.keys.open_tasks(client_id), task_id)
+        return self._call("record_index", lambda: send)
+
+    async def open_before(self, client_id: str, before: float, limit: int = 1000) -> list[str]:
+        """The client's open tasks created before `before` (unix s), oldest first. An index:
+        the records say whether each is still open."""
+        key = self.keys.open_tasks(client_id)
+        raw = await self._call(
+            "record_index",
+            lambda: self.pipe.send(
+                b"ZRANGEBYSCORE", key, b"-inf", f"({before}", b"LIMIT", 0, limit
+            ),
+        )
+        return [_text(item) for item in raw]
+
     async def load(self, task_id: str) -> TaskRecord | None:
         status, blob = await self._call(
             "record_load", lambda: self.pipe.send(b"HMGET", self.keys.task(task_id), "s", "d")

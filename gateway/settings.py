@@ -23,7 +23,9 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Setting:
+class Variable:
+    """One environment variable: its name, the field it sets, its default, what it means."""
+
     env: str
     attr: str
     default: str
@@ -120,119 +122,119 @@ def _costs(value: str) -> dict[str, int]:
         raise ValueError(str(exc)) from exc
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("MJGATE_HOST", "host", "127.0.0.1", "address `mjgate serve` listens on", str),
-    Setting("MJGATE_PORT", "port", "8080", "port `mjgate serve` listens on", _port),
-    Setting("GOAPI_API_KEY", "goapi_api_key", "",
+SETTINGS: tuple[Variable, ...] = (
+    Variable("MJGATE_HOST", "host", "127.0.0.1", "address `mjgate serve` listens on", str),
+    Variable("MJGATE_PORT", "port", "8080", "port `mjgate serve` listens on", _port),
+    Variable("GOAPI_API_KEY", "goapi_api_key", "",
             "GoAPI key; empty means **sandbox**: the built-in emulator is the upstream", str),
-    Setting("GOAPI_BASE_URL", "goapi_base_url", "https://api.goapi.ai", "upstream base URL",
+    Variable("GOAPI_BASE_URL", "goapi_base_url", "https://api.goapi.ai", "upstream base URL",
             _url),
-    Setting("REDIS_URL", "redis_url", "",
+    Variable("REDIS_URL", "redis_url", "",
             "Redis for all shared state: redis://, rediss://, unix://, redis+sentinel://, "
             "redis+cluster:// (docs/redis.md); empty starts an embedded Redis "
             "(see MJGATE_DATA_DIR)",
             _redis_url),
-    Setting("MJGATE_REDIS_PREFIX", "redis_prefix", "mjgate", "prefix of every Redis key", str),
-    Setting("MJGATE_REDIS_TIMEOUT", "redis_timeout", "0.4",
+    Variable("MJGATE_REDIS_PREFIX", "redis_prefix", "mjgate", "prefix of every Redis key", str),
+    Variable("MJGATE_REDIS_TIMEOUT", "redis_timeout", "0.4",
             "seconds before a Redis call counts as failed (503 store_unavailable)",
             _positive_float),
-    Setting("MJGATE_SENTINEL_USERNAME", "sentinel_username", "",
+    Variable("MJGATE_SENTINEL_USERNAME", "sentinel_username", "",
             "ACL user of the sentinels (redis+sentinel:// only); empty: none", str),
-    Setting("MJGATE_SENTINEL_PASSWORD", "sentinel_password", "",
+    Variable("MJGATE_SENTINEL_PASSWORD", "sentinel_password", "",
             "password of the sentinels themselves (redis+sentinel:// only); the primary's is "
             "in REDIS_URL", str),
-    Setting("MJGATE_REDIS_MIN_REPLICAS", "redis_min_replicas", "0",
+    Variable("MJGATE_REDIS_MIN_REPLICAS", "redis_min_replicas", "0",
             "replicas that must have each hot-path write (reservations, records) before mjgate "
             "acts on it (WAIT, within half MJGATE_REDIS_TIMEOUT; fewer: 503); 0: off",
             _non_negative_int),
-    Setting("MJGATE_DATA_DIR", "data_dir", ".mjgate",
+    Variable("MJGATE_DATA_DIR", "data_dir", ".mjgate",
             "folder of the embedded Redis's data, socket and pid file, and of the sandbox "
             "emulator's pid file", Path),
-    Setting("MJGATE_CLIENT_KEYS", "client_keys", "",
+    Variable("MJGATE_CLIENT_KEYS", "client_keys", "",
             "comma-separated client keys accepted on /api/v1 (bootstrap; 8+ chars each)", _keys),
-    Setting("MJGATE_STATIC_KEYS_PASSTHROUGH", "static_keys_passthrough", "true",
+    Variable("MJGATE_STATIC_KEYS_PASSTHROUGH", "static_keys_passthrough", "true",
             "MJGATE_CLIENT_KEYS keys may use the pass-through (any model, any task id, with the "
             "GoAPI key); managed keys have their own policy", _bool),
-    Setting("MJGATE_ADMIN_TOKEN", "admin_token", "",
+    Variable("MJGATE_ADMIN_TOKEN", "admin_token", "",
             "Bearer token of the admin API; empty disables /admin/v1", str),
-    Setting("MJGATE_ADMIN_PORT", "admin_port", "",
+    Variable("MJGATE_ADMIN_PORT", "admin_port", "",
             "serve the admin API on this port only, not on MJGATE_PORT; empty: on MJGATE_PORT",
             lambda v: _port(v) if v else None),
-    Setting("MJGATE_PUBLIC_URL", "public_url", "",
+    Variable("MJGATE_PUBLIC_URL", "public_url", "",
             "URL at which GoAPI reaches mjgate's webhooks; empty: no upstream webhooks, "
             "completion is learnt by polling", _optional_url),
-    Setting("MJGATE_WEBHOOK_SECRET", "webhook_secret", "",
+    Variable("MJGATE_WEBHOOK_SECRET", "webhook_secret", "",
             "secret GoAPI sends back on task webhooks and notifications (and the token in "
             "their path); empty: derived from the GoAPI key", str),
-    Setting("MJGATE_BODY_LIMIT", "body_limit", "2097152", "largest request body, in bytes",
+    Variable("MJGATE_BODY_LIMIT", "body_limit", "2097152", "largest request body, in bytes",
             _positive_int),
-    Setting("MJGATE_MAX_PROMPT_LENGTH", "max_prompt_length", "6000",
+    Variable("MJGATE_MAX_PROMPT_LENGTH", "max_prompt_length", "6000",
             "longest prompt accepted, in characters", _positive_int),
-    Setting("MJGATE_UPSTREAM_CONNECT_TIMEOUT", "upstream_connect_timeout", "5",
+    Variable("MJGATE_UPSTREAM_CONNECT_TIMEOUT", "upstream_connect_timeout", "5",
             "seconds to open a connection to the upstream", _positive_float),
-    Setting("MJGATE_UPSTREAM_TIMEOUT", "upstream_timeout", "30",
+    Variable("MJGATE_UPSTREAM_TIMEOUT", "upstream_timeout", "30",
             "seconds to wait for an upstream answer once the request is sent", _positive_float),
-    Setting("MJGATE_UPSTREAM_MAX_CONNECTIONS", "upstream_max_connections", "200",
+    Variable("MJGATE_UPSTREAM_MAX_CONNECTIONS", "upstream_max_connections", "200",
             "connection pool size towards the upstream", _positive_int),
-    Setting("MJGATE_CREATE_ATTEMPTS", "create_attempts", "6",
+    Variable("MJGATE_CREATE_ATTEMPTS", "create_attempts", "6",
             "accounts a create is tried on, at most, while the upstream refuses for the account "
             "or can't be reached", _positive_int),
-    Setting("MJGATE_TRACK_INTERVAL", "track_interval", "2",
+    Variable("MJGATE_TRACK_INTERVAL", "track_interval", "2",
             "seconds between completion checks of a task still running past its expected end",
             _positive_float),
-    Setting("MJGATE_TRACK_WEBHOOK_GRACE", "track_webhook_grace", "10",
+    Variable("MJGATE_TRACK_WEBHOOK_GRACE", "track_webhook_grace", "10",
             "once GoAPI's webhooks reach mjgate for a task, seconds past its expected end (or "
             "its latest news) before it is checked by polling", _non_negative_float),
-    Setting("MJGATE_TRACK_GETS_PER_SECOND", "track_gets_per_second", "50",
+    Variable("MJGATE_TRACK_GETS_PER_SECOND", "track_gets_per_second", "50",
             "upstream GETs per second for the whole deployment (completion checks and client "
             "refreshes); 0: no cap", _non_negative_float),
-    Setting("MJGATE_TRACK_CONCURRENCY", "track_concurrency", "32",
+    Variable("MJGATE_TRACK_CONCURRENCY", "track_concurrency", "32",
             "completion checks in flight at once, per replica", _positive_int),
-    Setting("MJGATE_POLL_REFRESH_TIMEOUT", "poll_refresh_timeout", "2",
+    Variable("MJGATE_POLL_REFRESH_TIMEOUT", "poll_refresh_timeout", "2",
             "seconds a client GET waits for the upstream before answering the stored record",
             _positive_float),
-    Setting("MJGATE_LEASE_SECONDS", "lease_seconds", "120",
+    Variable("MJGATE_LEASE_SECONDS", "lease_seconds", "120",
             "a reservation with no news for this long is checked upstream by the reconciler",
             _positive_float),
-    Setting("MJGATE_RECONCILE_INTERVAL", "reconcile_interval", "2",
+    Variable("MJGATE_RECONCILE_INTERVAL", "reconcile_interval", "2",
             "seconds between reconciler/dispatcher passes in each replica", _positive_float),
-    Setting("MJGATE_STAGED_LIMIT", "staged_limit", "50", "staged tasks allowed per client key",
+    Variable("MJGATE_STAGED_LIMIT", "staged_limit", "50", "staged tasks allowed per client key",
             _positive_int),
-    Setting("MJGATE_STAGED_TIMEOUT", "staged_timeout", "900",
+    Variable("MJGATE_STAGED_TIMEOUT", "staged_timeout", "900",
             "seconds a task may wait staged before it fails with staged_timeout",
             _positive_float),
-    Setting("MJGATE_TASK_TTL", "task_ttl", "604800",
+    Variable("MJGATE_TASK_TTL", "task_ttl", "604800",
             "seconds a finished task record is kept", _positive_int),
-    Setting("MJGATE_IDEMPOTENCY_TTL", "idempotency_ttl", "86400",
+    Variable("MJGATE_IDEMPOTENCY_TTL", "idempotency_ttl", "86400",
             "seconds an Idempotency-Key is remembered", _positive_int),
-    Setting("MJGATE_POOL_FILE", "pool_file", "", "YAML pool file applied at start",
+    Variable("MJGATE_POOL_FILE", "pool_file", "", "YAML pool file applied at start",
             _optional_path),
-    Setting("MJGATE_STRATEGY", "strategy", "", "pool strategy, overriding the pool file's "
+    Variable("MJGATE_STRATEGY", "strategy", "", "pool strategy, overriding the pool file's "
             "(least_busy, most_fast_left, weighted)", lambda v: Strategy(v) if v else None),
-    Setting("MJGATE_POOL_FILE_MODE", "pool_file_mode", "seed",
+    Variable("MJGATE_POOL_FILE_MODE", "pool_file_mode", "seed",
             "`seed`: a start creates the pool file's accounts the pool lacks, and changes "
             "nothing else; `authoritative`: a start makes the pool match the file (undoing "
             "admin API changes)", _choice("seed", "authoritative")),
-    Setting("MJGATE_REQUEST_READ_TIMEOUT", "request_read_timeout", "20",
+    Variable("MJGATE_REQUEST_READ_TIMEOUT", "request_read_timeout", "20",
             "seconds a client has to send a whole request (headers and body) from its first "
             "byte; slower: 408 request_timeout and the connection closed", _positive_float),
-    Setting("MJGATE_MAX_CONNECTIONS", "max_connections", "2048",
+    Variable("MJGATE_MAX_CONNECTIONS", "max_connections", "2048",
             "open client connections per process; one more is answered 503 and closed",
             _positive_int),
-    Setting("MJGATE_COSTS", "cost_overrides", "",
+    Variable("MJGATE_COSTS", "cost_overrides", "",
             "fast-time cost overrides, e.g. `imagine=60,upscale:4x=300` (GPU seconds)", _costs),
-    Setting("MJGATE_SANDBOX_SPEED", "sandbox_speed", "demo",
+    Variable("MJGATE_SANDBOX_SPEED", "sandbox_speed", "demo",
             "emulator speed in sandbox: `demo` (2 s pending, 4 s processing) or `instant`",
             _choice("demo", "instant")),
-    Setting("MJGATE_SANDBOX_EMULATOR_PORT", "sandbox_emulator_port", "8090",
+    Variable("MJGATE_SANDBOX_EMULATOR_PORT", "sandbox_emulator_port", "8090",
             "port of the sandbox's emulator", _port),
-    Setting("MJGATE_LOG_LEVEL", "log_level", "info", "debug, info, warning or error",
+    Variable("MJGATE_LOG_LEVEL", "log_level", "info", "debug, info, warning or error",
             _choice("debug", "info", "warning", "error")),
-    Setting("MJGATE_LOG_FORMAT", "log_format", "json", "json (one object per line) or text",
+    Variable("MJGATE_LOG_FORMAT", "log_format", "json", "json (one object per line) or text",
             _choice("json", "text")),
-    Setting("MJGATE_METRICS_PER_ACCOUNT", "metrics_per_account", "true",
+    Variable("MJGATE_METRICS_PER_ACCOUNT", "metrics_per_account", "true",
             "export per-account series (bot_id label); turn off for huge pools", _bool),
-    Setting("MJGATE_ALLOW_PRIVATE_WEBHOOKS", "allow_private_webhooks", "false",
+    Variable("MJGATE_ALLOW_PRIVATE_WEBHOOKS", "allow_private_webhooks", "false",
             "deliver client webhooks to private/loopback addresses", _bool),
 )  # fmt: skip
 

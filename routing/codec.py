@@ -15,7 +15,9 @@ from routing.decisions import Dropped, Reservation, Staged
 from routing.errors import (
     NoRelaxCapableAccountError,
     ParentAccountUnavailableError,
+    PinnedAccountUnavailableError,
     PoolEmptyError,
+    QuotaExceededError,
     RoutingError,
     StagedLimitError,
     StoreError,
@@ -37,8 +39,14 @@ def _seconds(ms: str | None) -> float | None:
     return int(ms) / 1000 if ms else None
 
 
+def _pairs(flat: Any) -> tuple[tuple[str, int], ...]:
+    """`{name, n, name, n, ...}` as pairs; absent (a reply without quota figures) is ()."""
+    items = list(flat or ())
+    return tuple((text(items[i]), int(items[i + 1])) for i in range(0, len(items) - 1, 2))
+
+
 def reservation(reply: Sequence[Any]) -> Reservation:
-    """`{'R', bot_id, mode, cost, decision, staged, task_id}`"""
+    """`{'R', bot_id, mode, cost, decision, staged, task_id[, left, alerts]}`"""
     return Reservation(
         task_id=text(reply[6]),
         bot_id=int(reply[1]),
@@ -46,6 +54,8 @@ def reservation(reply: Sequence[Any]) -> Reservation:
         cost=int(reply[3]),
         decision=text(reply[4]),
         staged=bool(int(reply[5])),
+        quota=_pairs(reply[7] if len(reply) > 7 else None),
+        alerts=_pairs(reply[8] if len(reply) > 8 else None),
     )
 
 
@@ -62,7 +72,12 @@ def decision(op: str, task_id: str, reply: Sequence[Any], parent: int = 0) -> Re
     if tag == "R":
         return reservation(reply)
     if tag == "S":
-        return Staged(task_id=task_id, reason=text(reply[1]))
+        return Staged(
+            task_id=task_id,
+            reason=text(reply[1]),
+            quota=_pairs(reply[2] if len(reply) > 2 else None),
+            alerts=_pairs(reply[3] if len(reply) > 3 else None),
+        )
     raise error(op, reply, parent)
 
 
@@ -77,6 +92,10 @@ def error(op: str, reply: Sequence[Any], bot_id: int = 0) -> RoutingError:
         return StagedLimitError(int(reply[2]))
     if code == "parent_unavailable":
         return ParentAccountUnavailableError(bot_id, text(reply[2]))
+    if code == "pinned_unavailable":
+        return PinnedAccountUnavailableError(bot_id, text(reply[2]))
+    if code == "quota_exceeded":
+        return QuotaExceededError(text(reply[2]), int(reply[3]))
     return StoreError(op, f"unexpected script reply {code!r}")
 
 

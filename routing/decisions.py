@@ -8,6 +8,9 @@ from enum import StrEnum
 
 from routing.model import Mode
 
+QuotaFigures = tuple[tuple[str, int], ...]  # (limit name, what is left), e.g. ("jobs_day", 3)
+QuotaAlerts = tuple[tuple[str, int], ...]  # (limit name, percent reached), e.g. ("jobs_day", 80)
+
 
 class Outcome(StrEnum):
     """How a task ended, for settlement: completed keeps fast time, the others refund it."""
@@ -23,7 +26,8 @@ class Reservation:
 
     `decision` is one of: `routed`, `backup:no_fast_hours` / `backup:no_active_primary` (a
     backup-tier account took it), `fallback_relax:no_fast_hours`, `inherited`,
-    `inherited_relax:<reason>` (reason `setting_relax` or `no_fast_time`); a reservation made
+    `inherited_relax:<reason>` (reason `setting_relax` or `no_fast_time`), `pinned`,
+    `pinned_relax:<reason>` (a task pinned to an account); a reservation made
     when a staged task is dispatched keeps the decision it would have had, and `staged` is
     true.
     """
@@ -34,20 +38,24 @@ class Reservation:
     cost: int  # fast seconds reserved (0 for relax)
     decision: str
     staged: bool = False
+    quota: QuotaFigures = ()  # what is left of each of the key's limits, after this task
+    alerts: QuotaAlerts = ()  # soft thresholds this task crossed first in their period
 
 
 @dataclass(frozen=True)
 class Staged:
-    """No slot is free now; the task waits in the pool's FIFO queue.
+    """No slot is free now; the task waits in its key's FIFO queue, keys served fairly.
 
-    `reason`: `fast_slots_busy`, `relax_slots_busy` or `parent_busy` / `parent_paused`, or
-    the pacing rule that holds it: `paced:outside_hours`, `paced:actions_only`,
-    `paced:daily_cap`, `paced:gap`.
+    `reason`: `fast_slots_busy`, `relax_slots_busy`, `parent_busy` / `parent_paused`,
+    `pinned_busy` / `pinned_paused`, `key_in_flight_limit`, or the pacing rule that holds it:
+    `paced:outside_hours`, `paced:actions_only`, `paced:daily_cap`, `paced:gap`.
     """
 
     task_id: str
     reason: str
     decision: str = "staged"
+    quota: QuotaFigures = ()
+    alerts: QuotaAlerts = ()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ RoutingError
 ├── NoRelaxCapableAccountError      relax requested, no active non-basic account (503)
 ├── ParentAccountUnavailableError   child task, parent's account can't take it (409)
 ├── StagedLimitError                the client already has its limit of staged tasks (429)
+├── QuotaExceededError              the client key's quota for the period is spent (429)
+├── PinnedAccountUnavailableError   a task pinned to an account that can never run it (409)
 ├── AccountNotFoundError            no account with that bot_id (404)
 ├── AccountBusyError                removing an account with tasks in flight (409)
 └── PoolFileError                   a pool file that can't be applied (400; CLI exit 2)
@@ -54,6 +56,32 @@ class StagedLimitError(RoutingError):
 
     def __reduce__(self) -> tuple[type[StagedLimitError], tuple[int]]:
         return type(self), (self.limit,)
+
+
+class QuotaExceededError(RoutingError):
+    """`quota`: jobs_day, jobs_month, fast_seconds_day or fast_seconds_month; `retry_after`:
+    whole seconds until that period resets."""
+
+    def __init__(self, quota: str, retry_after: int) -> None:
+        super().__init__(f"this key's {quota} quota is spent; it resets in {retry_after} s")
+        self.quota = quota
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[type[QuotaExceededError], tuple[str, int]]:
+        return type(self), (self.quota, self.retry_after)
+
+
+class PinnedAccountUnavailableError(RoutingError):
+    """A root task pinned to an account (`input.bot_id`) that can never run it: removed,
+    disabled, draining, outside the key's tags, or relax on a basic plan."""
+
+    def __init__(self, bot_id: int, reason: str) -> None:
+        super().__init__(f"account {bot_id} can't take this pinned task: {reason}")
+        self.bot_id = bot_id
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[PinnedAccountUnavailableError], tuple[int, str]]:
+        return type(self), (self.bot_id, self.reason)
 
 
 class AccountNotFoundError(RoutingError):

@@ -98,6 +98,10 @@ class Keys:
         """Maps an upstream (GoAPI) task id to mjgate's id."""
         return f"{self.prefix}:{{u:{upstream_id}}}:up"
 
+    def open_tasks(self, client_id: str) -> str:
+        """A client's tasks not finished yet, by creation time (for the batch cancel)."""
+        return f"{self.prefix}:{{o:{client_id}}}:open"
+
     def idempotency(self, client_id: str, key: str) -> str:
         return f"{self.prefix}:{{i:{client_id}:{key}}}:idem"
 

@@ -1,8 +1,9 @@
 """The pool's Lua scripts: package files, each loaded with the shared prelude, called by SHA.
 
-Every script under `routing/lua/` does one atomic job. Two preludes are put in front of each
-body when it is loaded: `lib.lua` (key layout, account codec, indexes, aggregates, history)
-and `decide.lua` (the routing rules, reserving, staging), so every script counts and decides
+Every script under `routing/lua/` does one atomic job. Three preludes are put in front of each
+body when it is loaded: `lib.lua` (key layout, account codec, indexes, aggregates, history),
+`tenants.lua` (client keys' quotas and fair queueing of staged work) and `decide.lua` (the
+routing rules, reserving, staging), so every script counts and decides
 with the same code. `Scripts.load()` registers them all (SCRIPT LOAD); each call runs
 EVALSHA on the store's `Pipe` and, if the server lost its script cache (a restart, SCRIPT
 FLUSH, a failover), EVAL with the source, which caches it again.
@@ -40,7 +41,7 @@ SCRIPT_NAMES = (
     "track_take",
     "pace_plan",
 )
-PRELUDES = ("lib", "decide")
+PRELUDES = ("lib", "tenants", "decide")
 
 
 def _read(name: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from routing import codec, pacing, poolsync
+from routing import codec, pacing, poolsync, quotas
 from routing.accounts import AccountSpec, AccountStatus
 from routing.decisions import (
     Dropped,
@@ -44,13 +44,14 @@ from routing.keys import Keys
 from routing.model import PLANS, AccountState, Mode, Strategy
 from routing.pipe import Pipe
 from routing.poolfile import MAX_SLOTS, MAX_WEIGHT, PoolChange, PoolFile
+from routing.quotas import Quota
 from routing.scripts import Scripts
 from routing.snapshot import AccountFigures, PoolSnapshot, from_totals
 
 Clock = Callable[[], float]
 
 RENEWAL_PERIOD_SECONDS = 30 * 86400  # a subscription month, as Midjourney bills: 30 days
-DISPATCH_WINDOW = 32  # staged tasks looked at per dispatch, in arrival order
+DISPATCH_WINDOW = 32  # staged tasks decided per dispatch at most (keys in fair-queue order)
 TICK_LIMIT = 100  # renewals, wake-ups and staged timeouts handled per tick, each
 PACE_ROUNDS = 20  # tick scripts per tick while pacing changes fill them (windows opening at once)
 RESCORE_BATCH = 500  # accounts rescored per script call after a strategy change
@@ -253,13 +254,19 @@ class PoolStore:
         staged_timeout: float,
         exclude: Sequence[int] = (),
         tags: Sequence[str] = (),
+        weight: int = 1,
+        pin: int | None = None,
+        quota: Quota | None = None,
     ) -> Reservation | Staged:
         """Route a root task (DESIGN.md section 2, rules 1-3): a reservation, or the task
         staged when every candidate is busy. `cost`: fast seconds in `mode` (x2 for turbo;
         ignored if the task runs relax). `exclude`: accounts to skip (a retry after an
         upstream failure); they count as absent, also for NoRelaxCapableAccountError.
         `tags`: a tag-limited client key's tags; only accounts carrying one of them count
-        (the same rules, decided over those accounts: O(their number))."""
+        (the same rules, decided over those accounts: O(their number)). `weight`: the key's
+        share of staged work. `pin`: run only on this account (staged while it is busy;
+        PinnedAccountUnavailableError when it never can). `quota`: the key's limits, checked
+        and counted in the same script (QuotaExceededError)."""
         if cost < 0:
             raise ValueError("cost must not be negative")
         reply = await self._run(
@@ -274,8 +281,11 @@ class PoolStore:
             _ms(staged_timeout),
             ",".join(str(bot_id) for bot_id in exclude),
             json.dumps(sorted(set(tags))) if tags else "",
+            weight,
+            "" if pin is None else pin,
+            quotas.terms(quota, self.clock()),
         )
-        return codec.decision("reserve_root", task_id, reply)
+        return codec.decision("reserve_root", task_id, reply, pin or 0)
 
     async def reserve_child(
         self,
@@ -288,11 +298,13 @@ class PoolStore:
         lease_seconds: float,
         staged_limit: int,
         staged_timeout: float,
+        weight: int = 1,
+        quota: Quota | None = None,
     ) -> Reservation | Staged:
         """Run a child task on its parent's account (`cost`: its fast seconds in
         `parent_mode`, ignored if it runs relax), or stage it while that account is busy or
         paused; ParentAccountUnavailableError if the account is gone, disabled, or would have
-        to run relax on basic."""
+        to run relax on basic. `weight` and `quota` as for `reserve_root`."""
         if cost < 0:
             raise ValueError("cost must not be negative")
         reply = await self._run(
@@ -306,6 +318,8 @@ class PoolStore:
             _ms(lease_seconds),
             staged_limit,
             _ms(staged_timeout),
+            weight,
+            quotas.terms(quota, self.clock()),
         )
         return codec.decision("reserve_child", task_id, reply, parent_bot_id)
 
@@ -364,8 +378,9 @@ class PoolStore:
     async def dispatch_staged(
         self, limit: int, lease_seconds: float
     ) -> list[Reservation | Dropped]:
-        """Reserve up to `limit` staged tasks that can run now (FIFO among the first
-        DISPATCH_WINDOW); each is returned to exactly one caller, with `staged=True`. A task
+        """Reserve up to `limit` staged tasks that can run now (FIFO within a key, keys by
+        weighted fair queueing; at most DISPATCH_WINDOW decided); each is returned to
+        exactly one caller, with `staged=True`. A task
         keeps the lease length it was staged with; `lease_seconds` serves when it has none.
         Staged children whose parent's account can never take them are dropped from the
         queue and returned as `Dropped` (to exactly one caller too), beside the limit."""

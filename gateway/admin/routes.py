@@ -49,6 +49,7 @@ from gateway.errors import (
 )
 from gateway.headerlimit import HeaderLimit
 from gateway.keys.store import KeyPolicy
+from gateway.keys.tenancy import tenancy_policy
 from gateway.records import TaskRecord
 from gateway.state import MjGate, state_of
 from gateway.webhooks.credentials import goapi_secret, goapi_token
@@ -258,6 +259,7 @@ async def set_state(request: Request, gate: MjGate) -> Response:
 async def create_key(request: Request, gate: MjGate) -> Response:
     body = await _body(request, gate, KeyBody)
     policy = KeyPolicy(
+        **tenancy_policy(body),
         allowed_modes=None if body.allowed_modes is None else frozenset(body.allowed_modes),
         tags=tuple(body.tags),
         staged_limit=body.staged_limit,

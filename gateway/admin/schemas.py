@@ -15,6 +15,7 @@ from starlette.responses import Response
 from gateway.admin.pacing import PacingBody, pacing_view
 from gateway.api.redact import OwnWebhook, scrub_task
 from gateway.errors import InvalidRequestError
+from gateway.keys.tenancy import TenancyBody
 from gateway.records import TaskRecord
 from routing.accounts import AccountStatus
 from routing.model import AccountState, Mode, Plan, Setting
@@ -75,7 +76,7 @@ class StateBody(_Body):
     reason: str = Field(default="", max_length=200)
 
 
-class KeyBody(_Body):
+class KeyBody(TenancyBody):
     name: str = Field(min_length=1, max_length=100)
     allowed_modes: list[Mode] | None = Field(default=None, min_length=1)
     tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(

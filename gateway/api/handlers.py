@@ -98,6 +98,8 @@ async def create_task(request: Request) -> Response:
     response = task_response(result.record, {"auth": auth_seconds, **result.timings})
     if result.replayed:
         response.headers["idempotent-replayed"] = "true"
+    for quota, left in result.quota:  # e.g. x-mjgate-quota-remaining-jobs-day
+        response.headers[f"x-mjgate-quota-remaining-{quota.replace('_', '-')}"] = str(left)
     return response
 
 

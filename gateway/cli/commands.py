@@ -38,6 +38,7 @@ from gateway.cli.admin_api import (
     state_text,
     text,
 )
+from gateway.keys.tenancy import add_tenancy_options, tenancy_options
 from routing.errors import PoolFileError
 from routing.model import AccountState, Mode, Plan, Setting
 from routing.poolfile import FILE_STATES, parse_pool_file
@@ -120,7 +121,7 @@ def accounts_remove(args: argparse.Namespace) -> None:
 
 
 def keys_create(args: argparse.Namespace) -> None:
-    body: dict[str, Any] = {"name": args.name}
+    body: dict[str, Any] = {"name": args.name, **tenancy_options(args)}
     if args.modes is not None:
         body["allowed_modes"] = csv_list(args.modes)
     if args.tags is not None:
@@ -343,6 +344,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     keys = group("keys", "client keys and their policies")
     p = command(keys, "create", keys_create, "a new client key (the secret is shown once)")
     p.add_argument("name")
+    add_tenancy_options(p)
     p.add_argument(
         "--modes",
         metavar="M,M",

@@ -12,6 +12,7 @@ import hmac
 from dataclasses import dataclass
 
 from routing.model import Mode
+from routing.quotas import Quota
 
 
 def key_id(secret: str) -> str:
@@ -22,6 +23,11 @@ def key_id(secret: str) -> str:
 class Client:
     id: str
     name: str = ""
+    # tenancy: quotas, share of staged work, pinning, expiry (gateway.keys.store.KeyPolicy)
+    quota: Quota | None = None
+    weight: int = 1
+    may_pin: bool = False  # may send input.bot_id to run on that account only
+    expires_at: float | None = None  # unix seconds
     allowed_modes: frozenset[Mode] | None = None  # None: every mode
     staged_limit: int | None = None  # None: the setting's
     tags: tuple[str, ...] = ()  # allowed account tags; empty: any account

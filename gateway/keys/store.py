@@ -34,12 +34,13 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.errors import RateLimitedError
+from gateway.errors import KeyExpiredError, RateLimitedError
 from gateway.keys.client import Client, StaticKeys, key_id
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.model import Mode
 from routing.pipe import Pipe
+from routing.quotas import Quota
 
 T = TypeVar("T")
 WINDOW = 60  # seconds: limits are per minute
@@ -50,6 +51,11 @@ SECRET_PREFIX = "mjg_"
 class KeyPolicy:
     """What a key may do. None/empty means "no limit" (the settings' staged limit)."""
 
+    # tenancy: quotas (routing.quotas), share of staged work, pinning, expiry (unix seconds)
+    quota: Quota = field(default_factory=Quota)
+    weight: int = 1
+    allow_pinning: bool = False
+    expires_at: float | None = None
     allowed_modes: frozenset[Mode] | None = None
     tags: tuple[str, ...] = ()  # allowed account tags
     staged_limit: int | None = None
@@ -61,6 +67,10 @@ class KeyPolicy:
     def to_dict(self) -> dict[str, Any]:
         modes = None if self.allowed_modes is None else _sorted_modes(self.allowed_modes)
         return {
+            **_quota_dict(self.quota),
+            "weight": self.weight,
+            "allow_pinning": self.allow_pinning,
+            "expires_at": self.expires_at,
             "allowed_modes": modes,
             "tags": list(self.tags),
             "staged_limit": self.staged_limit,
@@ -73,6 +83,10 @@ class KeyPolicy:
     def from_dict(cls, raw: Mapping[str, Any]) -> KeyPolicy:
         modes = raw.get("allowed_modes")
         return cls(
+            quota=Quota(**{name: raw[name] for name in QUOTA_FIELDS if raw.get(name) is not None}),
+            weight=int(raw.get("weight") or 1),
+            allow_pinning=bool(raw.get("allow_pinning", False)),
+            expires_at=raw.get("expires_at"),
             allowed_modes=None if modes is None else frozenset(Mode(m) for m in modes),
             tags=tuple(raw.get("tags") or ()),
             staged_limit=raw.get("staged_limit"),
@@ -80,6 +94,20 @@ class KeyPolicy:
             passthrough_models=tuple(raw.get("passthrough_models") or ()),
             passthrough_foreign_ids=bool(raw.get("passthrough_foreign_ids", False)),
         )
+
+
+QUOTA_FIELDS = (
+    "jobs_per_day",
+    "jobs_per_month",
+    "fast_seconds_per_day",
+    "fast_seconds_per_month",
+    "max_in_flight",
+    "timezone",
+)
+
+
+def _quota_dict(quota: Quota) -> dict[str, Any]:
+    return {name: getattr(quota, name) for name in QUOTA_FIELDS}
 
 
 def _sorted_modes(modes: frozenset[Mode]) -> list[str]:
@@ -159,9 +187,15 @@ class KeyStore:
         if not hmac.compare_digest(fields.get("d", ""), digest):
             return None
         policy = KeyPolicy.from_dict(orjson.loads(fields.get("p", "{}")))
+        if policy.expires_at is not None and policy.expires_at <= self.clock():
+            raise KeyExpiredError("this API key has expired; ask the operator for a new one")
         return Client(
             id=kid,
             name=fields.get("n", ""),
+            quota=policy.quota if policy.quota.limited else None,
+            weight=policy.weight,
+            may_pin=policy.allow_pinning,
+            expires_at=policy.expires_at,
             allowed_modes=policy.allowed_modes,
             staged_limit=policy.staged_limit,
             tags=policy.tags,

@@ -10,8 +10,8 @@
 
 - `creating`: Idempotency-Key, the requested mode capped by the key, the record written with
   the reservation (or the task staged);
-- `sending`: the upstream body, the create call, the one retry path (another account, or
-  staged again), the upstream's refusals (`refusals`);
+- `sending`: the create call and the one retry path (another account, or staged again); the
+  body sent (`body`); the upstream's refusals and the accounts they update (`refusals`);
 - `tracking`: news from webhooks, polls and the tracker; settle; every way a task ends;
 - `checking`: GETs upstream: a client's poll, the completion tracker over the shared
   schedule (`routing.schedule`), the reconciler of expired leases; the maintenance tick;
@@ -32,6 +32,7 @@ from gateway.tasks.checking import Checker
 from gateway.tasks.creating import Creator
 from gateway.tasks.handoff import Handoff
 from gateway.tasks.loops import Loops
+from gateway.tasks.refusals import AccountRefusals
 from gateway.tasks.sending import Sender
 from gateway.tasks.tracking import Tracker
 from gateway.upstream import UpstreamClient
@@ -92,6 +93,7 @@ def build(
         upstream=upstream,
         metrics=metrics,
         tracker=tracker,
+        refusals=AccountRefusals(store, metrics, clock=clock),
         costs=CostTable.with_overrides(settings.cost_overrides),
         webhook=webhook,
         clock=clock,

@@ -16,14 +16,18 @@ staged task always finds its record) → sent (`gateway.tasks.sending`) → answ
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
+from gateway import logs
 from gateway.api.validation import CreateRequest
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.keys.client import Client
@@ -32,9 +36,24 @@ from gateway.records import RecordStore, TaskRecord, TaskStatus, new_task_id
 from gateway.settings import Settings
 from gateway.tasks.sending import Sender, count_created
 from routing.costs import CostTable
-from routing.decisions import Reservation, Staged
+from routing.decisions import QuotaFigures, Reservation, Staged
 from routing.model import Mode
 from routing.store import PoolStore
+
+
+async def _quietly(*pending: Awaitable[Any]) -> None:
+    """Await every reply, whatever they hold (the caller is already failing)."""
+    for reply in pending:
+        with contextlib.suppress(Exception):
+            await reply
+
+
+async def _all(*pending: Awaitable[Any]) -> None:
+    """Await every reply; then raise the first error, if any (none is left unawaited)."""
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 class IdempotencyKeyReusedError(GatewayError):
@@ -53,6 +72,7 @@ class CreateResult:
     # reserved), upstream (the create call(s) to GoAPI), record (the record written and,
     # for a finished task, the reservation settled)
     timings: dict[str, float] = field(default_factory=dict)
+    quota: QuotaFigures = ()  # what is left of each of the key's quotas, for the headers
 
 
 def fingerprint(request: CreateRequest) -> str:
@@ -138,29 +158,28 @@ class Creator:
                 client.id, idempotency_key, task_id, self.settings.idempotency_ttl, printed
             )
             saving = self.records.save(record)
+            opening = self.records.opened(record)
             try:
                 existing = await claiming
             except BaseException:
-                with contextlib.suppress(Exception):
-                    await saving
+                await _quietly(saving, opening)
                 await self._forget(record, None)
                 raise
             if existing is not None:
-                with contextlib.suppress(Exception):
-                    await saving
-                    await self.records.delete(task_id)
+                await _quietly(saving, opening)
+                await self._forget(record, None)
                 return await self._replay(*existing, printed)
         else:
             saving = self.records.save(record)  # sent now; the reservation goes right after
+            opening = self.records.opened(record)  # the key's open tasks (the batch cancel)
         try:
             decision = await self._reserve(client, record, request, parent)
         except BaseException:
-            with contextlib.suppress(Exception):
-                await saving
+            await _quietly(saving, opening)
             await self._forget(record, idempotency_key)
             raise
         try:
-            await saving
+            await _all(saving, opening)
         except BaseException:  # no record, no task: give back what was taken
             with contextlib.suppress(Exception):
                 if isinstance(decision, Reservation):
@@ -170,6 +189,7 @@ class Creator:
             await self._forget(record, idempotency_key)
             raise
         timings = {"route": time.perf_counter() - started}
+        self._thresholds(client, decision.alerts)
         if isinstance(decision, Staged):
             record = record.evolve(status=TaskStatus.STAGED, decision="staged").with_event(
                 "staged", reason=decision.reason
@@ -178,17 +198,26 @@ class Creator:
             await self.records.save_if(record, TaskStatus.RESERVED)
             count_created(self.metrics, record)
             self.metrics.task_staged(decision.reason)
-            return CreateResult(record, timings=timings)
+            return CreateResult(record, timings=timings, quota=decision.quota)
         sending = time.perf_counter()
         record = await self.sender.send(record, decision, parent=parent, timings=timings)
         upstream = timings.setdefault("upstream", 0.0)
         timings["record"] = max(0.0, time.perf_counter() - sending - upstream)
-        return CreateResult(record, timings=timings)
+        return CreateResult(record, timings=timings, quota=decision.quota)
+
+    def _thresholds(self, client: Client, alerts: QuotaFigures) -> None:
+        """A soft threshold of a quota crossed for the first time in its period."""
+        for quota, percent in alerts:
+            logs.event("quota_threshold", logging.WARNING, key=client.id, key_name=client.name,
+                       quota=quota, percent=percent)  # fmt: skip
+            self.metrics.quota_threshold(quota, percent)
 
     async def _forget(self, record: TaskRecord, idempotency_key: str | None) -> None:
         """A create that failed before the client heard of its task leaves nothing behind."""
         with contextlib.suppress(Exception):
             await self.records.delete(record.task_id)
+        with contextlib.suppress(Exception):
+            await self.records.closed(record.client_id, record.task_id)
             if idempotency_key:
                 await self.records.forget_idempotency(record.client_id, idempotency_key)
 
@@ -226,8 +255,11 @@ class Creator:
                 lease_seconds=self.settings.lease_seconds,
                 staged_limit=staged_limit,
                 staged_timeout=self.settings.staged_timeout,
+                weight=client.weight,
+                quota=client.quota,
             )
         mode = Mode(record.requested_mode)
+        pin = request.input.get("bot_id") if client.may_pin else None  # others: ignored
         return await self.store.reserve_root(
             record.task_id,
             mode,
@@ -237,4 +269,7 @@ class Creator:
             staged_limit=staged_limit,
             staged_timeout=self.settings.staged_timeout,
             tags=record.tags,
+            weight=client.weight,
+            pin=pin if isinstance(pin, int) and pin > 0 else None,
+            quota=client.quota,
         )

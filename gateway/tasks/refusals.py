@@ -10,9 +10,15 @@ account out of rotation. Everything else non-2xx is about the request and is pas
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from enum import StrEnum
 
+from gateway import logs
+from gateway.metrics import Metrics
 from gateway.upstream import UpstreamAnswer
+from routing.model import AccountState
+from routing.store import PoolStore
 
 
 class Refusal(StrEnum):
@@ -52,3 +58,38 @@ def classify(answer: UpstreamAnswer) -> Refusal:
         if any(marker in message for marker in markers):
             return refusal
     return Refusal.REQUEST
+
+
+_COOLDOWN = {Refusal.BANNED: 3600.0}
+
+
+class AccountRefusals:
+    """Accounts the upstream refused a create for: updated so routing stops choosing them."""
+
+    def __init__(
+        self, store: PoolStore, metrics: Metrics, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+
+    async def refused(self, bot_id: int, refusal: Refusal, message: str) -> None:
+        """The upstream refused a create for the account's sake: update the account."""
+        reason = f"upstream: {refusal.value}"
+        if refusal is Refusal.NO_FAST_TIME:
+            await self.store.set_fast_time(bot_id, 0, reason=reason)
+            self.metrics.account_event("fast_time_exhausted")
+        elif refusal is Refusal.CAPTCHA:
+            await self.store.set_state(bot_id, AccountState.PAUSED, reason=reason)
+            self.metrics.account_event("paused")
+        elif refusal is Refusal.EXPIRED:
+            await self.store.set_state(bot_id, AccountState.DISABLED, reason=reason)
+            self.metrics.account_event("disabled")
+        elif refusal is Refusal.UNKNOWN_ACCOUNT:  # GoAPI's workspace has no such account
+            await self.store.set_state(bot_id, AccountState.DISABLED, reason=refusal.value)
+            self.metrics.account_event("unknown_to_upstream")
+        else:
+            until = self.clock() + _COOLDOWN.get(refusal, 60.0)
+            await self.store.set_state(bot_id, AccountState.COOLING, until=until, reason=reason)
+            self.metrics.account_event("cooled")
+        logs.event("account_refused", bot_id=bot_id, refusal=refusal.value, message=message[:200])

@@ -3,7 +3,7 @@
 The create body is the client's input with `bot_id` and the effective mode set
 (`upstream_body`). When the upstream refuses for the account's sake (banned, captcha, expired,
 no fast time, an account it doesn't know) or was certainly never reached, the reservation is
-released at once, the account updated (`Tracker.account_refused`), and the task reserved again
+released at once, the account updated (`AccountRefusals.refused`), and the task reserved again
 on another account, up to MJGATE_CREATE_ATTEMPTS accounts; if every candidate is busy it is
 staged again. An account-level refusal is never passed on as the client's error. Child tasks
 can't move: their parent's account is the only one.
@@ -36,7 +36,8 @@ from gateway.errors import (
 from gateway.metrics import Metrics
 from gateway.records import RecordStore, TaskRecord, TaskStatus
 from gateway.settings import Settings
-from gateway.tasks.refusals import ACCOUNT_REFUSALS, Refusal, classify
+from gateway.tasks.body import decision_of, upstream_body
+from gateway.tasks.refusals import ACCOUNT_REFUSALS, AccountRefusals, Refusal, classify
 from gateway.tasks.tracking import Tracker
 from gateway.upstream import UpstreamAnswer, UpstreamClient, UpstreamNotSentError
 from routing.costs import CostTable
@@ -49,49 +50,6 @@ from routing.store import PoolStore
 
 UNKNOWN = TaskStatus.UNKNOWN  # sent; whether the upstream has the task is not known
 DEFAULT_RETRY_AFTER = 10.0  # seconds of backoff after a 429 without Retry-After
-
-
-def decision_of(record: TaskRecord, reservation: Reservation, parent_mode: str | None) -> str:
-    """The reservation's decision, naming a child's relax the client asked for."""
-    if (
-        parent_mode not in (None, "relax")
-        and record.requested_mode == "relax"
-        and reservation.decision == "inherited"
-    ):
-        return "inherited_relax:requested"
-    return reservation.decision
-
-
-def upstream_body(
-    record: TaskRecord,
-    reservation: Reservation,
-    *,
-    parent_upstream_id: str | None,
-    parent_mode: str | None,
-    webhook: dict[str, str] | None,
-) -> dict[str, Any]:
-    """The create body sent upstream: the client's input with `bot_id` and mode set.
-
-    Root tasks always carry the effective `process_mode`. Child tasks carry none (they inherit
-    the parent's mode) unless they run in another mode than the parent's (`inherited_relax:*`,
-    including a relax the client asked for), where `process_mode: relax` is sent.
-    `service_mode` is `private` (Host-Your-Account): `bot_id` is honoured only there.
-    """
-    task_input = dict(record.request.get("input", {}))
-    task_input["bot_id"] = reservation.bot_id
-    if parent_upstream_id is None:
-        task_input["process_mode"] = reservation.mode.value
-    else:
-        task_input["origin_task_id"] = parent_upstream_id
-        task_input.pop("process_mode", None)
-        if reservation.mode.value != parent_mode:
-            task_input["process_mode"] = reservation.mode.value
-    config = {k: v for k, v in record.request.get("config", {}).items() if k != "webhook_config"}
-    config["service_mode"] = "private"
-    if webhook:
-        config["webhook_config"] = webhook
-    return {"model": "midjourney", "task_type": record.task_type, "input": task_input,
-            "config": config}  # fmt: skip
 
 
 def count_created(metrics: Metrics, record: TaskRecord) -> None:
@@ -122,6 +80,7 @@ class Sender:
         upstream: UpstreamClient,
         metrics: Metrics,
         tracker: Tracker,
+        refusals: AccountRefusals,
         costs: CostTable,
         webhook: dict[str, str] | None,
         clock: Callable[[], float] = time.time,
@@ -133,6 +92,7 @@ class Sender:
         self.upstream = upstream
         self.metrics = metrics
         self.tracker = tracker
+        self.refusals = refusals
         self.costs = costs
         self.webhook = webhook  # mjgate's own webhook for GoAPI, None without a public URL
         self.clock = clock
@@ -241,7 +201,7 @@ class Sender:
                     raise UpstreamRejectedError(
                         answer.status, answer.message, upstream_status=answer.status
                     )
-                await self.tracker.account_refused(reservation.bot_id, refusal, answer.message)
+                await self.refusals.refused(reservation.bot_id, refusal, answer.message)
             if refusal is None:  # never reached
                 await self.tracker.release(record.task_id)
             next_one = await self._another_account(record, parent, attempts, refusal)
@@ -257,7 +217,8 @@ class Sender:
             int(event["bot_id"]) for event in record.history if event.get("what") == "refused"
         ) + ((record.bot_id,) if record.bot_id is not None else ())
         record = record.with_event("refused", bot_id=record.bot_id, refusal=str(refusal))
-        if parent is not None or attempts >= self.settings.create_attempts:
+        pinned = record.decision.startswith("pinned")  # its key chose the account: no other
+        if parent is not None or pinned or attempts >= self.settings.create_attempts:
             if refusal is None:
                 await self.tracker.fail(
                     record, "upstream_unavailable", "the upstream could not be reached"

@@ -10,8 +10,8 @@ loops to send. News that the task still runs moves its next check later.
 The endings mjgate decides itself are here too, each with its `error.type`: `fail` (the
 sender's refusals, a lost outcome, a staged timeout, a cancelled staged task), `lose` (the
 upstream no longer knows the task), `outcome_unknown` (a create sent but never confirmed),
-`drop` (a staged child whose parent's account can no longer take it), `cancel`. Accounts the
-upstream refused for are updated by `account_refused`.
+`drop` (a staged child whose parent's account can no longer take it), `cancel` and the batch
+`cancel_many`.
 """
 
 from __future__ import annotations
@@ -24,20 +24,18 @@ from datetime import datetime
 from typing import Any
 
 from gateway import logs
-from gateway.errors import TaskNotCancellableError, UpstreamRejectedError
+from gateway.errors import GatewayError, TaskNotCancellableError, UpstreamRejectedError
 from gateway.metrics import Metrics
 from gateway.records import RecordStore, TaskRecord, TaskStatus
 from gateway.settings import Settings
 from gateway.tasks.handoff import Handoff
-from gateway.tasks.refusals import Refusal
 from gateway.upstream import UpstreamClient
 from routing.decisions import Dropped, Outcome, Reservation, Settlement
 from routing.durations import bracket
-from routing.model import AccountState
+from routing.errors import StoreError
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 
-_COOLDOWN = {Refusal.BANNED: 3600.0}
 SETTLE_DISPATCH = 4  # staged tasks one settle may hand the freed slot(s) to at once
 WEBHOOK = "webhook"  # the news source whose arrival time is the task's end, to within a hop
 
@@ -139,12 +137,16 @@ class Tracker:
         outcome = record.outcome
         saving = self.records.save_unless_terminal(record)
         settling = self.settle(record.task_id, outcome)
+        closing = self.records.closed(record.client_id, record.task_id)
         try:
             saved = await saving
         except BaseException:
-            with contextlib.suppress(Exception):
-                await settling  # sent anyway: the upstream's task is over either way
+            for reply in (settling, closing):  # sent anyway: the task is over either way
+                with contextlib.suppress(Exception):
+                    await reply
             raise
+        with contextlib.suppress(StoreError):  # the index is advisory (the batch cancel)
+            await closing
         settlement = await settling
         if settlement is not None:
             await self._settled_news(record, source, settlement)
@@ -194,7 +196,9 @@ class Tracker:
             error_message=message,
             updated_at=self.clock(),
         ).with_event("failed", error_type=error_type)
-        await self.records.save(record)
+        await asyncio.gather(
+            self.records.save(record), self.records.closed(record.client_id, record.task_id)
+        )
         status = "cancelled" if error_type == "cancelled" else "failed"
         self.metrics.task_finished(record.task_type, record.mode or "none", status, None)
         self.handoff.change(record)
@@ -253,30 +257,30 @@ class Tracker:
             error_message="task canceled",
             updated_at=self.clock(),
         )
-        await self.records.save(record)
+        await asyncio.gather(
+            self.records.save(record), self.records.closed(record.client_id, record.task_id)
+        )
         if await self.settle(record.task_id, Outcome.CANCELLED) is not None:
             self.metrics.task_finished(record.task_type, record.mode or "none", "cancelled", None)
         self.handoff.change(record)
         return f"task {record.task_id} canceled"
 
-    # -- accounts ---------------------------------------------------------------------------
-    async def account_refused(self, bot_id: int, refusal: Refusal, message: str) -> None:
-        """The upstream refused a create for the account's sake: update the account."""
-        reason = f"upstream: {refusal.value}"
-        if refusal is Refusal.NO_FAST_TIME:
-            await self.store.set_fast_time(bot_id, 0, reason=reason)
-            self.metrics.account_event("fast_time_exhausted")
-        elif refusal is Refusal.CAPTCHA:
-            await self.store.set_state(bot_id, AccountState.PAUSED, reason=reason)
-            self.metrics.account_event("paused")
-        elif refusal is Refusal.EXPIRED:
-            await self.store.set_state(bot_id, AccountState.DISABLED, reason=reason)
-            self.metrics.account_event("disabled")
-        elif refusal is Refusal.UNKNOWN_ACCOUNT:  # GoAPI's workspace has no such account
-            await self.store.set_state(bot_id, AccountState.DISABLED, reason=refusal.value)
-            self.metrics.account_event("unknown_to_upstream")
-        else:
-            until = self.clock() + _COOLDOWN.get(refusal, 60.0)
-            await self.store.set_state(bot_id, AccountState.COOLING, until=until, reason=reason)
-            self.metrics.account_event("cooled")
-        logs.event("account_refused", bot_id=bot_id, refusal=refusal.value, message=message[:200])
+    async def cancel_many(
+        self, client_id: str, before: float
+    ) -> tuple[list[str], list[dict[str, str]]]:
+        """Cancel every open task of a client created before `before` (unix s): the batch
+        cancel. Returns the ids cancelled, and those that could not be (with why)."""
+        cancelled: list[str] = []
+        refused: list[dict[str, str]] = []
+        for task_id in await self.records.open_before(client_id, before):
+            record = await self.records.load(task_id)
+            if record is None or record.terminal or record.client_id != client_id:
+                await self.records.closed(client_id, task_id)  # ended, or gone: out of the index
+                continue
+            try:
+                await self.cancel(record)
+            except GatewayError as exc:
+                refused.append({"task_id": task_id, "error": exc.type})
+            else:
+                cancelled.append(task_id)
+        return cancelled, refused

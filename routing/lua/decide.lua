@@ -279,8 +279,9 @@ local function decide_child(pid, pmode, cost)
 end
 
 -- Take the slot and the fast time; returns {'R', bot_id, mode, cost, decision, staged, task}.
--- `kind` root | child: what pacing counts (caps, gaps).
-local function reserve(task, id, mode, cost, decision, lease_ms, staged, kind)
+-- `kind` root | child: what pacing counts (caps, gaps). `extra`: more fields for the
+-- reservation (a client key's quota charge), or nil.
+local function reserve(task, id, mode, cost, decision, lease_ms, staged, kind, extra)
   local old = acct_load(id)
   local a = copy(old)
   if mode == 'relax' then
@@ -291,7 +292,7 @@ local function reserve(task, id, mode, cost, decision, lease_ms, staged, kind)
   pace_take(a, kind, mode, task)
   acct_save(old, a)
   redis.call('HSET', k_res(task), 'b', id, 'm', mode, 'c', cost, 'd', decision, 's', staged,
-             'g', a.g)
+             'g', a.g, unpack(extra or {}))
   redis.call('ZADD', K.lease, n2s(NOW + lease_ms), task)
   return {'R', tonumber(id), mode, cost, decision, staged, task}
 end
@@ -305,60 +306,166 @@ local function known(task)
   return nil
 end
 
--- Queue a task (FIFO) unless its client is at its limit; `fields` describe how to retry it.
-local function stage(task, reason, client, limit, deadline_ms, fields)
+-- A root task pinned to one account (a key allowed to pin sent `input.bot_id`): the rules of a
+-- child task on its parent's account, except that a draining account takes no new root work
+-- and a tag-limited key may pin only its tagged accounts. Decisions `pinned` and
+-- `pinned_relax:<reason>`; waits `pinned_busy` / `pinned_paused`; {'E', 'pinned_unavailable', reason}.
+local function decide_pinned(pid, mode, cost, tags_json)
+  local st = redis.call('HGET', k_acct(pid), 'st')
+  if st == 'draining' then return {'E', 'pinned_unavailable', 'account_draining'} end
+  if st and tags_json ~= nil and tags_json ~= '' and tags_json ~= '[]' then
+    local carried = false
+    for _, tag in ipairs(cjson.decode(tags_json)) do
+      if redis.call('SISMEMBER', k_tag(tag), pid) == 1 then carried = true end
+    end
+    if not carried then return {'E', 'pinned_unavailable', 'outside_key_tags'} end
+  end
+  local d = decide_child(pid, mode, cost)
+  if d[1] == 'R' then
+    -- A pinned task is a root task to pacing: actions-only hours, caps and gaps hold it too.
+    local held = pace_reason(acct_load(pid), d[3] == 'relax' and 'r' or 'f')
+    if held then return {'S', held} end
+    d[5] = string.gsub(d[5], '^inherited', 'pinned')
+  elseif d[1] == 'S' then
+    if string.sub(d[2], 1, 6) ~= 'paced:' then
+      d[2] = d[2] == 'parent_busy' and 'pinned_busy' or 'pinned_paused'
+    end
+  elseif d[1] == 'E' and d[2] == 'parent_unavailable' then
+    d[2] = 'pinned_unavailable'
+  end
+  return d
+end
+
+-- Queue a task unless its client is at its limit; `fields` describe how to retry it, `weight`
+-- is its key's share of staged work. FIFO within the key (`stq:<client>`); the key joins the
+-- fair queue of keys (tenants.lua). `stq` holds every staged task in arrival order (counts).
+local function stage(task, reason, client, limit, deadline_ms, fields, weight)
   if tonumber(redis.call('HGET', K.stc, client) or 0) >= limit then
     return {'E', 'staged_limit', limit}
   end
   redis.call('HINCRBY', K.stc, client, 1)
   local seq = redis.call('HINCRBY', K.meta, 'seq', 1)
   redis.call('ZADD', K.stq, seq, task)
+  redis.call('ZADD', TN.kq(client), seq, task)
+  redis.call('HINCRBY', K.meta, 'sq', 1)
+  TN.join(client)
   redis.call('ZADD', K.stdl, n2s(deadline_ms), task)
   redis.call('HSET', k_stg(task), 'r', reason, 'cl', client, 'dl', n2s(deadline_ms),
-             unpack(fields))
+             'w', weight or 1, unpack(fields))
   return {'S', reason}
 end
 
 -- Take a task out of the queue (dispatched, cancelled or expired); false if it wasn't there.
-local function unstage(task)
-  local client = redis.call('HGET', k_stg(task), 'cl')
+-- `keep`: its quota charge goes on with it (dispatched); otherwise it is given back. `e`: its
+-- entry when the caller has read it already.
+local function unstage(task, keep, e)
+  e = e or hash_table(k_stg(task))
   redis.call('ZREM', K.stq, task)
   redis.call('ZREM', K.stdl, task)
-  if not client then return false end
+  if not e.cl then return false end
   redis.call('DEL', k_stg(task))
-  if redis.call('HINCRBY', K.stc, client, -1) <= 0 then redis.call('HDEL', K.stc, client) end
+  if redis.call('HINCRBY', K.stc, e.cl, -1) <= 0 then redis.call('HDEL', K.stc, e.cl) end
+  if e.w then
+    redis.call('HINCRBY', K.meta, 'sq', -1)
+    redis.call('ZREM', TN.kq(e.cl), task)
+    if redis.call('EXISTS', TN.kq(e.cl)) == 0 then TN.leave(e.cl) end
+  end
+  if not keep then TN.refund(e, 1, tonumber(e.qf) or 0) end
   return true
 end
 
--- Reserve every staged task, among the first `window` in arrival order, that can run now
--- (at most `limit` of them), with the same rules as a fresh request; each leaves the queue as
--- it is reserved. Past-deadline tasks are left for tick; tasks that can't run yet stay; a
--- child whose parent's account can never take it is dropped: {'D', task, bot_id, reason}.
+-- Staged tasks queued by a version without per-key queues (during a rolling upgrade) are in
+-- `stq` only: `stq` then holds more tasks than the per-key queues (`meta.sq`). Adopt those
+-- among the oldest `limit` into their key's queue (weight 1), so they are dispatched too.
+local function adopt_legacy(limit)
+  if redis.call('ZCARD', K.stq) <= tonumber(redis.call('HGET', K.meta, 'sq') or 0) then return end
+  local oldest = redis.call('ZRANGE', K.stq, 0, limit - 1, 'WITHSCORES')
+  for i = 1, #oldest, 2 do
+    local task = oldest[i]
+    local e = redis.call('HMGET', k_stg(task), 'cl', 'w')
+    if e[1] and not e[2] then
+      redis.call('ZADD', TN.kq(e[1]), oldest[i + 1], task)
+      redis.call('HSET', k_stg(task), 'w', 1)
+      redis.call('HINCRBY', K.meta, 'sq', 1)
+      TN.join(e[1])
+    end
+  end
+end
+
+local KEY_LOOK = 4 -- staged tasks looked at per key, FIFO: a blocked head doesn't stop the rest
+
+-- Decide staged entry `e` again: {'R', ...} | {'S', ...} | {'E', ...}.
+local function redecide(e)
+  if e.k == 'root' then
+    local ex, nex = exclusion(e.x)
+    return decide_root(e.m, tonumber(e.c), ex, nex, e.t)
+  elseif e.k == 'pin' then
+    return decide_pinned(e.p, e.m, tonumber(e.c), e.t)
+  end
+  return decide_child(e.p, e.m, tonumber(e.c))
+end
+
+-- Reserve up to `limit` staged tasks that can run now, with the same rules as a fresh request,
+-- key by key in order of virtual start tag (weighted fair queueing, tenants.lua): the first
+-- key whose first KEY_LOOK tasks hold one that can run gets it, and its tag moves on by one
+-- task of its weight. A key with nothing that can run (or at its tasks-in-flight limit) is
+-- skipped and keeps its tag. At most `window` staged tasks are decided per call. Past-deadline
+-- tasks are left for tick; a child (or pinned task) whose account can never take it is
+-- dropped: {'D', task, bot_id, reason}.
 local function dispatch(limit, default_lease, window)
-  local out, taken = {}, 0
+  local out, taken, looked, blocked, nblocked = {}, 0, 0, {}, 0
   pace_due(PACE_BATCH)
-  for _, task in ipairs(redis.call('ZRANGE', K.stq, 0, window - 1)) do
-    if taken >= limit then break end
-    local e = hash_table(k_stg(task))
-    if not e.k then
-      unstage(task) -- a queue entry without its hash: drop it
-    elseif tonumber(e.dl) > NOW then
-      local d
-      if e.k == 'root' then
-        local ex, nex = exclusion(e.x)
-        d = decide_root(e.m, tonumber(e.c), ex, nex, e.t)
-      else
-        d = decide_child(e.p, e.m, tonumber(e.c))
+  while taken < limit and looked < window do
+    local client, tag
+    local firsts = redis.call('ZRANGE', TN.stk, 0, nblocked, 'WITHSCORES')
+    for i = 1, #firsts, 2 do
+      if not blocked[firsts[i]] then
+        client, tag = firsts[i], tonumber(firsts[i + 1])
+        break
       end
-      if d[1] == 'R' then
-        unstage(task)
-        out[#out + 1] = reserve(task, d[2], d[3], d[4], d[5], tonumber(e.ls) or default_lease, 1,
-                                e.k)
-        taken = taken + 1
-      elseif d[1] == 'E' and e.k == 'child' then
-        unstage(task)
-        out[#out + 1] = {'D', task, tonumber(e.p), d[3]}
+    end
+    if not client then break end
+    local ran = false
+    for _, task in ipairs(redis.call('ZRANGE', TN.kq(client), 0, KEY_LOOK - 1)) do
+      if looked >= window then break end
+      local e = hash_table(k_stg(task))
+      if not e.k then
+        redis.call('ZREM', TN.kq(client), task) -- a queue entry without its hash: drop it
+        unstage(task, false)
+        if redis.call('EXISTS', TN.kq(client)) == 0 then TN.leave(client) end
+      elseif TN.flight_full(client, e.mi) then
+        break
+      elseif tonumber(e.dl) > NOW then
+        looked = looked + 1
+        local d = redecide(e)
+        if d[1] == 'R' then
+          local charged = tonumber(e.qf) or 0
+          if charged > d[4] then TN.refund(e, 0, charged - d[4]) end
+          local extra = {}
+          if e.qk then
+            extra = {'qk', e.qk, 'qd', e.qd or '', 'qm', e.qm or '', 'qf', math.min(charged, d[4])}
+            if e.mi and e.mi ~= '' then
+              redis.call('HINCRBY', TN.kif, client, 1)
+              extra[#extra + 1] = 'qi'
+              extra[#extra + 1] = 1
+            end
+          end
+          TN.served(client, tag, e.w)
+          unstage(task, true, e)
+          out[#out + 1] = reserve(task, d[2], d[3], d[4], d[5], tonumber(e.ls) or default_lease,
+                                  1, e.k == 'child' and 'child' or 'root', extra)
+          taken = taken + 1
+          ran = true
+          break
+        elseif d[1] == 'E' and e.k ~= 'root' then
+          unstage(task, false, e)
+          out[#out + 1] = {'D', task, tonumber(e.p), d[3]}
+        end
       end
+    end
+    if not ran then
+      blocked[client] = true
+      nblocked = nblocked + 1
     end
   end
   return out

@@ -9,4 +9,5 @@
 -- ARGV[3] at most this many reservations   ARGV[4] lease (ms) when the entry has none
 -- ARGV[5] window: how many queued tasks to look at
 -- Returns {{'R', bot_id, mode, cost, decision, staged(1), task_id} | {'D', ...}, ...}
+adopt_legacy(500) -- left by a version with one global queue (a rolling upgrade)
 return dispatch(tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))

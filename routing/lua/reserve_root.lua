@@ -1,5 +1,6 @@
 -- reserve_root: route a root task (imagine, describe, blend) and take its slot and fast time,
--- or stage it when every candidate is busy or held by pacing (DESIGN.md section 2, rules 1-5).
+-- or stage it when every candidate is busy or held by pacing (DESIGN.md section 2, rules 1-5),
+-- checking and counting the client key's quotas in the same step.
 -- KEYS[1]  pool meta hash                ARGV[1] key base    ARGV[2] now (unix ms)
 -- ARGV[3]  task id                       ARGV[4] requested mode: relax | fast | turbo
 -- ARGV[5]  cost, fast seconds (already x2 for turbo; ignored when the task runs relax)
@@ -7,20 +8,51 @@
 -- ARGV[8]  staged limit for the client   ARGV[9] staged timeout (ms)
 -- ARGV[10] bot_ids to skip, comma-separated ("" for none)
 -- ARGV[11] the client key's allowed account tags, a JSON list ("" for any account)
--- Returns {'R', bot_id, mode, cost, decision, staged(0), task_id} | {'S', reason}
---       | {'E', 'no_relax_capable_account'} | {'E', 'staged_limit', limit}
+-- ARGV[12] the key's weight in the fair queue of staged work (default 1)
+-- ARGV[13] the account the task is pinned to ("" for none)
+-- ARGV[14] the key's quota terms, JSON (tenants.lua; "" for none)
+-- Returns {'R', bot_id, mode, cost, decision, staged(0), task_id, left, alerts}
+--       | {'S', reason, left, alerts} | {'E', 'no_relax_capable_account'}
+--       | {'E', 'staged_limit', limit} | {'E', 'quota_exceeded', limit name, retry after (s)}
+--       | {'E', 'pinned_unavailable', reason}
+-- (`left`: {limit name, what is left, ...}; `alerts`: {limit name, percent, ...} crossed now.)
 -- A task id already reserved or staged returns what it holds (a retried call is harmless).
 local task, mode, cost, client = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local lease_ms, limit, timeout_ms = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local seen = known(task)
 if seen then return seen end
 pace_due(PACE_BATCH)
-local ex, nex = exclusion(ARGV[10])
-local d = decide_root(mode, cost, ex, nex, ARGV[11])
-if d[1] == 'R' then return reserve(task, d[2], d[3], d[4], d[5], lease_ms, 0, 'root') end
+local q = TN.terms(ARGV[14])
+local refused = TN.check(client, q, mode == 'relax' and 0 or cost)
+if refused then return refused end
+local pin = ARGV[13] or ''
+local d
+if pin ~= '' then
+  d = decide_pinned(pin, mode, cost, ARGV[11])
+else
+  local ex, nex = exclusion(ARGV[10])
+  d = decide_root(mode, cost, ex, nex, ARGV[11])
+end
+if d[1] == 'R' and q and TN.flight_full(client, q.mi) then d = {'S', 'key_in_flight_limit'} end
+if d[1] == 'R' then
+  local left, alerts, extra = TN.charge(client, q, d[4])
+  if q and q.mi then
+    redis.call('HINCRBY', TN.kif, client, 1)
+    extra[#extra + 1] = 'qi'
+    extra[#extra + 1] = 1
+  end
+  local r = reserve(task, d[2], d[3], d[4], d[5], lease_ms, 0, 'root', extra)
+  r[8], r[9] = left, alerts
+  return r
+end
 if d[1] == 'S' then
-  return stage(task, d[2], client, limit, NOW + timeout_ms,
-               {'k', 'root', 'm', mode, 'c', cost, 'x', ARGV[10], 'ls', lease_ms,
-                't', ARGV[11] or ''})
+  local fields = {'k', pin ~= '' and 'pin' or 'root', 'm', mode, 'c', cost, 'x', ARGV[10],
+                  'ls', lease_ms, 't', ARGV[11] or '', 'p', pin, 'mi', q and q.mi or ''}
+  local s = stage(task, d[2], client, limit, NOW + timeout_ms, fields, ARGV[12])
+  if s[1] ~= 'S' then return s end
+  local left, alerts, extra = TN.charge(client, q, mode == 'relax' and 0 or cost)
+  if #extra > 0 then redis.call('HSET', k_stg(task), unpack(extra)) end
+  s[3], s[4] = left, alerts
+  return s
 end
 return d

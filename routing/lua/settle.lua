@@ -10,10 +10,18 @@
 -- Returns {bot_id, mode, outcome, refunded fast seconds, {dispatched...}} (as dispatch_staged's
 -- items), or nil when there is no reservation (never made, or already settled). Dispatching
 -- in the same script leaves no moment where a fresh request could take the freed slot ahead
--- of a staged task that fits it (DESIGN.md section 2: staged tasks go first-in-first-out).
+-- of a staged task that fits it (DESIGN.md section 2: staged work goes first). A client key's
+-- quota charge (tenants.lua) is given back like the fast time (failed or cancelled), and its
+-- task in flight ends before the hand-over.
 local task, outcome = ARGV[3], ARGV[4]
-local r = redis.call('HMGET', k_res(task), 'b', 'm', 'c', 'g')
+local r = redis.call('HMGET', k_res(task), 'b', 'm', 'c', 'g', 'qk', 'qd', 'qm', 'qf', 'qi')
 if not r[1] then return nil end
+if r[5] then
+  if r[9] == '1' then TN.flight_end(r[5]) end
+  if outcome ~= 'completed' then
+    TN.refund({qk = r[5], qd = r[6], qm = r[7]}, 1, tonumber(r[8]) or 0)
+  end
+end
 redis.call('DEL', k_res(task))
 redis.call('ZREM', K.lease, task)
 redis.call('ZREM', K.track, task)
@@ -38,7 +46,7 @@ if old and old.g == r[4] then
 end
 local dispatched = {}
 local limit = tonumber(ARGV[5]) or 0
-if limit > 0 and redis.call('ZCARD', K.stq) > 0 then
+if limit > 0 and redis.call('EXISTS', TN.stk) == 1 then
   dispatched = dispatch(limit, tonumber(ARGV[6]), tonumber(ARGV[7]))
 end
 return {tonumber(id), mode, outcome, refunded, dispatched}

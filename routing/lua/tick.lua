@@ -2,7 +2,8 @@
 --   renewals due: fast time back to the plan's monthly figure, the declared setting restored,
 --     the renewal date moved on by whole periods (ARGV[4]) past now;
 --   cooling accounts past their deadline: back to active;
---   staged tasks past their deadline: out of the queue (the gateway fails them);
+--   staged tasks past their deadline: out of the queue (the gateway fails them), their quota
+--     charge given back.
 --   pacing changes due (a window edge, a local midnight, a gap's end): applied.
 -- KEYS[1] pool meta hash   ARGV[1] key base   ARGV[2] now (unix ms)
 -- ARGV[3] at most this many per kind   ARGV[4] renewal period (ms)

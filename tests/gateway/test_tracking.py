@@ -227,8 +227,54 @@ async def test_the_loops_stop_even_when_stopped_mid_pass(redis: Redis, prefix: s
 
     for n in range(10):
         app = create_app(Settings(redis_prefix=f"{prefix}:{n}", reconcile_interval=0.01))
-        async with asyncio.timeout(10):
-            async with app.router.lifespan_context(app):
-                app.state.mjgate.tasks.handoff.dispatch_soon()
-                app.state.mjgate.outbox.wake.set()
-                await asyncio.sleep(0.005 * n)
+        async with app.router.lifespan_context(app):
+            app.state.mjgate.tasks.handoff.dispatch_soon()
+            app.state.mjgate.outbox.wake.set()
+            await asyncio.sleep(0.005 * n)
+            stopping = time.monotonic()
+        # measured before: one shutdown in four waited for a lost cancellation forever
+        assert time.monotonic() - stopping < 3.0
+
+
+async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends() -> None:
+    """A background loop meeting Redis down (redis-py's errors too: the outbox's client) logs
+    the outage once, not once a pass, and its end once."""
+    import logging
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from gateway.logs import LOGGER
+    from gateway.tasks.loops import Loops
+    from routing.errors import StoreError
+
+    events: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            events.append(record.getMessage())
+
+    passes = iter(
+        [RedisConnectionError("down"), StoreError("tick", "down"), RedisConnectionError("down")]
+    )
+
+    async def work() -> None:
+        failure = next(passes, None)
+        if failure is not None:
+            raise failure
+
+    async def no_wait() -> None:
+        await asyncio.sleep(0)
+
+    loops = object.__new__(Loops)
+    loops._outage = set()
+    handler = Collect()
+    LOGGER.addHandler(handler)
+    try:
+        task = asyncio.create_task(loops._loop("deliver", work, no_wait))
+        await asyncio.sleep(0.05)
+        task.cancel()
+    finally:
+        LOGGER.removeHandler(handler)
+    assert events.count("background_store_unavailable") == 1
+    assert events.count("background_recovered") == 1
+    assert "background_crash" not in events

@@ -157,6 +157,11 @@ def test_remove_refused_with_tasks_in_flight_unless_forced(server: Gateway) -> N
         time.sleep(0.2)
 
 
+NO_TENANCY = {"jobs_per_day": None, "jobs_per_month": None, "fast_seconds_per_day": None,
+              "fast_seconds_per_month": None, "max_in_flight": None, "timezone": "UTC",
+              "weight": 1, "allow_pinning": False, "expires_at": None}  # fmt: skip
+
+
 def test_keys_commands(server: Gateway) -> None:
     created = ok(mjgate(server, "keys", "create", "team-a", "--modes", "relax", "--rate", "100",
                         "--staged-limit", "5"))  # fmt: skip
@@ -175,7 +180,16 @@ def test_keys_commands(server: Gateway) -> None:
     assert keys == [{"id": kid_text, "name": "team-a", "created_at": keys[0]["created_at"],
                      "allowed_modes": ["relax"], "tags": [], "staged_limit": 5,
                      "rate_per_minute": 100, "passthrough_models": [],
-                     "passthrough_foreign_ids": False}]  # fmt: skip
+                     "passthrough_foreign_ids": False, **NO_TENANCY}]  # fmt: skip
+    tenant = as_json(mjgate(server, "keys", "create", "team-t", "--json", "--jobs-per-day", "3",
+                            "--fast-hours-per-month", "2.5", "--max-in-flight", "4",
+                            "--timezone", "Europe/Paris", "--weight", "2", "--allow-pinning",
+                            "--expires-at", "2099-01-01T00:00:00Z"))  # fmt: skip
+    assert {k: tenant[k] for k in NO_TENANCY} == {
+        **NO_TENANCY, "jobs_per_day": 3, "fast_seconds_per_month": 9000, "max_in_flight": 4,
+        "timezone": "Europe/Paris", "weight": 2, "allow_pinning": True,
+        "expires_at": 4070908800.0}  # fmt: skip
+    ok(mjgate(server, "keys", "revoke", tenant["id"]))
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", keys[0]["created_at"])
     made = as_json(mjgate(server, "keys", "create", "team-b", "--json", "--passthrough-models",
                           "suno,*", "--passthrough-foreign-ids"))  # fmt: skip

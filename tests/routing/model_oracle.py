@@ -19,6 +19,8 @@ from routing.pacing import ACTIVE, OFF, Pacing, Tier, local_midnights, phase_at,
 
 Decision = tuple[object, ...]
 PERIOD_MS = 30 * 86400 * 1000
+VQ = 2**20  # virtual time of one staged task at weight 1
+KEY_LOOK = 4  # staged tasks of one key looked at per turn
 
 
 @dataclass
@@ -161,14 +163,23 @@ class Waiting:
     client: str
     deadline: int
     lease: int
+    weight: int = 1
 
 
 @dataclass
 class Pool:
+    """Staged work: one FIFO per client key; keys take turns by start-time fair queueing:
+    the key with the lowest virtual start tag (ties: the lower client id) goes next and its
+    tag moves on by VQ // weight; a key that gets staged work starts at max(virtual time,
+    where its last turn left it); the virtual time is the tag of the latest turn taken."""
+
     strategy: Strategy = Strategy.LEAST_BUSY
     accounts: dict[int, Account] = field(default_factory=dict)
     held: dict[str, Held] = field(default_factory=dict)
     queue: list[Waiting] = field(default_factory=list)  # arrival order
+    tags: dict[str, int] = field(default_factory=dict)  # keys with staged work: start tag
+    finish: dict[str, int] = field(default_factory=dict)  # keys without: where they left off
+    vt: int = 0
 
     # -- choosing ---------------------------------------------------------------------------
     def _fast_order(self, a: Account) -> tuple[object, ...]:
@@ -300,7 +311,14 @@ class Pool:
         if sum(1 for w in self.queue if w.client == entry.client) >= limit:
             return ("E", "staged_limit")
         self.queue.append(entry)
+        if entry.client not in self.tags:
+            self.tags[entry.client] = max(self.vt, self.finish.pop(entry.client, 0))
         return d
+
+    def _unqueue(self, entry: Waiting) -> None:
+        self.queue.remove(entry)
+        if not any(w.client == entry.client for w in self.queue):
+            self.finish[entry.client] = self.tags.pop(entry.client)
 
     def reserve_root(
         self,
@@ -313,12 +331,15 @@ class Pool:
         limit: int,
         timeout: int,
         now: int,
+        weight: int = 1,
     ) -> Decision:
         d = self.decide_root(mode, cost, exclude, now)
         if d[0] == "R":
             return self._take(task_id, d, now + lease, 0, "root", now)
         if d[0] == "S":
-            entry = Waiting(task_id, "root", mode, cost, 0, exclude, client, now + timeout, lease)
+            entry = Waiting(
+                task_id, "root", mode, cost, 0, exclude, client, now + timeout, lease, weight
+            )
             return self._stage(d, entry, limit)
         return d
 
@@ -333,13 +354,23 @@ class Pool:
         limit: int,
         timeout: int,
         now: int,
+        weight: int = 1,
     ) -> Decision:
         d = self.decide_child(parent, mode, cost, now)
         if d[0] == "R":
             return self._take(task_id, d, now + lease, 0, "child", now)
         if d[0] == "S":
             entry = Waiting(
-                task_id, "child", mode, cost, parent, frozenset(), client, now + timeout, lease
+                task_id,
+                "child",
+                mode,
+                cost,
+                parent,
+                frozenset(),
+                client,
+                now + timeout,
+                lease,
+                weight,
             )
             return self._stage(d, entry, limit)
         return d
@@ -368,30 +399,46 @@ class Pool:
 
     def dispatch(self, limit: int, now: int, window: int = 32) -> list[tuple[str, Decision]]:
         out: list[tuple[str, Decision]] = []
-        taken = 0
-        for entry in list(self.queue[:window]):
-            if taken >= limit:
+        taken = looked = 0
+        blocked: set[str] = set()
+        while taken < limit and looked < window:
+            turns = sorted(
+                (tag, client) for client, tag in self.tags.items() if client not in blocked
+            )
+            if not turns:
                 break
-            if entry.deadline <= now:
-                continue
-            if entry.kind == "root":
-                d = self.decide_root(entry.mode, entry.cost, entry.exclude, now)
-            else:
-                d = self.decide_child(entry.parent, entry.mode, entry.cost, now)
-            if d[0] == "R":
-                self.queue.remove(entry)
-                taken_d = self._take(entry.task_id, d, now + entry.lease, 1, entry.kind, now)
-                out.append((entry.task_id, taken_d))
-                taken += 1
-            elif d[0] == "E" and entry.kind == "child":  # its parent's account can never
-                self.queue.remove(entry)
-                out.append((entry.task_id, ("D", entry.parent, d[2])))
+            tag, client = turns[0]
+            ran = False
+            for entry in [w for w in self.queue if w.client == client][:KEY_LOOK]:
+                if looked >= window:
+                    break
+                if entry.deadline <= now:
+                    continue
+                looked += 1
+                if entry.kind == "root":
+                    d = self.decide_root(entry.mode, entry.cost, entry.exclude, now)
+                else:
+                    d = self.decide_child(entry.parent, entry.mode, entry.cost, now)
+                if d[0] == "R":
+                    self.vt = max(self.vt, tag)
+                    self.tags[client] = tag + VQ // entry.weight
+                    self._unqueue(entry)
+                    taken_d = self._take(entry.task_id, d, now + entry.lease, 1, entry.kind, now)
+                    out.append((entry.task_id, taken_d))
+                    taken += 1
+                    ran = True
+                    break
+                if d[0] == "E" and entry.kind == "child":  # its parent's account can never
+                    self._unqueue(entry)
+                    out.append((entry.task_id, ("D", entry.parent, d[2])))
+            if not ran:
+                blocked.add(client)
         return out
 
     def cancel(self, task_id: str) -> bool:
         for entry in self.queue:
             if entry.task_id == task_id:
-                self.queue.remove(entry)
+                self._unqueue(entry)
                 return True
         return False
 
@@ -431,7 +478,8 @@ class Pool:
         for _, bot in cooled:
             self.accounts[int(bot)].state, self.accounts[int(bot)].until = AccountState.ACTIVE, None
         expired = sorted((w.deadline, w.task_id) for w in self.queue if w.deadline <= now)
-        self.queue = [w for w in self.queue if w.deadline > now]
+        for entry in [w for w in self.queue if w.deadline <= now]:
+            self._unqueue(entry)
         return tuple(renewed), tuple(int(b) for _, b in cooled), tuple(t for _, t in expired)
 
     def set_state(self, bot_id: int, state: AccountState, until: int | None) -> None:

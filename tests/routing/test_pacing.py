@@ -281,3 +281,21 @@ async def test_one_tick_opens_many_windows_at_once(store: PoolStore, clock: Fake
     at(clock, "2025-06-15T08:00")
     assert len((await store.tick()).paced) == 250  # in bounded scripts, not one per tick
     assert (await store.pool_snapshot()).eligible_now == 250
+
+
+async def test_pinned_tasks_are_root_tasks_to_pacing(store: PoolStore, clock: FakeClock) -> None:
+    at(clock, "2025-06-15T11:59")
+    await paced(
+        store, 1, active_hours=("08:00-20:00",), actions_only_hours=("12:00-13:00",), fast_cap=2
+    )
+    assert reserved(await root(store, "p1", pin=1)).decision == "pinned"
+    at(clock, "2025-06-15T12:00")
+    assert staged(await root(store, "p2", pin=1)).reason == "paced:actions_only"
+    at(clock, "2025-06-15T13:00")
+    await store.tick()  # the look-ahead is used up: the tick plans again
+    got = await store.dispatch_staged(10, 60)
+    assert [(r.task_id, r.decision) for r in got if isinstance(r, Reservation)] == [
+        ("p2", "pinned")
+    ]
+    assert staged(await root(store, "p3", pin=1)).reason == "paced:daily_cap"
+    assert (await status(store, 1)).pace.fast_today == 2  # type: ignore[union-attr]

@@ -48,7 +48,8 @@ from tests.routing.model_oracle import Account, Decision, Pool
 
 T = TypeVar("T")
 LEASE_MS, TIMEOUT_MS, LIMIT = 30_000, 120_000, 3
-CLIENTS = ("a", "b")
+CLIENTS = ("a", "b", "c")
+WEIGHTS = {"a": 1, "b": 3, "c": 1}  # the keys' shares of staged work
 COSTS = (0, 10, 60, 120)
 
 profiles = st.none() | st.builds(
@@ -204,6 +205,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
                         staged_limit=LIMIT,
                         staged_timeout=TIMEOUT_MS / 1000,
                         exclude=sorted(exclude),
+                        weight=WEIGHTS[client],
                     )
                 )
                 want = self.model.reserve_root(
@@ -216,6 +218,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
                     LIMIT,
                     TIMEOUT_MS,
                     self.now,
+                    WEIGHTS[client],
                 )
                 assert got == want, (task_id, got, want)
 
@@ -238,10 +241,20 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
                     lease_seconds=LEASE_MS / 1000,
                     staged_limit=LIMIT,
                     staged_timeout=TIMEOUT_MS / 1000,
+                    weight=WEIGHTS[client],
                 )
             )
             want = self.model.reserve_child(
-                task_id, parent, mode.value, cost, client, LEASE_MS, LIMIT, TIMEOUT_MS, self.now
+                task_id,
+                parent,
+                mode.value,
+                cost,
+                client,
+                LEASE_MS,
+                LIMIT,
+                TIMEOUT_MS,
+                self.now,
+                WEIGHTS[client],
             )
             assert got == want
 

@@ -1,0 +1,114 @@
+"""Client keys on a shared pool, end to end in process: quotas with their headers and 429,
+soft thresholds, expiry, pinning (and a bot_id ignored without the permission)."""
+
+from __future__ import annotations
+
+import time
+
+from redis.asyncio import Redis
+
+from emulator.config import EmulatorConfig
+from routing.accounts import AccountSpec
+from routing.model import Plan
+from tests.gateway.test_admin import call, data, error
+from tests.harness import harness
+
+SLOW = EmulatorConfig(pending_seconds=30, processing_seconds=30)  # tasks hold their slots
+
+
+async def test_quota_headers_then_429_with_retry_after_at_the_reset(
+    redis: Redis, prefix: str
+) -> None:
+    async with harness(redis, prefix) as h:
+        body = {"name": "team", "jobs_per_day": 2, "fast_hours_per_month": 10}
+        key = data(await call(h, "POST", "/keys", body=body), 201)
+        assert (key["jobs_per_day"], key["fast_seconds_per_month"]) == (2, 36000)
+        first = await h.create(prompt="x --fast", key=key["secret"])
+        assert first.status_code == 200, first.text
+        assert first.headers["x-mjgate-quota-remaining-jobs-day"] == "1"
+        assert first.headers["x-mjgate-quota-remaining-fast-seconds-month"] == "35940"
+        assert (await h.create(prompt="y --relax", key=key["secret"])).status_code == 200
+        refused = await h.create(prompt="z", key=key["secret"])
+        details = error(refused, 429)
+        assert (details["type"], details["quota"]) == ("quota_exceeded", "jobs_day")
+        until_midnight = 86400 - int(time.time()) % 86400
+        assert abs(int(refused.headers["retry-after"]) - until_midnight) <= 2
+        assert (await h.create(prompt="x --fast")).status_code == 200  # other keys unaffected
+        assert "x-mjgate-quota-remaining-jobs-day" not in (await h.create(prompt="x")).headers
+
+
+async def test_soft_threshold_counted_once(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        key = data(await call(h, "POST", "/keys", body={"name": "t", "jobs_per_day": 5}), 201)
+        for _ in range(5):
+            assert (await h.create(prompt="x", key=key["secret"])).status_code == 200
+        metrics = (await h.client.get("/metrics")).text
+        assert 'mjgate_quota_thresholds_total{percent="80",quota="jobs_day"} 1.0' in metrics
+        assert 'mjgate_quota_thresholds_total{percent="95",quota="jobs_day"} 1.0' in metrics
+
+
+async def test_an_expired_key_is_refused_with_key_expired(redis: Redis, prefix: str) -> None:
+    now = [time.time()]
+    async with harness(redis, prefix, clock=lambda: now[0]) as h:
+        body = {"name": "temp", "expires_at": now[0] + 60}
+        key = data(await call(h, "POST", "/keys", body=body), 201)
+        assert (await h.create(prompt="x", key=key["secret"])).status_code == 200
+        now[0] += 61
+        assert error(await h.create(prompt="x", key=key["secret"]), 401)["type"] == "key_expired"
+
+
+PINNING = (
+    AccountSpec(bot_id=1001, plan=Plan.BASIC),
+    AccountSpec(bot_id=1002, plan=Plan.STANDARD, fast_slots=1),
+    AccountSpec(bot_id=1003, plan=Plan.PRO),
+)
+
+
+async def test_pinned_tasks(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix, accounts=PINNING, emulator_config=SLOW) as h:
+        body = {"name": "pinner", "allow_pinning": True}
+        key = data(await call(h, "POST", "/keys", body=body), 201)["secret"]
+        first = await h.create(prompt="x --fast", key=key, bot_id=1002)
+        assert first.headers["x-mjgate-bot-id"] == "1002", first.text
+        assert first.headers["x-mjgate-decision"] == "pinned"
+        busy = await h.create(prompt="y --fast", key=key, bot_id=1002)  # 1003 is free
+        assert busy.json()["data"]["status"] == "staged"
+        refused = error(await h.create(prompt="z --relax", key=key, bot_id=1001), 409)
+        assert (refused["type"], refused["reason"]) == (
+            "pinned_account_unavailable",
+            "no_relax_on_basic",
+        )
+        # a key without the permission: its bot_id is ignored, mjgate chooses
+        ignored = await h.create(prompt="w --fast", bot_id=1002)
+        assert ignored.status_code == 200 and ignored.headers["x-mjgate-bot-id"] == "1003"
+        assert ignored.headers["x-mjgate-decision"] == "routed"
+
+
+async def test_admin_refuses_bad_tenancy_fields(redis: Redis, prefix: str) -> None:
+    async with harness(redis, prefix) as h:
+        for body, field in (
+            ({"name": "k", "timezone": "Mars/Olympus"}, "timezone"),
+            ({"name": "k", "weight": 0}, "weight"),
+            ({"name": "k", "jobs_per_day": -1}, "jobs_per_day"),
+            ({"name": "k", "max_in_flight": 0}, "max_in_flight"),
+        ):
+            details = error(await call(h, "POST", "/keys", body=body), 400)
+            assert details["field"] == field, details
+
+
+async def test_a_pinned_task_refused_by_its_account_is_not_run_elsewhere(
+    redis: Redis, prefix: str
+) -> None:
+    from tests.gateway.test_failures import FIVE, refusal
+
+    async with harness(redis, prefix, accounts=FIVE, notifications=False) as h:
+        body = {"name": "pinner", "allow_pinning": True, "jobs_per_day": 5}
+        key = data(await call(h, "POST", "/keys", body=body), 201)["secret"]
+        h.faulty.faults = [refusal("mj_bot_banned: account banned")]
+        answer = await h.create(prompt="x --fast", key=key, bot_id=2)
+        assert answer.status_code == 503, answer.text
+        assert error(answer, 503)["type"] == "no_account_accepted"
+        assert h.faulty.creates == 1  # account 2 only, never another one
+        # the failed task's job was given back
+        again = await h.create(prompt="y --fast", key=key, bot_id=3)
+        assert again.headers["x-mjgate-quota-remaining-jobs-day"] == "4", again.text
