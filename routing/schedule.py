@@ -76,6 +76,15 @@ class CheckSchedule:
         self._scripts = Scripts(pipe, keys)
         self._key = keys.check_schedule()
         self._learnt: dict[tuple[str, str], tuple[float, list[Bracket]]] = {}
+        # This replica's tracker sleeps until `planned_wake`; a check scheduled here for
+        # before then sets `wake`, so the tracker is not late by up to an interval.
+        self.planned_wake = float("inf")
+        self.wake = asyncio.Event()
+
+    def _sooner(self, at: float) -> None:
+        if at < self.planned_wake:
+            self.planned_wake = at
+            self.wake.set()
 
     async def _reply(self, op: str, reply: Awaitable[Any]) -> Any:
         try:
@@ -106,6 +115,7 @@ class CheckSchedule:
 
     def at(self, task_id: str, at: float) -> Coroutine[Any, Any, Any]:
         """A check found the task running before its latest expected end: check then."""
+        self._sooner(at)
         return self._reply("schedule", self.pipe.send(b"ZADD", self._key, b"XX", _ms(at), task_id))
 
     def learn(self, task_type: str, mode: str, took: Bracket) -> Coroutine[Any, Any, Any]:
@@ -122,6 +132,7 @@ class CheckSchedule:
     # -- the schedule ----------------------------------------------------------------------
     def add(self, task_id: str, at: float) -> Coroutine[Any, Any, Any]:
         """Schedule a task just sent upstream (sent when called)."""
+        self._sooner(at)
         return self._reply("schedule", self.pipe.send(b"ZADD", self._key, _ms(at), task_id))
 
     def later(self, task_id: str, at: float) -> Coroutine[Any, Any, Any]:
@@ -131,6 +142,7 @@ class CheckSchedule:
 
     def again(self, task_id: str) -> Coroutine[Any, Any, Any]:
         """A check found the task running: the next one a tracking interval from now."""
+        self._sooner(self.clock() + self.interval)
         at = _ms(self.clock() + self.interval)
         return self._reply("schedule", self.pipe.send(b"ZADD", self._key, b"XX", at, task_id))
 

@@ -152,8 +152,12 @@ class Loops:
             due = await self.schedule.next_due()
         except StoreError:
             due = None
-        delay = self.interval if due is None else due - self.schedule.clock()
-        await asyncio.sleep(min(self.interval, max(0.005, delay)))
+        now = self.schedule.clock()
+        delay = min(self.interval, max(0.005, self.interval if due is None else due - now))
+        self.schedule.planned_wake = now + delay  # a check scheduled sooner wakes the loop
+        self.schedule.wake.clear()
+        await self._wait_for(self.schedule.wake, delay)
+        self.schedule.planned_wake = float("inf")
 
     # -- passes -----------------------------------------------------------------------------
     _check_full = False

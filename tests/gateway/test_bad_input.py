@@ -163,7 +163,7 @@ FIELDS = st.sampled_from(
 )  # fmt: skip
 VALUES = JSON | st.sampled_from(
     ["a cat --fast", "16:9", "relax", "fast", "turbo", "1", "2x", "up", "1.5", "square",
-     "http://example.com/a.png", "data:image/png;base64,iVBORw0KGgo=", "data:image/png;base64,@@",
+     "http://localhost/a.png", "data:image/png;base64,iVBORw0KGgo=", "data:image/png;base64,@@",
      "abc-1", "../x", "\x00", 3, -1, 1.5]
 )  # fmt: skip
 INPUTS = st.dictionaries(FIELDS, VALUES, max_size=6)

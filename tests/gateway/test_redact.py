@@ -30,9 +30,9 @@ HOOK = OwnWebhook(tokens=("tok-tasks-123", "tok-notes-456"), secret="s3cr3t-abc"
 
 
 def test_mjgates_webhook_is_scrubbed_from_forwarded_tasks() -> None:
-    ours = {"endpoint": "https://gw.example/webhooks/goapi/tasks/tok-tasks-123", "secret": "x"}
+    ours = {"endpoint": "https://localhost:8443/webhooks/goapi/tasks/tok-tasks-123", "secret": "x"}
     by_secret = {"endpoint": "https://elsewhere/", "secret": "s3cr3t-abc"}
-    theirs = {"endpoint": "https://client.example/hook", "secret": "theirs"}
+    theirs = {"endpoint": "https://localhost:9443/hook", "secret": "theirs"}
     for hook in (ours, by_secret):
         body = {"code": 200, "data": {"task_id": UP, "config": {"webhook_config": hook}}}
         scrubbed = scrub_body(body, HOOK)

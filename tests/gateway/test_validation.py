@@ -125,7 +125,7 @@ PNG = (
 def test_data_uris_are_accepted_for_describe_and_blend() -> None:
     assert check("describe", {"image_url": PNG}).input["image_url"] == PNG
     jpeg = "data:image/jpeg;base64,/9j/4AAQSkZJRg=="
-    assert check("blend", {"image_urls": [PNG, jpeg, "https://example.com/a.png"]})
+    assert check("blend", {"image_urls": [PNG, jpeg, "https://localhost/a.png"]})
 
 
 @pytest.mark.parametrize(

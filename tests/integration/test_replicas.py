@@ -98,7 +98,7 @@ def test_500_creates_through_two_replicas(tmp_path: Path, redis_url: str, prefix
         try:
 
             async def run() -> dict[str, dict[str, Any]]:
-                limits = httpx.Limits(max_connections=300)
+                limits = httpx.Limits(max_connections=300, max_keepalive_connections=0)
                 async with httpx.AsyncClient(timeout=60, limits=limits) as client:
                     created = await asyncio.gather(
                         *(_create(client, replicas[n % 2].url, n) for n in range(500))

@@ -187,3 +187,17 @@ def test_bracket(
 ) -> None:
     took = bracket(sent_at=0.0, news_at=news_at, running_at=running_at, upstream_end=upstream_end)
     assert took == pytest.approx(expected)
+
+
+async def test_a_check_scheduled_sooner_than_the_trackers_wake_wakes_it(
+    store: PoolStore, clock: FakeClock
+) -> None:
+    await add(store, 1, fast_slots=4)
+    schedule = schedule_of(store, clock)
+    for task_id in ("a", "b"):
+        assert isinstance(await root(store, task_id), Reservation)
+    schedule.planned_wake = clock() + 2.0  # the tracker sleeps for 2 s
+    await schedule.add("a", clock() + 3.0)
+    assert not schedule.wake.is_set()  # after its wake: it will see it then
+    await schedule.add("b", clock() + 0.5)
+    assert schedule.wake.is_set() and schedule.planned_wake == clock() + 0.5
