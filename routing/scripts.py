@@ -22,6 +22,7 @@ from typing import Any
 
 from routing.keys import Keys
 from routing.pipe import Pipe
+from routing.prelude import compose
 
 SCRIPT_NAMES = (
     "reserve_root",
@@ -41,7 +42,6 @@ SCRIPT_NAMES = (
     "track_take",
     "pace_plan",
 )
-PRELUDES = ("lib", "tenants", "decide")
 
 
 def _read(name: str) -> str:
@@ -50,10 +50,10 @@ def _read(name: str) -> str:
 
 @cache
 def source(name: str) -> str:
-    """The full text Redis runs for script `name`: the preludes, then the body."""
+    """The full text Redis runs for script `name`: what it uses of the libraries, then the body."""
     if name not in SCRIPT_NAMES:
         raise KeyError(name)
-    return "\n".join([*(_read(prelude) for prelude in PRELUDES), _read(name)])
+    return compose(_read(name))
 
 
 class Scripts:

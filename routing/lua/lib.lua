@@ -50,7 +50,8 @@ local K = {
   rp = BASE .. 'ix:rp', -- relax-capable but held by pacing, by next pacing change (ms)
   bfs = BASE .. 'ix:bfs', bff = BASE .. 'ix:bff', bfb = BASE .. 'ix:bfb', -- backup tier:
   brs = BASE .. 'ix:brs', bfp = BASE .. 'ix:bfp', brp = BASE .. 'ix:brp', -- the same six
-  pace = BASE .. 'ix:pace', -- paced accounts, by their next time-driven change (ms)
+  pace = BASE .. 'ix:pace', -- paced accounts, by their plan's next change (ms): phase, midnight
+  gap = BASE .. 'ix:gap', -- accounts in a gap, by its end (ms): few, so cheap to move in and out
   pref = BASE .. 'ix:pref', -- paced accounts whose plan needs computing again (tick)
 }
 -- The selection indexes of each tier: primary accounts, and backups (used only when no
@@ -109,7 +110,7 @@ end
 -- Pacing ---------------------------------------------------------------------------------
 -- `class`: 'f' fast/turbo work, 'r' relax work. All of it reads fields only: index
 -- membership stays a pure function of the account's fields; time moves the fields
--- (pace_advance) at the instants the account's `ix:pace` score names.
+-- (pace_advance) at the instants the account's `ix:pace` and `ix:gap` scores name.
 
 local function tier(a) return a.ti == 'backup' and IX.b or IX.p end
 
@@ -141,10 +142,16 @@ local function pace_child_reason(a, class)
   return nil
 end
 
--- The account's next time-driven change (ms): a phase edge, a local midnight, a gap's end.
-local function pace_next(a)
+-- The plan's next change (ms): a phase edge or a local midnight (nil: none).
+local function plan_next(a)
   local t = a.pu
   if a.de and (t == nil or a.de < t) then t = a.de end
+  return t
+end
+
+-- The account's next time-driven change (ms): the plan's, or a gap's end.
+local function pace_next(a)
+  local t = plan_next(a)
   if a.gp and a.gr and (t == nil or a.gr < t) then t = a.gr end
   return t
 end
@@ -223,9 +230,12 @@ local function memberships(a)
   if fbusy then m[T.fb] = a.fl end
   if rfree then m[T.rs] = rs_score(a) end
   if fpaced then m[T.fp] = a.fl end
-  local due = pace_next(a)
-  if rpaced then m[T.rp] = due or 2 ^ 52 end
-  if due then m[K.pace] = due end
+  if rpaced then m[T.rp] = pace_next(a) or 2 ^ 52 end
+  -- A gap's end is scheduled apart from the plan's changes: starting and ending a gap then
+  -- moves the account in a set as small as the accounts in a gap, not in `ix:pace`.
+  local plan = plan_next(a)
+  if plan then m[K.pace] = plan end
+  if a.gp and a.gr then m[K.gap] = a.gr end
   if a.pz then m[K.pref] = 0 end
   if a.rn then m[K.renew] = a.rn end
   if a.st == 'cooling' and a.su then m[K.cool] = a.su end
@@ -350,31 +360,50 @@ local function change_fast(a, seconds, reason)
   if seconds <= 0 then change_setting(a, 'relax', reason) else change_setting(a, a.ds, reason) end
 end
 
--- Apply pacing changes due by now to up to `limit` accounts, earliest first, through the
--- funnel (the tick, and every decision before it looks at the indexes). Returns their ids.
+-- Bring one account's pacing up to date through the funnel (nil: it is gone).
+local function pace_apply(id)
+  local old = acct_load(id)
+  if not old then
+    redis.call('ZREM', K.pace, id)
+    redis.call('ZREM', K.gap, id)
+    return
+  end
+  local a = copy(old)
+  pace_advance(a)
+  acct_save(old, a)
+end
+
+-- Apply pacing changes due by now (`ix:pace`, `ix:gap`) to up to `limit` accounts, earliest
+-- first, through the funnel (the tick, and every decision before it looks at the indexes).
+-- Returns their ids.
 local function pace_due(limit)
-  local ids = redis.call('ZRANGEBYSCORE', K.pace, '-inf', NOW, 'LIMIT', 0, limit)
-  for _, id in ipairs(ids) do
-    local old = acct_load(id)
-    if old then
-      local a = copy(old)
-      pace_advance(a)
-      acct_save(old, a)
+  local plans = redis.call('ZRANGEBYSCORE', K.pace, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, limit)
+  local gaps = redis.call('ZRANGEBYSCORE', K.gap, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, limit)
+  local ids, seen, i, j = {}, {}, 1, 1
+  while #ids < limit and (plans[i] or gaps[j]) do
+    local id
+    if gaps[j] == nil or (plans[i] and (tonumber(plans[i + 1]) < tonumber(gaps[j + 1]) or
+        (tonumber(plans[i + 1]) == tonumber(gaps[j + 1]) and plans[i] < gaps[j]))) then
+      id, i = plans[i], i + 2
     else
-      redis.call('ZREM', K.pace, id)
+      id, j = gaps[j], j + 2
+    end
+    if not seen[id] then
+      seen[id] = true
+      ids[#ids + 1] = id
     end
   end
+  for _, id in ipairs(ids) do pace_apply(id) end
   return ids
 end
 
 -- True when the account has no pacing change due; else applies it (it may leave the
--- selection indexes) and returns false: the caller looks again.
-local function pace_fresh(id)
+-- selection indexes) and returns false: the caller looks again. `gap`: look for a gap's end
+-- too (an account in a selection index is never in a gap).
+local function pace_fresh(id, gap)
   local due = redis.call('ZSCORE', K.pace, id)
+  if (not due or tonumber(due) > NOW) and gap then due = redis.call('ZSCORE', K.gap, id) end
   if not due or tonumber(due) > NOW then return true end
-  local old = acct_load(id)
-  local a = copy(old)
-  pace_advance(a)
-  acct_save(old, a)
+  pace_apply(id)
   return false
 end
