@@ -15,14 +15,12 @@ Redis errors become routing.errors.StoreError here, like in the pool store.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from importlib import resources
 from typing import Any, TypeVar
 
 import orjson
@@ -33,6 +31,7 @@ from routing.decisions import Outcome
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.pipe import Pipe
+from routing.scripts import Script
 
 _WBITS = 12
 # SET NX, or the value already there: one atomic step on one key
@@ -209,8 +208,7 @@ class RecordStore:
         self.ttl = ttl
         self.pipe = pipe
         self.timeout = timeout
-        self._source = resources.files("gateway").joinpath("lua/record_save.lua").read_text()
-        self._sha = hashlib.sha1(self._source.encode()).hexdigest()
+        self._save_script = Script.from_package("gateway", "record_save")
 
     async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -231,7 +229,7 @@ class RecordStore:
         record was terminal), a conditional non-terminal one leaves it as `save` set it when
         the upstream id became known."""
         args = (self.ttl, when, record.status, record.encode())
-        reply = self.pipe.evalsha(self._sha, self._source, (self.keys.task(record.task_id),), args)
+        reply = self._save_script.on_pipe(self.pipe, (self.keys.task(record.task_id),), args)
         mapped: Awaitable[Any] | None = None
         if record.upstream_id:
             key = self.keys.upstream_task(record.upstream_id)

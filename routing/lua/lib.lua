@@ -30,35 +30,48 @@ local NOW = tonumber(ARGV[2])
 local HISTORY = 10 -- entries kept per account (~100 B each: keeps an account near 1 KiB)
 local Q = 1048576 -- 2^20: resolution of in_flight/slots ratios (exact for slots <= 1000)
 
-local K = {
-  meta = BASE .. 'meta', -- strategy, seq (staged order), gen (incarnations)
-  agg = BASE .. 'agg', -- pool-wide aggregates, kept incrementally
-  all = BASE .. 'accts', -- set of every bot_id
-  fs = BASE .. 'ix:fs', -- fast-eligible with a free fast slot, by strategy score
-  ff = BASE .. 'ix:ff', -- the same members, by fast seconds left
-  fb = BASE .. 'ix:fb', -- fast-eligible with every fast slot busy, by fast seconds left
-  rs = BASE .. 'ix:rs', -- relax-eligible with a free relax slot, by strategy score
-  renew = BASE .. 'ix:renew', -- accounts with a renewal date, by renewal (ms)
-  cool = BASE .. 'ix:cool', -- cooling accounts, by deadline (ms)
-  lease = BASE .. 'leases', -- reservations, by lease deadline (ms)
-  stq = BASE .. 'stq', -- staged tasks, FIFO: score = arrival sequence
-  stdl = BASE .. 'stdl', -- staged tasks, by deadline (ms)
-  stc = BASE .. 'stc', -- staged tasks per client id
-  track = BASE .. 'track', -- tasks sent upstream, by next completion check (ms)
-  trackb = BASE .. 'trackb', -- the deployment's budget of upstream GETs: tokens, at (ms)
-  fp = BASE .. 'ix:fp', -- fast-capable but held by pacing, by fast seconds left
-  rp = BASE .. 'ix:rp', -- relax-capable but held by pacing, by next pacing change (ms)
-  bfs = BASE .. 'ix:bfs', bff = BASE .. 'ix:bff', bfb = BASE .. 'ix:bfb', -- backup tier:
-  brs = BASE .. 'ix:brs', bfp = BASE .. 'ix:bfp', brp = BASE .. 'ix:brp', -- the same six
-  pace = BASE .. 'ix:pace', -- paced accounts, by their plan's next change (ms): phase, midnight
-  gap = BASE .. 'ix:gap', -- accounts in a gap, by its end (ms): few, so cheap to move in and out
-  pref = BASE .. 'ix:pref', -- paced accounts whose plan needs computing again (tick)
-}
+-- Key names are made on first use (a script uses a few of them; building a string costs
+-- time at every call): `names` gives each one's suffix after the base; `fields` (or {}) is
+-- the table returned, with any other fields it should have.
+local function keyset(names, fields)
+  return setmetatable(fields or {}, {__index = function(t, name)
+    local key = BASE .. names[name]
+    t[name] = key
+    return key
+  end})
+end
+
+local K = keyset({
+  meta = 'meta', -- strategy, seq (staged order), gen (incarnations)
+  agg = 'agg', -- pool-wide aggregates, kept incrementally
+  all = 'accts', -- set of every bot_id
+  fs = 'ix:fs', -- fast-eligible with a free fast slot, by strategy score
+  ff = 'ix:ff', -- the same members, by fast seconds left
+  fb = 'ix:fb', -- fast-eligible with every fast slot busy, by fast seconds left
+  rs = 'ix:rs', -- relax-eligible with a free relax slot, by strategy score
+  renew = 'ix:renew', -- accounts with a renewal date, by renewal (ms)
+  cool = 'ix:cool', -- cooling accounts, by deadline (ms)
+  lease = 'leases', -- reservations, by lease deadline (ms)
+  stq = 'stq', -- staged tasks, FIFO: score = arrival sequence
+  stdl = 'stdl', -- staged tasks, by deadline (ms)
+  stc = 'stc', -- staged tasks per client id
+  track = 'track', -- tasks sent upstream, by next completion check (ms)
+  trackb = 'trackb', -- the deployment's budget of upstream GETs: tokens, at (ms)
+  fp = 'ix:fp', -- fast-capable but held by pacing, by fast seconds left
+  rp = 'ix:rp', -- relax-capable but held by pacing, by next pacing change (ms)
+  bfs = 'ix:bfs', bff = 'ix:bff', bfb = 'ix:bfb', -- backup tier:
+  brs = 'ix:brs', bfp = 'ix:bfp', brp = 'ix:brp', -- the same six
+  pace = 'ix:pace', -- paced accounts, by their plan's next change (ms): phase, midnight
+  gap = 'ix:gap', -- accounts in a gap, by its end (ms): few, so cheap to move in and out
+  pref = 'ix:pref', -- paced accounts whose plan needs computing again (tick)
+})
 -- The selection indexes of each tier: primary accounts, and backups (used only when no
 -- primary can take a task: decide.lua).
 local IX = {
-  p = {fs = K.fs, ff = K.ff, fb = K.fb, rs = K.rs, fp = K.fp, rp = K.rp, name = 'p'},
-  b = {fs = K.bfs, ff = K.bff, fb = K.bfb, rs = K.brs, fp = K.bfp, rp = K.brp, name = 'b'},
+  p = keyset({fs = 'ix:fs', ff = 'ix:ff', fb = 'ix:fb', rs = 'ix:rs', fp = 'ix:fp',
+              rp = 'ix:rp'}, {name = 'p'}),
+  b = keyset({fs = 'ix:bfs', ff = 'ix:bff', fb = 'ix:bfb', rs = 'ix:brs', fp = 'ix:bfp',
+              rp = 'ix:brp'}, {name = 'b'}),
 }
 local function k_acct(id) return BASE .. 'acct:' .. id end
 local function k_hist(id) return BASE .. 'hist:' .. id end
@@ -188,13 +201,20 @@ local function pace_take(a, kind, mode, jitter_key)
   if gap > 0 then a.gp, a.gr = '1', NOW + gap else a.gp, a.gr = nil, nil end
 end
 
+-- Does the account's plan include relax (basic has none)?
+local function plan_has_relax(a) return a.p ~= 'basic' end
+
+-- Can the account run relax work (its state and pacing aside): its plan has relax and it has
+-- relax slots.
+local function relax_capable(a) return plan_has_relax(a) and a.rs > 0 end
+
 -- Which indexes an account belongs to: free fast, busy fast (with fast time), free relax,
 -- fast-capable held by pacing, relax-capable held by pacing.
 local function eligible(a)
   if not a or a.st ~= 'active' then return false, false, false, false, false end
   local fast = a.se == 'fast' and a.fl > 0
   local okf, okr = pace_root_ok(a, 'f'), pace_root_ok(a, 'r')
-  local relax = a.p ~= 'basic' and a.rs > 0
+  local relax = relax_capable(a)
   return fast and okf and a.fi < a.fs, fast and okf and a.fi >= a.fs,
          relax and okr and a.ri < a.rs, fast and not okf, relax and not okr
 end
@@ -262,7 +282,7 @@ local function contribution(a)
   c.fl = a.fl
   if a.st == 'active' then
     c.fc, c.fu, c.rc, c.ru = a.fs, a.fi, a.rs, a.ri
-    if a.p ~= 'basic' and a.rs > 0 then
+    if relax_capable(a) then
       c.rcap = 1
       if a.ti == 'backup' then c.rcb = 1 end
     end
