@@ -1,5 +1,5 @@
--- decide.lua: the second prelude (after lib.lua, before each script body): the routing rules
--- of DESIGN.md section 2 over lib.lua's indexes, taking a reservation, and staging. Shared by
+-- decide.lua: the third library (after lib.lua and tenants.lua): the routing rules over
+-- lib.lua's indexes, taking a reservation, and staging. Shared by
 -- reserve_root, reserve_child and dispatch_staged, so a staged task is decided again later
 -- with exactly the rules it was staged under.
 

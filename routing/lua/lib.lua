@@ -1,6 +1,7 @@
--- lib.lua: the first prelude routing/scripts.py puts in front of every script body at load
--- time (then decide.lua, then the body). It holds the key layout, the account codec, the
--- eligibility indexes, the aggregates and the history, so every script counts the same way.
+-- lib.lua: the first library of definitions (then tenants.lua, then decide.lua): the key
+-- layout, the account codec, the eligibility indexes, the aggregates and the history, so
+-- every script counts the same way. A script body is loaded with the definitions it uses,
+-- directly or through others (routing/prelude.py): each starts at column 0, after its comment.
 --
 -- Conventions shared by every script:
 --   KEYS[1]   the pool's meta hash, `<prefix>:{pool}:meta`: names the cluster slot. Every other
@@ -380,8 +381,11 @@ local function change_fast(a, seconds, reason)
   if seconds <= 0 then change_setting(a, 'relax', reason) else change_setting(a, a.ds, reason) end
 end
 
--- Bring one account's pacing up to date through the funnel (nil: it is gone).
-local function pace_apply(id)
+-- Bring one account's pacing up to date through the funnel (nil: it is gone). `plan_due`:
+-- its `ix:pace` entry is due. A pool kept by a version that scheduled a gap's end in
+-- `ix:pace` may hold such an entry for a plan that has nothing due: it is rescored, or it
+-- would stay due.
+local function pace_apply(id, plan_due)
   local old = acct_load(id)
   if not old then
     redis.call('ZREM', K.pace, id)
@@ -391,6 +395,10 @@ local function pace_apply(id)
   local a = copy(old)
   pace_advance(a)
   acct_save(old, a)
+  local plan = plan_next(a)
+  if plan_due and plan and plan == plan_next(old) then
+    redis.call('ZADD', K.pace, n2s(plan), id)
+  end
 end
 
 -- Apply pacing changes due by now (`ix:pace`, `ix:gap`) to up to `limit` accounts, earliest
@@ -399,21 +407,26 @@ end
 local function pace_due(limit)
   local plans = redis.call('ZRANGEBYSCORE', K.pace, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, limit)
   local gaps = redis.call('ZRANGEBYSCORE', K.gap, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, limit)
-  local ids, seen, i, j = {}, {}, 1, 1
+  local ids, plan_due, i, j = {}, {}, 1, 1
   while #ids < limit and (plans[i] or gaps[j]) do
-    local id
+    local id, from_plan
     if gaps[j] == nil or (plans[i] and (tonumber(plans[i + 1]) < tonumber(gaps[j + 1]) or
         (tonumber(plans[i + 1]) == tonumber(gaps[j + 1]) and plans[i] < gaps[j]))) then
-      id, i = plans[i], i + 2
+      id, from_plan, i = plans[i], true, i + 2
     else
-      id, j = gaps[j], j + 2
+      id, from_plan, j = gaps[j], false, j + 2
     end
-    if not seen[id] then
-      seen[id] = true
-      ids[#ids + 1] = id
+    if plan_due[id] == nil then ids[#ids + 1] = id end
+    plan_due[id] = plan_due[id] or from_plan
+  end
+  -- a full list of plans may have left out the plan's entry of an account due in both
+  for _, id in ipairs(ids) do
+    if not plan_due[id] and #plans >= 2 * limit then
+      local due = redis.call('ZSCORE', K.pace, id)
+      plan_due[id] = due ~= false and tonumber(due) <= NOW
     end
   end
-  for _, id in ipairs(ids) do pace_apply(id) end
+  for _, id in ipairs(ids) do pace_apply(id, plan_due[id]) end
   return ids
 end
 
@@ -422,8 +435,17 @@ end
 -- too (an account in a selection index is never in a gap).
 local function pace_fresh(id, gap)
   local due = redis.call('ZSCORE', K.pace, id)
-  if (not due or tonumber(due) > NOW) and gap then due = redis.call('ZSCORE', K.gap, id) end
-  if not due or tonumber(due) > NOW then return true end
-  pace_apply(id)
-  return false
+  local plan_due = due and tonumber(due) <= NOW
+  if plan_due then
+    pace_apply(id, true)
+    return false
+  end
+  if gap then
+    due = redis.call('ZSCORE', K.gap, id)
+    if due and tonumber(due) <= NOW then
+      pace_apply(id, false)
+      return false
+    end
+  end
+  return true
 end

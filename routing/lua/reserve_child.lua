@@ -1,7 +1,7 @@
 -- reserve_child: run a child task (upscale, variation, ...) on its parent's account, in the
 -- parent's mode unless the account can't (setting relax or too little fast time: relax), or
 -- stage it while that account is busy, paused or held by pacing (outside all its hours, or
--- at its daily cap) (DESIGN.md section 2, child tasks), checking and counting the client
+-- at its daily cap) (child tasks, docs/routing.md), checking and counting the client
 -- key's quotas in the same step.
 -- KEYS[1]  pool meta hash                ARGV[1] key base    ARGV[2] now (unix ms)
 -- ARGV[3]  task id                       ARGV[4] parent's bot_id

@@ -1,5 +1,5 @@
 -- reserve_root: route a root task (imagine, describe, blend) and take its slot and fast time,
--- or stage it when every candidate is busy or held by pacing (DESIGN.md section 2, rules 1-5),
+-- or stage it when every candidate is busy or held by pacing (the routing rules, docs/routing.md),
 -- checking and counting the client key's quotas in the same step.
 -- KEYS[1]  pool meta hash                ARGV[1] key base    ARGV[2] now (unix ms)
 -- ARGV[3]  task id                       ARGV[4] requested mode: relax | fast | turbo
