@@ -252,7 +252,7 @@ end
 -- Pacing: actions-only hours allow it; outside all hours, or at the daily cap (unless the
 -- account's children don't count), it waits. Gaps hold root tasks only.
 local function decide_child(pid, pmode, cost)
-  pace_fresh(pid, true)
+  pace_fresh(pid)
   local a = acct_load(pid)
   if not a then return {'E', 'parent_unavailable', 'account_removed'} end
   if a.st == 'disabled' then return {'E', 'parent_unavailable', 'account_disabled'} end

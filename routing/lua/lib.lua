@@ -62,8 +62,7 @@ local K = keyset({
   rp = 'ix:rp', -- relax-capable but held by pacing, by next pacing change (ms)
   bfs = 'ix:bfs', bff = 'ix:bff', bfb = 'ix:bfb', -- backup tier:
   brs = 'ix:brs', bfp = 'ix:bfp', brp = 'ix:brp', -- the same six
-  pace = 'ix:pace', -- paced accounts, by their plan's next change (ms): phase, midnight
-  gap = 'ix:gap', -- accounts in a gap, by its end (ms): few, so cheap to move in and out
+  pace = 'ix:pace', -- paced accounts, by their next time-driven change (ms)
   pref = 'ix:pref', -- paced accounts whose plan needs computing again (tick)
 })
 -- The selection indexes of each tier: primary accounts, and backups (used only when no
@@ -124,7 +123,7 @@ end
 -- Pacing ---------------------------------------------------------------------------------
 -- `class`: 'f' fast/turbo work, 'r' relax work. All of it reads fields only: index
 -- membership stays a pure function of the account's fields; time moves the fields
--- (pace_advance) at the instants the account's `ix:pace` and `ix:gap` scores name.
+-- (pace_advance) at the instants the account's `ix:pace` score names.
 
 local function tier(a) return a.ti == 'backup' and IX.b or IX.p end
 
@@ -156,16 +155,10 @@ local function pace_child_reason(a, class)
   return nil
 end
 
--- The plan's next change (ms): a phase edge or a local midnight (nil: none).
-local function plan_next(a)
+-- The account's next time-driven change (ms): a phase edge, a local midnight, a gap's end.
+local function pace_next(a)
   local t = a.pu
   if a.de and (t == nil or a.de < t) then t = a.de end
-  return t
-end
-
--- The account's next time-driven change (ms): the plan's, or a gap's end.
-local function pace_next(a)
-  local t = plan_next(a)
   if a.gp and a.gr and (t == nil or a.gr < t) then t = a.gr end
   return t
 end
@@ -251,12 +244,9 @@ local function memberships(a)
   if fbusy then m[T.fb] = a.fl end
   if rfree then m[T.rs] = rs_score(a) end
   if fpaced then m[T.fp] = a.fl end
-  if rpaced then m[T.rp] = pace_next(a) or 2 ^ 52 end
-  -- A gap's end is scheduled apart from the plan's changes: starting and ending a gap then
-  -- moves the account in a set as small as the accounts in a gap, not in `ix:pace`.
-  local plan = plan_next(a)
-  if plan then m[K.pace] = plan end
-  if a.gp and a.gr then m[K.gap] = a.gr end
+  local due = pace_next(a)
+  if rpaced then m[T.rp] = due or 2 ^ 52 end
+  if due then m[K.pace] = due end
   if a.pz then m[K.pref] = 0 end
   if a.rn then m[K.renew] = a.rn end
   if a.st == 'cooling' and a.su then m[K.cool] = a.su end
@@ -381,71 +371,31 @@ local function change_fast(a, seconds, reason)
   if seconds <= 0 then change_setting(a, 'relax', reason) else change_setting(a, a.ds, reason) end
 end
 
--- Bring one account's pacing up to date through the funnel (nil: it is gone). `plan_due`:
--- its `ix:pace` entry is due. A pool kept by a version that scheduled a gap's end in
--- `ix:pace` may hold such an entry for a plan that has nothing due: it is rescored, or it
--- would stay due.
-local function pace_apply(id, plan_due)
+-- Bring one account's pacing up to date through the funnel (it may be gone).
+local function pace_apply(id)
   local old = acct_load(id)
   if not old then
     redis.call('ZREM', K.pace, id)
-    redis.call('ZREM', K.gap, id)
     return
   end
   local a = copy(old)
   pace_advance(a)
   acct_save(old, a)
-  local plan = plan_next(a)
-  if plan_due and plan and plan == plan_next(old) then
-    redis.call('ZADD', K.pace, n2s(plan), id)
-  end
 end
 
--- Apply pacing changes due by now (`ix:pace`, `ix:gap`) to up to `limit` accounts, earliest
--- first, through the funnel (the tick, and every decision before it looks at the indexes).
--- Returns their ids.
+-- Apply pacing changes due by now to up to `limit` accounts, earliest first, through the
+-- funnel (the tick, and every decision before it looks at the indexes). Returns their ids.
 local function pace_due(limit)
-  local plans = redis.call('ZRANGEBYSCORE', K.pace, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, limit)
-  local gaps = redis.call('ZRANGEBYSCORE', K.gap, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, limit)
-  local ids, plan_due, i, j = {}, {}, 1, 1
-  while #ids < limit and (plans[i] or gaps[j]) do
-    local id, from_plan
-    if gaps[j] == nil or (plans[i] and (tonumber(plans[i + 1]) < tonumber(gaps[j + 1]) or
-        (tonumber(plans[i + 1]) == tonumber(gaps[j + 1]) and plans[i] < gaps[j]))) then
-      id, from_plan, i = plans[i], true, i + 2
-    else
-      id, from_plan, j = gaps[j], false, j + 2
-    end
-    if plan_due[id] == nil then ids[#ids + 1] = id end
-    plan_due[id] = plan_due[id] or from_plan
-  end
-  -- a full list of plans may have left out the plan's entry of an account due in both
-  for _, id in ipairs(ids) do
-    if not plan_due[id] and #plans >= 2 * limit then
-      local due = redis.call('ZSCORE', K.pace, id)
-      plan_due[id] = due ~= false and tonumber(due) <= NOW
-    end
-  end
-  for _, id in ipairs(ids) do pace_apply(id, plan_due[id]) end
+  local ids = redis.call('ZRANGEBYSCORE', K.pace, '-inf', NOW, 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do pace_apply(id) end
   return ids
 end
 
 -- True when the account has no pacing change due; else applies it (it may leave the
--- selection indexes) and returns false: the caller looks again. `gap`: look for a gap's end
--- too (an account in a selection index is never in a gap).
-local function pace_fresh(id, gap)
+-- selection indexes) and returns false: the caller looks again.
+local function pace_fresh(id)
   local due = redis.call('ZSCORE', K.pace, id)
-  local plan_due = due and tonumber(due) <= NOW
-  if plan_due then
-    pace_apply(id, true)
-    return false
-  end
-  if gap then
-    due = redis.call('ZSCORE', K.gap, id)
-    if due and tonumber(due) <= NOW then
-      pace_apply(id, false)
-      return false
-    end
-  end
-  return true
+  if not due or tonumber(due) > NOW then return true end
+  pace_apply(id)
+  return false
 end

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-
 from routing.accounts import AccountStatus
 from routing.decisions import Outcome, Reservation, Staged
 from routing.model import AccountState, Mode, Plan
@@ -302,21 +300,3 @@ async def test_pinned_tasks_are_root_tasks_to_pacing(store: PoolStore, clock: Fa
     assert staged(await root(store, "p3", pin=1)).reason == "paced:daily_cap"
     assert (await status(store, 1)).pace.fast_today == 2  # type: ignore[union-attr]
 
-
-async def test_a_gap_end_scheduled_in_the_plan_index_by_an_older_version_is_applied_once(
-    store: PoolStore, clock: FakeClock, redis: Redis
-) -> None:
-    """Older versions scored a gap's end in `ix:pace`; today it is in `ix:gap`. Such an entry
-    ends the gap when due, and is rescored to the plan's next change (not left due)."""
-    await paced(store, 1, min_gap_seconds=60)
-    reserved(await root(store, "r1"))
-    pace, gap = store.keys.index("pace"), store.keys.index("gap")
-    ends = await redis.zscore(gap, "1")
-    assert ends is not None
-    plan_score = await redis.zscore(pace, "1")
-    await redis.zrem(gap, "1")
-    await redis.zadd(pace, {"1": ends})  # as an older version left it
-    assert staged(await root(store, "r2")).reason == "paced:gap"
-    clock.advance(61)
-    assert reserved(await root(store, "r3")).bot_id == 1
-    assert await redis.zscore(pace, "1") == plan_score
