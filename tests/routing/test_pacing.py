@@ -299,4 +299,3 @@ async def test_pinned_tasks_are_root_tasks_to_pacing(store: PoolStore, clock: Fa
     ]
     assert staged(await root(store, "p3", pin=1)).reason == "paced:daily_cap"
     assert (await status(store, 1)).pace.fast_today == 2  # type: ignore[union-attr]
-
