@@ -24,7 +24,7 @@ local function pick_fast(T, cost, ex, nex)
   for _ = 1, PICK do
     local stale = false
     for _, id in ipairs(redis.call('ZRANGE', T.fs, 0, PICK + nex - 1)) do
-      if not ex[id] and tonumber(redis.call('HGET', k_acct(id), 'fl')) >= cost then
+      if not ex[id] and acct_load(id).fl >= cost then
         if pace_fresh(id) then return id end
         stale = true
         break

@@ -93,14 +93,25 @@ local function hash_table(key)
   return t
 end
 
+-- The accounts this call has read, by bot_id (false: absent), kept current by acct_save, so
+-- an account read twice (a candidate, then its reservation) is read from Redis once. A loaded
+-- account is never changed in place: callers change a copy and save it (acct_save).
+local loaded = {}
+
 local function acct_load(id)
+  local hit = loaded[id]
+  if hit ~= nil then return hit or nil end
   local raw = redis.call('HGETALL', k_acct(id))
-  if #raw == 0 then return nil end
+  if #raw == 0 then
+    loaded[id] = false
+    return nil
+  end
   local a = {id = id}
   for i = 1, #raw, 2 do
     local f, v = raw[i], raw[i + 1]
     if NUMERIC[f] then a[f] = tonumber(v) else a[f] = v end
   end
+  loaded[id] = a
   return a
 end
 
@@ -332,6 +343,7 @@ local function acct_save(old, a)
   end
   reindex(old, a)
   reaggregate(old, a)
+  loaded[(a or old).id] = a or false
 end
 
 -- Changes worth an entry in the account's history ----------------------------------------
