@@ -33,7 +33,7 @@ from gateway.tasks.creating import Creator
 from gateway.tasks.handoff import Handoff
 from gateway.tasks.loops import Loops
 from gateway.tasks.refusals import AccountRefusals
-from gateway.tasks.sending import Sender
+from gateway.tasks.sending import KeyPolicies, Sender
 from gateway.tasks.tracking import Tracker
 from gateway.upstream import UpstreamClient
 from gateway.webhooks.outbound import Outbox
@@ -61,6 +61,7 @@ def build(
     upstream: UpstreamClient,
     metrics: Metrics,
     outbox: Outbox,
+    policies: KeyPolicies,
     webhook: dict[str, str] | None,
     clock: Callable[[], float],
 ) -> Tasks:
@@ -95,6 +96,7 @@ def build(
         tracker=tracker,
         refusals=AccountRefusals(store, metrics, clock=clock),
         costs=CostTable.with_overrides(settings.cost_overrides),
+        policies=policies,
         webhook=webhook,
         clock=clock,
     )

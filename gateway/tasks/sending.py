@@ -5,7 +5,8 @@ The create body is the client's input with `bot_id` and the effective mode set
 no fast time, an account it doesn't know) or was certainly never reached, the reservation is
 released at once, the account updated (`AccountRefusals.refused`), and the task reserved again
 on another account, up to MJGATE_CREATE_ATTEMPTS accounts; if every candidate is busy it is
-staged again. An account-level refusal is never passed on as the client's error. Child tasks
+staged again; the retry is charged to the key's quota again (the release refunded it). An
+account-level refusal is never passed on as the client's error. Child tasks
 can't move: their parent's account is the only one.
 
 What is never retried: a refusal about the request itself (passed on, 4xx), and an answer that
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from gateway import logs
 from gateway.errors import (
@@ -33,6 +34,7 @@ from gateway.errors import (
     UpstreamRejectedError,
     UpstreamTimeoutError,
 )
+from gateway.keys.store import KeyInfo
 from gateway.metrics import Metrics
 from gateway.records import RecordStore, TaskRecord, TaskStatus
 from gateway.settings import Settings
@@ -43,7 +45,7 @@ from gateway.upstream import UpstreamAnswer, UpstreamClient, UpstreamNotSentErro
 from routing.costs import CostTable
 from routing.decisions import Reservation, Staged
 from routing.durations import CheckPlan
-from routing.errors import NoRelaxCapableAccountError, RoutingError
+from routing.errors import NoRelaxCapableAccountError, QuotaExceededError, RoutingError
 from routing.model import Mode, TaskType
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
@@ -59,6 +61,12 @@ def count_created(metrics: Metrics, record: TaskRecord) -> None:
     logs.event("task_created", task_id=record.task_id, task_type=record.task_type,
                requested_mode=record.requested_mode, mode=record.mode, bot_id=record.bot_id,
                decision=record.decision, status=record.status)  # fmt: skip
+
+
+class KeyPolicies(Protocol):
+    """The managed keys' policies by key id (gateway.keys.store.KeyStore)."""
+
+    async def get(self, kid: str) -> KeyInfo | None: ...
 
 
 def _retry_after(answer: UpstreamAnswer) -> float:
@@ -82,6 +90,7 @@ class Sender:
         tracker: Tracker,
         refusals: AccountRefusals,
         costs: CostTable,
+        policies: KeyPolicies,
         webhook: dict[str, str] | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -94,6 +103,7 @@ class Sender:
         self.tracker = tracker
         self.refusals = refusals
         self.costs = costs
+        self.policies = policies
         self.webhook = webhook  # mjgate's own webhook for GoAPI, None without a public URL
         self.clock = clock
         self._backoff_until = 0.0
@@ -228,6 +238,10 @@ class Sender:
             raise NoAccountAcceptedError(attempts)
         mode = Mode(record.requested_mode or "relax")
         index = record.request.get("input", {}).get("index")
+        # the release gave the key's quota charge back: the retry is charged again, under
+        # the key's policy of now (a job is never free because an account refused it)
+        info = await self.policies.get(record.client_id) if record.client_id else None
+        policy = info.policy if info is not None else None
         try:
             decision = await self.store.reserve_root(
                 record.task_id,
@@ -239,10 +253,15 @@ class Sender:
                 staged_timeout=self.settings.staged_timeout,
                 exclude=tried,
                 tags=record.tags,
+                weight=policy.weight if policy is not None else 1,
+                quota=policy.quota if policy is not None and policy.quota.limited else None,
             )
         except NoRelaxCapableAccountError as exc:  # every candidate refused it: their fault
             await self.tracker.fail(record, "no_account_accepted", "no account accepted the task")
             raise NoAccountAcceptedError(attempts) from exc
+        except QuotaExceededError as exc:  # spent meanwhile by the key's other tasks
+            await self.tracker.fail(record, "quota_exceeded", str(exc))
+            raise
         if isinstance(decision, Staged):
             record = record.evolve(
                 status=TaskStatus.STAGED, decision="staged", bot_id=None, mode=""
