@@ -50,7 +50,7 @@ DECISIONS = frozenset(
         "backup:no_relax_primary",
     }
 )
-# why a task was staged (routing.decisions.Staged.reason); `paced:*` are pacing's rules
+# why a task was staged (routing.results.Staged.reason); `paced:*` are pacing's rules
 STAGED_REASONS = (
     "fast_slots_busy", "relax_slots_busy", "parent_busy", "parent_paused", "pinned_busy",
     "pinned_paused", "key_in_flight_limit", "paced:outside_hours", "paced:actions_only",

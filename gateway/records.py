@@ -29,10 +29,10 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from routing.decisions import Outcome
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.pipe import Pipe
+from routing.results import Outcome
 
 _WBITS = 12
 # SET NX, or the value already there: one atomic step on one key

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from routing.accounts import AccountStatus, PaceStatus
-from routing.decisions import Dropped, Reservation, Staged
 from routing.errors import (
     NoRelaxCapableAccountError,
     ParentAccountUnavailableError,
@@ -24,6 +23,7 @@ from routing.errors import (
 )
 from routing.model import AccountState, Mode, Plan, Setting
 from routing.pacing import Pacing
+from routing.results import Dropped, Reservation, Staged
 
 
 def text(value: Any) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.records import TaskRecord
-from routing.decisions import Reservation
+from routing.results import Reservation
 
 
 def decision_of(record: TaskRecord, reservation: Reservation, parent_mode: str | None) -> str:

@@ -26,8 +26,8 @@ from gateway.settings import Settings
 from gateway.tasks.handoff import Handoff
 from gateway.tasks.tracking import WEBHOOK, Tracker
 from gateway.upstream import UpstreamClient
-from routing.decisions import Outcome
 from routing.errors import StoreError
+from routing.results import Outcome
 from routing.schedule import CheckSchedule, Due
 from routing.store import PoolStore
 

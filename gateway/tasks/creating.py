@@ -36,8 +36,8 @@ from gateway.records import RecordStore, TaskRecord, TaskStatus, new_task_id
 from gateway.settings import Settings
 from gateway.tasks.sending import Sender, count_created
 from routing.costs import CostTable
-from routing.decisions import QuotaFigures, Reservation, Staged
 from routing.model import Mode
+from routing.results import QuotaFigures, Reservation, Staged
 from routing.store import PoolStore
 
 

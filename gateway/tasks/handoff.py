@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gateway.records import TaskRecord
-from routing.decisions import Dropped, Reservation
+from routing.results import Dropped, Reservation
 
 NEWS_BACKLOG = 10_000  # webhook bodies kept while Redis is down (oldest dropped first)
 

@@ -43,10 +43,10 @@ from gateway.tasks.refusals import ACCOUNT_REFUSALS, AccountRefusals, Refusal, c
 from gateway.tasks.tracking import Tracker
 from gateway.upstream import UpstreamAnswer, UpstreamClient, UpstreamNotSentError
 from routing.costs import CostTable
-from routing.decisions import Reservation, Staged
 from routing.durations import CheckPlan
 from routing.errors import NoRelaxCapableAccountError, QuotaExceededError, RoutingError
 from routing.model import Mode, TaskType
+from routing.results import Reservation, Staged
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 

@@ -30,9 +30,9 @@ from gateway.records import RecordStore, TaskRecord, TaskStatus
 from gateway.settings import Settings
 from gateway.tasks.handoff import Handoff
 from gateway.upstream import UpstreamClient
-from routing.decisions import Dropped, Outcome, Reservation, Settlement
 from routing.durations import bracket, recheck_at
 from routing.errors import StoreError
+from routing.results import Dropped, Outcome, Reservation, Settlement
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 
