@@ -27,6 +27,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from routing.model import AccountState, Plan, Setting, SlotKind, TaskType
 from routing.quotas import QUOTA_LIMITS, QUOTA_THRESHOLDS
+from routing.results import Decision, Outcome
 from routing.snapshot import AccountFigures, PoolSnapshot
 
 OTHER = "other"
@@ -35,28 +36,17 @@ INHERIT = "inherit"  # the requested mode of a child task: its parent's
 
 TASK_TYPES = frozenset(str(task_type) for task_type in TaskType)
 MODES = frozenset({"relax", "fast", "turbo", INHERIT, NONE})
-DECISIONS = frozenset(
-    {
-        "routed",
-        "staged",
-        "fallback_relax:no_fast_hours",
-        "inherited",
-        "inherited_relax:setting_relax",
-        "inherited_relax:no_fast_time",
-        "inherited_relax:requested",
-        "forwarded",
-        "backup:no_fast_hours",
-        "backup:no_active_primary",
-        "backup:no_relax_primary",
-    }
-)
+# the decisions with a label of their own; the others (`pinned*`) are reported as `other`
+DECISIONS = frozenset(Decision) - {
+    Decision.PINNED, Decision.PINNED_RELAX_SETTING, Decision.PINNED_RELAX_NO_FAST_TIME
+}  # fmt: skip
 # why a task was staged (routing.results.Staged.reason); `paced:*` are pacing's rules
 STAGED_REASONS = (
     "fast_slots_busy", "relax_slots_busy", "parent_busy", "parent_paused", "pinned_busy",
     "pinned_paused", "key_in_flight_limit", "paced:outside_hours", "paced:actions_only",
     "paced:daily_cap", "paced:gap", OTHER,
 )  # fmt: skip
-TASK_STATUSES = frozenset({"completed", "failed", "cancelled"})
+TASK_STATUSES = frozenset(Outcome)  # how a finished task ended
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UPSTREAM_OPS = frozenset({"create", "get", "cancel", "forward"})
 UPSTREAM_STATUSES = frozenset({"not_sent", "timeout"})  # besides 3-digit HTTP statuses
@@ -91,13 +81,13 @@ STORE_OPS = frozenset(
 )  # fmt: skip
 # one series per decision exists from the start: (task_type, requested mode, effective mode)
 INITIAL_CREATES = {
-    "routed": ("imagine", "fast", "fast"),
-    "staged": ("imagine", "fast", NONE),
-    "fallback_relax:no_fast_hours": ("imagine", "fast", "relax"),
-    "inherited": ("upscale", INHERIT, "fast"),
-    "inherited_relax:setting_relax": ("upscale", INHERIT, "relax"),
-    "inherited_relax:no_fast_time": ("upscale", INHERIT, "relax"),
-    "inherited_relax:requested": ("upscale", "relax", "relax"),
+    Decision.ROUTED: ("imagine", "fast", "fast"),
+    Decision.STAGED: ("imagine", "fast", NONE),
+    Decision.FALLBACK_RELAX: ("imagine", "fast", "relax"),
+    Decision.INHERITED: ("upscale", INHERIT, "fast"),
+    Decision.INHERITED_RELAX_SETTING: ("upscale", INHERIT, "relax"),
+    Decision.INHERITED_RELAX_NO_FAST_TIME: ("upscale", INHERIT, "relax"),
+    Decision.INHERITED_RELAX_REQUESTED: ("upscale", "relax", "relax"),
 }
 INITIAL_ROUTES = (
     ("/api/v1/task", "POST"),
@@ -441,16 +431,17 @@ class Metrics:
             children[1].observe(seconds)
 
     def task_created(
-        self, task_type: str, requested_mode: str, effective_mode: str, decision: str
+        self, task_type: str, requested_mode: str, effective_mode: str, decision: Decision | None
     ) -> None:
         self._created(
             bounded(task_type, TASK_TYPES),
             _mode(requested_mode),
             _mode(effective_mode),
-            bounded(decision, DECISIONS),
+            bounded(decision or "", DECISIONS),
         ).inc()
 
     def task_finished(self, task_type: str, mode: str, status: str, seconds: float | None) -> None:
+        """`status`: how the task ended (an `Outcome`), or its terminal record's status."""
         task_type, mode = bounded(task_type, TASK_TYPES), _mode(mode)
         self._finished(task_type, mode, bounded(status, TASK_STATUSES)).inc()
         if seconds is not None:

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.pipe import Pipe
-from routing.results import Outcome
+from routing.results import Decision, Outcome
 
 _WBITS = 12
 # SET NX, or the value already there: one atomic step on one key
@@ -84,7 +84,7 @@ class TaskRecord:
     requested_mode: str = ""
     mode: str = ""  # effective
     bot_id: int | None = None
-    decision: str = ""
+    decision: Decision | None = None  # none yet: the create was not decided
     upstream_id: str | None = None
     parent_id: str | None = None
     task: dict[str, Any] | None = None  # the last upstream task object, untranslated
@@ -134,7 +134,7 @@ class TaskRecord:
                 "rm": self.requested_mode,
                 "m": self.mode,
                 "b": self.bot_id,
-                "dec": self.decision,
+                "dec": self.decision or "",
                 "u": self.upstream_id,
                 "p": self.parent_id,
                 "task": self.task,
@@ -172,7 +172,7 @@ class TaskRecord:
             requested_mode=f["rm"],
             mode=f["m"],
             bot_id=f["b"],
-            decision=f["dec"],
+            decision=Decision(f["dec"]) if f["dec"] else None,
             upstream_id=f["u"],
             parent_id=f["p"],
             task=f["task"],

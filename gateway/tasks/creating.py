@@ -37,7 +37,7 @@ from gateway.settings import Settings
 from gateway.tasks.sending import Sender, count_created
 from routing.costs import CostTable
 from routing.model import Mode
-from routing.results import QuotaFigures, Reservation, Staged
+from routing.results import Decision, QuotaFigures, Reservation, Staged
 from routing.store import PoolStore
 
 
@@ -191,7 +191,7 @@ class Creator:
         timings = {"route": time.perf_counter() - started}
         self._thresholds(client, decision.alerts)
         if isinstance(decision, Staged):
-            record = record.evolve(status=TaskStatus.STAGED, decision="staged").with_event(
+            record = record.evolve(status=TaskStatus.STAGED, decision=Decision.STAGED).with_event(
                 "staged", reason=decision.reason
             )
             # unless a settle or the dispatcher already took it on (their writes win)

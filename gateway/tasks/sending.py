@@ -46,7 +46,7 @@ from routing.costs import CostTable
 from routing.durations import CheckPlan
 from routing.errors import NoRelaxCapableAccountError, QuotaExceededError, RoutingError
 from routing.model import Mode, TaskType
-from routing.results import Reservation, Staged
+from routing.results import Decision, Reservation, Staged
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 
@@ -227,7 +227,7 @@ class Sender:
             int(event["bot_id"]) for event in record.history if event.get("what") == "refused"
         ) + ((record.bot_id,) if record.bot_id is not None else ())
         record = record.with_event("refused", bot_id=record.bot_id, refusal=str(refusal))
-        pinned = record.decision.startswith("pinned")  # its key chose the account: no other
+        pinned = record.decision is not None and record.decision.pinned
         if parent is not None or pinned or attempts >= self.settings.create_attempts:
             if refusal is None:
                 await self.tracker.fail(
@@ -264,7 +264,7 @@ class Sender:
             raise
         if isinstance(decision, Staged):
             record = record.evolve(
-                status=TaskStatus.STAGED, decision="staged", bot_id=None, mode=""
+                status=TaskStatus.STAGED, decision=Decision.STAGED, bot_id=None, mode=""
             ).with_event("staged", reason=decision.reason)
             await self.records.save(record)
             return record
@@ -282,7 +282,7 @@ class Sender:
         now = self.clock()
         record = record.evolve(
             upstream_id=task["task_id"],
-            status=str(task.get("status") or "pending"),
+            status=str(task.get("status") or TaskStatus.PENDING),
             task=task,
             updated_at=now,
             sent_at=sent_at,

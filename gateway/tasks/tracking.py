@@ -207,8 +207,8 @@ class Tracker:
         await asyncio.gather(
             self.records.save(record), self.records.closed(record.client_id, record.task_id)
         )
-        status = "cancelled" if error_type == "cancelled" else "failed"
-        self.metrics.task_finished(record.task_type, record.mode or "none", status, None)
+        ended = Outcome.CANCELLED if error_type == "cancelled" else Outcome.FAILED
+        self.metrics.task_finished(record.task_type, record.mode or "none", ended, None)
         self.handoff.change(record)
         return record
 
@@ -269,7 +269,9 @@ class Tracker:
             self.records.save(record), self.records.closed(record.client_id, record.task_id)
         )
         if await self.settle(record.task_id, Outcome.CANCELLED) is not None:
-            self.metrics.task_finished(record.task_type, record.mode or "none", "cancelled", None)
+            self.metrics.task_finished(
+                record.task_type, record.mode or "none", Outcome.CANCELLED, None
+            )
         self.handoff.change(record)
         return f"task {record.task_id} canceled"
 
