@@ -16,7 +16,7 @@ from gateway.admin.pacing import PacingBody, pacing_view
 from gateway.api.redact import OwnWebhook, scrub_task
 from gateway.errors import InvalidRequestError
 from gateway.keys.tenancy import TenancyBody
-from gateway.records import TaskRecord
+from gateway.taskrecord import TaskRecord
 from routing.accounts import AccountStatus
 from routing.model import AccountState, Mode, Plan, Setting
 from routing.poolfile import MAX_SLOTS, MAX_WEIGHT

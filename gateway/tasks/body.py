@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.records import TaskRecord
+from gateway.taskrecord import TaskRecord
 from routing.results import Decision, Reservation
 
 

@@ -32,8 +32,9 @@ from gateway.api.validation import CreateRequest
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.keys.client import Client
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord, TaskStatus, new_task_id
+from gateway.records import RecordStore
 from gateway.settings import Settings
+from gateway.taskrecord import TaskRecord, TaskStatus, new_task_id
 from gateway.tasks.sending import Sender, count_created
 from routing.costs import CostTable
 from routing.model import Mode

@@ -36,8 +36,9 @@ from gateway.errors import (
 )
 from gateway.keys.store import KeyInfo
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord, TaskStatus
+from gateway.records import RecordStore
 from gateway.settings import Settings
+from gateway.taskrecord import TaskRecord, TaskStatus
 from gateway.tasks.body import decision_of, upstream_body
 from gateway.tasks.refusals import ACCOUNT_REFUSALS, AccountRefusals, Refusal, classify
 from gateway.tasks.tracking import Tracker

@@ -26,8 +26,9 @@ from typing import Any
 from gateway import logs
 from gateway.errors import GatewayError, TaskNotCancellableError, UpstreamRejectedError
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord, TaskStatus
+from gateway.records import RecordStore
 from gateway.settings import Settings
+from gateway.taskrecord import TaskRecord, TaskStatus
 from gateway.tasks.handoff import Handoff
 from gateway.upstream import UpstreamClient
 from routing.durations import bracket, recheck_at

@@ -14,9 +14,10 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord
+from gateway.records import RecordStore
 from gateway.redisconn import redis_client
 from gateway.settings import Settings
+from gateway.taskrecord import TaskRecord
 from gateway.webhooks.outbound import Outbox
 from routing.keys import Keys
 from routing.model import AccountState, Mode, Strategy
