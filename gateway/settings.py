@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.variables import SETTINGS
+from routing.errors import SentinelCredentialsError
 from routing.model import Strategy
-from routing.topology import SentinelCredentialsError, Topology
+from routing.topology import Topology
 
 
 class SettingsError(ValueError):

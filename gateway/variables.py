@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from routing.costs import CostTableError, parse_overrides
+from routing.costs import parse_overrides
+from routing.errors import CostTableError
 from routing.model import Strategy
 from routing.topology import Topology
 

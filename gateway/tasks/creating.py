@@ -29,7 +29,11 @@ import orjson
 
 from gateway import logs
 from gateway.api.validation import CreateRequest
-from gateway.errors import GatewayError, InvalidRequestError
+from gateway.errors import (
+    IdempotencyInProgressError,
+    IdempotencyKeyReusedError,
+    InvalidRequestError,
+)
 from gateway.keys.client import Client
 from gateway.metrics import Metrics
 from gateway.records import RecordStore
@@ -55,14 +59,6 @@ async def _all(*pending: Awaitable[Any]) -> None:
     for result in results:
         if isinstance(result, BaseException):
             raise result
-
-
-class IdempotencyKeyReusedError(GatewayError):
-    status, type = 422, "idempotency_key_reused"
-
-
-class IdempotencyInProgressError(GatewayError):
-    status, type = 409, "idempotency_in_progress"
 
 
 @dataclass(frozen=True)

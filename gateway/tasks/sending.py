@@ -30,6 +30,7 @@ from gateway.errors import (
     GatewayError,
     NoAccountAcceptedError,
     UpstreamInvalidAnswerError,
+    UpstreamNotSentError,
     UpstreamRateLimitedError,
     UpstreamRejectedError,
     UpstreamTimeoutError,
@@ -42,7 +43,7 @@ from gateway.taskrecord import TaskRecord, TaskStatus
 from gateway.tasks.body import decision_of, upstream_body
 from gateway.tasks.refusals import ACCOUNT_REFUSALS, AccountRefusals, Refusal, classify
 from gateway.tasks.tracking import Tracker
-from gateway.upstream import UpstreamAnswer, UpstreamClient, UpstreamNotSentError
+from gateway.upstream import UpstreamAnswer, UpstreamClient
 from routing.costs import CostTable
 from routing.durations import CheckPlan
 from routing.errors import NoRelaxCapableAccountError, QuotaExceededError, RoutingError
