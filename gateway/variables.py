@@ -8,13 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from routing.costs import parse_overrides
 from routing.errors import CostTableError
 from routing.model import Strategy
 from routing.topology import Topology
+
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -28,32 +30,24 @@ class Variable:
     parse: Callable[[str], Any]
 
 
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if number <= 0:
-        raise ValueError("must be greater than 0")
-    return number
+def _at_least(kind: Callable[[str], N], *, positive: bool) -> Callable[[str], N]:
+    """A parser of `kind` numbers greater than 0 (`positive`), or not negative."""
+
+    def parse(value: str) -> N:
+        number = kind(value)
+        if positive and number <= 0:
+            raise ValueError("must be greater than 0")
+        if number < 0:
+            raise ValueError("must not be negative")
+        return number
+
+    return parse
 
 
-def _non_negative_float(value: str) -> float:
-    number = float(value)
-    if number < 0:
-        raise ValueError("must not be negative")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError("must be greater than 0")
-    return number
-
-
-def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError("must not be negative")
-    return number
+_positive_float = _at_least(float, positive=True)
+_non_negative_float = _at_least(float, positive=False)
+_positive_int = _at_least(int, positive=True)
+_non_negative_int = _at_least(int, positive=False)
 
 
 def _port(value: str) -> int:

@@ -46,13 +46,6 @@ from routing.results import Decision, QuotaFigures, Reservation, Staged
 from routing.store import PoolStore
 
 
-async def _quietly(*pending: Awaitable[Any]) -> None:
-    """Await every reply, whatever they hold (the caller is already failing)."""
-    for reply in pending:
-        with contextlib.suppress(Exception):
-            await reply
-
-
 async def _all(*pending: Awaitable[Any]) -> None:
     """Await every reply; then raise the first error, if any (none is left unawaited)."""
     results = await asyncio.gather(*pending, return_exceptions=True)
@@ -159,12 +152,10 @@ class Creator:
             try:
                 existing = await claiming
             except BaseException:
-                await _quietly(saving, opening)
-                await self._forget(record, None)
+                await self._forget(record, None, saving, opening)
                 raise
             if existing is not None:
-                await _quietly(saving, opening)
-                await self._forget(record, None)
+                await self._forget(record, None, saving, opening)
                 return await self._replay(*existing, printed)
         else:
             saving = self.records.save(record)  # sent now; the reservation goes right after
@@ -172,8 +163,7 @@ class Creator:
         try:
             decision = await self._reserve(client, record, request, parent)
         except BaseException:
-            await _quietly(saving, opening)
-            await self._forget(record, idempotency_key)
+            await self._forget(record, idempotency_key, saving, opening)
             raise
         try:
             await _all(saving, opening)
@@ -209,8 +199,15 @@ class Creator:
                        quota=quota, percent=percent)  # fmt: skip
             self.metrics.quota_threshold(quota, percent)
 
-    async def _forget(self, record: TaskRecord, idempotency_key: str | None) -> None:
-        """A create that failed before the client heard of its task leaves nothing behind."""
+    async def _forget(
+        self, record: TaskRecord, idempotency_key: str | None, *sent: Awaitable[Any]
+    ) -> None:
+        """A create that failed before the client heard of its task leaves nothing behind:
+        the writes `sent` for it are awaited whatever they hold (the caller is already
+        failing), then undone."""
+        for reply in sent:
+            with contextlib.suppress(Exception):
+                await reply
         with contextlib.suppress(Exception):
             await self.records.delete(record.task_id)
         with contextlib.suppress(Exception):
