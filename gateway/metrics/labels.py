@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from routing.model import TaskType
+from routing.model import Mode, TaskType
 from routing.results import Decision, Outcome
 
 OTHER = "other"
@@ -16,7 +16,7 @@ NONE = "none"  # no mode (yet): a staged or a forwarded task
 INHERIT = "inherit"  # the requested mode of a child task: its parent's
 
 TASK_TYPES = frozenset(str(task_type) for task_type in TaskType)
-MODES = frozenset({"relax", "fast", "turbo", INHERIT, NONE})
+MODES = frozenset({*Mode, INHERIT, NONE})
 # the decisions with a label of their own; the others (`pinned*`) are reported as `other`
 DECISIONS = frozenset(Decision) - {
     Decision.PINNED, Decision.PINNED_RELAX_SETTING, Decision.PINNED_RELAX_NO_FAST_TIME

@@ -238,7 +238,7 @@ class Sender:
                 raise UpstreamNotSentError("the upstream could not be reached")
             await self.tracker.fail(record, "no_account_accepted", "no account accepted the task")
             raise NoAccountAcceptedError(attempts)
-        mode = Mode(record.requested_mode or "relax")
+        mode = Mode(record.requested_mode or Mode.RELAX)
         index = record.request.get("input", {}).get("index")
         # the release gave the key's quota charge back: the retry is charged again, under
         # the key's policy of now (a job is never free because an account refused it)
