@@ -236,8 +236,7 @@ class Sender:
                     record, "upstream_unavailable", "the upstream could not be reached"
                 )
                 raise UpstreamNotSentError("the upstream could not be reached")
-            await self.tracker.fail(record, "no_account_accepted", "no account accepted the task")
-            raise NoAccountAcceptedError(attempts)
+            raise await self._no_account(record, attempts)
         mode = Mode(record.requested_mode or Mode.RELAX)
         index = record.request.get("input", {}).get("index")
         # the release gave the key's quota charge back: the retry is charged again, under
@@ -259,8 +258,7 @@ class Sender:
                 quota=policy.quota if policy is not None and policy.quota.limited else None,
             )
         except NoRelaxCapableAccountError as exc:  # every candidate refused it: their fault
-            await self.tracker.fail(record, "no_account_accepted", "no account accepted the task")
-            raise NoAccountAcceptedError(attempts) from exc
+            raise await self._no_account(record, attempts) from exc
         except QuotaExceededError as exc:  # spent meanwhile by the key's other tasks
             await self.tracker.fail(record, "quota_exceeded", str(exc))
             raise
@@ -272,6 +270,11 @@ class Sender:
             return record
         await self.records.save(record)  # the refusals so far, for the next exclusion list
         return decision
+
+    async def _no_account(self, record: TaskRecord, attempts: int) -> NoAccountAcceptedError:
+        """Fail a task every account tried refused; the error for the client."""
+        await self.tracker.fail(record, "no_account_accepted", "no account accepted the task")
+        return NoAccountAcceptedError(attempts)
 
     async def _sent(
         self,
