@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.metrics import labels
+import gateway.metrics.labels as labels
 from gateway.metrics.labels import Children, bounded
 from gateway.metrics.pool import PoolCollector
 from routing.quotas import QUOTA_LIMITS, QUOTA_THRESHOLDS
