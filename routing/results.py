@@ -36,6 +36,18 @@ class Decision(StrEnum):
     STAGED = "staged"
     FORWARDED = "forwarded"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Decision | None:
+        """A decision this version does not know (written by a newer replica, during a rolling
+        upgrade) is kept as written rather than failing the read: the metrics label reports it
+        as `other`, like any value outside its set."""
+        if not isinstance(value, str) or not value:
+            return None
+        unknown = str.__new__(cls, value)
+        unknown._name_ = "UNKNOWN"
+        unknown._value_ = value
+        return unknown
+
     @property
     def pinned(self) -> bool:
         """The task's key chose the account: no other may take it."""

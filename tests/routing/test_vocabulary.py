@@ -47,3 +47,12 @@ def test_pinned_names_the_decisions_a_key_chose_the_account_for() -> None:
         Decision.PINNED_RELAX_SETTING,
         Decision.PINNED_RELAX_NO_FAST_TIME,
     }
+
+
+def test_a_decision_this_version_does_not_know_is_kept_as_written() -> None:
+    """A newer replica's decision (a rolling upgrade) reads as it was written, not as an error;
+    it is no member of the vocabulary (the metrics label reports it as `other`)."""
+    got = codec.reservation([b"R", b"3", b"fast", b"60", b"routed:somewhere_new", 0, b"t"])
+    assert (got.decision, isinstance(got.decision, Decision)) == ("routed:somewhere_new", True)
+    assert got.decision not in set(Decision)
+    assert not got.decision.pinned
