@@ -26,13 +26,14 @@ from typing import Any
 from gateway import logs
 from gateway.errors import GatewayError, TaskNotCancellableError, UpstreamRejectedError
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord, TaskStatus
+from gateway.records import RecordStore
 from gateway.settings import Settings
+from gateway.taskrecord import TaskRecord, TaskStatus
 from gateway.tasks.handoff import Handoff
 from gateway.upstream import UpstreamClient
-from routing.decisions import Dropped, Outcome, Reservation, Settlement
 from routing.durations import bracket, recheck_at
 from routing.errors import StoreError
+from routing.results import Dropped, Outcome, Reservation, Settlement
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 
@@ -207,8 +208,8 @@ class Tracker:
         await asyncio.gather(
             self.records.save(record), self.records.closed(record.client_id, record.task_id)
         )
-        status = "cancelled" if error_type == "cancelled" else "failed"
-        self.metrics.task_finished(record.task_type, record.mode or "none", status, None)
+        ended = Outcome.CANCELLED if error_type == "cancelled" else Outcome.FAILED
+        self.metrics.task_finished(record.task_type, record.mode or "none", ended, None)
         self.handoff.change(record)
         return record
 
@@ -269,7 +270,9 @@ class Tracker:
             self.records.save(record), self.records.closed(record.client_id, record.task_id)
         )
         if await self.settle(record.task_id, Outcome.CANCELLED) is not None:
-            self.metrics.task_finished(record.task_type, record.mode or "none", "cancelled", None)
+            self.metrics.task_finished(
+                record.task_type, record.mode or "none", Outcome.CANCELLED, None
+            )
         self.handoff.change(record)
         return f"task {record.task_id} canceled"
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from routing.decisions import Outcome, Reservation
 from routing.durations import (
     FIRST_SHARE,
     MIN_SAMPLES,
@@ -20,6 +19,7 @@ from routing.durations import (
     recheck_at,
     typical_seconds,
 )
+from routing.results import Outcome, Reservation
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, root

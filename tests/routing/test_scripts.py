@@ -15,7 +15,6 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from routing.decisions import Outcome
 from routing.errors import (
     AccountBusyError,
     AccountNotFoundError,
@@ -27,6 +26,7 @@ from routing.errors import (
 )
 from routing.keys import Keys
 from routing.model import Mode, Plan, Strategy
+from routing.results import Outcome
 from routing.scripts import PRELUDES, SCRIPT_NAMES, source
 from routing.store import PoolStore
 from tests.routing.helpers import add, reserved, root
