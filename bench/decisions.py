@@ -26,9 +26,9 @@ from redis.asyncio import Redis
 
 from bench.pools import CONCURRENCY, gather_limited, load_accounts, new_pool
 from bench.report import Report, Row
-from routing.decisions import Outcome, Reservation
 from routing.model import Mode
 from routing.pacing import Pacing
+from routing.results import Outcome, Reservation
 from routing.scripts import pool_script
 from routing.store import PoolStore
 

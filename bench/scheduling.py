@@ -33,7 +33,7 @@ import redis
 from bench.lab import CLIENT_KEY, GOAPI_KEY, Lab, new_prefix
 from bench.procs import Service, child_env, free_port
 from bench.report import Report, Row
-from gateway.records import TaskRecord
+from gateway.taskrecord import TaskRecord
 from routing.keys import Keys
 
 BEHAVIOURS = ("webhooks", "polling", "silent", "silent-spread")

@@ -24,8 +24,8 @@ from bench.decisions import Window, evalsha_window, median
 from bench.pools import gather_limited, new_pool
 from bench.report import Report, Row
 from routing.accounts import AccountSpec
-from routing.decisions import Outcome, Reservation
 from routing.model import Mode, Plan
+from routing.results import Outcome, Reservation
 from routing.store import PoolStore
 
 ACCOUNTS, SLOTS = 10, 10

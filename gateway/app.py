@@ -111,6 +111,9 @@ def create_app(
             allow_private=settings.allow_private_webhooks,
             transport=webhook_transport,
         )
+        clients = KeyStore(
+            client, keys, static=StaticKeys(settings.client_keys), pipe=pipe, clock=clock
+        )
         lifecycle = tasks.build(
             settings,
             store=store,
@@ -118,6 +121,7 @@ def create_app(
             upstream=upstream,
             metrics=metrics,
             outbox=outbox,
+            policies=clients,
             webhook=credentials.goapi_webhook(settings),
             clock=clock,
         )
@@ -129,9 +133,7 @@ def create_app(
             upstream=upstream,
             tasks=lifecycle,
             metrics=metrics,
-            clients=KeyStore(
-                client, keys, static=StaticKeys(settings.client_keys), pipe=pipe, clock=clock
-            ),
+            clients=clients,
             outbox=outbox,
             clock=clock,
         )

@@ -12,6 +12,8 @@
     ├── TaskNotCancellableError    400 task_not_cancellable
     ├── ClientDisconnectedError    400 client_disconnected (the client left mid-body)
     ├── HeadersTooLargeError       431 headers_too_large
+    ├── IdempotencyKeyReusedError  422 idempotency_key_reused (another request's key)
+    ├── IdempotencyInProgressError 409 idempotency_in_progress (its first request still runs)
     └── UpstreamError
         ├── UpstreamUnavailableError   502 upstream_unavailable (never sent, or 5xx)
         │   └── UpstreamNotSentError   never reached the upstream: retried elsewhere
@@ -97,12 +99,24 @@ class HeadersTooLargeError(GatewayError):
     status, type = 431, "headers_too_large"
 
 
+class IdempotencyKeyReusedError(GatewayError):
+    status, type = 422, "idempotency_key_reused"
+
+
+class IdempotencyInProgressError(GatewayError):
+    status, type = 409, "idempotency_in_progress"
+
+
 class UpstreamError(GatewayError):
     status, type = 502, "upstream_error"
 
 
 class UpstreamUnavailableError(UpstreamError):
     status, type = 502, "upstream_unavailable"
+
+
+class UpstreamNotSentError(UpstreamUnavailableError):
+    """The request never reached the upstream: safe to retry elsewhere."""
 
 
 class UpstreamTimeoutError(UpstreamError):

@@ -1,6 +1,7 @@
 """Start-up pool loading, and watching for a store that was reset under the running service.
 
-`run(gate)` (the lifespan's task): register the scripts, apply the pool file (if any) in its
+`run(gate)` (the lifespan's task): register the scripts, move keys an earlier version left to
+today's layout (gateway.upgrade), apply the pool file (if any) in its
 mode (MJGATE_POOL_FILE_MODE: `seed` creates only the accounts the pool lacks; `authoritative`
 makes the pool match the file), apply MJGATE_STRATEGY, and mark the store with an epoch (a
 field of the pool's meta hash). Every change an apply makes is logged (`pool_change`: which
@@ -19,6 +20,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from gateway import logs
+from gateway.upgrade import upgrade_layout
 from routing import poolsync
 from routing.errors import RoutingError, StoreError
 from routing.poolfile import PoolChange, PoolFile, parse_pool_file
@@ -81,6 +83,10 @@ async def load(gate: MjGate, *, why: str = "start") -> None:
     """Scripts, pool file, strategy override, epoch; raises StoreError or a file error."""
     settings = gate.settings
     await gate.store.load_scripts()
+    try:
+        await upgrade_layout(gate.redis, gate.store.keys)
+    except Exception as exc:
+        raise StoreError("upgrade", str(exc) or type(exc).__name__) from exc
     await _mark(gate)  # first: a file that does not load leaves a marked store all the same
     pool = read_pool_file(gate)
     if pool is not None:

@@ -23,11 +23,7 @@ import httpx
 import orjson
 
 from gateway.api.validation import check_task_id
-from gateway.errors import UpstreamTimeoutError, UpstreamUnavailableError
-
-
-class UpstreamNotSentError(UpstreamUnavailableError):
-    """The request never reached the upstream: safe to retry elsewhere."""
+from gateway.errors import UpstreamNotSentError, UpstreamTimeoutError
 
 
 @dataclass(frozen=True)

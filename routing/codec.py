@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from routing.accounts import AccountStatus, PaceStatus
-from routing.decisions import Dropped, Reservation, Staged
 from routing.errors import (
     NoRelaxCapableAccountError,
     ParentAccountUnavailableError,
@@ -24,6 +23,7 @@ from routing.errors import (
 )
 from routing.model import AccountState, Mode, Plan, Setting
 from routing.pacing import Pacing
+from routing.results import Decision, Dropped, Reservation, Staged
 
 
 def text(value: Any) -> str:
@@ -52,7 +52,7 @@ def reservation(reply: Sequence[Any]) -> Reservation:
         bot_id=int(reply[1]),
         mode=Mode(text(reply[2])),
         cost=int(reply[3]),
-        decision=text(reply[4]),
+        decision=Decision(text(reply[4])),
         staged=bool(int(reply[5])),
         quota=_pairs(reply[7] if len(reply) > 7 else None),
         alerts=_pairs(reply[8] if len(reply) > 8 else None),

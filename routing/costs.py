@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from routing.errors import CostTableError
 from routing.model import Mode, TaskType
 
 DEFAULT_COSTS: dict[str, int] = {
@@ -29,10 +30,6 @@ DEFAULT_COSTS: dict[str, int] = {
     "upscale:creative": 120,
     "upscale:4x": 360,
 }
-
-
-class CostTableError(ValueError):
-    """An override names an unknown task type or gives a negative or non-integer cost."""
 
 
 def parse_overrides(text: str) -> dict[str, int]:

@@ -10,6 +10,14 @@ RoutingError
 ├── AccountNotFoundError            no account with that bot_id (404)
 ├── AccountBusyError                removing an account with tasks in flight (409)
 └── PoolFileError                   a pool file that can't be applied (400; CLI exit 2)
+(PoolEmptyError, the pool has no account at all, is a NoRelaxCapableAccountError: 503.)
+
+Bad input met while parsing is a ValueError, so that a caller reading any value catches it:
+
+ValueError
+├── UnknownModeError                `process_mode` is not a mode (400 invalid_request)
+├── CostTableError                  a cost override that can't be read (MJGATE_COSTS)
+└── SentinelCredentialsError        sentinel credentials for a URL without sentinels
 """
 
 from __future__ import annotations
@@ -113,3 +121,15 @@ class PoolFileError(RoutingError):
 
     def __reduce__(self) -> tuple[type[PoolFileError], tuple[int, str]]:
         return type(self), (self.line, self.reason)
+
+
+class UnknownModeError(ValueError):
+    """`process_mode` holds something other than relax, fast, turbo, mixed or empty."""
+
+
+class CostTableError(ValueError):
+    """An override names an unknown task type or gives a negative or non-integer cost."""
+
+
+class SentinelCredentialsError(ValueError):
+    """The sentinels' credentials were given for a URL that has no sentinels."""

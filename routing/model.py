@@ -76,7 +76,6 @@ class TaskType(StrEnum):
 
 
 ROOT_TASK_TYPES = frozenset({TaskType.IMAGINE, TaskType.DESCRIBE, TaskType.BLEND})
-CHILD_TASK_TYPES = frozenset(TaskType) - ROOT_TASK_TYPES
 
 
 @dataclass(frozen=True)

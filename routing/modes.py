@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import re
 
+from routing.errors import UnknownModeError
 from routing.model import Mode
 
 _FLAG = re.compile(r"(?:^|(?<=\s))--(relax|fast|turbo)(?=\s|$)")
 _USE_PROMPT = frozenset({"", "mixed"})
-
-
-class UnknownModeError(ValueError):
-    """`process_mode` holds something other than relax, fast, turbo, mixed or empty."""
 
 
 def prompt_flag(prompt: str) -> Mode | None:

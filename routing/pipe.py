@@ -24,13 +24,10 @@ Failures are redis-py's exception types, so callers handle one family:
 - `TimeoutError` when the oldest command in flight has no reply after `timeout` seconds: the
   connection is deemed dead, closed, and everything in flight fails. No reply can then reach
   the wrong caller, since a reconnect starts a fresh reply stream.
-Replies meaning "not here" or "not now" (nothing ran) are handled here: `MOVED` updates the
-slot map and sends the command to the named node; `ASK` sends it there behind `ASKING`;
-`TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN` and `READONLY` (a demoted primary: the
-resolver asks again) send it again after a backoff of 10 ms doubling to 200 ms, for as long
-as `timeout` after it was first sent; then the error reply is the command's. `NOSCRIPT` (a
-server that lost its scripts: a restart, a failover) is answered with EVAL and the source at
-once, on the same connection, so scripts sent in a row still run in that order.
+Replies meaning "not here" or "not now" (nothing ran: `MOVED`, `ASK`, `TRYAGAIN`,
+`CLUSTERDOWN`, `LOADING`, `MASTERDOWN`, `READONLY`, `NOSCRIPT`) are handled here, by the rules
+in `routing.redirects`: the command is sent again, where and when they say. The connections
+themselves, made and remade when needed, are `routing.connector`'s.
 
 With `min_replicas` (MJGATE_REDIS_MIN_REPLICAS), every write to a server ends with
 `WAIT <min_replicas> <half the timeout>`, in the same round trip, and the replies of that
@@ -46,39 +43,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import ResponseError
 
-from routing import wire
+from routing import redirects
+from routing.address import Address, Arg
+from routing.connector import Connector, Parked, Repair
+from routing.redirects import DEFAULT_DEADLINE, ScriptSources, backoff, moved_to
 from routing.resolvers import Fixed, Resolver, key_slot, resolver_for
-from routing.wire import Address, Arg, Connection, Pending, Wait, open_connection, pack
+from routing.wire import Connection, Pending, Wait, pack
 
 __all__ = ["Address", "Pipe"]
 
 _ASKING = pack((b"ASKING",))
-_EVALSHA = b"$7\r\nEVALSHA\r\n$40\r\n"  # how a packed EVALSHA starts, after its `*<n>`
 _SCRIPTS = (b"EVALSHA", b"EVAL", "EVALSHA", "EVAL")
-_RETRY_FIRST, _RETRY_MAX = 0.01, 0.2
-_DEFAULT_DEADLINE = 2.0  # how long to retry "not now" replies when the pipe has no timeout
-
-
-class _Parked(NamedTuple):
-    packed: bytes
-    future: asyncio.Future[Any]
-    slot: int
-    started: float
-    attempt: int
-    target: Address | None  # MOVED, ASK: this node, whatever the slot map says
-    asking: bool  # ASK: send ASKING first
-
-
-class _Repair(NamedTuple):
-    looked_at: int
-    errors: dict[Address | None, BaseException]
 
 
 def _as_bytes(value: Arg) -> bytes:
@@ -93,20 +74,18 @@ class Pipe:
     ) -> None:
         self.resolver: Resolver = Fixed(target) if isinstance(target, Address) else target
         self.timeout = timeout
-        self._wait = (
-            Wait(min_replicas, max(1, round((timeout or _DEFAULT_DEADLINE) * 500)))
+        wait = (
+            Wait(min_replicas, max(1, round((timeout or DEFAULT_DEADLINE) * 500)))
             if min_replicas > 0
             else None
         )
         self._per_slot = self.resolver.per_slot
-        self._connections: dict[Address, Connection] = {}
+        self._connector = Connector(self.resolver, timeout, self._redirected, wait)
         self._last: tuple[Address | None, Connection | None] = (None, None)
         self._single: Connection | None = None  # one server (not a cluster): its connection
-        self._parked: list[_Parked] = []  # sent while (re)connecting
-        self._retired: set[Connection] = set()  # to a demoted primary, closing soon
-        self._open_ones: set[Connection] = set()  # every connection not closed yet
-        self._sources: dict[bytes, bytes] = {}  # script sources by SHA, for NOSCRIPT
-        self._repairing: asyncio.Task[_Repair] | None = None
+        self._parked: list[Parked] = []  # sent while (re)connecting
+        self._sources = ScriptSources()  # for NOSCRIPT
+        self._repairing: asyncio.Task[Repair] | None = None
         self._closed = False
 
     @classmethod
@@ -153,7 +132,7 @@ class Pipe:
         if address is not None:
             last_address, connection = self._last
             if address is not last_address:
-                connection = self._connections.get(address)
+                connection = self._connector.connections.get(address)
                 self._last = (address, connection)
             if connection is not None and connection.usable:
                 if not self._per_slot:
@@ -166,7 +145,7 @@ class Pipe:
         if self._closed:  # never reconnect after aclose: nobody would close it again
             future.set_exception(RedisConnectionError("pipe closed"))
             return future
-        self._parked.append(_Parked(packed, future, slot, started, attempt, target, asking))
+        self._parked.append(Parked(packed, future, slot, started, attempt, target, asking))
         if self._repairing is None:
             self._repairing = asyncio.create_task(self._repair())
             self._repairing.add_done_callback(self._repaired)
@@ -198,22 +177,8 @@ class Pipe:
         """EVALSHA, sent now; should Redis have lost the script (restart, SCRIPT FLUSH,
         failover), EVAL with its source, sent as soon as the NOSCRIPT reply is read (so
         scripts sent in a row still run in that order), which caches it again."""
-        key = sha if isinstance(sha, bytes) else sha.encode()
-        if key not in self._sources:
-            self._sources[key] = source.encode()
+        self._sources.remember(sha, source)
         return self.send(b"EVALSHA", sha, len(keys), *keys, *args)
-
-    def _as_eval(self, packed: bytes) -> bytes | None:
-        """The EVAL equivalent of a packed EVALSHA whose source is known, else None."""
-        start = packed.find(b"\r\n") + 2
-        end = start + len(_EVALSHA)
-        if packed[start:end].upper() != _EVALSHA:
-            return None
-        source = self._sources.get(packed[end : end + 40])
-        if source is None:
-            return None
-        head = b"$4\r\nEVAL\r\n$%d\r\n%s\r\n" % (len(source), source)
-        return packed[:start] + head + packed[end + 42 :]
 
     async def aclose(self) -> None:
         self._closed = True
@@ -221,12 +186,8 @@ class Pipe:
             self._repairing.cancel()
             with contextlib.suppress(BaseException):
                 await self._repairing
-        connections, self._connections = self._connections, {}
-        retired, self._retired = self._retired, set()
         self._last, self._single = (None, None), None
-        # with any a repair opened as it was cancelled
-        for connection in {*connections.values(), *retired, *self._open_ones}:
-            connection.fail(RedisConnectionError("pipe closed"))
+        self._connector.close()
 
     # -- "not here, not now" -----------------------------------------------------------------
     def _redirected(
@@ -235,18 +196,17 @@ class Pipe:
         loop = asyncio.get_running_loop()
         future, resolver = pending.future, self.resolver
         if kind == b"NOSCRIPT":
-            as_eval = self._as_eval(pending.packed) if pending.attempt >= 0 else None
+            as_eval = self._sources.as_eval(pending.packed) if pending.attempt >= 0 else None
             if as_eval is None:
-                future.set_exception(wire.error(error))
+                future.set_exception(redirects.error(error))
             else:  # same connection, same server, queued now: the order is kept
                 connection.send(as_eval, future, pending.slot, pending.started, pending.attempt)
             return
         if kind in (b"MOVED", b"ASK"):
-            _, slot_text, where = str(error).split(" ", 2)
-            host, _, port = where.rpartition(":")
-            address = resolver.node(host, int(port))
+            slot, host, port = moved_to(error)
+            address = resolver.node(host, port)
             if kind == b"MOVED":
-                resolver.moved(int(slot_text), address)
+                resolver.moved(slot, address)
             if pending.attempt < 0 or pending.attempt >= 5 or not self._per_slot:
                 future.set_exception(error)
                 return
@@ -264,8 +224,8 @@ class Pipe:
             resolver.invalidate(connection.address)
             if kind == b"READONLY":
                 self._retire(connection)
-        delay = min(_RETRY_FIRST * 2 ** max(pending.attempt, 0), _RETRY_MAX)
-        deadline = pending.started + (self.timeout or _DEFAULT_DEADLINE)
+        delay = backoff(pending.attempt)
+        deadline = pending.started + (self.timeout or DEFAULT_DEADLINE)
         if pending.attempt < 0 or loop.time() + delay > deadline:
             future.set_exception(error)
             return
@@ -281,66 +241,18 @@ class Pipe:
         )
 
     def _retire(self, connection: Connection) -> None:
-        """Stop sending on `connection` (a replica now); close it once in-flight replies had
-        time to come back."""
-        if self._connections.get(connection.address) is connection:
-            del self._connections[connection.address]
+        if self._connector.retire(connection):
             self._last, self._single = (None, None), None
-        self._retired.add(connection)
-        asyncio.get_running_loop().call_later(
-            self.timeout or _DEFAULT_DEADLINE, self._close_retired, connection
-        )
-
-    def _close_retired(self, connection: Connection) -> None:
-        self._retired.discard(connection)
-        connection.fail(RedisConnectionError("connection to a replica retired"))
 
     # -- (re)connecting ------------------------------------------------------------------------
-    async def _repair(self) -> _Repair:
-        """Learn where the parked commands go (if the resolver doesn't know) and connect
-        there; how many were looked at and the errors met, by address (None: the resolver's
-        own)."""
-        resolver = self.resolver
-        errors: dict[Address | None, BaseException] = {}
-        batch = list(self._parked)
-        try:
-            async with asyncio.timeout(self.timeout):
-                if any(p.target is None and resolver.address(p.slot) is None for p in batch):
-                    await resolver.refresh()
-                wanted = {p.target or resolver.address(p.slot) for p in batch} - {None}
-                missing = [a for a in wanted if a is not None and not self._usable(a)]
-                opened = await asyncio.gather(
-                    *(self._open(address) for address in missing), return_exceptions=True
-                )
-        except (RedisError, OSError, TimeoutError) as exc:
-            return _Repair(len(batch), {None: exc})
-        for address, result in zip(missing, opened, strict=True):
-            if isinstance(result, Connection):
-                self._connections[address] = result
-                self._last, self._single = (None, None), None
-            else:
-                resolver.invalidate(address)
-                errors[address] = result
-        return _Repair(len(batch), errors)
+    async def _repair(self) -> Repair:
+        """The connector's repair of what is parked now (see `routing.connector`)."""
+        repair = await self._connector.repair(list(self._parked))
+        if repair.opened:
+            self._last, self._single = (None, None), None
+        return repair
 
-    def _usable(self, address: Address) -> bool:
-        connection = self._connections.get(address)
-        return connection is not None and connection.usable
-
-    async def _open(self, address: Address) -> Connection:
-        connection = await open_connection(
-            address, self.timeout, self._redirected, role=self.resolver.check_role, wait=self._wait
-        )
-        self._open_ones.add(connection)
-
-        def closed(_: object) -> None:
-            self._open_ones.discard(connection)
-            self.resolver.invalidate(address)
-
-        connection.closed.add_done_callback(closed)
-        return connection
-
-    def _repaired(self, task: asyncio.Task[_Repair]) -> None:
+    def _repaired(self, task: asyncio.Task[Repair]) -> None:
         """Send what was parked; fail what the repair looked at and could not place; what
         was parked since goes through another repair."""
         self._repairing = None
@@ -349,11 +261,11 @@ class Pipe:
         if task.cancelled():
             looked_at, errors = len(parked), {None: RedisConnectionError("pipe closed")}
         else:
-            looked_at, errors = task.result()
+            looked_at, errors, _ = task.result()
         for index, entry in enumerate(parked):
             address = entry.target or self.resolver.address(entry.slot)
             error = errors.get(None) or errors.get(address)
-            usable = address is not None and self._usable(address)
+            usable = address is not None and self._connector.usable(address)
             if error is None and not usable and index < looked_at:
                 error = next(  # the resolver forgot the address it could not connect to
                     iter(errors.values()),
@@ -361,7 +273,7 @@ class Pipe:
                 )
             if error is not None:
                 if not entry.future.done():
-                    entry.future.set_exception(self._mapped(error))
+                    entry.future.set_exception(self._connector.mapped(error))
                     entry.future.exception()
                 continue
             self._dispatch(
@@ -373,15 +285,6 @@ class Pipe:
                 entry.target,
                 asking=entry.asking,
             )
-
-    def _mapped(self, error: BaseException) -> BaseException:
-        if isinstance(error, RedisError):
-            return error
-        if isinstance(error, TimeoutError):  # asyncio.timeout's, the builtin
-            return RedisTimeoutError(f"no connection to Redis within {self.timeout} s")
-        if isinstance(error, OSError):
-            return RedisConnectionError(f"cannot connect to Redis: {error}")
-        return RedisConnectionError(str(error))
 
 
 def _ignore(future: asyncio.Future[Any]) -> None:

@@ -30,7 +30,8 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from routing.wire import Address, open_connection, pack
+from routing.address import Address
+from routing.wire import open_connection, pack
 
 SLOTS = 16384
 

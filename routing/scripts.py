@@ -35,10 +35,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from routing.address import Arg
 from routing.keys import Keys
 from routing.pipe import Pipe
 from routing.prelude import compose
-from routing.wire import Arg
 
 SCRIPT_NAMES = (
     "reserve_root",

@@ -30,7 +30,13 @@ from redis.exceptions import RedisError
 
 from routing import codec, pacing, poolsync, quotas
 from routing.accounts import AccountSpec, AccountStatus
-from routing.decisions import (
+from routing.errors import AccountBusyError, AccountNotFoundError, StoreError
+from routing.keys import Keys
+from routing.model import PLANS, AccountState, Mode, Strategy
+from routing.pipe import Pipe
+from routing.poolfile import MAX_SLOTS, MAX_WEIGHT, PoolChange, PoolFile
+from routing.quotas import Quota
+from routing.results import (
     Dropped,
     LeaseClaim,
     Outcome,
@@ -39,12 +45,6 @@ from routing.decisions import (
     Staged,
     TickResult,
 )
-from routing.errors import AccountBusyError, AccountNotFoundError, StoreError
-from routing.keys import Keys
-from routing.model import PLANS, AccountState, Mode, Strategy
-from routing.pipe import Pipe
-from routing.poolfile import MAX_SLOTS, MAX_WEIGHT, PoolChange, PoolFile
-from routing.quotas import Quota
 from routing.scripts import Scripts
 from routing.snapshot import AccountFigures, PoolSnapshot, from_totals
 

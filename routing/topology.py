@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from routing.errors import SentinelCredentialsError
+
 Kind = Literal["standalone", "sentinel", "cluster"]
 _SCHEMES: dict[str, tuple[Kind, bool]] = {
     "redis": ("standalone", False),
@@ -125,10 +127,6 @@ class Topology:
         if self.kind == "sentinel":
             return f"Sentinel service {self.service!r} db {self.db} via {nodes}{tls}"
         return f"Redis Cluster via {nodes}{tls}"
-
-
-class SentinelCredentialsError(ValueError):
-    """The sentinels' credentials were given for a URL that has no sentinels."""
 
 
 def _nodes(hosts: str, default_port: int) -> tuple[Node, ...]:

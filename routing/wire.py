@@ -1,21 +1,20 @@
-"""Wire: one pipelined socket to one Redis server, and the address it connects to.
+"""Wire: one pipelined socket to one Redis server (its `Address`: `routing.address`).
 
 A `Connection` is an asyncio protocol: `send()` queues an already packed command (hiredis)
 and returns a future; every command written in one event-loop turn goes out in one write, and
 replies, which Redis sends in order, resolve the futures in order. `routing.pipe.Pipe` owns
 the connections and decides where each command goes; the failure rules are in its docstring.
 
-An error reply that asks for the command to be sent elsewhere, later or otherwise (`MOVED`,
-`ASK`, `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `READONLY`, `MASTERDOWN`, `NOSCRIPT`) is handed
-to the connection's `redirect` callback with the command, instead of failing its future: the
-Pipe sends it again, at once, while the replies after it are still being read (so commands
-sent again keep their order). Every such reply means the command did not run.
+An error reply that asks for the command to be sent elsewhere, later or otherwise
+(`routing.redirects`) is handed to the connection's `redirect` callback with the command,
+instead of failing its future: the Pipe sends it again, at once, while the replies after it
+are still being read (so commands sent again keep their order). Every such reply means the
+command did not run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,82 +22,14 @@ from typing import Any, NamedTuple, cast
 
 import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-Arg = bytes | str | int | float
+from routing.address import Address, Arg
+from routing.redirects import error, redirection
+
 # hiredis' stub declares a 1-tuple; it packs a command of any length
 pack = cast(Callable[[tuple[Arg, ...]], bytes], hiredis.pack_command)
-REDIRECTS = (
-    b"MOVED", b"ASK", b"TRYAGAIN", b"CLUSTERDOWN", b"LOADING", b"READONLY", b"MASTERDOWN",
-    b"NOSCRIPT",
-)  # fmt: skip
-_SCRIPT_READONLY = "READONLY You can't write against a read only replica"
-
-
-@dataclass(frozen=True)
-class Address:
-    """Where and how to connect: TCP (`host`, `port`) or a unix socket (`path`)."""
-
-    host: str = "127.0.0.1"
-    port: int = 6379
-    path: str | None = None
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-    ssl: ssl.SSLContext | None = None
-
-    @classmethod
-    def from_kwargs(cls, kw: dict[str, Any], *, tls: bool) -> Address:
-        """The address redis-py connection keyword arguments describe."""
-        context: ssl.SSLContext | None = None
-        if tls:
-            context = ssl.create_default_context(cafile=kw.get("ssl_ca_certs"))
-            if kw.get("ssl_cert_reqs") in ("none", ssl.CERT_NONE):
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-        return cls(
-            host=kw.get("host") or "127.0.0.1",
-            port=int(kw.get("port") or 6379),
-            path=kw.get("path"),
-            db=int(kw.get("db") or 0),
-            username=kw.get("username"),
-            password=kw.get("password"),
-            ssl=context,
-        )
-
-    def __str__(self) -> str:
-        return self.path or f"{self.host}:{self.port}"
-
-    def handshake(self) -> list[tuple[Arg, ...]]:
-        commands: list[tuple[Arg, ...]] = []
-        if self.password is not None:
-            auth: tuple[Arg, ...] = (
-                (self.username, self.password) if self.username else (self.password,)
-            )
-            commands.append((b"AUTH", *auth))
-        if self.db:
-            commands.append((b"SELECT", self.db))
-        return commands
-
-
-def redirection(reply: ResponseError) -> bytes | None:
-    """The kind of a "not here, not now" error reply (see the module docstring), else None."""
-    message = str(reply)
-    head = message.split(" ", 1)[0].encode()
-    if head in REDIRECTS:
-        return head
-    if _SCRIPT_READONLY in message:  # a script's write refused on a replica: nothing ran
-        return b"READONLY"
-    return None
-
-
-def error(reply: ResponseError) -> ResponseError:
-    """redis-py's exception for an error reply."""
-    message = str(reply)
-    if message.startswith("NOSCRIPT"):
-        return NoScriptError(message)
-    return reply
 
 
 class Pending(NamedTuple):

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from emulator import facts, modes
 from routing import model
 from routing.costs import CostTable
-from routing.modes import UnknownModeError, resolve_mode
+from routing.errors import UnknownModeError
+from routing.modes import resolve_mode
 
 UPSCALE_INDEXES = ("1", "2", "3", "4", "light", "beta", "2x", "4x", "subtle", "creative")
 VARIATION_INDEXES = ("1", "2", "3", "4", "high_variation", "low_variation")

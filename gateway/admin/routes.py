@@ -50,8 +50,8 @@ from gateway.errors import (
 from gateway.headerlimit import HeaderLimit
 from gateway.keys.store import KeyPolicy
 from gateway.keys.tenancy import tenancy_policy
-from gateway.records import TaskRecord
 from gateway.state import MjGate, state_of
+from gateway.taskrecord import TaskRecord
 from gateway.webhooks.credentials import goapi_secret, goapi_token
 from routing.accounts import AccountSpec, AccountStatus
 from routing.errors import AccountNotFoundError

@@ -16,7 +16,7 @@ from gateway.admin.pacing import PacingBody, pacing_view
 from gateway.api.redact import OwnWebhook, scrub_task
 from gateway.errors import InvalidRequestError
 from gateway.keys.tenancy import TenancyBody
-from gateway.records import TaskRecord
+from gateway.taskrecord import TaskRecord
 from routing.accounts import AccountStatus
 from routing.model import AccountState, Mode, Plan, Setting
 from routing.poolfile import MAX_SLOTS, MAX_WEIGHT
@@ -159,7 +159,7 @@ def task_view(r: TaskRecord, webhook: OwnWebhook) -> dict[str, Any]:
     return {
         "task_id": r.task_id, "client_id": r.client_id, "task_type": r.task_type,
         "status": r.status, "requested_mode": r.requested_mode, "mode": r.mode,
-        "bot_id": r.bot_id, "decision": r.decision, "upstream_id": r.upstream_id,
+        "bot_id": r.bot_id, "decision": r.decision or "", "upstream_id": r.upstream_id,
         "parent_id": r.parent_id, "created_at": iso(r.created_at),
         "updated_at": iso(r.updated_at),
         "error": {"type": r.error_type, "message": r.error_message} if r.error_type else None,

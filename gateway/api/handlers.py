@@ -25,8 +25,8 @@ from gateway.errors import (
     UpstreamError,
 )
 from gateway.keys.client import Client
-from gateway.records import TaskRecord
 from gateway.state import state_of
+from gateway.taskrecord import TaskRecord
 from gateway.upstream import task_path
 from gateway.webhooks.outbound import check_endpoint
 

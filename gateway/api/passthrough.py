@@ -33,6 +33,7 @@ from gateway.settings import Settings
 from gateway.state import state_of
 from gateway.upstream import UpstreamAnswer
 from gateway.webhooks.credentials import goapi_secret, goapi_token
+from routing.results import Decision
 
 MODELS = "passthrough_models"
 FOREIGN_IDS = "passthrough_foreign_ids"
@@ -119,5 +120,5 @@ async def forward_untouched(
         relay(answer, app.settings),
         status_code=answer.status,
         media_type=answer.headers.get("content-type", "application/json"),
-        headers={"x-mjgate-decision": "forwarded"},
+        headers={"x-mjgate-decision": Decision.FORWARDED},
     )

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.api.redact import redact_upstream_ids
-from gateway.records import TaskRecord, TaskStatus
+from gateway.taskrecord import TaskRecord, TaskStatus
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _NO_ERROR = {"code": 0, "raw_message": "", "message": "", "detail": None}

@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from gateway.errors import InvalidRequestError
+from routing.errors import UnknownModeError
 from routing.model import Mode, TaskType
-from routing.modes import UnknownModeError, resolve_mode
+from routing.modes import resolve_mode
 
 _ASPECT = re.compile(r"^[1-9]\d{0,3}:[1-9]\d{0,3}$")
 _GRID_INDEXES = frozenset({"1", "2", "3", "4"})

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.settings import SETTINGS, Settings, SettingsError
+from gateway.settings import Settings, SettingsError
+from gateway.variables import SETTINGS
 from routing.errors import PoolFileError
 from routing.poolfile import PoolFile, parse_pool_file
 

@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.settings import SETTINGS, Settings
+from gateway.settings import Settings
+from gateway.variables import SETTINGS
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -10,8 +10,9 @@
 
 - `creating`: Idempotency-Key, the requested mode capped by the key, the record written with
   the reservation (or the task staged);
-- `sending`: the create call and the one retry path (another account, or staged again); the
-  body sent (`body`); the upstream's refusals and the accounts they update (`refusals`);
+- `sending`: the create call; the body sent (`body`); the upstream's refusals and the
+  accounts they update (`refusals`); the one retry path, another account or staged again
+  (`rerouting`);
 - `tracking`: news from webhooks, polls and the tracker; settle; every way a task ends;
 - `checking`: GETs upstream: a client's poll, the completion tracker over the shared
   schedule (`routing.schedule`), the reconciler of expired leases; the maintenance tick;
@@ -33,6 +34,7 @@ from gateway.tasks.creating import Creator
 from gateway.tasks.handoff import Handoff
 from gateway.tasks.loops import Loops
 from gateway.tasks.refusals import AccountRefusals
+from gateway.tasks.rerouting import KeyPolicies, Rerouter
 from gateway.tasks.sending import Sender
 from gateway.tasks.tracking import Tracker
 from gateway.upstream import UpstreamClient
@@ -61,6 +63,7 @@ def build(
     upstream: UpstreamClient,
     metrics: Metrics,
     outbox: Outbox,
+    policies: KeyPolicies,
     webhook: dict[str, str] | None,
     clock: Callable[[], float],
 ) -> Tasks:
@@ -85,16 +88,18 @@ def build(
         handoff=handoff,
         clock=clock,
     )
+    costs = CostTable.with_overrides(settings.cost_overrides)
+    rerouter = Rerouter(
+        settings, store=store, records=records, tracker=tracker, costs=costs, policies=policies
+    )
     sender = Sender(
-        settings,
-        store=store,
         records=records,
         schedule=schedule,
         upstream=upstream,
         metrics=metrics,
         tracker=tracker,
         refusals=AccountRefusals(store, metrics, clock=clock),
-        costs=CostTable.with_overrides(settings.cost_overrides),
+        rerouter=rerouter,
         webhook=webhook,
         clock=clock,
     )
@@ -104,7 +109,7 @@ def build(
         records=records,
         sender=sender,
         metrics=metrics,
-        costs=sender.costs,
+        costs=costs,
         clock=clock,
     )
     checker = Checker(

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.records import TaskRecord
-from routing.decisions import Reservation
+from gateway.taskrecord import TaskRecord
+from routing.model import Mode
+from routing.results import Decision, Reservation
 
 
-def decision_of(record: TaskRecord, reservation: Reservation, parent_mode: str | None) -> str:
+def decision_of(record: TaskRecord, reservation: Reservation, parent_mode: str | None) -> Decision:
     """The reservation's decision, naming a child's relax the client asked for."""
     if (
-        parent_mode not in (None, "relax")
-        and record.requested_mode == "relax"
-        and reservation.decision == "inherited"
+        parent_mode not in (None, Mode.RELAX)
+        and record.requested_mode == Mode.RELAX
+        and reservation.decision == Decision.INHERITED
     ):
-        return "inherited_relax:requested"
+        return Decision.INHERITED_RELAX_REQUESTED
     return reservation.decision
 
 

@@ -21,13 +21,14 @@ import asyncio
 from gateway import logs
 from gateway.errors import UpstreamError
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord
+from gateway.records import RecordStore
 from gateway.settings import Settings
+from gateway.taskrecord import TaskRecord
 from gateway.tasks.handoff import Handoff
 from gateway.tasks.tracking import WEBHOOK, Tracker
 from gateway.upstream import UpstreamClient
-from routing.decisions import Outcome
 from routing.errors import StoreError
+from routing.results import Outcome
 from routing.schedule import CheckSchedule, Due
 from routing.store import PoolStore
 

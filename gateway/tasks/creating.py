@@ -29,23 +29,21 @@ import orjson
 
 from gateway import logs
 from gateway.api.validation import CreateRequest
-from gateway.errors import GatewayError, InvalidRequestError
+from gateway.errors import (
+    IdempotencyInProgressError,
+    IdempotencyKeyReusedError,
+    InvalidRequestError,
+)
 from gateway.keys.client import Client
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord, TaskStatus, new_task_id
+from gateway.records import RecordStore
 from gateway.settings import Settings
+from gateway.taskrecord import TaskRecord, TaskStatus, new_task_id
 from gateway.tasks.sending import Sender, count_created
 from routing.costs import CostTable
-from routing.decisions import QuotaFigures, Reservation, Staged
 from routing.model import Mode
+from routing.results import Decision, QuotaFigures, Reservation, Staged
 from routing.store import PoolStore
-
-
-async def _quietly(*pending: Awaitable[Any]) -> None:
-    """Await every reply, whatever they hold (the caller is already failing)."""
-    for reply in pending:
-        with contextlib.suppress(Exception):
-            await reply
 
 
 async def _all(*pending: Awaitable[Any]) -> None:
@@ -54,14 +52,6 @@ async def _all(*pending: Awaitable[Any]) -> None:
     for result in results:
         if isinstance(result, BaseException):
             raise result
-
-
-class IdempotencyKeyReusedError(GatewayError):
-    status, type = 422, "idempotency_key_reused"
-
-
-class IdempotencyInProgressError(GatewayError):
-    status, type = 409, "idempotency_in_progress"
 
 
 @dataclass(frozen=True)
@@ -162,12 +152,10 @@ class Creator:
             try:
                 existing = await claiming
             except BaseException:
-                await _quietly(saving, opening)
-                await self._forget(record, None)
+                await self._forget(record, None, saving, opening)
                 raise
             if existing is not None:
-                await _quietly(saving, opening)
-                await self._forget(record, None)
+                await self._forget(record, None, saving, opening)
                 return await self._replay(*existing, printed)
         else:
             saving = self.records.save(record)  # sent now; the reservation goes right after
@@ -175,8 +163,7 @@ class Creator:
         try:
             decision = await self._reserve(client, record, request, parent)
         except BaseException:
-            await _quietly(saving, opening)
-            await self._forget(record, idempotency_key)
+            await self._forget(record, idempotency_key, saving, opening)
             raise
         try:
             await _all(saving, opening)
@@ -191,7 +178,7 @@ class Creator:
         timings = {"route": time.perf_counter() - started}
         self._thresholds(client, decision.alerts)
         if isinstance(decision, Staged):
-            record = record.evolve(status=TaskStatus.STAGED, decision="staged").with_event(
+            record = record.evolve(status=TaskStatus.STAGED, decision=Decision.STAGED).with_event(
                 "staged", reason=decision.reason
             )
             # unless a settle or the dispatcher already took it on (their writes win)
@@ -212,8 +199,15 @@ class Creator:
                        quota=quota, percent=percent)  # fmt: skip
             self.metrics.quota_threshold(quota, percent)
 
-    async def _forget(self, record: TaskRecord, idempotency_key: str | None) -> None:
-        """A create that failed before the client heard of its task leaves nothing behind."""
+    async def _forget(
+        self, record: TaskRecord, idempotency_key: str | None, *sent: Awaitable[Any]
+    ) -> None:
+        """A create that failed before the client heard of its task leaves nothing behind:
+        the writes `sent` for it are awaited whatever they hold (the caller is already
+        failing), then undone."""
+        for reply in sent:
+            with contextlib.suppress(Exception):
+                await reply
         with contextlib.suppress(Exception):
             await self.records.delete(record.task_id)
         with contextlib.suppress(Exception):

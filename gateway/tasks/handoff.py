@@ -22,8 +22,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.records import TaskRecord
-from routing.decisions import Dropped, Reservation
+from gateway.taskrecord import TaskRecord
+from routing.results import Dropped, Reservation
 
 NEWS_BACKLOG = 10_000  # webhook bodies kept while Redis is down (oldest dropped first)
 

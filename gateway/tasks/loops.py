@@ -30,8 +30,8 @@ from gateway.tasks.handoff import Handoff
 from gateway.tasks.sending import Sender
 from gateway.tasks.tracking import Tracker
 from gateway.webhooks.outbound import Outbox
-from routing.decisions import Dropped, Reservation
 from routing.errors import RoutingError, StoreError
+from routing.results import Dropped, Reservation
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 

@@ -4,9 +4,8 @@ The create body is the client's input with `bot_id` and the effective mode set
 (`upstream_body`). When the upstream refuses for the account's sake (banned, captcha, expired,
 no fast time, an account it doesn't know) or was certainly never reached, the reservation is
 released at once, the account updated (`AccountRefusals.refused`), and the task reserved again
-on another account, up to MJGATE_CREATE_ATTEMPTS accounts; if every candidate is busy it is
-staged again. An account-level refusal is never passed on as the client's error. Child tasks
-can't move: their parent's account is the only one.
+on another account (`gateway.tasks.rerouting`). An account-level refusal is never passed on as
+the client's error.
 
 What is never retried: a refusal about the request itself (passed on, 4xx), and an answer that
 may mean the task exists upstream (a timeout after sending, a 2xx without a task): the
@@ -27,26 +26,24 @@ from typing import Any
 from gateway import logs
 from gateway.errors import (
     GatewayError,
-    NoAccountAcceptedError,
     UpstreamInvalidAnswerError,
+    UpstreamNotSentError,
     UpstreamRateLimitedError,
     UpstreamRejectedError,
     UpstreamTimeoutError,
 )
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord, TaskStatus
-from gateway.settings import Settings
+from gateway.records import RecordStore
+from gateway.taskrecord import TaskRecord, TaskStatus
 from gateway.tasks.body import decision_of, upstream_body
 from gateway.tasks.refusals import ACCOUNT_REFUSALS, AccountRefusals, Refusal, classify
+from gateway.tasks.rerouting import Rerouter
 from gateway.tasks.tracking import Tracker
-from gateway.upstream import UpstreamAnswer, UpstreamClient, UpstreamNotSentError
-from routing.costs import CostTable
-from routing.decisions import Reservation, Staged
+from gateway.upstream import UpstreamAnswer, UpstreamClient
 from routing.durations import CheckPlan
-from routing.errors import NoRelaxCapableAccountError, RoutingError
-from routing.model import Mode, TaskType
+from routing.errors import RoutingError
+from routing.results import Reservation
 from routing.schedule import CheckSchedule
-from routing.store import PoolStore
 
 UNKNOWN = TaskStatus.UNKNOWN  # sent; whether the upstream has the task is not known
 DEFAULT_RETRY_AFTER = 10.0  # seconds of backoff after a 429 without Retry-After
@@ -72,28 +69,24 @@ def _retry_after(answer: UpstreamAnswer) -> float:
 class Sender:
     def __init__(
         self,
-        settings: Settings,
         *,
-        store: PoolStore,
         records: RecordStore,
         schedule: CheckSchedule,
         upstream: UpstreamClient,
         metrics: Metrics,
         tracker: Tracker,
         refusals: AccountRefusals,
-        costs: CostTable,
+        rerouter: Rerouter,
         webhook: dict[str, str] | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.settings = settings
-        self.store = store
         self.records = records
         self.schedule = schedule
         self.upstream = upstream
         self.metrics = metrics
         self.tracker = tracker
         self.refusals = refusals
-        self.costs = costs
+        self.rerouter = rerouter
         self.webhook = webhook  # mjgate's own webhook for GoAPI, None without a public URL
         self.clock = clock
         self._backoff_until = 0.0
@@ -204,53 +197,10 @@ class Sender:
                 await self.refusals.refused(reservation.bot_id, refusal, answer.message)
             if refusal is None:  # never reached
                 await self.tracker.release(record.task_id)
-            next_one = await self._another_account(record, parent, attempts, refusal)
+            next_one = await self.rerouter.another_account(record, parent, attempts, refusal)
             if isinstance(next_one, TaskRecord):
                 return next_one
             reservation = next_one
-
-    async def _another_account(
-        self, record: TaskRecord, parent: TaskRecord | None, attempts: int, refusal: Refusal | None
-    ) -> Reservation | TaskRecord:
-        """The one retry path: another account, or staged again, or the client's error."""
-        tried = tuple(
-            int(event["bot_id"]) for event in record.history if event.get("what") == "refused"
-        ) + ((record.bot_id,) if record.bot_id is not None else ())
-        record = record.with_event("refused", bot_id=record.bot_id, refusal=str(refusal))
-        pinned = record.decision.startswith("pinned")  # its key chose the account: no other
-        if parent is not None or pinned or attempts >= self.settings.create_attempts:
-            if refusal is None:
-                await self.tracker.fail(
-                    record, "upstream_unavailable", "the upstream could not be reached"
-                )
-                raise UpstreamNotSentError("the upstream could not be reached")
-            await self.tracker.fail(record, "no_account_accepted", "no account accepted the task")
-            raise NoAccountAcceptedError(attempts)
-        mode = Mode(record.requested_mode or "relax")
-        index = record.request.get("input", {}).get("index")
-        try:
-            decision = await self.store.reserve_root(
-                record.task_id,
-                mode,
-                self.costs.cost(TaskType(record.task_type), mode, index),
-                client_id=record.client_id,
-                lease_seconds=self.settings.lease_seconds,
-                staged_limit=1_000_000,  # already accepted: staging again is never refused
-                staged_timeout=self.settings.staged_timeout,
-                exclude=tried,
-                tags=record.tags,
-            )
-        except NoRelaxCapableAccountError as exc:  # every candidate refused it: their fault
-            await self.tracker.fail(record, "no_account_accepted", "no account accepted the task")
-            raise NoAccountAcceptedError(attempts) from exc
-        if isinstance(decision, Staged):
-            record = record.evolve(
-                status=TaskStatus.STAGED, decision="staged", bot_id=None, mode=""
-            ).with_event("staged", reason=decision.reason)
-            await self.records.save(record)
-            return record
-        await self.records.save(record)  # the refusals so far, for the next exclusion list
-        return decision
 
     async def _sent(
         self,
@@ -263,7 +213,7 @@ class Sender:
         now = self.clock()
         record = record.evolve(
             upstream_id=task["task_id"],
-            status=str(task.get("status") or "pending"),
+            status=str(task.get("status") or TaskStatus.PENDING),
             task=task,
             updated_at=now,
             sent_at=sent_at,

@@ -26,13 +26,14 @@ from typing import Any
 from gateway import logs
 from gateway.errors import GatewayError, TaskNotCancellableError, UpstreamRejectedError
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord, TaskStatus
+from gateway.records import RecordStore
 from gateway.settings import Settings
+from gateway.taskrecord import TaskRecord, TaskStatus
 from gateway.tasks.handoff import Handoff
 from gateway.upstream import UpstreamClient
-from routing.decisions import Dropped, Outcome, Reservation, Settlement
-from routing.durations import bracket
+from routing.durations import bracket, recheck_at
 from routing.errors import StoreError
+from routing.results import Dropped, Outcome, Reservation, Settlement
 from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 
@@ -114,11 +115,19 @@ class Tracker:
         if source == WEBHOOK:  # webhooks reach mjgate for this task: poll it only if they stop
             later = max(now, record.expected_end) + self.settings.track_webhook_grace
             scheduling = self.schedule.later(record.task_id, later)
-        elif now < record.latest_end:  # running before its latest expected end: see CheckPlan
-            waited = max(self.settings.track_interval, now - record.sent_at)
-            scheduling = self.schedule.at(record.task_id, min(record.latest_end, now + waited))
-        else:
-            scheduling = self.schedule.again(record.task_id)
+        else:  # running: before its latest expected end, as the plan says (recheck_at)
+            at = recheck_at(
+                now,
+                sent_at=record.sent_at,
+                expected_end=record.expected_end,
+                latest_end=record.latest_end,
+                interval=self.settings.track_interval,
+            )
+            scheduling = (
+                self.schedule.again(record.task_id)
+                if at is None
+                else self.schedule.at(record.task_id, at)
+            )
         saved, _, _ = await asyncio.gather(
             self.records.save_unless_terminal(record),
             self.store.extend_lease(record.task_id, self.settings.lease_seconds),
@@ -199,8 +208,8 @@ class Tracker:
         await asyncio.gather(
             self.records.save(record), self.records.closed(record.client_id, record.task_id)
         )
-        status = "cancelled" if error_type == "cancelled" else "failed"
-        self.metrics.task_finished(record.task_type, record.mode or "none", status, None)
+        ended = Outcome.CANCELLED if error_type == "cancelled" else Outcome.FAILED
+        self.metrics.task_finished(record.task_type, record.mode or "none", ended, None)
         self.handoff.change(record)
         return record
 
@@ -261,7 +270,9 @@ class Tracker:
             self.records.save(record), self.records.closed(record.client_id, record.task_id)
         )
         if await self.settle(record.task_id, Outcome.CANCELLED) is not None:
-            self.metrics.task_finished(record.task_type, record.mode or "none", "cancelled", None)
+            self.metrics.task_finished(
+                record.task_type, record.mode or "none", Outcome.CANCELLED, None
+            )
         self.handoff.change(record)
         return f"task {record.task_id} canceled"
 

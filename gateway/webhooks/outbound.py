@@ -30,7 +30,8 @@ from gateway import logs
 from gateway.api.taskview import render
 from gateway.errors import InvalidRequestError
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord
+from gateway.records import RecordStore
+from gateway.taskrecord import TaskRecord
 from routing.keys import Keys
 from routing.scripts import Script
 

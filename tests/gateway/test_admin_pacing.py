@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from gateway.cli import commands as admin_cli
+from gateway.cli import accounts as admin_cli
 from gateway.cli import pacing as cli_pacing
 from gateway.cli.main import build_parser
 from routing.model import Mode

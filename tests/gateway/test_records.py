@@ -9,7 +9,8 @@ from dataclasses import fields, replace
 import pytest
 from redis.asyncio import Redis
 
-from gateway.records import RecordStore, TaskRecord, new_task_id
+from gateway.records import RecordStore
+from gateway.taskrecord import TaskRecord, new_task_id
 from routing.keys import Keys
 from routing.pipe import Pipe
 

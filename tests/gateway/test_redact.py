@@ -76,7 +76,7 @@ def test_only_public_addresses_receive_webhooks(address: str, public: bool) -> N
 
 def test_a_rendered_task_shows_no_upstream_id_in_its_error() -> None:
     from gateway.api.taskview import render
-    from gateway.records import TaskRecord
+    from gateway.taskrecord import TaskRecord
 
     parent_upstream = "77777777-7777-4777-8777-777777777777"
     record = TaskRecord(

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.settings import SETTINGS, Settings, SettingsError
+from gateway.settings import Settings, SettingsError
+from gateway.variables import SETTINGS
 
 
 def test_defaults_match_the_table() -> None:

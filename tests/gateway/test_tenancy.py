@@ -112,3 +112,25 @@ async def test_a_pinned_task_refused_by_its_account_is_not_run_elsewhere(
         # the failed task's job was given back
         again = await h.create(prompt="y --fast", key=key, bot_id=3)
         assert again.headers["x-mjgate-quota-remaining-jobs-day"] == "4", again.text
+
+
+async def test_a_task_moved_to_another_account_is_still_charged_to_its_key(
+    redis: Redis, prefix: str
+) -> None:
+    """The refused attempt's release gives the charge back; the retry on another account
+    charges it again: a key's job is never free because an account refused it."""
+    from tests.gateway.test_failures import FIVE, refusal
+
+    async with harness(redis, prefix, accounts=FIVE, notifications=False) as h:
+        body = {"name": "team", "jobs_per_day": 2, "fast_hours_per_day": 1}
+        key = data(await call(h, "POST", "/keys", body=body), 201)["secret"]
+        h.faulty.faults = [refusal("mj_bot_banned: account banned")]
+        moved = await h.create(prompt="x --fast", key=key)
+        assert moved.status_code == 200, moved.text
+        assert h.faulty.creates == 2  # refused by one account, sent by another
+        second = await h.create(prompt="y --fast", key=key)
+        assert second.headers["x-mjgate-quota-remaining-jobs-day"] == "0", second.text
+        # both tasks' fast time counted (60 s each at the default cost of imagine fast)
+        left = int(second.headers["x-mjgate-quota-remaining-fast-seconds-day"])
+        assert left == 3600 - 2 * 60, second.headers
+        assert error(await h.create(prompt="z", key=key), 429)["type"] == "quota_exceeded"

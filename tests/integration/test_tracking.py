@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import redis as redis_sync
 
-from gateway.records import TaskRecord
+from gateway.taskrecord import TaskRecord
 from routing.keys import Keys
 from tests.integration.procs import CLIENT_KEY, emulator, start_gateway, stop
 

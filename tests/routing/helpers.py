@@ -6,8 +6,8 @@ from collections import Counter
 from typing import Any
 
 from routing.accounts import AccountSpec, AccountStatus
-from routing.decisions import Reservation, Staged
 from routing.model import AccountState, Mode, Plan, Setting, SlotKind
+from routing.results import Reservation, Staged
 from routing.snapshot import AccountFigures, PoolSnapshot
 from routing.store import PoolStore
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from routing.accounts import AccountSpec
-from routing.decisions import Outcome
 from routing.errors import AccountBusyError, AccountNotFoundError
 from routing.model import PLANS, AccountState, Mode, Plan, Setting
+from routing.results import Outcome
 from routing.store import PoolStore
 from tests.routing.helpers import add, reserved, root, staged
 

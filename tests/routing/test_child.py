@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from routing.decisions import Outcome
 from routing.errors import ParentAccountUnavailableError
 from routing.model import AccountState, Mode, Plan, Setting
+from routing.results import Outcome
 from routing.store import PoolStore
 from tests.routing.helpers import add, child, reserved, staged
 

@@ -14,15 +14,16 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from gateway.metrics import Metrics
-from gateway.records import RecordStore, TaskRecord
+from gateway.records import RecordStore
 from gateway.redisconn import redis_client
 from gateway.settings import Settings
+from gateway.taskrecord import TaskRecord
 from gateway.webhooks.outbound import Outbox
-from routing.decisions import Outcome
 from routing.keys import Keys
 from routing.model import AccountState, Mode, Strategy
 from routing.pacing import Pacing
 from routing.resolvers import key_slot
+from routing.results import Outcome
 from routing.schedule import CheckSchedule
 from routing.scripts import SCRIPT_NAMES, source
 from routing.store import PoolStore

@@ -11,9 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from routing.accounts import AccountSpec
-from routing.decisions import Reservation
 from routing.keys import Keys
 from routing.model import Mode, Plan
+from routing.results import Reservation
 from routing.store import PoolStore
 from tests.routing.workers import prepare, reserve_many
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from routing.costs import CostTable, CostTableError, parse_overrides
+from routing.costs import CostTable, parse_overrides
+from routing.errors import CostTableError
 from routing.model import Mode, TaskType
 
 

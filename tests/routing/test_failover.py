@@ -20,11 +20,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.redisconn import redis_client
 from gateway.settings import Settings
-from routing.decisions import Outcome
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.pipe import Address, Pipe
 from routing.resolvers import ClusterSlots, SentinelPrimary, key_slot
+from routing.results import Outcome
 from routing.scripts import pool_script
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, reserved, root

@@ -7,9 +7,9 @@ from collections import Counter
 
 from redis.asyncio import Redis
 
-from routing.decisions import Outcome, Reservation
 from routing.keys import Keys
 from routing.model import Mode, Plan
+from routing.results import Outcome, Reservation
 from routing.store import PoolStore
 from tests.routing.helpers import add, child, reserved, root, staged
 

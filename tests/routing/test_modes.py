@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from routing.errors import UnknownModeError
 from routing.model import Mode
-from routing.modes import UnknownModeError, prompt_flag, resolve_mode
+from routing.modes import prompt_flag, resolve_mode
 
 FLAGS = ["--relax", "--fast", "--turbo"]
 words = st.text(alphabet="abcxyz-:0123 ", min_size=0, max_size=12)

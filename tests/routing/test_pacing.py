@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from routing.accounts import AccountStatus
-from routing.decisions import Outcome, Reservation, Staged
 from routing.model import AccountState, Mode, Plan
 from routing.pacing import Pacing, Tier
+from routing.results import Outcome, Reservation, Staged
 from routing.store import PoolStore
 from tests.routing import helpers
 from tests.routing.helpers import FakeClock, add, reserved, staged

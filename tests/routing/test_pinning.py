@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from routing.decisions import Dropped, Outcome
 from routing.errors import PinnedAccountUnavailableError
 from routing.model import AccountState, Mode, Plan
+from routing.results import Dropped, Outcome
 from routing.store import PoolStore
 from tests.routing.helpers import add, reserved, root, staged
 

@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routing.accounts import AccountSpec
-from routing.decisions import Outcome
 from routing.errors import PoolFileError
 from routing.model import PLANS, AccountState, Plan, Setting, Strategy
 from routing.pacing import Pacing, Tier
 from routing.poolfile import FILE_STATES, PoolChange, PoolFile, dump_pool, parse_pool_file
+from routing.results import Outcome
 from routing.store import PoolStore
 from tests.routing.helpers import reserved, root
 

@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 
-from routing.decisions import Outcome, Reservation, Staged
 from routing.errors import QuotaExceededError
 from routing.keys import Keys
 from routing.model import Mode, Plan
 from routing.quotas import Quota, periods
+from routing.results import Outcome, Reservation, Staged
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, reserved, root, staged
 

@@ -15,7 +15,6 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from routing.decisions import Outcome
 from routing.errors import (
     AccountBusyError,
     AccountNotFoundError,
@@ -28,6 +27,7 @@ from routing.errors import (
 from routing.keys import Keys
 from routing.model import Mode, Plan, Strategy
 from routing.prelude import LIBRARIES, compose
+from routing.results import Outcome
 from routing.scripts import SCRIPT_NAMES, Script
 from routing.store import PoolStore
 from tests.routing.helpers import add, reserved, root
@@ -78,19 +78,23 @@ async def test_scripts_work_again_after_script_flush(store: PoolStore, redis: Re
 async def test_every_kind_of_script_runs_again_after_script_flush(
     store: PoolStore, redis: Redis, keys: Keys
 ) -> None:
-    """One loader, two runners: a pool script and the records' script on the pipe, the
+    """One loader, two runners: a pool script and the records' scripts on the pipe, the
     outbox's script on a redis-py client; each cached again by its first call."""
     record_save = Script.from_package("gateway", "record_save")
+    idempotency_claim = Script.from_package("gateway", "idempotency_claim")
     outbox_claim = Script.from_package("gateway", "outbox_claim")
     await add(store, 1, Plan.PRO)
     await redis.script_flush()
     reserved(await root(store, "t1"))
     written = record_save.on_pipe(store.pipe, (keys.task("t1"),), (60, "1", "pending", "{}"))
     assert await written == 1
+    key = keys.idempotency("c", "k")
+    assert await idempotency_claim.on_pipe(store.pipe, (key,), ("t1 p", 60)) is None
+    assert await idempotency_claim.on_pipe(store.pipe, (key,), ("t2 q", 60)) == b"t1 p"
     await redis.zadd(keys.outbox(), {"t1": 5})
     assert await outbox_claim.on_redis(redis, (keys.outbox(),), (10, 5, 1000)) == [b"t1"]
-    shas = [s.sha for s in (record_save, outbox_claim)]
-    assert await redis.script_exists(*shas) == [True, True]
+    shas = [s.sha for s in (record_save, idempotency_claim, outbox_claim)]
+    assert await redis.script_exists(*shas) == [True, True, True]
 
 
 def _closed_port() -> int:

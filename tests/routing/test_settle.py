@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from routing.decisions import LeaseClaim, Outcome, Settlement
 from routing.model import Mode, Plan, Setting
+from routing.results import LeaseClaim, Outcome, Settlement
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, reserved, root
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from routing.decisions import Outcome
 from routing.model import AccountState, Mode, Plan, Setting, SlotKind
+from routing.results import Outcome
 from routing.snapshot import AccountFigures
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, reserved, root, staged, totals_from_accounts

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from routing.decisions import Dropped, Outcome
 from routing.errors import StagedLimitError
 from routing.keys import Keys
 from routing.model import AccountState, Mode, Plan
+from routing.results import Dropped, Outcome
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, child, reserved, root, staged
 

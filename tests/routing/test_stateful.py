@@ -33,7 +33,6 @@ from hypothesis.stateful import (
 from redis.asyncio import Redis
 
 from routing.accounts import AccountSpec
-from routing.decisions import Dropped, Outcome, Reservation, Staged
 from routing.errors import (
     NoRelaxCapableAccountError,
     ParentAccountUnavailableError,
@@ -42,6 +41,7 @@ from routing.errors import (
 from routing.keys import Keys
 from routing.model import PLANS, AccountState, Mode, Plan, Setting, Strategy
 from routing.pacing import Pacing, Tier, phase_at
+from routing.results import Dropped, Outcome, Reservation, Staged
 from routing.store import PoolStore
 from tests.routing.helpers import START, FakeClock, totals_from_accounts
 from tests.routing.model_oracle import Account, Decision, Pool

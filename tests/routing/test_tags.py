@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from routing.accounts import AccountSpec
-from routing.decisions import Outcome
 from routing.errors import NoRelaxCapableAccountError
 from routing.model import AccountState, Mode, Plan
+from routing.results import Outcome
 from routing.store import PoolStore
 from tests.routing.helpers import add, reserved, root, staged
 

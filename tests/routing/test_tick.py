@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from routing.decisions import Outcome
 from routing.model import PLANS, AccountState, Mode, Plan, Setting
+from routing.results import Outcome
 from routing.store import RENEWAL_PERIOD_SECONDS, PoolStore
 from tests.routing.helpers import FakeClock, add, reserved, root
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from routing.decisions import Reservation
 from routing.keys import Keys
 from routing.model import Mode
+from routing.results import Reservation
 from routing.store import PoolStore
 
 

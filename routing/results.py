@@ -1,5 +1,5 @@
-"""What a routing decision returns: a reservation, a staged task, a dropped staged task, or a
-settlement."""
+"""What routing returns: the decision's kind, a reservation, a staged task, a dropped staged task,
+a settlement, a claimed lease, a maintenance pass."""
 
 from __future__ import annotations
 
@@ -10,6 +10,49 @@ from routing.model import Mode
 
 QuotaFigures = tuple[tuple[str, int], ...]  # (limit name, what is left), e.g. ("jobs_day", 3)
 QuotaAlerts = tuple[tuple[str, int], ...]  # (limit name, percent reached), e.g. ("jobs_day", 80)
+
+
+class Decision(StrEnum):
+    """Why a task runs where (and how) it runs: one vocabulary from the reserve scripts' replies
+    (`routing/lua/decide.lua`) through the task's record, its `x-mjgate-decision` header and the
+    `decision` label of `mjgate_tasks_created_total`. The last three are the gateway's own."""
+
+    ROUTED = "routed"
+    # a backup-tier account took it, and why (`backup:<why>`)
+    BACKUP_NO_FAST_HOURS = "backup:no_fast_hours"
+    BACKUP_NO_ACTIVE_PRIMARY = "backup:no_active_primary"
+    BACKUP_NO_RELAX_PRIMARY = "backup:no_relax_primary"
+    FALLBACK_RELAX = "fallback_relax:no_fast_hours"  # fast or turbo asked, none had fast time
+    # a child task on its parent's account (`inherited_relax:<reason>`: it runs relax)
+    INHERITED = "inherited"
+    INHERITED_RELAX_SETTING = "inherited_relax:setting_relax"
+    INHERITED_RELAX_NO_FAST_TIME = "inherited_relax:no_fast_time"
+    # a root task pinned to one account by its key (`pinned_relax:<reason>` as above)
+    PINNED = "pinned"
+    PINNED_RELAX_SETTING = "pinned_relax:setting_relax"
+    PINNED_RELAX_NO_FAST_TIME = "pinned_relax:no_fast_time"
+    # the gateway's: a child's relax the client asked for, a staged task, a request passed through
+    INHERITED_RELAX_REQUESTED = "inherited_relax:requested"
+    STAGED = "staged"
+    FORWARDED = "forwarded"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Decision | None:
+        """A decision this version does not know (written by a newer replica, during a rolling
+        upgrade) is kept as written rather than failing the read: the metrics label reports it
+        as `other`, like any value outside its set."""
+        if not isinstance(value, str) or not value:
+            return None
+        unknown = str.__new__(cls, value)
+        unknown._name_ = "UNKNOWN"
+        unknown._value_ = value
+        return unknown
+
+    @property
+    def pinned(self) -> bool:
+        """The task's key chose the account: no other may take it."""
+        return self in (Decision.PINNED, Decision.PINNED_RELAX_SETTING,
+                        Decision.PINNED_RELAX_NO_FAST_TIME)  # fmt: skip
 
 
 class Outcome(StrEnum):
@@ -24,19 +67,16 @@ class Outcome(StrEnum):
 class Reservation:
     """An account's slot (and fast time) held for one task until it settles or its lease ends.
 
-    `decision` is one of: `routed`, `backup:no_fast_hours` / `backup:no_active_primary` (a
-    backup-tier account took it), `fallback_relax:no_fast_hours`, `inherited`,
-    `inherited_relax:<reason>` (reason `setting_relax` or `no_fast_time`), `pinned`,
-    `pinned_relax:<reason>` (a task pinned to an account); a reservation made
-    when a staged task is dispatched keeps the decision it would have had, and `staged` is
-    true.
+    `decision` is one the reserve scripts make (every `Decision` but the gateway's three); a
+    reservation made when a staged task is dispatched keeps the decision it would have had,
+    and `staged` is true.
     """
 
     task_id: str
     bot_id: int
     mode: Mode  # the effective mode
     cost: int  # fast seconds reserved (0 for relax)
-    decision: str
+    decision: Decision
     staged: bool = False
     quota: QuotaFigures = ()  # what is left of each of the key's limits, after this task
     alerts: QuotaAlerts = ()  # soft thresholds this task crossed first in their period
@@ -53,7 +93,7 @@ class Staged:
 
     task_id: str
     reason: str
-    decision: str = "staged"
+    decision: Decision = Decision.STAGED
     quota: QuotaFigures = ()
     alerts: QuotaAlerts = ()
 

@@ -1,0 +1,83 @@
+"""Redirects: the error replies that mean "not here" or "not now" (the command did not run),
+and how the Pipe sends such a command again.
+
+- `MOVED` updates the slot map and sends the command to the named node; `ASK` sends it there
+  behind `ASKING`;
+- `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN` and `READONLY` (a demoted primary: the
+  resolver asks again) send it again after a backoff of 10 ms doubling to 200 ms, for as long
+  as the pipe's timeout after it was first sent; then the error reply is the command's;
+- `NOSCRIPT` (a server that lost its scripts: a restart, a failover) is answered with EVAL and
+  the source at once, on the same connection, so scripts sent in a row still run in that
+  order (`ScriptSources`).
+
+A connection (`routing.wire`) hands such a reply to the Pipe's `redirect` callback with the
+command instead of failing its future.
+"""
+
+from __future__ import annotations
+
+from redis.exceptions import NoScriptError, ResponseError
+
+REDIRECTS = (
+    b"MOVED", b"ASK", b"TRYAGAIN", b"CLUSTERDOWN", b"LOADING", b"READONLY", b"MASTERDOWN",
+    b"NOSCRIPT",
+)  # fmt: skip
+_SCRIPT_READONLY = "READONLY You can't write against a read only replica"
+_EVALSHA = b"$7\r\nEVALSHA\r\n$40\r\n"  # how a packed EVALSHA starts, after its `*<n>`
+RETRY_FIRST, RETRY_MAX = 0.01, 0.2  # the backoff of "not now" replies, seconds
+DEFAULT_DEADLINE = 2.0  # how long to retry "not now" replies when the pipe has no timeout
+
+
+def redirection(reply: ResponseError) -> bytes | None:
+    """The kind of a "not here, not now" error reply (see the module docstring), else None."""
+    message = str(reply)
+    head = message.split(" ", 1)[0].encode()
+    if head in REDIRECTS:
+        return head
+    if _SCRIPT_READONLY in message:  # a script's write refused on a replica: nothing ran
+        return b"READONLY"
+    return None
+
+
+def error(reply: ResponseError) -> ResponseError:
+    """redis-py's exception for an error reply."""
+    message = str(reply)
+    if message.startswith("NOSCRIPT"):
+        return NoScriptError(message)
+    return reply
+
+
+def moved_to(error: ResponseError) -> tuple[int, str, int]:
+    """The slot, host and port a `MOVED` or `ASK` reply names."""
+    _, slot_text, where = str(error).split(" ", 2)
+    host, _, port = where.rpartition(":")
+    return int(slot_text), host, int(port)
+
+
+def backoff(attempt: int) -> float:
+    """How long to wait before sending a command again after a "not now" reply."""
+    return min(RETRY_FIRST * 2.0 ** max(attempt, 0), RETRY_MAX)
+
+
+class ScriptSources:
+    """Script sources by SHA, so that an EVALSHA meeting `NOSCRIPT` is sent again as EVAL."""
+
+    def __init__(self) -> None:
+        self._sources: dict[bytes, bytes] = {}
+
+    def remember(self, sha: str | bytes, source: str) -> None:
+        key = sha if isinstance(sha, bytes) else sha.encode()
+        if key not in self._sources:
+            self._sources[key] = source.encode()
+
+    def as_eval(self, packed: bytes) -> bytes | None:
+        """The EVAL equivalent of a packed EVALSHA whose source is known, else None."""
+        start = packed.find(b"\r\n") + 2
+        end = start + len(_EVALSHA)
+        if packed[start:end].upper() != _EVALSHA:
+            return None
+        source = self._sources.get(packed[end : end + 40])
+        if source is None:
+            return None
+        head = b"$4\r\nEVAL\r\n$%d\r\n%s\r\n" % (len(source), source)
+        return packed[:start] + head + packed[end + 42 :]
