@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from bench.lab import new_prefix
 from routing.accounts import AccountSpec
+from routing.catalog import Catalog
 from routing.keys import Keys
 from routing.model import Plan
 from routing.pacing import Pacing
@@ -62,9 +63,10 @@ async def gather_limited(
 async def load_accounts(store: PoolStore, count: int, pacing: Pacing | None = None) -> float:
     """Apply accounts 1..`count` (each with `pacing`); returns the seconds it took."""
     started = time.perf_counter()
+    catalog = Catalog(store)
     await gather_limited(
         [
-            partial(store.apply_account, replace(bench_account(bot_id), pacing=pacing))
+            partial(catalog.apply_account, replace(bench_account(bot_id), pacing=pacing))
             for bot_id in range(1, count + 1)
         ]
     )

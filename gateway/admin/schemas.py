@@ -48,7 +48,7 @@ class AccountBody(_Body):
         default=[], max_length=32
     )
     state: FileState = "active"
-    pacing: PacingBody | None = None  # gateway/admin/pacing.py; null or absent: none
+    pacing: PacingBody | None = None  # gateway/admin/pacing.py: absent inherits, null: off
 
 
 class AccountPatch(_Body):
@@ -66,7 +66,7 @@ class AccountPatch(_Body):
         default=None, max_length=32
     )
     state: FileState | None = None
-    pacing: PacingBody | None = None  # the keys given change; null: no pacing
+    pacing: PacingBody | None = None  # keys over its own; null: off (gateway/admin/pacing.py)
     reason: str = Field(default="", max_length=200)
 
 

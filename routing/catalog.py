@@ -1,0 +1,301 @@
+"""Catalog: what the pool is. Accounts (create, update, read, remove), the strategy, the pool's
+default pacing profile, the pool file (apply, seed, export) and the snapshot for metrics.
+
+It runs its writes as the store's scripts (`PoolStore.run`: one clock, one error translation)
+and reads with plain commands; routing decisions over the pool are `PoolStore`'s (the hot path).
+Everything here is an operator's (or start-up's) operation: O(N) in the pool's size is fine.
+
+Pacing inheritance (routing/pacedefault.py): each account's pacing as declared (`OwnPacing`:
+inherit, own keys, or off) is kept beside it (`Keys.pacing_own`), the default once
+(`Keys.pacing_default`). Applying an account stores the profile it runs by (the default overlaid
+with its own keys) on the account, where the scripts read it; changing the default re-applies
+it to every account that takes from it.
+
+Pool files: `apply_pool` makes the pool match the file (the file is the truth): the strategy
+and the default pacing are set, every account in it applied (a declared figure only when it
+differs from the last declared one), every account absent from it retired: removed at once, or
+set draining while it still has tasks in flight (it then takes no new root work, its child
+tasks still run, and a later apply removes it). A dry run reads the same diff and changes
+nothing. `seed_pool` only seeds: accounts the pool lacks are created (the strategy and default
+pacing set when the pool had no account at all); the rest is left as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+
+from routing import codec, pacing, snapshot
+from routing.accounts import AccountSpec, AccountStatus
+from routing.errors import AccountBusyError, AccountNotFoundError, store_errors
+from routing.model import PLANS, AccountState, Strategy
+from routing.pacedefault import (
+    INHERIT,
+    OwnPacing,
+    decode_default,
+    effective,
+    encode_default,
+    inherited,
+    same,
+    whole,
+)
+from routing.pacing import Pacing
+from routing.pooldiff import spec_of
+from routing.poolfile import MAX_SLOTS, MAX_WEIGHT, PoolChange, PoolFile, dump_pool
+from routing.snapshot import FIGURE_FIELDS, PoolSnapshot, from_totals
+from routing.store import PoolStore, ms
+
+RESCORE_BATCH = 500  # accounts rescored per script call after a strategy change
+
+
+class Catalog:
+    def __init__(self, store: PoolStore) -> None:
+        self.store = store
+        self.redis = store.redis
+        self.keys = store.keys
+
+    # -- accounts ---------------------------------------------------------------------------
+    async def apply_account(self, spec: AccountSpec) -> str:
+        """Create or update an account's definition; returns 'created', 'updated' or
+        'unchanged'. Live counters are kept. fast time, setting and state are applied only
+        when the declared value differs from the last declared one (re-applying a file
+        restores nothing consumed since)."""
+        action, _ = await self.apply_account_diff(spec)
+        return action
+
+    async def apply_account_diff(
+        self, spec: AccountSpec, *, dry_run: bool = False
+    ) -> tuple[str, tuple[str, ...]]:
+        """`apply_account`, also naming the fields that changed; `dry_run` writes nothing.
+        Its pacing: `spec.own_pacing` over the pool's default."""
+        return await self._apply(spec, await self.pacing_default(), dry_run)
+
+    async def _apply(
+        self, spec: AccountSpec, default: Pacing | None, dry_run: bool
+    ) -> tuple[str, tuple[str, ...]]:
+        if spec.state is AccountState.COOLING:
+            raise ValueError("cooling needs a deadline: use set_state")
+        if not 0 <= spec.effective_fast_slots <= MAX_SLOTS:
+            raise ValueError(f"fast_slots must be from 0 to {MAX_SLOTS}")
+        if not 0 <= spec.effective_relax_slots <= MAX_SLOTS:
+            raise ValueError(f"relax_slots must be from 0 to {MAX_SLOTS}")
+        if not 1 <= spec.weight <= MAX_WEIGHT:
+            raise ValueError(f"weight must be from 1 to {MAX_WEIGHT}")
+        own = (spec.own_pacing or whole(spec.pacing)).encode()
+        stored = self.redis.hget(self.keys.pacing_own(), str(spec.bot_id))
+        script = self.store.run(
+            "apply_account",
+            "apply_account",
+            spec.bot_id,
+            spec.name,
+            spec.plan.value,
+            spec.setting.value,
+            max(0, spec.effective_fast_seconds),
+            "" if spec.renews_at is None else ms(spec.renews_at),
+            spec.effective_fast_slots,
+            spec.effective_relax_slots,
+            spec.weight,
+            json.dumps(list(spec.tags), separators=(",", ":")),
+            spec.state.value,
+            PLANS[spec.plan].fast_seconds_per_month,
+            int(dry_run),
+            pacing.profile_json(
+                effective(default, spec.own_pacing or whole(spec.pacing)), ms(self.store.clock())
+            ),
+        )
+        async with store_errors("apply_account", self.store.timeout):  # one round trip
+            reply, was = await asyncio.gather(script, stored)
+        action, changed = codec.text(reply[0]), tuple(codec.text(item) for item in reply[1:])
+        was = None if was is None else codec.text(was)
+        if was is not None and was != own and "pacing" not in changed:  # declared anew
+            action, changed = "updated" if action == "unchanged" else action, (*changed, "pacing")
+        if was != own and not dry_run:
+            async with store_errors("apply_account", self.store.timeout):
+                await self.redis.hset(self.keys.pacing_own(), str(spec.bot_id), own)
+        return action, changed
+
+    async def get_account(self, bot_id: int) -> AccountStatus | None:
+        async with (
+            store_errors("get_account", self.store.timeout),
+            self.redis.pipeline(transaction=False) as pipe,
+        ):
+            pipe.hgetall(self.keys.account(bot_id))
+            pipe.lrange(self.keys.account_history(bot_id), 0, -1)
+            pipe.hget(self.keys.pacing_own(), str(bot_id))
+            pipe.get(self.keys.pacing_default())
+            raw, history, own, default = await pipe.execute()
+        if not raw:
+            return None
+        status = codec.account_status(bot_id, codec.fields(raw), history)
+        return self._declared(status, own, default)
+
+    async def list_accounts(self) -> list[AccountStatus]:
+        """Every account, by bot_id, without history (admin use: reads the whole pool)."""
+        async with store_errors("list_accounts", self.store.timeout):
+            ids = sorted(int(item) for item in await self.redis.smembers(self.keys.accounts()))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for bot_id in ids:
+                    pipe.hgetall(self.keys.account(bot_id))
+                pipe.hgetall(self.keys.pacing_own())
+                pipe.get(self.keys.pacing_default())
+                *raws, owns, default = await pipe.execute()
+        owned = codec.fields(owns)
+        return [
+            self._declared(
+                codec.account_status(bot_id, codec.fields(raw)), owned.get(str(bot_id)), default
+            )
+            for bot_id, raw in zip(ids, raws, strict=True)
+            if raw
+        ]
+
+    @staticmethod
+    def _declared(status: AccountStatus, own: object, default: object) -> AccountStatus:
+        """`status` with its pacing as declared (no record, as before inheritance existed:
+        the profile it has is its own, whole)."""
+        mine = OwnPacing.decode(codec.text(own)) if own is not None else whole(status.pacing)
+        pool = decode_default(codec.text(default)) if default is not None else None
+        return replace(status, own_pacing=mine, inherited=inherited(pool, mine))
+
+    async def remove_account(self, bot_id: int, *, force: bool = False) -> None:
+        """Remove an account; AccountBusyError while it has tasks in flight, unless `force`
+        (their reservations still settle later, touching nothing but themselves)."""
+        reply = await self.store.run("remove_account", "remove_account", bot_id, int(force))
+        if codec.text(reply[0]) == "E":
+            if codec.text(reply[1]) == "busy":
+                raise AccountBusyError(bot_id, int(reply[2]))
+            raise AccountNotFoundError(bot_id)
+        async with store_errors("remove_account", self.store.timeout):
+            await self.redis.hdel(self.keys.pacing_own(), str(bot_id))
+
+    async def set_state(
+        self, bot_id: int, state: AccountState, *, until: float | None = None, reason: str = ""
+    ) -> AccountStatus:
+        """`PoolStore.set_state`, then the account as it is now."""
+        await self.store.set_state(bot_id, state, until=until, reason=reason)
+        status = await self.get_account(bot_id)
+        if status is None:  # removed in between
+            raise AccountNotFoundError(bot_id)
+        return status
+
+    # -- the pool's settings ------------------------------------------------------------------
+    async def get_strategy(self) -> Strategy:
+        async with store_errors("get_strategy", self.store.timeout):
+            value = await self.redis.hget(self.keys.pool_meta(), "strategy")
+        return Strategy(codec.text(value)) if value else Strategy.LEAST_BUSY
+
+    async def set_strategy(self, strategy: Strategy) -> None:
+        """Switch the pool's strategy and rescore every account, in batches (an admin
+        operation: O(N), but never one long script). Decisions made meanwhile are still
+        correct; only their order among eligible accounts may follow either strategy."""
+        async with store_errors("set_strategy", self.store.timeout):
+            await self.redis.hset(self.keys.pool_meta(), "strategy", strategy.value)
+            batch: list[str] = []
+            async for member in self.redis.sscan_iter(self.keys.accounts(), count=RESCORE_BATCH):
+                batch.append(codec.text(member))
+                if len(batch) >= RESCORE_BATCH:
+                    await self.store.run("set_strategy", "rescore", *batch)
+                    batch = []
+            if batch:
+                await self.store.run("set_strategy", "rescore", *batch)
+
+    async def pacing_default(self) -> Pacing | None:
+        """The pool's default pacing profile (None: none)."""
+        async with store_errors("pacing_default", self.store.timeout):
+            value = await self.redis.get(self.keys.pacing_default())
+        return None if value is None else decode_default(codec.text(value))
+
+    async def set_pacing_default(self, profile: Pacing | None) -> list[int]:
+        """Set (None: remove) the pool's default and re-apply it to every account that takes
+        from it (O(N) in the pool's size); returns the accounts whose profile changed."""
+        await self._store_default(profile)
+        changed = []
+        for status in await self.list_accounts():
+            if not same(effective(profile, status.own_pacing or INHERIT), status.pacing):
+                await self._apply(spec_of(status), profile, dry_run=False)
+                changed.append(status.bot_id)
+        return changed
+
+    async def _store_default(self, profile: Pacing | None) -> None:
+        async with store_errors("set_pacing_default", self.store.timeout):
+            if profile is None:
+                await self.redis.delete(self.keys.pacing_default())
+            else:
+                await self.redis.set(self.keys.pacing_default(), encode_default(profile))
+
+    # -- the pool as a whole ----------------------------------------------------------------
+    async def pool_snapshot(self, per_account: bool = False) -> PoolSnapshot:
+        """Totals for metrics in two round trips at most, whatever the pool's size."""
+        async with store_errors("pool_snapshot", self.store.timeout):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self.keys.pool_totals())
+                pipe.zcard(self.keys.staged_queue())
+                if per_account:
+                    pipe.smembers(self.keys.accounts())
+                replies = await pipe.execute()
+            totals = from_totals(codec.fields(replies[0]), int(replies[1]))
+            if not per_account:
+                return totals
+            ids = sorted(int(item) for item in replies[2])
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for bot_id in ids:
+                    pipe.hmget(self.keys.account(bot_id), *FIGURE_FIELDS)
+                rows = await pipe.execute()
+        return replace(totals, per_account=snapshot.figures(ids, rows))
+
+    async def apply_pool(self, pool_file: PoolFile, *, dry_run: bool = False) -> list[PoolChange]:
+        """Make the pool match the file (the module's docstring)."""
+        changes = await self._settings(pool_file, dry_run=dry_run)
+        for spec in pool_file.accounts:
+            diff = await self._apply(spec, pool_file.pacing, dry_run)
+            changes.append(PoolChange(spec.bot_id, *diff))
+        declared = {spec.bot_id for spec in pool_file.accounts}
+        for status in await self.list_accounts():
+            if status.bot_id not in declared:
+                changes.append(PoolChange(status.bot_id, await self._retire(status, dry_run)))
+        return changes
+
+    async def seed_pool(self, pool_file: PoolFile) -> list[PoolChange]:
+        """Create the accounts the pool lacks (the module's docstring)."""
+        existing = {status.bot_id for status in await self.list_accounts()}
+        changes = [] if existing else await self._settings(pool_file, dry_run=False)
+        for spec in pool_file.accounts:
+            if spec.bot_id in existing:
+                changes.append(PoolChange(spec.bot_id, "unchanged"))
+            else:
+                changes.append(PoolChange(spec.bot_id, *await self.apply_account_diff(spec)))
+        return changes
+
+    async def _settings(self, pool_file: PoolFile, *, dry_run: bool) -> list[PoolChange]:
+        """The file's strategy and default pacing (its accounts are applied after, by it)."""
+        changes = []
+        if await self.get_strategy() is not pool_file.strategy:
+            changes.append(PoolChange(None, "updated", ("strategy",)))
+            if not dry_run:
+                await self.set_strategy(pool_file.strategy)
+        if not same(await self.pacing_default(), pool_file.pacing):
+            changes.append(PoolChange(None, "updated", ("pacing",)))
+            if not dry_run:
+                await self._store_default(pool_file.pacing)
+        return changes
+
+    async def _retire(self, status: AccountStatus, dry_run: bool) -> str:
+        if dry_run:
+            return "draining" if status.in_flight else "removed"
+        try:
+            await self.remove_account(status.bot_id)
+        except AccountBusyError:
+            if status.state is not AccountState.DRAINING:
+                await self.store.set_state(
+                    status.bot_id, AccountState.DRAINING, reason="absent_from_pool_file"
+                )
+            return "draining"
+        except AccountNotFoundError:
+            pass  # removed meanwhile
+        return "removed"
+
+    async def export_pool(self) -> str:
+        """Every account's declared definition, the strategy and the default pacing, as a
+        pool file (readable by `parse_pool_file`)."""
+        specs = [spec_of(status) for status in await self.list_accounts()]
+        return dump_pool(await self.get_strategy(), specs, await self.pacing_default())
