@@ -184,7 +184,9 @@ def _account(loader: yaml.SafeLoader, node: yaml.Node, pacing: Pacing | None) ->
         raise PoolFileError(_line(node), "an account needs a bot_id")
     if values.get("plan", Plan.STANDARD) is Plan.BASIC and values.get("relax_slots", 0) > 0:
         raise PoolFileError(_line(node), "the basic plan has no relax: relax_slots must be 0")
-    return AccountSpec(**values, pacing=effective(pacing, own), own_pacing=own)
+    profile = effective(pacing, own)
+    plain = own == whole(profile)  # nothing inherited: the profile (or none) is its own
+    return AccountSpec(**values, pacing=profile, own_pacing=None if plain else own)
 
 
 def parse_pool_file(text: str) -> PoolFile:
