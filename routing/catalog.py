@@ -82,7 +82,8 @@ class Catalog:
             raise ValueError(f"relax_slots must be from 0 to {MAX_SLOTS}")
         if not 1 <= spec.weight <= MAX_WEIGHT:
             raise ValueError(f"weight must be from 1 to {MAX_WEIGHT}")
-        own = (spec.own_pacing or whole(spec.pacing)).encode()
+        declared = spec.own_pacing or whole(spec.pacing)
+        own = declared.encode()
         stored = self.redis.hget(self.keys.pacing_own(), str(spec.bot_id))
         script = self.store.run(
             "apply_account",
@@ -100,16 +101,14 @@ class Catalog:
             spec.state.value,
             PLANS[spec.plan].fast_seconds_per_month,
             int(dry_run),
-            pacing.profile_json(
-                effective(default, spec.own_pacing or whole(spec.pacing)), ms(self.store.clock())
-            ),
+            pacing.profile_json(effective(default, declared), ms(self.store.clock())),
         )
         async with store_errors("apply_account", self.store.timeout):  # one round trip
             reply, was = await asyncio.gather(script, stored)
         action, changed = codec.text(reply[0]), tuple(codec.text(item) for item in reply[1:])
         was = None if was is None else codec.text(was)
-        if was is not None and was != own and "pacing" not in changed:  # declared anew
-            action, changed = "updated" if action == "unchanged" else action, (*changed, "pacing")
+        if action == "unchanged" and was is not None and was != own:  # the same, declared anew
+            action, changed = "updated", ("pacing",)
         if was != own and not dry_run:
             async with store_errors("apply_account", self.store.timeout):
                 await self.redis.hset(self.keys.pacing_own(), str(spec.bot_id), own)
