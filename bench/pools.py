@@ -1,6 +1,6 @@
 """Pools the Redis parts build: accounts loaded fast, under a prefix deleted afterwards.
 
-Loading: `PoolStore.apply_account` with many calls in flight over one connection pool (the
+Loading: `Catalog.apply_account` with many calls in flight over one connection pool (the
 store has no bulk path; concurrent calls pipeline on the wire just as well), ~10,000
 accounts a second here, so 100,000 accounts load in about ten seconds.
 """
@@ -18,12 +18,11 @@ from typing import TypeVar
 from redis.asyncio import Redis
 
 from bench.lab import new_prefix
-from routing.accounts import AccountSpec
+from routing.accounts import MAX_SLOTS, AccountSpec
 from routing.catalog import Catalog
 from routing.keys import Keys
 from routing.model import Plan
 from routing.pacing import Pacing
-from routing.poolfile import MAX_SLOTS
 from routing.store import PoolStore
 
 T = TypeVar("T")

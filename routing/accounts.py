@@ -8,6 +8,9 @@ from routing.model import PLANS, AccountState, Plan, Setting
 from routing.pacedefault import OwnPacing
 from routing.pacing import Pacing
 
+MAX_SLOTS = 1000  # keeps the strategy scores exact (routing/lua/lib.lua)
+MAX_WEIGHT = 1000
+
 
 @dataclass(frozen=True)
 class AccountSpec:
@@ -29,6 +32,17 @@ class AccountSpec:
     # keys over it, or off. None: `pacing` is the account's own, whole (or it inherits when
     # None). The catalog derives `pacing` from this and the default when applying.
     own_pacing: OwnPacing | None = None
+
+    def check(self) -> None:
+        """ValueError when the definition can't be applied (limits, cooling's deadline)."""
+        if self.state is AccountState.COOLING:
+            raise ValueError("cooling needs a deadline: use set_state")
+        if not 0 <= self.effective_fast_slots <= MAX_SLOTS:
+            raise ValueError(f"fast_slots must be from 0 to {MAX_SLOTS}")
+        if not 0 <= self.effective_relax_slots <= MAX_SLOTS:
+            raise ValueError(f"relax_slots must be from 0 to {MAX_SLOTS}")
+        if not 1 <= self.weight <= MAX_WEIGHT:
+            raise ValueError(f"weight must be from 1 to {MAX_WEIGHT}")
 
     @property
     def effective_fast_slots(self) -> int:

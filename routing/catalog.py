@@ -5,26 +5,25 @@ It runs its writes as the store's scripts (`PoolStore.run`: one clock, one error
 and reads with plain commands; routing decisions over the pool are `PoolStore`'s (the hot path).
 Everything here is an operator's (or start-up's) operation: O(N) in the pool's size is fine.
 
-Pacing inheritance (routing/pacedefault.py): each account's pacing as declared (`OwnPacing`:
-inherit, own keys, or off) is kept beside it (`Keys.pacing_own`), the default once
-(`Keys.pacing_default`). Applying an account stores the profile it runs by (the default overlaid
-with its own keys) on the account, where the scripts read it; changing the default re-applies
-it to every account that takes from it.
+Pacing inheritance (routing/pacedefault.py): each account's pacing as declared (`OwnPacing`)
+is kept beside it (`Keys.pacing_own`; left out when it says no more than the profile), the
+default once (`Keys.pacing_default`). The account hash carries the profile it runs by, where
+the scripts read it; changing the default re-applies it to every account that takes from it.
 
-Pool files: `apply_pool` makes the pool match the file (the file is the truth): the strategy
-and the default pacing are set, every account in it applied (a declared figure only when it
-differs from the last declared one), every account absent from it retired: removed at once, or
-set draining while it still has tasks in flight (it then takes no new root work, its child
-tasks still run, and a later apply removes it). A dry run reads the same diff and changes
-nothing. `seed_pool` only seeds: accounts the pool lacks are created (the strategy and default
-pacing set when the pool had no account at all); the rest is left as it is.
+Pool files: `apply_pool` makes the pool match the file (strategy, default pacing, every
+account; an account absent from it is removed, or set draining while it has tasks in flight:
+it then takes no new root work and a later apply removes it; a dry run changes nothing);
+`seed_pool` creates only the accounts the pool lacks (and sets the strategy and default pacing
+of an empty pool). docs/routing.md, *The pool file*, has the details.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from dataclasses import replace
+from typing import Any
 
 from routing import codec, pacing, snapshot
 from routing.accounts import AccountSpec, AccountStatus
@@ -42,7 +41,7 @@ from routing.pacedefault import (
 )
 from routing.pacing import Pacing
 from routing.pooldiff import spec_of
-from routing.poolfile import MAX_SLOTS, MAX_WEIGHT, PoolChange, PoolFile, dump_pool
+from routing.poolfile import PoolChange, PoolFile, dump_pool
 from routing.snapshot import FIGURE_FIELDS, PoolSnapshot, from_totals
 from routing.store import PoolStore, ms
 
@@ -51,9 +50,8 @@ RESCORE_BATCH = 500  # accounts rescored per script call after a strategy change
 
 class Catalog:
     def __init__(self, store: PoolStore) -> None:
-        self.store = store
-        self.redis = store.redis
-        self.keys = store.keys
+        self.store, self.redis, self.keys = store, store.redis, store.keys
+        self._seen: tuple[bytes | None, Pacing | None] | None = None  # the default last read
 
     # -- accounts ---------------------------------------------------------------------------
     async def apply_account(self, spec: AccountSpec) -> str:
@@ -68,51 +66,53 @@ class Catalog:
         self, spec: AccountSpec, *, dry_run: bool = False
     ) -> tuple[str, tuple[str, ...]]:
         """`apply_account`, also naming the fields that changed; `dry_run` writes nothing.
-        Its pacing: `spec.own_pacing` over the pool's default."""
-        return await self._apply(spec, await self.pacing_default(), dry_run)
+        Its pacing: `spec.own_pacing` over the pool's default. One round trip: the default
+        last read is assumed and read again with the script; if it had changed meanwhile
+        (another replica), the account is applied again with the new one."""
+        if self._seen is None:
+            await self.pacing_default()
+        raw, guess = self._seen or (None, None)
+        action, changed, now = await self._apply(spec, guess, dry_run)
+        if now != raw:
+            again, changed, _ = await self._apply(spec, self._decode(now), dry_run)
+            action = action if action == "created" else again
+        return action, changed
 
     async def _apply(
         self, spec: AccountSpec, default: Pacing | None, dry_run: bool
-    ) -> tuple[str, tuple[str, ...]]:
-        if spec.state is AccountState.COOLING:
-            raise ValueError("cooling needs a deadline: use set_state")
-        if not 0 <= spec.effective_fast_slots <= MAX_SLOTS:
-            raise ValueError(f"fast_slots must be from 0 to {MAX_SLOTS}")
-        if not 0 <= spec.effective_relax_slots <= MAX_SLOTS:
-            raise ValueError(f"relax_slots must be from 0 to {MAX_SLOTS}")
-        if not 1 <= spec.weight <= MAX_WEIGHT:
-            raise ValueError(f"weight must be from 1 to {MAX_WEIGHT}")
+    ) -> tuple[str, tuple[str, ...], bytes | None]:
+        """One round trip on the store's pipe: the pool's default and the account's
+        declaration as they were, the script, the declaration written (a dry run writes
+        nothing; a declaration that says no more than the profile is left out)."""
+        spec.check()
         declared = spec.own_pacing or whole(spec.pacing)
-        own = declared.encode()
-        stored = self.redis.hget(self.keys.pacing_own(), str(spec.bot_id))
-        script = self.store.run(
-            "apply_account",
-            "apply_account",
-            spec.bot_id,
-            spec.name,
-            spec.plan.value,
-            spec.setting.value,
-            max(0, spec.effective_fast_seconds),
-            "" if spec.renews_at is None else ms(spec.renews_at),
-            spec.effective_fast_slots,
-            spec.effective_relax_slots,
-            spec.weight,
-            json.dumps(list(spec.tags), separators=(",", ":")),
-            spec.state.value,
-            PLANS[spec.plan].fast_seconds_per_month,
-            int(dry_run),
-            pacing.profile_json(effective(default, declared), ms(self.store.clock())),
-        )
-        async with store_errors("apply_account", self.store.timeout):  # one round trip
-            reply, was = await asyncio.gather(script, stored)
+        profile = effective(default, declared)
+        own, field, key = declared.encode(), str(spec.bot_id), self.keys.pacing_own()
+        pipe = self.store.pipe
+        sent: list[Awaitable[Any]] = [
+            pipe.send(b"GET", self.keys.pacing_default()),
+            pipe.send(b"HGET", key, field),
+            self.store.run(
+                "apply_account", "apply_account", spec.bot_id, spec.name, spec.plan.value,
+                spec.setting.value, max(0, spec.effective_fast_seconds),
+                "" if spec.renews_at is None else ms(spec.renews_at), spec.effective_fast_slots,
+                spec.effective_relax_slots, spec.weight,
+                json.dumps(list(spec.tags), separators=(",", ":")), spec.state.value,
+                PLANS[spec.plan].fast_seconds_per_month, int(dry_run),
+                pacing.profile_json(profile, ms(self.store.clock()))),
+        ]  # fmt: skip
+        if not dry_run:  # absent reads back as whole(profile): only what says more is kept
+            plain = own == whole(profile).encode()
+            sent.append(
+                pipe.send(b"HDEL", key, field) if plain else pipe.send(b"HSET", key, field, own)
+            )
+        async with store_errors("apply_account", self.store.timeout):
+            now, was, reply, *_ = await asyncio.gather(*sent)
         action, changed = codec.text(reply[0]), tuple(codec.text(item) for item in reply[1:])
-        was = None if was is None else codec.text(was)
-        if action == "unchanged" and was is not None and was != own:  # the same, declared anew
-            action, changed = "updated", ("pacing",)
-        if was != own and not dry_run:
-            async with store_errors("apply_account", self.store.timeout):
-                await self.redis.hset(self.keys.pacing_own(), str(spec.bot_id), own)
-        return action, changed
+        before = OwnPacing.decode(codec.text(was)) if was is not None else None
+        if action == "unchanged" and (before or whole(profile)) != declared:
+            action, changed = "updated", ("pacing",)  # the same profile, declared anew
+        return action, changed, now
 
     async def get_account(self, bot_id: int) -> AccountStatus | None:
         async with (
@@ -127,7 +127,7 @@ class Catalog:
         if not raw:
             return None
         status = codec.account_status(bot_id, codec.fields(raw), history)
-        return self._declared(status, own, default)
+        return self._declared(status, own, self._decode(default))
 
     async def list_accounts(self) -> list[AccountStatus]:
         """Every account, by bot_id, without history (admin use: reads the whole pool)."""
@@ -139,21 +139,19 @@ class Catalog:
                 pipe.hgetall(self.keys.pacing_own())
                 pipe.get(self.keys.pacing_default())
                 *raws, owns, default = await pipe.execute()
-        owned = codec.fields(owns)
+        owned, pool = codec.fields(owns), self._decode(default)
         return [
             self._declared(
-                codec.account_status(bot_id, codec.fields(raw)), owned.get(str(bot_id)), default
+                codec.account_status(bot_id, codec.fields(raw)), owned.get(str(bot_id)), pool
             )
             for bot_id, raw in zip(ids, raws, strict=True)
             if raw
         ]
 
     @staticmethod
-    def _declared(status: AccountStatus, own: object, default: object) -> AccountStatus:
-        """`status` with its pacing as declared (no record, as before inheritance existed:
-        the profile it has is its own, whole)."""
+    def _declared(status: AccountStatus, own: object, pool: Pacing | None) -> AccountStatus:
+        """`status` with its pacing as declared (no record: its profile is its own, whole)."""
         mine = OwnPacing.decode(codec.text(own)) if own is not None else whole(status.pacing)
-        pool = decode_default(codec.text(default)) if default is not None else None
         return replace(status, own_pacing=mine, inherited=inherited(pool, mine))
 
     async def remove_account(self, bot_id: int, *, force: bool = False) -> None:
@@ -172,8 +170,7 @@ class Catalog:
     ) -> AccountStatus:
         """`PoolStore.set_state`, then the account as it is now."""
         await self.store.set_state(bot_id, state, until=until, reason=reason)
-        status = await self.get_account(bot_id)
-        if status is None:  # removed in between
+        if (status := await self.get_account(bot_id)) is None:  # removed in between
             raise AccountNotFoundError(bot_id)
         return status
 
@@ -201,8 +198,12 @@ class Catalog:
     async def pacing_default(self) -> Pacing | None:
         """The pool's default pacing profile (None: none)."""
         async with store_errors("pacing_default", self.store.timeout):
-            value = await self.redis.get(self.keys.pacing_default())
-        return None if value is None else decode_default(codec.text(value))
+            return self._decode(await self.store.pipe.call(b"GET", self.keys.pacing_default()))
+
+    def _decode(self, raw: bytes | None) -> Pacing | None:
+        if self._seen is None or self._seen[0] != raw:
+            self._seen = (raw, None if raw is None else decode_default(codec.text(raw)))
+        return self._seen[1]
 
     async def set_pacing_default(self, profile: Pacing | None) -> list[int]:
         """Set (None: remove) the pool's default and re-apply it to every account that takes
@@ -246,8 +247,8 @@ class Catalog:
         """Make the pool match the file (the module's docstring)."""
         changes = await self._settings(pool_file, dry_run=dry_run)
         for spec in pool_file.accounts:
-            diff = await self._apply(spec, pool_file.pacing, dry_run)
-            changes.append(PoolChange(spec.bot_id, *diff))
+            action, fields, _ = await self._apply(spec, pool_file.pacing, dry_run)
+            changes.append(PoolChange(spec.bot_id, action, fields))
         declared = {spec.bot_id for spec in pool_file.accounts}
         for status in await self.list_accounts():
             if status.bot_id not in declared:
@@ -285,9 +286,8 @@ class Catalog:
             await self.remove_account(status.bot_id)
         except AccountBusyError:
             if status.state is not AccountState.DRAINING:
-                await self.store.set_state(
-                    status.bot_id, AccountState.DRAINING, reason="absent_from_pool_file"
-                )
+                why = "absent_from_pool_file"
+                await self.store.set_state(status.bot_id, AccountState.DRAINING, reason=why)
             return "draining"
         except AccountNotFoundError:
             pass  # removed meanwhile

@@ -30,14 +30,12 @@ from typing import Any
 import yaml
 
 from routing import pacefile
-from routing.accounts import AccountSpec
+from routing.accounts import MAX_SLOTS, MAX_WEIGHT, AccountSpec
 from routing.errors import PoolFileError
 from routing.model import AccountState, Plan, Setting, Strategy
 from routing.pacedefault import INHERIT, UNPACED, OwnPacing, effective, whole
 from routing.pacing import Pacing
 
-MAX_SLOTS = 1000  # keeps the strategy scores exact (routing/lua/lib.lua)
-MAX_WEIGHT = 1000
 FILE_STATES = (
     AccountState.ACTIVE,
     AccountState.DRAINING,

@@ -17,9 +17,8 @@ from gateway.api.redact import OwnWebhook, scrub_task
 from gateway.errors import InvalidRequestError
 from gateway.keys.tenancy import TenancyBody
 from gateway.taskrecord import TaskRecord
-from routing.accounts import AccountStatus
+from routing.accounts import MAX_SLOTS, MAX_WEIGHT, AccountStatus
 from routing.model import AccountState, Mode, Plan, Setting
-from routing.poolfile import MAX_SLOTS, MAX_WEIGHT
 
 Model = TypeVar("Model", bound=BaseModel)
 Instant = Annotated[datetime, Strict(False)]  # ISO 8601 or unix seconds

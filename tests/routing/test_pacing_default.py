@@ -172,3 +172,23 @@ async def test_seeding_an_empty_pool_sets_the_default_and_a_full_one_keeps_its_o
     assert [c.action for c in changes] == ["unchanged"] * 3 + ["created"]
     assert await catalog.pacing_default() is None
     assert (await account(catalog, 4)).pacing is None
+
+
+async def test_a_default_changed_by_another_replica_is_seen_by_the_next_apply(
+    catalog: Catalog, store: PoolStore
+) -> None:
+    assert await catalog.pacing_default() is None  # this replica has read it: none
+    await Catalog(store).set_pacing_default(DEFAULT)  # another replica sets one
+    assert await catalog.apply_account(spec(1)) == "created"
+    assert (await account(catalog, 1)).pacing == DEFAULT  # applied again with the new one
+    assert await catalog.pacing_default() == DEFAULT
+
+
+async def test_declarations_are_kept_only_when_they_say_more_than_the_profile(
+    catalog: Catalog, redis: Redis
+) -> None:
+    await catalog.apply_account(spec(1))
+    await catalog.apply_account(replace(spec(2), pacing=Pacing(min_gap_seconds=5)))
+    assert await redis.hlen(catalog.keys.pacing_own()) == 0  # a pool without a default
+    await catalog.set_pacing_default(DEFAULT)
+    assert await redis.hkeys(catalog.keys.pacing_own()) == [b"1"]  # 1 inherits: kept
