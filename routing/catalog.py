@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
 from dataclasses import replace
-from typing import Any
 
 from routing import codec, pacing, snapshot
 from routing.accounts import AccountSpec, AccountStatus
@@ -67,8 +65,10 @@ class Catalog:
     ) -> tuple[str, tuple[str, ...]]:
         """`apply_account`, also naming the fields that changed; `dry_run` writes nothing.
         Its pacing: `spec.own_pacing` over the pool's default. One round trip: the default
-        last read is assumed and read again with the script; if it had changed meanwhile
-        (another replica), the account is applied again with the new one."""
+        last read is assumed and read again after the script; if it had changed (another
+        replica), the account is applied again with the new one. A replica changing the
+        default re-applies the accounts it lists after writing it, so either that replica
+        or this one sees the account with the new default."""
         if self._seen is None:
             await self.pacing_default()
         raw, guess = self._seen or (None, None)
@@ -82,32 +82,32 @@ class Catalog:
         self, spec: AccountSpec, default: Pacing | None, dry_run: bool
     ) -> tuple[str, tuple[str, ...], bytes | None]:
         """One round trip on the store's pipe: the pool's default and the account's
-        declaration as they were, the script, the declaration written (a dry run writes
-        nothing; a declaration that says no more than the profile is left out)."""
+        declaration as they were, and the script; then the declaration written when it
+        changed (left out when it says no more than the profile; a dry run writes nothing)."""
         spec.check()
         declared = spec.own_pacing or whole(spec.pacing)
         profile = effective(default, declared)
         own, field, key = declared.encode(), str(spec.bot_id), self.keys.pacing_own()
         pipe = self.store.pipe
-        sent: list[Awaitable[Any]] = [
-            pipe.send(b"GET", self.keys.pacing_default()),
-            pipe.send(b"HGET", key, field),
-            self.store.run(
-                "apply_account", "apply_account", spec.bot_id, spec.name, spec.plan.value,
-                spec.setting.value, max(0, spec.effective_fast_seconds),
-                "" if spec.renews_at is None else ms(spec.renews_at), spec.effective_fast_slots,
-                spec.effective_relax_slots, spec.weight,
-                json.dumps(list(spec.tags), separators=(",", ":")), spec.state.value,
-                PLANS[spec.plan].fast_seconds_per_month, int(dry_run),
-                pacing.profile_json(profile, ms(self.store.clock()))),
-        ]  # fmt: skip
-        if not dry_run:  # absent reads back as whole(profile): only what says more is kept
-            plain = own == whole(profile).encode()
-            sent.append(
-                pipe.send(b"HDEL", key, field) if plain else pipe.send(b"HSET", key, field, own)
-            )
+        script = self.store.run(
+            "apply_account", "apply_account", spec.bot_id, spec.name, spec.plan.value,
+            spec.setting.value, max(0, spec.effective_fast_seconds),
+            "" if spec.renews_at is None else ms(spec.renews_at), spec.effective_fast_slots,
+            spec.effective_relax_slots, spec.weight,
+            json.dumps(list(spec.tags), separators=(",", ":")), spec.state.value,
+            PLANS[spec.plan].fast_seconds_per_month, int(dry_run),
+            pacing.profile_json(profile, ms(self.store.clock())))  # fmt: skip
         async with store_errors("apply_account", self.store.timeout):
-            now, was, reply, *_ = await asyncio.gather(*sent)
+            now, was, reply = await asyncio.gather(
+                pipe.send(b"GET", self.keys.pacing_default()),
+                pipe.send(b"HGET", key, field),
+                script,
+            )
+            keep = None if own == whole(profile).encode() else own  # absent reads as whole
+            if not dry_run and (None if was is None else codec.text(was)) != keep:
+                await pipe.call(
+                    *((b"HDEL", key, field) if keep is None else (b"HSET", key, field, keep))
+                )
         action, changed = codec.text(reply[0]), tuple(codec.text(item) for item in reply[1:])
         before = OwnPacing.decode(codec.text(was)) if was is not None else None
         if action == "unchanged" and (before or whole(profile)) != declared:
