@@ -10,11 +10,11 @@ from redis.asyncio import Redis
 
 from routing.accounts import AccountSpec, AccountStatus
 from routing.catalog import Catalog
-from routing.decisions import Outcome
 from routing.model import Plan
 from routing.pacedefault import UNPACED, OwnPacing, keys_of
 from routing.pacing import Pacing, Tier
 from routing.poolfile import PoolChange, parse_pool_file
+from routing.results import Outcome
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, reserved, staged
 from tests.routing.test_pacing import at, root
