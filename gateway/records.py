@@ -2,22 +2,20 @@
 them: the upstream-id map (which task a webhook is about), each client's open tasks (the batch
 cancel) and the idempotency keys.
 
-Redis errors become routing.errors.StoreError here, like in the pool store.
+Redis errors become routing.errors.StoreError (`routing.errors.store_errors`), as in every store.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Coroutine
 from importlib import resources
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from gateway.taskrecord import TaskRecord
-from routing.errors import StoreError
+from routing.errors import store_errors
 from routing.keys import Keys
 from routing.pipe import Pipe
 
@@ -51,15 +49,8 @@ class RecordStore:
         self._sha = hashlib.sha1(self._source.encode()).hexdigest()
 
     async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
-        try:
-            if self.timeout is None:
-                return await fn()
-            async with asyncio.timeout(self.timeout):
-                return await fn()
-        except RedisError as exc:
-            raise StoreError(op, str(exc) or type(exc).__name__) from exc
-        except TimeoutError as exc:
-            raise StoreError(op, f"no answer within {self.timeout} s") from exc
+        async with store_errors(op, self.timeout):
+            return await fn()
 
     def _write(self, record: TaskRecord, *, when: str) -> Coroutine[Any, Any, bool]:
         """The record (one script: the condition and the write), then the upstream-id map,
