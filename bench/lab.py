@@ -7,7 +7,7 @@
 - Redis: `--redis-url`, else REDIS_URL, else 127.0.0.1:6379 when it answers, else a private
   embedded server. The bench never flushes a database: it deletes its own prefixes.
 
-The bench pool: mjgate allows at most 1,000 slots per account (routing.poolfile.MAX_SLOTS),
+The bench pool: mjgate allows at most 1,000 slots per account (routing.accounts.MAX_SLOTS),
 so "enough slots that nothing stages" is 100 accounts x 1,000 fast slots (100,000 slots) with
 100,000 fast hours each. With the emulator in instant mode the create answer already says
 `completed` and mjgate settles at once; the big pool keeps runs against a `pending` upstream
@@ -26,9 +26,9 @@ from pathlib import Path
 import redis
 
 from bench.procs import BenchError, Service, Services, child_env, free_port
-from routing.accounts import AccountSpec
+from routing.accounts import MAX_SLOTS, AccountSpec
 from routing.model import Plan, Strategy
-from routing.poolfile import MAX_SLOTS, dump_pool
+from routing.poolfile import dump_pool
 
 CLIENT_KEY = "bench-client-key"
 GOAPI_KEY = "bench"

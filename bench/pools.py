@@ -1,6 +1,6 @@
 """Pools the Redis parts build: accounts loaded fast, under a prefix deleted afterwards.
 
-Loading: `PoolStore.apply_account` with many calls in flight over one connection pool (the
+Loading: `Catalog.apply_account` with many calls in flight over one connection pool (the
 store has no bulk path; concurrent calls pipeline on the wire just as well), ~10,000
 accounts a second here, so 100,000 accounts load in about ten seconds.
 """
@@ -18,11 +18,11 @@ from typing import TypeVar
 from redis.asyncio import Redis
 
 from bench.lab import new_prefix
-from routing.accounts import AccountSpec
+from routing.accounts import MAX_SLOTS, AccountSpec
+from routing.catalog import Catalog
 from routing.keys import Keys
 from routing.model import Plan
 from routing.pacing import Pacing
-from routing.poolfile import MAX_SLOTS
 from routing.store import PoolStore
 
 T = TypeVar("T")
@@ -62,9 +62,10 @@ async def gather_limited(
 async def load_accounts(store: PoolStore, count: int, pacing: Pacing | None = None) -> float:
     """Apply accounts 1..`count` (each with `pacing`); returns the seconds it took."""
     started = time.perf_counter()
+    catalog = Catalog(store)
     await gather_limited(
         [
-            partial(store.apply_account, replace(bench_account(bot_id), pacing=pacing))
+            partial(catalog.apply_account, replace(bench_account(bot_id), pacing=pacing))
             for bot_id in range(1, count + 1)
         ]
     )

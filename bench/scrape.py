@@ -17,6 +17,7 @@ from redis.asyncio import Connection, ConnectionPool, Redis
 from bench.pools import load_accounts, new_pool
 from bench.report import Report, Row
 from gateway.metrics import Metrics
+from routing.catalog import Catalog
 
 REPEATS = 5
 
@@ -46,7 +47,9 @@ async def scrape_part(redis_url: str, rep: Report, sizes: tuple[int, ...]) -> No
                     for _ in range(REPEATS):
                         before = CountingConnection.sent
                         started = time.perf_counter()
-                        metrics.set_pool(await store.pool_snapshot(per_account=per_account))
+                        metrics.set_pool(
+                            await Catalog(store).pool_snapshot(per_account=per_account)
+                        )
                         body, _ = metrics.render()
                         seconds.append(time.perf_counter() - started)
                         trips.append(CountingConnection.sent - before)

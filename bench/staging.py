@@ -24,6 +24,7 @@ from bench.decisions import Window, evalsha_window, median
 from bench.pools import gather_limited, new_pool
 from bench.report import Report, Row
 from routing.accounts import AccountSpec
+from routing.catalog import Catalog
 from routing.model import Mode, Plan
 from routing.results import Outcome, Reservation
 from routing.store import PoolStore
@@ -51,7 +52,7 @@ async def staging_cost(
         spec = AccountSpec(
             bot_id=bot_id, plan=Plan.PRO, fast_slots=SLOTS, relax_slots=0, fast_seconds_left=10**9
         )
-        await store.apply_account(spec)
+        await Catalog(store).apply_account(spec)
     filler = _reserve(store, "filler")
     running = [f"run-{n}" for n in range(ACCOUNTS * SLOTS)]
     held = await gather_limited([partial(filler, task) for task in running])
@@ -96,7 +97,7 @@ async def quota_cost(store: PoolStore, tasks: int, repeats: int) -> dict[str, fl
         return None
     from routing.quotas import Quota
 
-    await store.apply_account(AccountSpec(bot_id=1, plan=Plan.MEGA, fast_slots=1000,
+    await Catalog(store).apply_account(AccountSpec(bot_id=1, plan=Plan.MEGA, fast_slots=1000,
                                           fast_seconds_left=10**9))  # fmt: skip
     quota = Quota(jobs_per_day=10**9, fast_seconds_per_month=10**12, timezone="Europe/Paris")
     figures: dict[str, float] = {}

@@ -44,6 +44,7 @@ from gateway.upstream import UpstreamClient
 from gateway.webhooks import credentials
 from gateway.webhooks import inbound as webhooks
 from gateway.webhooks.outbound import Outbox
+from routing.catalog import Catalog
 from routing.errors import RoutingError, StoreError
 from routing.keys import Keys
 from routing.store import PoolStore
@@ -129,6 +130,7 @@ def create_app(
             settings=settings,
             redis=client,
             store=store,
+            catalog=Catalog(store),
             records=records,
             upstream=upstream,
             tasks=lifecycle,

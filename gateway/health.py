@@ -39,7 +39,7 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     app = state_of(request)
     try:
-        snapshot = await app.store.pool_snapshot(per_account=app.settings.metrics_per_account)
+        snapshot = await app.catalog.pool_snapshot(per_account=app.settings.metrics_per_account)
     except StoreError:
         app.metrics.store_error("pool_snapshot")
         snapshot = None

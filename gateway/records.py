@@ -2,20 +2,18 @@
 them: the upstream-id map (which task a webhook is about), each client's open tasks (the batch
 cancel) and the idempotency keys.
 
-Redis errors become routing.errors.StoreError here, like in the pool store.
+Redis errors become routing.errors.StoreError (`routing.errors.store_errors`), as in every store.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from gateway.taskrecord import TaskRecord
-from routing.errors import StoreError
+from routing.errors import store_errors
 from routing.keys import Keys
 from routing.pipe import Pipe
 from routing.scripts import Script
@@ -43,15 +41,8 @@ class RecordStore:
         self._claim_script = Script.from_package("gateway", "idempotency_claim")
 
     async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
-        try:
-            if self.timeout is None:
-                return await fn()
-            async with asyncio.timeout(self.timeout):
-                return await fn()
-        except RedisError as exc:
-            raise StoreError(op, str(exc) or type(exc).__name__) from exc
-        except TimeoutError as exc:
-            raise StoreError(op, f"no answer within {self.timeout} s") from exc
+        async with store_errors(op, self.timeout):
+            return await fn()
 
     def _write(self, record: TaskRecord, *, when: str) -> Coroutine[Any, Any, bool]:
         """The record (one script: the condition and the write), then the upstream-id map,

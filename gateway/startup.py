@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from gateway import logs
 from gateway.upgrade import upgrade_layout
-from routing import poolsync
-from routing.errors import RoutingError, StoreError
+from routing.errors import RoutingError, StoreError, store_errors, translated
+from routing.pooldiff import describe
 from routing.poolfile import PoolChange, PoolFile, parse_pool_file
 
 if TYPE_CHECKING:
@@ -38,21 +38,22 @@ def read_pool_file(gate: MjGate) -> PoolFile | None:
 
 async def apply_file(gate: MjGate, pool: PoolFile, *, why: str) -> list[PoolChange]:
     """Apply `pool` in the configured mode and log every change (`why`: start or reset)."""
-    store = gate.store
+    catalog = gate.catalog
     mode = gate.settings.pool_file_mode
-    before = {status.bot_id: status for status in await store.list_accounts()}
-    strategy = str(await store.get_strategy())
+    before = {status.bot_id: status for status in await catalog.list_accounts()}
+    strategy = str(await catalog.get_strategy())
+    default = await catalog.pacing_default()
     changes: list[PoolChange]
     if mode == "authoritative":
-        changes = await store.apply_pool(pool)
+        changes = await catalog.apply_pool(pool)
     else:
-        changes = await poolsync.seed_pool(store, pool)
+        changes = await catalog.seed_pool(pool)
     for change in changes:
         if change.action == "unchanged":
             continue
         fields = {
             name: {"from": old, "to": new}
-            for name, old, new in poolsync.describe(change, before, pool, strategy)
+            for name, old, new in describe(change, before, pool, strategy, default)
         }
         logs.event("pool_change", bot_id=change.bot_id, action=change.action, fields=fields,
                    mode=mode, why=why)  # fmt: skip
@@ -65,34 +66,27 @@ async def apply_file(gate: MjGate, pool: PoolFile, *, why: str) -> list[PoolChan
 
 
 async def _epoch(gate: MjGate) -> str | None:
-    try:
-        value = await gate.redis.hget(gate.store.keys.pool_meta(), EPOCH_FIELD)
-    except Exception as exc:
-        raise StoreError("epoch", str(exc) or type(exc).__name__) from exc
+    value = await translated("epoch", gate.redis.hget(gate.store.keys.pool_meta(), EPOCH_FIELD))
     return None if value is None else value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def _mark(gate: MjGate) -> None:
-    try:
-        await gate.redis.hsetnx(gate.store.keys.pool_meta(), EPOCH_FIELD, uuid.uuid4().hex)
-    except Exception as exc:
-        raise StoreError("epoch", str(exc) or type(exc).__name__) from exc
+    meta = gate.store.keys.pool_meta()
+    await translated("epoch", gate.redis.hsetnx(meta, EPOCH_FIELD, uuid.uuid4().hex))
 
 
 async def load(gate: MjGate, *, why: str = "start") -> None:
     """Scripts, pool file, strategy override, epoch; raises StoreError or a file error."""
     settings = gate.settings
     await gate.store.load_scripts()
-    try:
+    async with store_errors("upgrade"):
         await upgrade_layout(gate.redis, gate.store.keys)
-    except Exception as exc:
-        raise StoreError("upgrade", str(exc) or type(exc).__name__) from exc
     await _mark(gate)  # first: a file that does not load leaves a marked store all the same
     pool = read_pool_file(gate)
     if pool is not None:
         await apply_file(gate, pool, why=why)
     if settings.strategy is not None:
-        await gate.store.set_strategy(settings.strategy)
+        await gate.catalog.set_strategy(settings.strategy)
 
 
 async def load_pool(gate: MjGate) -> None:
@@ -115,7 +109,7 @@ async def check_epoch(gate: MjGate) -> bool:
     """True if the store had lost its epoch (it was reset) and was loaded again."""
     if await _epoch(gate) is not None:
         return False
-    accounts = len(await gate.store.list_accounts())
+    accounts = len(await gate.catalog.list_accounts())
     logs.event(
         "store_reset",
         logging.ERROR,

@@ -21,6 +21,7 @@ from gateway.settings import Settings
 from gateway.tasks import Tasks
 from gateway.upstream import UpstreamClient
 from gateway.webhooks.outbound import Outbox
+from routing.catalog import Catalog
 from routing.store import PoolStore
 
 
@@ -30,7 +31,8 @@ class MjGate:
 
     settings: Settings
     redis: Redis
-    store: PoolStore
+    store: PoolStore  # the hot path's decisions
+    catalog: Catalog  # what the pool is: accounts, strategy, pacing default, pool file
     records: RecordStore
     upstream: UpstreamClient
     tasks: Tasks

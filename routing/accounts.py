@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from routing.model import PLANS, AccountState, Plan, Setting
+from routing.pacedefault import OwnPacing
 from routing.pacing import Pacing
+
+MAX_SLOTS = 1000  # keeps the strategy scores exact (routing/lua/lib.lua)
+MAX_WEIGHT = 1000
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,21 @@ class AccountSpec:
     tags: tuple[str, ...] = ()
     state: AccountState = AccountState.ACTIVE
     pacing: Pacing | None = None  # None: no pacing (always on, no caps, no gaps, primary)
+    # How the operator declared it (routing/pacedefault.py): inherit the pool's default, some
+    # keys over it, or off. None: `pacing` is the account's own, whole (or it inherits when
+    # None). The catalog derives `pacing` from this and the default when applying.
+    own_pacing: OwnPacing | None = None
+
+    def check(self) -> None:
+        """ValueError when the definition can't be applied (limits, cooling's deadline)."""
+        if self.state is AccountState.COOLING:
+            raise ValueError("cooling needs a deadline: use set_state")
+        if not 0 <= self.effective_fast_slots <= MAX_SLOTS:
+            raise ValueError(f"fast_slots must be from 0 to {MAX_SLOTS}")
+        if not 0 <= self.effective_relax_slots <= MAX_SLOTS:
+            raise ValueError(f"relax_slots must be from 0 to {MAX_SLOTS}")
+        if not 1 <= self.weight <= MAX_WEIGHT:
+            raise ValueError(f"weight must be from 1 to {MAX_WEIGHT}")
 
     @property
     def effective_fast_slots(self) -> int:
@@ -84,8 +103,10 @@ class AccountStatus:
     declared_fast_seconds: int | None = None
     declared_state: AccountState | None = None
     declared_renews_at: float | None = None
-    pacing: Pacing | None = None
+    pacing: Pacing | None = None  # the profile it runs by (its own keys over the default)
     pace: PaceStatus | None = None  # where the account stands against its profile
+    own_pacing: OwnPacing | None = None  # as declared (filled in by the catalog)
+    inherited: tuple[str, ...] = ()  # the pacing keys it takes from the pool's default
 
     @property
     def in_flight(self) -> int:

@@ -23,7 +23,15 @@ from routing.errors import (
 )
 from routing.model import AccountState, Mode, Plan, Setting
 from routing.pacing import Pacing
-from routing.results import Decision, Dropped, Reservation, Staged
+from routing.results import (
+    Decision,
+    Dropped,
+    LeaseClaim,
+    Outcome,
+    Reservation,
+    Settlement,
+    Staged,
+)
 
 
 def text(value: Any) -> str:
@@ -64,6 +72,25 @@ def dispatched(reply: Sequence[Any]) -> Reservation | Dropped:
     if text(reply[0]) == "D":
         return Dropped(task_id=text(reply[1]), bot_id=int(reply[2]), reason=text(reply[3]))
     return reservation(reply)
+
+
+def settlement(task_id: str, reply: Sequence[Any] | None) -> Settlement | None:
+    """settle.lua's reply (nil: no reservation)."""
+    if reply is None:
+        return None
+    return Settlement(
+        task_id=task_id,
+        bot_id=int(reply[0]),
+        mode=Mode(text(reply[1])),
+        outcome=Outcome(text(reply[2])),
+        refunded=int(reply[3]),
+        dispatched=tuple(dispatched(item) for item in reply[4]),
+    )
+
+
+def lease_claim(reply: Sequence[Any]) -> LeaseClaim:
+    task, bot, mode = reply
+    return LeaseClaim(task_id=text(task), bot_id=int(bot), mode=Mode(text(mode)))
 
 
 def decision(op: str, task_id: str, reply: Sequence[Any], parent: int = 0) -> Reservation | Staged:

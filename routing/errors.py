@@ -18,9 +18,22 @@ ValueError
 ├── UnknownModeError                `process_mode` is not a mode (400 invalid_request)
 ├── CostTableError                  a cost override that can't be read (MJGATE_COSTS)
 └── SentinelCredentialsError        sentinel credentials for a URL without sentinels
+
+`store_errors(op, timeout)` is the one place a Redis error becomes a `StoreError`: every store
+(the pool's, the catalog, task records, client keys, the check schedule, the start-up epoch)
+runs its Redis calls inside it, or awaits them through `translated`.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+from redis.exceptions import RedisClusterException, RedisError
+
+T = TypeVar("T")
 
 
 class RoutingError(Exception):
@@ -37,6 +50,30 @@ class StoreError(RoutingError):
 
     def __reduce__(self) -> tuple[type[StoreError], tuple[str, str]]:
         return type(self), (self.op, self.message)  # picklable across processes
+
+
+@asynccontextmanager
+async def store_errors(op: str, timeout: float | None = None) -> AsyncIterator[None]:
+    """Redis errors (a cluster's included) become `StoreError(op, message)`; so does no
+    answer within `timeout` seconds when a deadline is given (the service leaves it to the
+    client's socket timeout, which costs nothing extra per call; tests and tools may set
+    one)."""
+    try:
+        if timeout is None:
+            yield
+        else:
+            async with asyncio.timeout(timeout):
+                yield
+    except (RedisError, RedisClusterException) as exc:
+        raise StoreError(op, str(exc) or type(exc).__name__) from exc
+    except TimeoutError as exc:
+        raise StoreError(op, f"no answer within {timeout} s" if timeout else "timed out") from exc
+
+
+async def translated(op: str, reply: Awaitable[T], timeout: float | None = None) -> T:
+    """`reply` awaited inside `store_errors(op, timeout)`."""
+    async with store_errors(op, timeout):
+        return await reply
 
 
 class NoRelaxCapableAccountError(RoutingError):

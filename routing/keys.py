@@ -58,6 +58,14 @@ class Keys:
         """Pool-wide aggregates kept by the scripts (counts, fast time, slots)."""
         return f"{self.base}agg"
 
+    def pacing_default(self) -> str:
+        """The pool's default pacing profile (JSON; absent: none)."""
+        return f"{self.base}pacedef"
+
+    def pacing_own(self) -> str:
+        """Each account's own pacing as declared: bot_id -> inherit | off | JSON keys."""
+        return f"{self.base}paceown"
+
     def accounts(self) -> str:
         """The set of every bot_id in the pool."""
         return f"{self.base}accts"

@@ -12,18 +12,22 @@
     accounts:
       - bot_id: 1201
         pacing: {tier: backup}      # overrides keys of the default, keeps the rest
+      - bot_id: 1202
+        pacing: null                # opts out of the default: unpaced
 
-An account has pacing when the file has a default or the account a `pacing` block. Problems
-are `PoolFileError`s with the line of the offending node, as in routing/poolfile.py.
+An account has pacing when the file has a default (and the account doesn't opt out) or the
+account a `pacing` block (routing/pacedefault.py: inheritance). Problems are `PoolFileError`s
+with the line of the offending node, as in routing/poolfile.py.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
 from routing.errors import PoolFileError
+from routing.pacedefault import PacingKeys, keys_of
 from routing.pacing import MAX_GAP_SECONDS, Pacing, Tier, parse_window
 
 KEYS = (
@@ -80,7 +84,7 @@ def _seconds(loader: yaml.SafeLoader, node: yaml.Node) -> float:
     return float(value)
 
 
-def parse_block(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+def parse_block(loader: yaml.SafeLoader, node: yaml.Node) -> PacingKeys:
     """A `pacing` mapping as keyword arguments of `Pacing` (only the keys it gives)."""
     if not isinstance(node, yaml.MappingNode):
         raise PoolFileError(_line(node), "expected pacing as a mapping of keys to values")
@@ -122,25 +126,24 @@ def parse_block(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
         Pacing(**out)  # the time zone, checked here for its line
     except ValueError as exc:
         raise PoolFileError(_line(node), str(exc)) from exc
-    return out
-
-
-def resolve(default: dict[str, Any] | None, own: dict[str, Any] | None) -> Pacing | None:
-    """An account's profile: the pool's default overridden key by key by its own block."""
-    if default is None and own is None:
-        return None
-    return Pacing(**((default or {}) | (own or {})))
+    return cast(PacingKeys, out)
 
 
 def dump_block(profile: Pacing) -> dict[str, Any]:
     """A profile written out in full: `parse_block` reads it back to the same profile."""
-    return {
-        "timezone": profile.timezone,
-        "active_hours": list(profile.active_hours),
-        "actions_only_hours": list(profile.actions_only_hours),
-        "daily_caps": {"fast": profile.fast_cap, "relax": profile.relax_cap},
-        "caps_count_children": profile.caps_count_children,
-        "min_gap_seconds": profile.min_gap_seconds,
-        "gap_jitter_seconds": profile.gap_jitter_seconds,
-        "tier": str(profile.tier),
-    }
+    return dump_keys(keys_of(profile))
+
+
+def dump_keys(keys: PacingKeys) -> dict[str, Any]:
+    """Some keys written out (the file's and the API's form): `parse_block` reads them back."""
+    out: dict[str, Any] = {}
+    for name, value in keys.items():
+        if name in ("fast_cap", "relax_cap"):
+            out.setdefault("daily_caps", {})[name.removesuffix("_cap")] = value
+        elif name in ("active_hours", "actions_only_hours"):
+            out[name] = list(value)  # type: ignore[call-overload]
+        elif name == "tier":
+            out[name] = str(value)
+        else:
+            out[name] = value
+    return out

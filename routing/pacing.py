@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -246,3 +247,18 @@ def profile_json(profile: Pacing | None, now_ms: int) -> str:
     if profile is None:
         return ""
     return json.dumps(profile.fields() | plan(profile, now_ms).fields(), separators=(",", ":"))
+
+
+def plan_args(
+    ids: Sequence[str], rows: Sequence[Sequence[bytes | str | None]], now_ms: int
+) -> list[str | int]:
+    """pace_plan.lua's arguments: for each account (its `tz`, `ah`, `ao` hash fields in
+    `rows`; none without a time zone), its id, the profile the plan is for, the new plan."""
+    args: list[str | int] = []
+    for bot_id, row in zip(ids, rows, strict=True):
+        tz, ah, ao = (item.decode() if isinstance(item, bytes) else item or "" for item in row)
+        if not tz:
+            continue
+        profile = Pacing(timezone=tz, active_hours=split(ah), actions_only_hours=split(ao))
+        args += [bot_id, f"{tz}|{ah}|{ao}", *plan(profile, now_ms).fields().values()]
+    return args

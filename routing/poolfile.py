@@ -13,10 +13,11 @@
         weight: 1                   # > 0, for the weighted strategy
         tags: [studio]
         state: active               # active | draining | paused | disabled
-        pacing: {tier: backup}      # overrides the pool's `pacing` default (routing/pacefile.py)
+        pacing: {tier: backup}      # overrides the pool's `pacing` default (routing/pacefile.py);
+                                    # null: unpaced whatever the default
 
 Every problem is a `PoolFileError` carrying the 1-based line of the offending YAML node.
-Applying a file (`PoolStore.apply_pool`) makes the pool match it: see docs/routing.md.
+Applying a file (`Catalog.apply_pool`) makes the pool match it: see docs/routing.md.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from typing import Any
 import yaml
 
 from routing import pacefile
-from routing.accounts import AccountSpec
+from routing.accounts import MAX_SLOTS, MAX_WEIGHT, AccountSpec
 from routing.errors import PoolFileError
 from routing.model import AccountState, Plan, Setting, Strategy
+from routing.pacedefault import INHERIT, UNPACED, OwnPacing, effective, whole
+from routing.pacing import Pacing
 
-MAX_SLOTS = 1000  # keeps the strategy scores exact (routing/lua/lib.lua)
-MAX_WEIGHT = 1000
 FILE_STATES = (
     AccountState.ACTIVE,
     AccountState.DRAINING,
@@ -47,11 +48,13 @@ FILE_STATES = (
 class PoolFile:
     strategy: Strategy = Strategy.LEAST_BUSY
     accounts: tuple[AccountSpec, ...] = ()
+    pacing: Pacing | None = None  # the pool's default pacing profile
 
 
 @dataclass(frozen=True)
 class PoolChange:
-    """One line of an apply's diff. `bot_id` None is a pool-wide change (the strategy).
+    """One line of an apply's diff. `bot_id` None is a pool-wide change (`fields`: strategy,
+    pacing: the default).
 
     `action`: created | updated | unchanged | removed | draining (absent from the file but
     with tasks in flight: it takes no new root work and is removed by a later apply).
@@ -161,15 +164,14 @@ def _mapping(node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node
     return items
 
 
-def _account(
-    loader: yaml.SafeLoader, node: yaml.Node, pacing: dict[str, Any] | None = None
-) -> AccountSpec:
-    """One account; `pacing` is the pool's default profile (routing/pacefile.py)."""
+def _account(loader: yaml.SafeLoader, node: yaml.Node, pacing: Pacing | None) -> AccountSpec:
+    """One account; `pacing` is the pool's default profile (routing/pacedefault.py)."""
     values: dict[str, Any] = {}
-    own: dict[str, Any] | None = None
+    own = INHERIT
     for key, key_node, value_node in _mapping(node, "an account"):
         if key == "pacing":
-            own = pacefile.parse_block(loader, value_node)
+            null = isinstance(value_node, yaml.ScalarNode) and _scalar(loader, value_node) is None
+            own = UNPACED if null else OwnPacing(keys=pacefile.parse_block(loader, value_node))
             continue
         if key not in _ACCOUNT_FIELDS:
             known = ", ".join(_ACCOUNT_FIELDS)
@@ -180,7 +182,9 @@ def _account(
         raise PoolFileError(_line(node), "an account needs a bot_id")
     if values.get("plan", Plan.STANDARD) is Plan.BASIC and values.get("relax_slots", 0) > 0:
         raise PoolFileError(_line(node), "the basic plan has no relax: relax_slots must be 0")
-    return AccountSpec(**values, pacing=pacefile.resolve(pacing, own))
+    profile = effective(pacing, own)
+    plain = own == whole(profile)  # nothing inherited: the profile (or none) is its own
+    return AccountSpec(**values, pacing=profile, own_pacing=None if plain else own)
 
 
 def parse_pool_file(text: str) -> PoolFile:
@@ -199,7 +203,7 @@ def parse_pool_file(text: str) -> PoolFile:
         pacing = None  # the pool's default profile: parsed first, wherever it is
         for key, _, value_node in _mapping(root, "the pool file"):
             if key == "pacing":
-                pacing = pacefile.parse_block(loader, value_node)
+                pacing = Pacing(**pacefile.parse_block(loader, value_node))
         for key, key_node, value_node in _mapping(root, "the pool file"):
             if key == "pacing":
                 pass
@@ -222,7 +226,7 @@ def parse_pool_file(text: str) -> PoolFile:
                 )
         if not found_accounts:
             raise PoolFileError(_line(root), "the pool file needs an 'accounts' list")
-        return PoolFile(strategy=strategy, accounts=tuple(accounts))
+        return PoolFile(strategy=strategy, accounts=tuple(accounts), pacing=pacing)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -233,9 +237,12 @@ def parse_pool_file(text: str) -> PoolFile:
         loader.dispose()
 
 
-def dump_pool(strategy: Strategy, accounts: Sequence[AccountSpec]) -> str:
+def dump_pool(
+    strategy: Strategy, accounts: Sequence[AccountSpec], pacing: Pacing | None = None
+) -> str:
     """A pool file that `parse_pool_file` reads back to the same definitions, every field
-    written out (defaults resolved)."""
+    written out (defaults resolved); pacing as declared: the default (`pacing`) in full, each
+    account's own keys (`own_pacing`; whole `pacing` when None)."""
     entries: list[dict[str, Any]] = []
     for spec in sorted(accounts, key=lambda item: item.bot_id):
         entry: dict[str, Any] = {
@@ -255,9 +262,15 @@ def dump_pool(strategy: Strategy, accounts: Sequence[AccountSpec]) -> str:
             "tags": list(spec.tags),
             "state": str(spec.state),
         }
-        if spec.pacing is not None:
-            entry["pacing"] = pacefile.dump_block(spec.pacing)
+        own = spec.own_pacing or whole(spec.pacing)
+        if own.off:
+            entry["pacing"] = None
+        elif own.keys is not None:
+            entry["pacing"] = pacefile.dump_keys(own.keys)
         entries.append(entry)
-    document = {"strategy": str(strategy), "accounts": entries}
+    document: dict[str, Any] = {"strategy": str(strategy)}
+    if pacing is not None:
+        document["pacing"] = pacefile.dump_block(pacing)
+    document["accounts"] = entries
     # Non-ASCII is escaped: PyYAML writes some line separators (U+0085) raw and misreads them.
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=None)

@@ -26,11 +26,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from routing import codec
 from routing.durations import SAMPLES, Bracket, CheckPlan, check_plan
-from routing.errors import StoreError
+from routing.errors import translated
 from routing.keys import Keys
 from routing.pipe import Pipe
 from routing.scripts import Scripts
@@ -87,10 +85,7 @@ class CheckSchedule:
             self.wake.set()
 
     async def _reply(self, op: str, reply: Awaitable[Any]) -> Any:
-        try:
-            return await reply
-        except RedisError as exc:
-            raise StoreError(op, str(exc) or type(exc).__name__) from exc
+        return await translated(op, reply)
 
     # -- durations -------------------------------------------------------------------------
     async def samples(self, task_type: str, mode: str) -> list[Bracket]:

@@ -8,8 +8,9 @@ one HGETALL; per-account figures are one pipeline of HMGETs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from routing.model import AccountState, Plan, Setting, SlotKind
 
@@ -71,4 +72,25 @@ def from_totals(totals: Mapping[str, str], staged: int) -> PoolSnapshot:
             count for (_, state, _), count in accounts.items() if state is AccountState.ACTIVE
         )
         - total("held"),
+    )
+
+
+FIGURE_FIELDS = ("fl", "fi", "ri", "st", "tz", "nf", "nr")  # the account hash's, for `figures`
+
+
+def figures(ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> tuple[AccountFigures, ...]:
+    """Per-account figures from one HMGET of FIGURE_FIELDS per account (gone ones skipped)."""
+    return tuple(
+        AccountFigures(
+            bot_id,
+            int(left),
+            int(fast),
+            int(relax),
+            AccountState(state.decode() if isinstance(state, bytes) else state),
+            paced=tz is not None,
+            fast_today=int(nf or 0),
+            relax_today=int(nr or 0),
+        )
+        for bot_id, (left, fast, relax, state, tz, nf, nr) in zip(ids, rows, strict=True)
+        if left is not None
     )

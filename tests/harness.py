@@ -261,7 +261,7 @@ async def harness(
     to_gateway.app = app
     async with emulator_app.router.lifespan_context(emulator_app), app.router.lifespan_context(app):
         for spec in accounts:
-            await app.state.mjgate.store.apply_account(spec)
+            await app.state.mjgate.catalog.apply_account(spec)
         for _ in range(500):  # the pool loader runs as a task: wait until ready
             if app.state.mjgate.pool_loaded:
                 break

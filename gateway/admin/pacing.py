@@ -1,10 +1,19 @@
-"""Pacing in the admin API: the `pacing` object accounts take (PUT: the whole profile; PATCH:
-the keys given, over the current one; null: no pacing) and how an account's pacing shows in
-its view (the profile, today's counts against the caps, the next window change, when it is
-next ready, and whether it is available now or why not)."""
+"""Pacing in the admin API: the `pacing` object accounts and the pool's default take, and how
+an account's pacing shows in its view.
+
+An account's `pacing` (routing/pacedefault.py): left out of a PUT, the account inherits the
+pool's default; an object gives its own keys over the default (PUT: exactly those keys; PATCH:
+those keys over its current own ones); null opts it out (unpaced whatever the default). The
+pool's default (`/pool/pacing`) is a whole profile: keys left out take the built-in defaults.
+
+The view shows the profile the account runs by, where it came from (its own keys, the keys
+inherited, or opted out), today's counts against the caps, the next window change, when it is
+next ready, and whether it is available now or why not.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.errors import InvalidRequestError
 from routing.accounts import AccountStatus
 from routing.model import AccountState
-from routing.pacefile import dump_block
-from routing.pacing import MAX_GAP_SECONDS, Pacing, Tier
+from routing.pacedefault import INHERIT, UNPACED, OwnPacing, PacingKeys, keys_from
+from routing.pacefile import dump_block, dump_keys
+from routing.pacing import MAX_GAP_SECONDS, Pacing
 
 Window = Annotated[str, Field(min_length=11, max_length=11)]  # HH:MM-HH:MM
 
@@ -26,8 +36,8 @@ class DailyCaps(BaseModel):
 
 
 class PacingBody(BaseModel):
-    """An account's pacing profile; keys left out keep their default (PUT) or current
-    value (PATCH)."""
+    """A pacing profile's keys; those left out are not given (inherited, kept, or the
+    built-in defaults: see the module's docstring)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -41,50 +51,54 @@ class PacingBody(BaseModel):
     tier: Literal["primary", "backup"] | None = None
 
 
-def profile(body: PacingBody | None, base: Pacing | None = None) -> Pacing | None:
-    """The profile `body` gives over `base` (None: the defaults); body None: no pacing."""
-    if body is None:
-        return None
+def keys(body: PacingBody, field: str = "pacing") -> PacingKeys:
+    """The keys `body` gives, each checked (400 naming `field`.key when one is invalid)."""
     values: dict[str, Any] = {}
     for name in body.model_fields_set:
         value = getattr(body, name)
         if value is None:
-            raise InvalidRequestError(f"pacing.{name}", "can't be null (leave it out)")
+            raise InvalidRequestError(f"{field}.{name}".lstrip("."), "can't be null (leave it out)")
         if name == "daily_caps":
             caps: DailyCaps = value
-            if "fast" in caps.model_fields_set:
-                values["fast_cap"] = caps.fast
-            if "relax" in caps.model_fields_set:
-                values["relax_cap"] = caps.relax
-        elif name in ("active_hours", "actions_only_hours"):
-            values[name] = tuple(value)
-        elif name == "tier":
-            values[name] = Tier(value)
+            for kind in ("fast", "relax"):
+                if kind in caps.model_fields_set:
+                    values[f"{kind}_cap"] = getattr(caps, kind)
         else:
             values[name] = value
     try:
-        current = dump_fields(base) if base is not None else {}
-        return Pacing(**(current | values))
+        return keys_from(values)
     except ValueError as exc:
-        raise InvalidRequestError("pacing", str(exc)) from exc
+        raise InvalidRequestError(field or "body", str(exc)) from exc
 
 
-def dump_fields(p: Pacing) -> dict[str, Any]:
-    return {
-        "timezone": p.timezone,
-        "active_hours": p.active_hours,
-        "actions_only_hours": p.actions_only_hours,
-        "fast_cap": p.fast_cap,
-        "relax_cap": p.relax_cap,
-        "caps_count_children": p.caps_count_children,
-        "min_gap_seconds": p.min_gap_seconds,
-        "gap_jitter_seconds": p.gap_jitter_seconds,
-        "tier": p.tier,
-    }
+def own(given: bool, body: PacingBody | None, current: OwnPacing | None = None) -> OwnPacing:
+    """An account's pacing as declared by a body: `given` False (left out) inherits, or keeps
+    `current` on a PATCH; null opts out; an object gives its keys (over `current`'s own keys
+    on a PATCH)."""
+    if not given:
+        return current or INHERIT
+    if body is None:
+        return UNPACED
+    base = current.keys if current is not None and current.keys is not None else PacingKeys()
+    return OwnPacing(keys=base | keys(body))
 
 
-def pacing_view(a: AccountStatus, iso: Any) -> dict[str, Any]:
-    """The view's `pacing`, `pace` and `available` entries."""
+def profile(body: PacingBody) -> Pacing:
+    """A whole profile (the pool's default): keys left out take the built-in defaults."""
+    return Pacing(**keys(body, field=""))
+
+
+def _inheritance(a: AccountStatus) -> dict[str, Any]:
+    mine = a.own_pacing or INHERIT
+    names = [f"daily_caps.{n.removesuffix('_cap')}" if n.endswith("_cap") else n
+             for n in a.inherited]  # fmt: skip
+    return {"own": dump_keys(mine.keys or PacingKeys()), "inherited": names,
+            "opted_out": mine.off}  # fmt: skip
+
+
+def pacing_view(a: AccountStatus, iso: Callable[[float | None], str | None]) -> dict[str, Any]:
+    """The view's `pacing` (the profile it runs by), `pacing_source`, `pace` and
+    `available` entries."""
     if a.state is not AccountState.ACTIVE:
         why = a.state.value
         if a.state_until:
@@ -95,6 +109,7 @@ def pacing_view(a: AccountStatus, iso: Any) -> dict[str, Any]:
             why += f" until {iso(a.pace.ready_at)}"
     view: dict[str, Any] = {
         "pacing": dump_block(a.pacing) if a.pacing is not None else None,
+        "pacing_source": _inheritance(a),
         "pace": None,
         "available": {"now": not why, "why_not": why},
     }

@@ -17,9 +17,8 @@ from gateway.api.redact import OwnWebhook, scrub_task
 from gateway.errors import InvalidRequestError
 from gateway.keys.tenancy import TenancyBody
 from gateway.taskrecord import TaskRecord
-from routing.accounts import AccountStatus
+from routing.accounts import MAX_SLOTS, MAX_WEIGHT, AccountStatus
 from routing.model import AccountState, Mode, Plan, Setting
-from routing.poolfile import MAX_SLOTS, MAX_WEIGHT
 
 Model = TypeVar("Model", bound=BaseModel)
 Instant = Annotated[datetime, Strict(False)]  # ISO 8601 or unix seconds
@@ -48,7 +47,7 @@ class AccountBody(_Body):
         default=[], max_length=32
     )
     state: FileState = "active"
-    pacing: PacingBody | None = None  # gateway/admin/pacing.py; null or absent: none
+    pacing: PacingBody | None = None  # gateway/admin/pacing.py: absent inherits, null: off
 
 
 class AccountPatch(_Body):
@@ -66,7 +65,7 @@ class AccountPatch(_Body):
         default=None, max_length=32
     )
     state: FileState | None = None
-    pacing: PacingBody | None = None  # the keys given change; null: no pacing
+    pacing: PacingBody | None = None  # keys over its own; null: off (gateway/admin/pacing.py)
     reason: str = Field(default="", max_length=200)
 
 

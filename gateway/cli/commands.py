@@ -1,5 +1,5 @@
-"""The operator commands of `mjgate`: `accounts` (`gateway.cli.accounts`), `keys`, `tasks`, `pool`,
-over the admin API.
+"""The operator commands of `mjgate`: `accounts` (`gateway.cli.accounts`), `keys`, `tasks`, `pool`
+(`gateway.cli.pool`), over the admin API.
 
 Each command is one or two admin API calls. The server is `--url` or MJGATE_URL (default
 http://127.0.0.1:8080), the token `--token` or MJGATE_ADMIN_TOKEN. People get tables; `--json`
@@ -14,10 +14,8 @@ prints the API's answer as it came, for scripts. Exit codes:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -25,8 +23,6 @@ from rich.table import Table
 from gateway.cli.accounts import add_account_commands
 from gateway.cli.admin_api import (
     DEFAULT_URL,
-    EXIT_USAGE,
-    CliError,
     call,
     console,
     count,
@@ -36,10 +32,9 @@ from gateway.cli.admin_api import (
     history_table,
     text,
 )
+from gateway.cli.pool import add_pool_commands
 from gateway.keys.tenancy import add_tenancy_options, tenancy_options
-from routing.errors import PoolFileError
 from routing.model import Mode
-from routing.poolfile import parse_pool_file
 
 # -- keys, tasks --------------------------------------------------------------------------------
 
@@ -114,76 +109,6 @@ def tasks_show(args: argparse.Namespace) -> None:
         console().print(history_table(t["history"], "History"))
 
 
-# -- pool ---------------------------------------------------------------------------------------
-
-
-def pool_status(args: argparse.Namespace) -> None:
-    p = call(args, "GET", "/pool")
-    if args.json:
-        return
-    rows: list[tuple[str, Any]] = [
-        ("accounts", p["accounts"]), ("strategy", p["strategy"]),
-        ("fast time left", f"{p['fast_hours_left']} h"),
-        ("relax-capable accounts", p["relax_capable"]), ("staged tasks", p["staged"]),
-    ]  # fmt: skip
-    for kind, slots in sorted(p["slots"].items()):
-        rows.append((f"{kind} slots", f"{slots['in_use']} in use of {slots['capacity']}"))
-    for group in ("by_plan", "by_state", "by_setting"):
-        counts = ", ".join(f"{name} {count}" for name, count in sorted(p[group].items()))
-        rows.append((group.replace("_", " "), counts or "-"))
-    console().print(fields_table("Pool", rows))
-
-
-_MARKS = {"created": "+", "updated": "~", "removed": "-", "draining": "!", "unchanged": "="}
-
-
-def pool_apply(args: argparse.Namespace) -> None:
-    try:
-        text = Path(args.file).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(EXIT_USAGE, f"cannot read {args.file}: {exc}") from exc
-    try:
-        parse_pool_file(text)  # the server checks it too; this names the line sooner
-    except PoolFileError as exc:
-        raise CliError(EXIT_USAGE, f"{args.file}: {exc}") from exc
-    params = {"dry_run": "true" if args.dry_run else "false"}
-    data = call(args, "POST", "/pool/apply", params=params, content=text.encode())
-    if args.json:
-        return
-    for change in data["changes"]:
-        if change["action"] == "unchanged":
-            continue
-        what = "strategy" if change["bot_id"] is None else f"account {change['bot_id']}"
-        fields = f": {', '.join(change['fields'])}" if change["fields"] else ""
-        print(f"{_MARKS.get(change['action'], '?')} {what} {change['action']}{fields}")
-    counts = ", ".join(f"{n} {action}" for action, n in sorted(data["counts"].items()))
-    verb = "dry run, nothing applied" if data["dry_run"] else "applied"
-    print(f"{verb}: {counts or 'no accounts'}")
-
-
-def pool_export(args: argparse.Namespace) -> None:
-    data = call(args, "GET", "/pool/export")
-    if args.output:
-        try:
-            Path(args.output).write_text(data["yaml"])
-        except OSError as exc:
-            raise CliError(EXIT_USAGE, f"cannot write {args.output}: {exc}") from exc
-        if not args.json:
-            print(f"pool written to {args.output}")
-    elif not args.json:
-        sys.stdout.write(data["yaml"])
-
-
-def pool_notifications(args: argparse.Namespace) -> None:
-    data = call(args, "GET", "/notifications")
-    if args.json:
-        return
-    url = data["url"] or f"<MJGATE_PUBLIC_URL>{data['path']}  (MJGATE_PUBLIC_URL is not set)"
-    print("In GoAPI's Host-Your-Account dashboard, send account notifications to:")
-    print(f"  URL:     {url}")
-    print(f"  secret:  {data['secret']}  (GoAPI sends it back in x-webhook-secret)")
-
-
 # -- the parser ---------------------------------------------------------------------------------
 
 
@@ -237,12 +162,4 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p = command(tasks, "show", tasks_show, "a task with its routing decision and history")
     p.add_argument("task_id")
 
-    pool = group("pool", "the pool as a whole and its pool file")
-    command(pool, "status", pool_status, "totals per plan, state, setting and mode")
-    p = command(pool, "apply", pool_apply, "make the pool match a pool file (prints the diff)")
-    p.add_argument("file")
-    p.add_argument("--dry-run", action="store_true", help="print the diff, change nothing")
-    p = command(pool, "export", pool_export, "the pool's definitions as a pool file")
-    p.add_argument("-o", "--output", metavar="FILE", help="write there instead of stdout")
-    command(pool, "notifications", pool_notifications,
-            "the URL and secret to give GoAPI for account notifications")  # fmt: skip
+    add_pool_commands(group("pool", "the pool as a whole and its pool file"), command)

@@ -1,6 +1,6 @@
-"""Pacing on the command line: the options `mjgate accounts add|set` take (they become the
-admin API's `pacing` object), the listing's "available" column, and the rows
-`accounts show` prints."""
+"""Pacing on the command line: the options `mjgate accounts add|set` and `mjgate pool pacing
+set` take (they become the admin API's `pacing` object), the listing's "available" column,
+and the rows `accounts show` and `pool pacing` print."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _yes_no(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"{value!r}: say yes or no")
 
 
-def add_options(parser: argparse.ArgumentParser) -> None:
+def add_options(parser: argparse.ArgumentParser, *, account: bool = True) -> None:
     group = parser.add_argument_group("pacing (accounts that behave like people)")
     group.add_argument("--timezone", metavar="ZONE", help="IANA name, e.g. Europe/Berlin")
     group.add_argument(
@@ -68,7 +68,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="plus a random part of this many seconds",
     )
     group.add_argument("--tier", choices=("primary", "backup"))
-    group.add_argument("--no-pacing", action="store_true", help="remove the account's pacing")
+    if account:
+        group.add_argument(
+            "--no-pacing",
+            action="store_true",
+            help="unpaced: opt out of the pool's default pacing (left out: add inherits it)",
+        )
 
 
 def body(args: argparse.Namespace) -> dict[str, Any]:
@@ -98,6 +103,36 @@ def available(account: dict[str, Any]) -> str:
     return "yes" if info.get("now") else str(info.get("why_not") or "no")
 
 
+def profile_rows(profile: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A profile's lines (the pool's default, as `pool pacing` prints it)."""
+    caps = profile["daily_caps"]
+    return [
+        ("tier", profile["tier"]),
+        ("time zone", profile["timezone"]),
+        ("active hours", profile["active_hours"] or "always"),
+        ("actions-only hours", profile["actions_only_hours"]),
+        ("daily caps", f"fast {_or_none(caps['fast'])}, relax {_or_none(caps['relax'])}"
+                       f" (children count: {'yes' if profile['caps_count_children'] else 'no'})"),
+        ("gap", f"{profile['min_gap_seconds']:g} s + up to {profile['gap_jitter_seconds']:g} s"),
+    ]  # fmt: skip
+
+
+def _or_none(cap: int | None) -> str:
+    return "none" if cap is None else str(cap)
+
+
+def source(account: dict[str, Any]) -> str:
+    """Where an account's pacing comes from: its own keys, the pool's default, or neither."""
+    src = account.get("pacing_source") or {}
+    if src.get("opted_out"):
+        return "none (opted out of the pool's default)"
+    own, inherited = src.get("own") or {}, src.get("inherited") or []
+    parts = [f"own: {', '.join(own)}"] if own else []
+    if inherited:
+        parts.append(f"from the pool's default: {', '.join(inherited)}")
+    return "; ".join(parts) or ("built-in defaults" if account.get("pacing") else "none")
+
+
 def rows(account: dict[str, Any]) -> list[tuple[str, Any]]:
     """`accounts show`'s pacing lines (none without a profile)."""
     profile, pace = account.get("pacing"), account.get("pace")
@@ -106,6 +141,7 @@ def rows(account: dict[str, Any]) -> list[tuple[str, Any]]:
     caps, today = pace["caps"], pace["today"]
     gap = f"{profile['min_gap_seconds']:g} s + up to {profile['gap_jitter_seconds']:g} s"
     return [
+        ("pacing from", source(account)),
         ("tier", profile["tier"]),
         ("time zone", profile["timezone"]),
         ("active hours", profile["active_hours"] or "always"),

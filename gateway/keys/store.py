@@ -32,11 +32,10 @@ from typing import Any, TypeVar
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from gateway.errors import KeyExpiredError, RateLimitedError
 from gateway.keys.client import Client, StaticKeys, key_id
-from routing.errors import StoreError
+from routing.errors import store_errors
 from routing.keys import Keys
 from routing.model import Mode
 from routing.pipe import Pipe
@@ -166,10 +165,8 @@ class KeyStore:
         self.clock = clock
 
     async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
-        try:
+        async with store_errors(op):
             return await fn()
-        except RedisError as exc:
-            raise StoreError(op, str(exc) or type(exc).__name__) from exc
 
     # -- the request path ---------------------------------------------------------------------
     async def lookup(self, secret: str) -> Client | None:

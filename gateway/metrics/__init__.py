@@ -5,7 +5,7 @@ Two kinds of series (docs/observability.md lists every one):
 - **process series**: counters and histograms this replica moved (requests, tasks, upstream
   calls, store errors, webhooks, notifications, account events). Summed across replicas.
 - **pool series**: gauges read from Redis at scrape time. The `/metrics` handler fetches one
-  `PoolSnapshot` (`store.pool_snapshot`: at most two Redis round trips whatever the pool size)
+  `PoolSnapshot` (`Catalog.pool_snapshot`: at most two Redis round trips whatever the pool size)
   and hands it to `Metrics.set_pool`; `PoolCollector` turns the latest one into gauges. Every
   replica reports the same pool, so dashboards take `max`. `set_pool(None)` (Redis unreachable)
   makes the scrape report `mjgate_store_up 0` and no pool series, never an error.

@@ -17,7 +17,7 @@ class PoolCollector:
 
     Before the first `set_pool` and after `set_pool(None)` it reports `mjgate_store_up 0` and no
     other series, so a scrape during a Redis outage answers, and alerts on the pool's figures
-    neither fire nor resolve on stale data. Its cost is the snapshot's: `PoolStore.pool_snapshot`
+    neither fire nor resolve on stale data. Its cost is the snapshot's: `Catalog.pool_snapshot`
     reads the pool in at most two round trips; building the families is O(accounts) only with
     per-account series on.
     """

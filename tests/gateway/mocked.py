@@ -68,7 +68,7 @@ async def mocked(
         ) as client,
     ):
         for spec in accounts:
-            await app.state.mjgate.store.apply_account(spec)
+            await app.state.mjgate.catalog.apply_account(spec)
         for _ in range(500):  # as the harness does: the pool loader has loaded the scripts
             if app.state.mjgate.pool_loaded:
                 break

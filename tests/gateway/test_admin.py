@@ -118,7 +118,7 @@ async def test_admin_api_is_off_without_a_token(redis: Redis, prefix: str) -> No
 
 async def test_list_and_show_accounts(redis: Redis, prefix: str) -> None:
     async with harness(redis, prefix) as h:
-        await h.gate.store.apply_account(AccountSpec(2001, name="tagged", tags=("studio",)))
+        await h.gate.catalog.apply_account(AccountSpec(2001, name="tagged", tags=("studio",)))
         listed = data(await call(h, "GET", "/accounts"))["accounts"]
         assert [a["bot_id"] for a in listed] == [1001, 1002, 1003, 1004, 2001]
         pro = listed[2]
@@ -234,7 +234,7 @@ async def test_delete_with_tasks_in_flight(redis: Redis, prefix: str) -> None:
         # the task in flight still finishes and settles, touching nothing but itself
         done = await h.wait_status(task_id, "completed")
         assert done["status"] == "completed"
-        snapshot = await h.gate.store.pool_snapshot()
+        snapshot = await h.gate.catalog.pool_snapshot()
         assert snapshot.account_count == 0
         assert snapshot.slots_in_use[SlotKind.FAST] == 0
         assert snapshot.fast_seconds_left == 0
@@ -323,7 +323,7 @@ async def test_bad_payloads_are_400_naming_the_field(
         assert details == {"type": "invalid_request", "field": field}
         assert answer.json()["message"].startswith(f"{field}: ")
         # nothing was changed
-        assert len(await h.gate.store.list_accounts()) == 4
+        assert len(await h.gate.catalog.list_accounts()) == 4
 
 
 async def test_invalid_pool_file_names_the_line(redis: Redis, prefix: str) -> None:
@@ -332,7 +332,7 @@ async def test_invalid_pool_file_names_the_line(redis: Redis, prefix: str) -> No
         answer = await call(h, "POST", "/pool/apply", content=text.encode())
         assert error(answer, 400) == {"type": "invalid_pool_file", "line": 3}
         assert "gold" in answer.json()["message"]
-        assert len(await h.gate.store.list_accounts()) == 4
+        assert len(await h.gate.catalog.list_accounts()) == 4
 
 
 async def test_keys_lifecycle(redis: Redis, prefix: str) -> None:
@@ -453,7 +453,7 @@ async def test_pool_apply_dry_run_then_idempotent_apply_and_export(
                         (1004, "removed", ())}  # fmt: skip
         assert dry["dry_run"] is True
         assert dry["counts"] == {"updated": 2, "created": 1, "removed": 3}
-        assert len(await h.gate.store.list_accounts()) == 4  # nothing changed
+        assert len(await h.gate.catalog.list_accounts()) == 4  # nothing changed
 
         applied = data(await call(h, "POST", "/pool/apply", content=POOL_FILE.encode()))
         assert applied["dry_run"] is False
@@ -489,7 +489,7 @@ async def test_admin_api_alone_on_its_own_app(redis: Redis, prefix: str) -> None
             paused = await client.post("/admin/v1/accounts/1002/state", headers=ADMIN,
                                        json={"state": "paused"})  # fmt: skip
             assert data(paused)["state"] == "paused"
-            assert (await h.gate.store.get_account(1002)).state is AccountState.PAUSED
+            assert (await h.gate.catalog.get_account(1002)).state is AccountState.PAUSED
             # only the admin API is served there
             task = await client.post("/api/v1/task", headers={"x-api-key": CLIENT_KEY},
                                      json={"model": "midjourney"})  # fmt: skip
@@ -507,4 +507,4 @@ async def test_notifications_endpoint_gives_what_goapi_needs(redis: Redis, prefi
         sent = await h.client.post(where["path"], json=body,
                                    headers={"x-webhook-secret": where["secret"]})  # fmt: skip
         assert sent.status_code == 200
-        assert (await h.gate.store.get_account(1002)).state is AccountState.PAUSED
+        assert (await h.gate.catalog.get_account(1002)).state is AccountState.PAUSED

@@ -48,7 +48,7 @@ def body_text(body: dict[str, Any]) -> bytes:
 
 
 async def nothing_reserved(m: Mocked, redis: Redis, prefix: str) -> None:
-    snapshot = await m.app.state.mjgate.store.pool_snapshot(per_account=False)
+    snapshot = await m.app.state.mjgate.catalog.pool_snapshot(per_account=False)
     assert sum(snapshot.slots_in_use.values()) == 0, snapshot.slots_in_use
     assert [k async for k in redis.scan_iter(match=f"{Keys(prefix).base}res:*")] == []
 

@@ -37,7 +37,7 @@ async def test_the_keys_own_staged_and_pending_tasks_are_cancelled(
             assert (await h.get(task_id)).json()["data"]["status"] == "failed"
         mine_after = await h.get(others["task_id"], key=OTHER_KEY)
         assert mine_after.json()["data"]["status"] in ("staged", "pending")  # not touched
-        account = await h.gate.store.get_account(9)
+        account = await h.gate.catalog.get_account(9)
         assert account is not None and account.fast_in_flight <= 1
         again = await h.client.delete(
             f"/api/v1/tasks?created_before={before}&model=midjourney",

@@ -49,13 +49,13 @@ async def test_an_explicit_relax_on_a_child_runs_relax_on_the_parent_account(
 ) -> None:
     async with harness(redis, prefix, accounts=ACCOUNTS, emulator_config=QUICK) as h:
         bot, parent = await completed_parent(h, "x --fast")
-        before = (await h.gate.store.get_account(bot)).fast_seconds_left
+        before = (await h.gate.catalog.get_account(bot)).fast_seconds_left
         child = await h.create("variation", origin_task_id=parent, index="1", process_mode="relax")
         assert routed(child) == (bot, "relax", "inherited_relax:requested")
         sent = (await h.received())[-1]
         assert (sent["bot_id"], sent["process_mode"]) == (bot, "relax")
         done = await h.wait_status(child.json()["data"]["task_id"], "completed")
         assert done["meta"]["process_mode"] == "relax"
-        account = await h.gate.store.get_account(bot)
+        account = await h.gate.catalog.get_account(bot)
         assert account.fast_seconds_left == before and account.fast_seconds_reserved == 0
         await h.assert_ran_as_routed(at_least=2)

@@ -29,7 +29,7 @@ def error_type(response: httpx.Response) -> str:
 
 
 async def in_flight(h: object, bot_id: int) -> int:
-    account = await h.gate.store.get_account(bot_id)  # type: ignore[attr-defined]
+    account = await h.gate.catalog.get_account(bot_id)  # type: ignore[attr-defined]
     return int(account.in_flight)
 
 
@@ -162,7 +162,7 @@ async def test_account_level_refusal_pauses_and_retries(redis: Redis, prefix: st
         assert int(first.headers["x-mjgate-bot-id"]) == 1
         await h.wait_status(first.json()["data"]["task_id"], "completed")
         await h.emulator.post("/_emulator/accounts/1/captcha")
-        assert (await h.gate.store.get_account(1)).state is AccountState.ACTIVE
+        assert (await h.gate.catalog.get_account(1)).state is AccountState.ACTIVE
         again = await h.create(prompt="x --fast")
         assert again.status_code == 200, again.text
         assert int(again.headers["x-mjgate-bot-id"]) == 2
@@ -172,7 +172,7 @@ async def test_account_level_refusal_pauses_and_retries(redis: Redis, prefix: st
             (1, 400, "mj_bot_captcha_required:"),
             (2, 200, "success"),
         ]
-        account = await h.gate.store.get_account(1)
+        account = await h.gate.catalog.get_account(1)
         assert account.state is AccountState.PAUSED and account.in_flight == 0
         assert await h.assert_ran_as_routed() == 2
 
@@ -185,10 +185,10 @@ async def test_account_notification_pauses_before_any_create(redis: Redis, prefi
         await h.wait_status(first.json()["data"]["task_id"], "completed")
         await h.emulator.post("/_emulator/accounts/1/captcha")
         for _ in range(500):
-            if (await h.gate.store.get_account(1)).state is AccountState.PAUSED:
+            if (await h.gate.catalog.get_account(1)).state is AccountState.PAUSED:
                 break
             await asyncio.sleep(0.01)
-        assert (await h.gate.store.get_account(1)).state is AccountState.PAUSED
+        assert (await h.gate.catalog.get_account(1)).state is AccountState.PAUSED
         again = await h.create(prompt="x --fast")
         assert int(again.headers["x-mjgate-bot-id"]) == 2
         assert [(r["bot_id"], r["status"]) for r in await h.received()] == [(1, 200), (2, 200)]
@@ -209,7 +209,9 @@ async def test_banned_refusal_without_notification_cools_the_account(
         assert answer.status_code == 200, answer.text
         received = await h.received()
         assert len(received) == 1
-        cooled = [a for a in await h.gate.store.list_accounts() if a.state is AccountState.COOLING]
+        cooled = [
+            a for a in await h.gate.catalog.list_accounts() if a.state is AccountState.COOLING
+        ]
         assert len(cooled) == 1 and cooled[0].bot_id != received[0]["bot_id"]
         assert cooled[0].in_flight == 0
         assert await h.assert_ran_as_routed() == 1
@@ -301,7 +303,7 @@ async def test_a_create_tries_accounts_until_one_accepts(redis: Redis, prefix: s
         answer = await h.create(prompt="x --fast")
         assert answer.status_code == 200, answer.text
         assert h.faulty.creates == 4
-        states = {a.bot_id: a for a in await h.gate.store.list_accounts()}
+        states = {a.bot_id: a for a in await h.gate.catalog.list_accounts()}
         taken = int(answer.headers["x-mjgate-bot-id"])
         refused = [bot_id for bot_id in states if bot_id != taken]
         assert len(refused) == 3 and all(states[b].in_flight == 0 for b in refused)
@@ -350,7 +352,7 @@ async def test_a_429_backs_off_without_blaming_any_account(redis: Redis, prefix:
         again = await h.create(prompt="y --fast")  # refused before anything is reserved
         assert again.status_code == 429 and error_type(again) == "upstream_rate_limited"
         assert h.faulty.creates == 1
-        accounts = await h.gate.store.list_accounts()
+        accounts = await h.gate.catalog.list_accounts()
         assert all(a.state is AccountState.ACTIVE and a.in_flight == 0 for a in accounts)
 
 

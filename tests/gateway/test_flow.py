@@ -73,7 +73,7 @@ async def test_cancel_a_pending_task(redis: Redis, prefix: str) -> None:
         }
         after = (await h.get(created["task_id"])).json()["data"]
         assert after["status"] == "failed"
-        account = await h.gate.store.get_account(int(after["input"]["bot_id"]))
+        account = await h.gate.catalog.get_account(int(after["input"]["bot_id"]))
         assert account.fast_in_flight == 0 and account.fast_seconds_reserved == 0
         again = await h.client.delete(
             f"/api/v1/task/{created['task_id']}", headers={"x-api-key": CLIENT_KEY}
@@ -150,7 +150,7 @@ async def test_a_task_finished_in_the_create_answer_is_settled_at_once(
         task = created.json()["data"]
         assert task["status"] == "completed"
         bot = int(created.headers["x-mjgate-bot-id"])
-        account = await h.gate.store.get_account(bot)
+        account = await h.gate.catalog.get_account(bot)
         assert account.in_flight == 0 and account.fast_seconds_reserved == 0
         record = await h.gate.records.load(task["task_id"])
         assert record.status == "completed"

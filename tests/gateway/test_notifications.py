@@ -36,7 +36,7 @@ async def notify(h: Harness, kind: str, **detail: Any) -> httpx.Response:
 
 
 async def account(h: Harness, bot_id: int) -> AccountStatus:
-    status: AccountStatus | None = await h.gate.store.get_account(bot_id)
+    status: AccountStatus | None = await h.gate.catalog.get_account(bot_id)
     assert status is not None
     return status
 

@@ -48,7 +48,7 @@ async def settled(h: Harness, clock: FakeClock, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         staged = await h.gate.store.staged_count()
-        accounts = await h.gate.store.list_accounts()
+        accounts = await h.gate.catalog.list_accounts()
         ready = [
             a.bot_id
             for a in accounts

@@ -55,7 +55,7 @@ async def test_turbo_reserves_twice_the_fast_time(redis: Redis, prefix: str) -> 
         redis, prefix, accounts=(AccountSpec(bot_id=1, plan=Plan.PRO),), emulator_config=SLOW
     ) as h:
         assert routed(await h.create(prompt="x", process_mode="turbo")) == (1, "turbo", "routed")
-        account = await h.gate.store.get_account(1)
+        account = await h.gate.catalog.get_account(1)
         assert account.fast_seconds_reserved == 120
         assert (await last_received(h))["process_mode"] == "turbo"
         await h.assert_ran_as_routed()
@@ -162,7 +162,7 @@ async def test_account_reaching_zero_fast_time_switches_to_relax(redis: Redis, p
     async with harness(redis, prefix, accounts=accounts, emulator_config=config) as h:
         task = (await h.create(prompt="x --fast")).json()["data"]
         await h.wait_status(task["task_id"], "completed")
-        account = await h.gate.store.get_account(1)
+        account = await h.gate.catalog.get_account(1)
         assert account.fast_seconds_left == 0 and account.setting is Setting.RELAX
         bot, mode, decision = routed(await h.create(prompt="y --fast"))
         assert (bot, mode, decision) == (1, "relax", "fallback_relax:no_fast_hours")
@@ -205,7 +205,7 @@ async def test_child_runs_relax_when_the_parent_account_cannot_do_fast(
         parent = (await h.create(prompt="x --fast")).json()["data"]
         await h.wait_status(parent["task_id"], "completed")
         if change == "setting":
-            await h.gate.store.apply_account(
+            await h.gate.catalog.apply_account(
                 AccountSpec(bot_id=1, plan=Plan.PRO, setting=Setting.RELAX)
             )
         else:
@@ -274,7 +274,7 @@ async def test_strategies(redis: Redis, prefix: str, strategy: Strategy, expecte
         AccountSpec(bot_id=2, plan=Plan.STANDARD, fast_slots=4),
     )
     async with harness(redis, prefix, accounts=accounts, emulator_config=SLOW) as h:
-        await h.gate.store.set_strategy(strategy)
+        await h.gate.catalog.set_strategy(strategy)
         first = routed(await h.create(prompt="a --fast"))[0]
         assert first == 1  # both idle: least_busy breaks the tie by most fast time left
         assert routed(await h.create(prompt="b --fast"))[0] == expected

@@ -95,7 +95,7 @@ async def test_reset_with_pool_file_applies_it_again(
         await _wipe(redis, prefix)
 
         async def reapplied() -> bool:
-            return len(await h.gate.store.list_accounts()) == 2
+            return len(await h.gate.catalog.list_accounts()) == 2
 
         await _until("the pool file was not applied again", reapplied)
         assert [c["bot_id"] for c in collected.named("pool_change") if c["why"] == "store_reset"

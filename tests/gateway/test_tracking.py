@@ -72,7 +72,7 @@ async def test_no_webhooks_no_polls_every_slot_is_free_within_the_interval(
             ended = upstream[record.upstream_id or ""]["ended_at"]
             dead = await settled_at(h, task_id) - ended
             assert -0.05 < dead < interval + 0.25, (task_id, dead)
-        assert (await h.gate.store.get_account(7)).fast_in_flight == 0  # type: ignore[union-attr]
+        assert (await h.gate.catalog.get_account(7)).fast_in_flight == 0  # type: ignore[union-attr]
 
 
 async def test_the_expected_end_is_learnt_from_finished_tasks(redis: Redis, prefix: str) -> None:
@@ -144,7 +144,7 @@ async def test_a_webhook_refused_while_redis_was_down_still_settles(prefix: str)
             back = time.monotonic()
             await _wait_record(h, task_id, "completed", timeout=3)
             assert time.monotonic() - back < 0.2 + 0.5
-            account = await h.gate.store.get_account(7)
+            account = await h.gate.catalog.get_account(7)
             assert account is not None and account.fast_in_flight == 0
     finally:
         await client.aclose()

@@ -279,6 +279,34 @@ def test_pool_commands(server: Gateway, tmp_path: Path) -> None:
     assert "line 3" in refused(mjgate(server, "pool", "apply", str(bad)), code=2)
 
 
+def test_pool_pacing_commands(server: Gateway) -> None:
+    assert "the pool has no default pacing" in ok(mjgate(server, "pool", "pacing"))
+    set_ = ok(mjgate(server, "pool", "pacing", "set", "--timezone", "Europe/Berlin",
+                     "--min-gap", "30", "--fast-cap", "100"))  # fmt: skip
+    for text in ("Default pacing", "Europe/Berlin", "fast 100, relax none", "30 s + up to 0 s",
+                 "3 accounts re-paced"):  # fmt: skip
+        assert text in set_, text
+    shown = as_json(mjgate(server, "pool", "pacing", "--json"))
+    assert shown["pacing"]["min_gap_seconds"] == 30.0
+    ok(mjgate(server, "accounts", "set", "702", "--tier", "backup"))
+    ok(mjgate(server, "accounts", "set", "703", "--no-pacing"))
+    changed = as_json(mjgate(server, "pool", "pacing", "set", "--min-gap", "5", "--json"))
+    assert changed["pacing"]["timezone"] == "Europe/Berlin"  # the other keys stay
+    assert changed["accounts_updated"] == [701, 702]  # 703 opted out
+    beta = as_json(mjgate(server, "accounts", "show", "702", "--json"))
+    assert beta["pacing"]["tier"] == "backup" and beta["pacing"]["min_gap_seconds"] == 5.0
+    assert "own: tier; from the pool's default" in ok(mjgate(server, "accounts", "show", "702"))
+    exported = yaml.safe_load(ok(mjgate(server, "pool", "export")))
+    assert exported["pacing"]["min_gap_seconds"] == 5.0
+
+    refused(mjgate(server, "pool", "pacing", "set"), code=2)  # nothing to set
+    bad = refused(mjgate(server, "pool", "pacing", "set", "--timezone", "Mars/Base"))
+    assert "unknown time zone" in bad and "invalid_request" in bad
+    cleared = ok(mjgate(server, "pool", "pacing", "clear"))
+    assert "the pool has no default pacing" in cleared and "2 accounts re-paced" in cleared
+    assert as_json(mjgate(server, "accounts", "show", "701", "--json"))["pacing"] is None
+
+
 def test_exit_codes_for_tokens_and_reachability(server: Gateway) -> None:
     assert "no admin token" in refused(mjgate(server, "pool", "status", token=None), code=2)
     assert "invalid_api_key" in refused(mjgate(server, "pool", "status", token="wrong-token"))

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from routing.catalog import Catalog
 from routing.keys import Keys
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock
@@ -24,3 +25,8 @@ async def store(redis: Redis, keys: Keys, clock: FakeClock) -> AsyncIterator[Poo
     await pool.load_scripts()
     yield pool
     await pool.aclose()
+
+
+@pytest.fixture
+def catalog(store: PoolStore) -> Catalog:
+    return Catalog(store)

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from routing.accounts import AccountSpec, AccountStatus
+from routing.catalog import Catalog
 from routing.model import AccountState, Mode, Plan, Setting, SlotKind
 from routing.results import Reservation, Staged
 from routing.snapshot import AccountFigures, PoolSnapshot
@@ -26,7 +27,7 @@ class FakeClock:
 
 
 async def add(store: PoolStore, bot_id: int, plan: Plan = Plan.PRO, **fields: Any) -> None:
-    await store.apply_account(AccountSpec(bot_id=bot_id, plan=plan, **fields))
+    await Catalog(store).apply_account(AccountSpec(bot_id=bot_id, plan=plan, **fields))
 
 
 async def root(

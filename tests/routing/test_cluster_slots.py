@@ -19,6 +19,7 @@ from gateway.redisconn import redis_client
 from gateway.settings import Settings
 from gateway.taskrecord import TaskRecord
 from gateway.webhooks.outbound import Outbox
+from routing.catalog import Catalog
 from routing.keys import Keys
 from routing.model import AccountState, Mode, Strategy
 from routing.pacing import Pacing
@@ -129,7 +130,7 @@ async def test_every_script_runs_on_a_cluster_within_one_slot(
             # paced: both edges pass in the hour below, so the tick plans again (pace_plan)
             hours = ("00:00-15:10", "15:20-24:00")  # paused: it takes none of the work below
             await add(store, 3, state=AccountState.PAUSED, pacing=Pacing(active_hours=hours))
-            await store.set_strategy(Strategy.MOST_FAST_LEFT)  # rescore
+            await Catalog(store).set_strategy(Strategy.MOST_FAST_LEFT)  # rescore
             first = reserved(await root(store, "t1"))  # reserve_root
             reserved(await child(store, "c1", first.bot_id))  # reserve_child
             for n in range(3):
@@ -144,7 +145,7 @@ async def test_every_script_runs_on_a_cluster_within_one_slot(
             await store.tick()  # tick
             await store.set_fast_time(2, 100)  # set_fast_time
             await store.set_state(2, AccountState.PAUSED)  # set_state
-            await store.remove_account(2, force=True)  # remove_account
+            await Catalog(store).remove_account(2, force=True)  # remove_account
             schedule = CheckSchedule(
                 store.pipe, keys, interval=5, claim_seconds=30, gets_per_second=10, clock=clock
             )

@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from routing.accounts import AccountSpec
+from routing.catalog import Catalog
 from routing.keys import Keys
 from routing.model import Mode, Plan
 from routing.results import Reservation
@@ -24,7 +25,7 @@ CAPACITY = {1: 3, 2: 2, 3: 4, 4: 2}
 
 async def _make_pool(store: PoolStore) -> None:
     for bot_id, (slots, seconds) in POOL.items():
-        await store.apply_account(
+        await Catalog(store).apply_account(
             AccountSpec(
                 bot_id=bot_id,
                 plan=Plan.STANDARD,
@@ -37,7 +38,7 @@ async def _make_pool(store: PoolStore) -> None:
 
 async def _check_pool(store: PoolStore, taken: Counter[int]) -> None:
     assert taken == CAPACITY
-    for account in await store.list_accounts():
+    for account in await Catalog(store).list_accounts():
         assert account.fast_in_flight == CAPACITY[account.bot_id] <= account.fast_slots
         assert account.fast_seconds_left >= 0
         assert account.fast_seconds_reserved == 60 * CAPACITY[account.bot_id]

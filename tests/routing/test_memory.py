@@ -6,6 +6,7 @@ import pytest
 from redis.asyncio import Redis
 
 from routing.accounts import AccountSpec
+from routing.catalog import Catalog
 from routing.model import Plan
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock
@@ -18,7 +19,11 @@ async def _usage(redis: Redis, key: str) -> int:
 
 
 async def test_an_account_costs_at_most_one_kib(
-    store: PoolStore, redis: Redis, clock: FakeClock, record_property: pytest.RecordProperty
+    store: PoolStore,
+    catalog: Catalog,
+    redis: Redis,
+    clock: FakeClock,
+    record_property: pytest.RecordProperty,
 ) -> None:
     keys = store.keys
     for n in range(ACCOUNTS):
@@ -30,7 +35,7 @@ async def test_an_account_costs_at_most_one_kib(
             renews_at=clock() + 86400,
             tags=("studio", "eu-west"),
         )
-        await store.apply_account(spec)
+        await catalog.apply_account(spec)
     hashes = sum([await _usage(redis, keys.account(1_300_000_000 + n)) for n in range(ACCOUNTS)])
     sets = [keys.accounts(), *(keys.index(name) for name in ("fs", "ff", "fb", "rs", "renew"))]
     indexes = sum([await _usage(redis, key) for key in sets])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from routing.accounts import AccountStatus
+from routing.catalog import Catalog
 from routing.model import AccountState, Mode, Plan
 from routing.pacing import Pacing, Tier
 from routing.results import Outcome, Reservation, Staged
@@ -38,7 +39,7 @@ async def paced(store: PoolStore, bot_id: int, plan: Plan = Plan.PRO, **fields: 
 
 
 async def status(store: PoolStore, bot_id: int) -> AccountStatus:
-    account = await store.get_account(bot_id)
+    account = await Catalog(store).get_account(bot_id)
     assert account is not None
     return account
 
@@ -262,7 +263,9 @@ async def test_tag_limited_keys_follow_pacing(store: PoolStore, clock: FakeClock
     assert reserved(await root(store, "r3", tags=["eu"])).bot_id == 1
 
 
-async def test_a_pool_kept_before_pacing_needs_no_new_totals(store: PoolStore) -> None:
+async def test_a_pool_kept_before_pacing_needs_no_new_totals(
+    store: PoolStore, catalog: Catalog
+) -> None:
     """Pacing's totals count only what pacing brings (backups, held accounts): an unpaced
     pool writes none, so totals kept by an older version are right as they are."""
     await add(store, 1, Plan.STANDARD, relax_slots=1)
@@ -271,16 +274,18 @@ async def test_a_pool_kept_before_pacing_needs_no_new_totals(store: PoolStore) -
     totals = await store.redis.hgetall(store.keys.pool_totals())
     legacy = {b"fl", b"fc", b"fu", b"rc", b"ru", b"rcap"}  # the totals before pacing
     assert {name for name in totals if not name.startswith(b"n|")} <= legacy
-    assert (await store.pool_snapshot()).eligible_now == 1
+    assert (await catalog.pool_snapshot()).eligible_now == 1
 
 
-async def test_one_tick_opens_many_windows_at_once(store: PoolStore, clock: FakeClock) -> None:
+async def test_one_tick_opens_many_windows_at_once(
+    store: PoolStore, catalog: Catalog, clock: FakeClock
+) -> None:
     at(clock, "2025-06-15T07:59")
     for bot_id in range(1, 251):
         await paced(store, bot_id, active_hours=("08:00-20:00",))
     at(clock, "2025-06-15T08:00")
     assert len((await store.tick()).paced) == 250  # in bounded scripts, not one per tick
-    assert (await store.pool_snapshot()).eligible_now == 250
+    assert (await catalog.pool_snapshot()).eligible_now == 250
 
 
 async def test_pinned_tasks_are_root_tasks_to_pacing(store: PoolStore, clock: FakeClock) -> None:

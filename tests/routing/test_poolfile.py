@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routing.accounts import AccountSpec
+from routing.catalog import Catalog
 from routing.errors import PoolFileError
 from routing.model import PLANS, AccountState, Plan, Setting, Strategy
 from routing.pacing import Pacing, Tier
@@ -144,14 +145,14 @@ def test_dump_reads_back_to_the_same_definitions(
     assert pool == PoolFile(strategy, tuple(sorted(accounts, key=lambda a: a.bot_id)))
 
 
-async def test_export_reads_back_to_what_was_applied(store: PoolStore) -> None:
+async def test_export_reads_back_to_what_was_applied(store: PoolStore, catalog: Catalog) -> None:
     pool = parse_pool_file(EXAMPLE)
-    await store.apply_pool(pool)
+    await catalog.apply_pool(pool)
     reserved(await root(store, "t1"))  # live figures are not definitions
-    exported = parse_pool_file(await store.export_pool())
+    exported = parse_pool_file(await catalog.export_pool())
     assert exported.strategy is pool.strategy
     assert [_effective(a) for a in exported.accounts] == [_effective(a) for a in pool.accounts]
-    assert all(c.action == "unchanged" for c in await store.apply_pool(exported))
+    assert all(c.action == "unchanged" for c in await catalog.apply_pool(exported))
 
 
 PACED = """\
@@ -189,16 +190,18 @@ def test_the_pool_default_applies_to_every_account_and_each_may_override_it() ->
 
 async def test_pacing_survives_export_and_a_changed_profile_is_a_change(
     store: PoolStore,
+    catalog: Catalog,
 ) -> None:
-    await store.apply_pool(parse_pool_file(PACED))
-    exported = parse_pool_file(await store.export_pool())
+    await catalog.apply_pool(parse_pool_file(PACED))
+    exported = parse_pool_file(await catalog.export_pool())
     assert [a.pacing for a in exported.accounts] == [
         a.pacing for a in parse_pool_file(PACED).accounts
     ]
-    assert all(c.action == "unchanged" for c in await store.apply_pool(exported))
-    changed = await store.apply_pool(parse_pool_file(PACED.replace("150", "100")))
+    assert all(c.action == "unchanged" for c in await catalog.apply_pool(exported))
+    changed = await catalog.apply_pool(parse_pool_file(PACED.replace("150", "100")))
     assert [c for c in changed if c.action != "unchanged"] == [
-        PoolChange(1, "updated", ("daily_caps",))
+        PoolChange(None, "updated", ("pacing",)),  # the default; account 2 overrides the cap
+        PoolChange(1, "updated", ("daily_caps",)),
     ]
 
 
@@ -218,34 +221,34 @@ def _effective(spec: AccountSpec) -> tuple[object, ...]:
     )
 
 
-async def test_apply_pool_makes_the_pool_match_the_file(store: PoolStore) -> None:
+async def test_apply_pool_makes_the_pool_match_the_file(store: PoolStore, catalog: Catalog) -> None:
     first = parse_pool_file(
         "accounts:\n  - {bot_id: 1, plan: pro}\n  - {bot_id: 2}\n  - {bot_id: 3}\n"
     )
-    changes = await store.apply_pool(first)
+    changes = await catalog.apply_pool(first)
     assert changes == [PoolChange(b, "created") for b in (1, 2, 3)]
     reserved(await root(store, "t1", exclude=[1, 3]))  # account 2 has a task in flight
     second = parse_pool_file(
         "strategy: most_fast_left\naccounts:\n  - {bot_id: 1, plan: pro, weight: 2}\n"
     )
-    planned = await store.apply_pool(second, dry_run=True)
+    planned = await catalog.apply_pool(second, dry_run=True)
     assert planned == [
         PoolChange(None, "updated", ("strategy",)),
         PoolChange(1, "updated", ("weight",)),
         PoolChange(2, "draining"),
         PoolChange(3, "removed"),
     ]
-    assert len(await store.list_accounts()) == 3  # the dry run changed nothing
-    assert await store.get_strategy() is Strategy.LEAST_BUSY
-    assert await store.apply_pool(second) == planned
-    accounts = {a.bot_id: a for a in await store.list_accounts()}
+    assert len(await catalog.list_accounts()) == 3  # the dry run changed nothing
+    assert await catalog.get_strategy() is Strategy.LEAST_BUSY
+    assert await catalog.apply_pool(second) == planned
+    accounts = {a.bot_id: a for a in await catalog.list_accounts()}
     assert sorted(accounts) == [1, 2]
     assert accounts[2].state is AccountState.DRAINING
     assert accounts[2].state_reason == "absent_from_pool_file"
-    assert await store.get_strategy() is Strategy.MOST_FAST_LEFT
+    assert await catalog.get_strategy() is Strategy.MOST_FAST_LEFT
     await store.settle("t1", Outcome.COMPLETED)
-    assert (await store.apply_pool(second))[-1] == PoolChange(2, "removed")
-    assert [a.bot_id for a in await store.list_accounts()] == [1]
+    assert (await catalog.apply_pool(second))[-1] == PoolChange(2, "removed")
+    assert [a.bot_id for a in await catalog.list_accounts()] == [1]
 
 
 def test_control_characters_are_a_pool_file_error() -> None:

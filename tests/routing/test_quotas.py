@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 
+from routing.catalog import Catalog
 from routing.errors import QuotaExceededError
 from routing.keys import Keys
 from routing.model import Mode, Plan
@@ -32,7 +33,7 @@ def test_periods_follow_the_keys_calendar() -> None:
 
 
 async def test_jobs_per_day_refused_beyond_the_limit_until_midnight(
-    store: PoolStore, clock: FakeClock
+    store: PoolStore, catalog: Catalog, clock: FakeClock
 ) -> None:
     await add(store, 1, Plan.PRO)
     clock.now = at("2026-03-10T23:59:00", "Europe/Paris")
@@ -42,8 +43,8 @@ async def test_jobs_per_day_refused_beyond_the_limit_until_midnight(
     with pytest.raises(QuotaExceededError) as refused:
         await root(store, "t3", quota=quota)
     assert (refused.value.quota, refused.value.retry_after) == ("jobs_day", 60)
-    assert await store.get_account(1) is not None
-    assert (await store.get_account(1)).fast_in_flight == 3  # type: ignore[union-attr]
+    assert await catalog.get_account(1) is not None
+    assert (await catalog.get_account(1)).fast_in_flight == 3  # type: ignore[union-attr]
     clock.advance(60)  # local midnight: a new day, a new count
     assert reserved(await root(store, "t4", quota=quota)).quota == (("jobs_day", 2),)
 
@@ -167,7 +168,7 @@ async def test_no_overspend_under_concurrency(redis_url: str, keys: Keys) -> Non
 
         accepted = await asyncio.gather(*(one(n) for n in range(200)))
         assert sum(accepted) == 50
-        account = await stores[0].get_account(1)
+        account = await Catalog(stores[0]).get_account(1)
         assert account is not None and account.fast_in_flight == 50
     finally:
         for store in stores:

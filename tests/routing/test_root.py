@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from routing.catalog import Catalog
 from routing.errors import NoRelaxCapableAccountError
 from routing.model import AccountState, Mode, Plan, Setting
 from routing.store import PoolStore
@@ -12,7 +13,9 @@ from tests.routing.helpers import add, reserved, root, staged
 pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
 
 
-async def test_fast_task_is_routed_and_takes_slot_and_fast_time(store: PoolStore) -> None:
+async def test_fast_task_is_routed_and_takes_slot_and_fast_time(
+    store: PoolStore, catalog: Catalog
+) -> None:
     await add(store, 1, Plan.PRO, fast_seconds_left=600)
     got = reserved(await root(store, "t1", Mode.FAST, 60))
     assert (got.bot_id, got.mode, got.cost, got.decision, got.staged) == (
@@ -22,17 +25,19 @@ async def test_fast_task_is_routed_and_takes_slot_and_fast_time(store: PoolStore
         "routed",
         False,
     )
-    account = await store.get_account(1)
+    account = await catalog.get_account(1)
     assert account is not None
     assert (account.fast_seconds_left, account.fast_seconds_reserved) == (540, 60)
     assert (account.fast_in_flight, account.relax_in_flight) == (1, 0)
 
 
-async def test_turbo_uses_a_fast_slot_and_reserves_the_doubled_cost(store: PoolStore) -> None:
+async def test_turbo_uses_a_fast_slot_and_reserves_the_doubled_cost(
+    store: PoolStore, catalog: Catalog
+) -> None:
     await add(store, 1, Plan.PRO, fast_seconds_left=600)
     got = reserved(await root(store, "t1", Mode.TURBO, 120))  # the caller doubles the cost
     assert (got.mode, got.cost, got.decision) == (Mode.TURBO, 120, "routed")
-    account = await store.get_account(1)
+    account = await catalog.get_account(1)
     assert account is not None
     assert (account.fast_seconds_left, account.fast_in_flight) == (480, 1)
 
@@ -83,11 +88,13 @@ async def test_fallback_with_only_basic_accounts_is_an_error(store: PoolStore) -
         await root(store, "t1", Mode.FAST, 60)
 
 
-async def test_account_with_setting_relax_never_takes_fast_work(store: PoolStore) -> None:
+async def test_account_with_setting_relax_never_takes_fast_work(
+    store: PoolStore, catalog: Catalog
+) -> None:
     await add(store, 1, Plan.PRO, setting=Setting.RELAX, fast_seconds_left=10_000)
     got = reserved(await root(store, "t1", Mode.FAST, 60))
     assert (got.bot_id, got.mode, got.decision) == (1, Mode.RELAX, "fallback_relax:no_fast_hours")
-    account = await store.get_account(1)
+    account = await catalog.get_account(1)
     assert account is not None and account.fast_seconds_left == 10_000
     relax = reserved(await root(store, "r1", Mode.RELAX, 0))
     assert (relax.bot_id, relax.decision) == (1, "routed")  # relax qualifies either setting
@@ -133,11 +140,13 @@ async def test_a_feasible_account_beyond_the_first_candidates_is_found(store: Po
     assert (got.bot_id, got.decision) == (99, "routed")
 
 
-async def test_a_retried_call_returns_what_the_task_already_holds(store: PoolStore) -> None:
+async def test_a_retried_call_returns_what_the_task_already_holds(
+    store: PoolStore, catalog: Catalog
+) -> None:
     await add(store, 1, Plan.STANDARD, fast_slots=1)
     first = reserved(await root(store, "t1"))
     assert await root(store, "t1") == first
-    account = await store.get_account(1)
+    account = await catalog.get_account(1)
     assert account is not None and account.fast_in_flight == 1
     stage = staged(await root(store, "t2"))
     assert await root(store, "t2") == stage

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from routing.catalog import Catalog
 from routing.errors import (
     AccountBusyError,
     AccountNotFoundError,
@@ -117,11 +118,11 @@ async def test_an_unreachable_redis_raises_store_error_quickly(keys: Keys) -> No
             store.load_scripts,
             lambda: root(store, "t1", Mode.FAST, 60),
             lambda: store.settle("t1", Outcome.FAILED),
-            lambda: store.get_account(1),
-            store.list_accounts,
+            lambda: Catalog(store).get_account(1),
+            Catalog(store).list_accounts,
             store.staged_count,
-            lambda: store.pool_snapshot(per_account=True),
-            lambda: store.set_strategy(Strategy.WEIGHTED),
+            lambda: Catalog(store).pool_snapshot(per_account=True),
+            lambda: Catalog(store).set_strategy(Strategy.WEIGHTED),
         ]
         for call in calls:
             started = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from routing.catalog import Catalog
 from routing.model import Mode, Plan, Setting
 from routing.results import LeaseClaim, Outcome, Settlement
 from routing.store import PoolStore
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
 
 
 async def _figures(store: PoolStore, bot_id: int) -> tuple[int, int, int, int]:
-    account = await store.get_account(bot_id)
+    account = await Catalog(store).get_account(bot_id)
     assert account is not None
     return (
         account.fast_seconds_left,
@@ -58,15 +59,17 @@ async def test_relax_settle_frees_the_relax_slot(store: PoolStore) -> None:
     assert (await _figures(store, 1))[3] == 0
 
 
-async def test_reaching_zero_fast_time_switches_the_setting_to_relax(store: PoolStore) -> None:
+async def test_reaching_zero_fast_time_switches_the_setting_to_relax(
+    store: PoolStore, catalog: Catalog
+) -> None:
     await add(store, 1, Plan.STANDARD, fast_seconds_left=120)
     reserved(await root(store, "a"))
     reserved(await root(store, "b"))
     await store.settle("a", Outcome.COMPLETED)
-    account = await store.get_account(1)
+    account = await catalog.get_account(1)
     assert account is not None and account.setting is Setting.FAST  # 60 still reserved
     await store.settle("b", Outcome.COMPLETED)
-    account = await store.get_account(1)
+    account = await catalog.get_account(1)
     assert account is not None
     assert (account.setting, account.declared_setting) == (Setting.RELAX, Setting.FAST)
     assert account.history[0]["what"] == "setting"
@@ -76,21 +79,22 @@ async def test_reaching_zero_fast_time_switches_the_setting_to_relax(store: Pool
     assert (again.mode, again.decision) == (Mode.RELAX, "fallback_relax:no_fast_hours")
 
 
-async def test_a_failure_refunds_before_the_switch(store: PoolStore) -> None:
+async def test_a_failure_refunds_before_the_switch(store: PoolStore, catalog: Catalog) -> None:
     await add(store, 1, Plan.STANDARD, fast_seconds_left=60)
     reserved(await root(store, "a"))
     await store.settle("a", Outcome.FAILED)
-    account = await store.get_account(1)
+    account = await catalog.get_account(1)
     assert account is not None
     assert (account.setting, account.fast_seconds_left) == (Setting.FAST, 60)
 
 
 async def test_settle_after_the_account_was_removed_touches_only_the_reservation(
     store: PoolStore,
+    catalog: Catalog,
 ) -> None:
     await add(store, 1, Plan.PRO, fast_seconds_left=600)
     reserved(await root(store, "t1"))
-    await store.remove_account(1, force=True)
+    await catalog.remove_account(1, force=True)
     await add(store, 1, Plan.PRO, fast_seconds_left=600)  # the same bot_id, created again
     settled = await store.settle("t1", Outcome.FAILED)
     assert settled is not None and (settled.bot_id, settled.refunded) == (1, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from routing.catalog import Catalog
 from routing.model import AccountState, Mode, Plan, Setting, SlotKind
 from routing.results import Outcome
 from routing.snapshot import AccountFigures
@@ -9,14 +10,14 @@ from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, reserved, root, staged, totals_from_accounts
 
 
-async def test_snapshot_totals(store: PoolStore, clock: FakeClock) -> None:
+async def test_snapshot_totals(store: PoolStore, catalog: Catalog, clock: FakeClock) -> None:
     await add(store, 1, Plan.PRO, fast_seconds_left=1000)
     await add(store, 2, Plan.STANDARD, fast_seconds_left=0)
     await add(store, 3, Plan.BASIC, state=AccountState.PAUSED)
     reserved(await root(store, "f1"))
     reserved(await root(store, "r1", Mode.RELAX, 0))
     reserved(await root(store, "r2", Mode.RELAX, 0))
-    snapshot = await store.pool_snapshot()
+    snapshot = await catalog.pool_snapshot()
     assert snapshot.accounts == {
         (Plan.PRO, AccountState.ACTIVE, Setting.FAST): 1,
         (Plan.STANDARD, AccountState.ACTIVE, Setting.RELAX): 1,
@@ -29,13 +30,13 @@ async def test_snapshot_totals(store: PoolStore, clock: FakeClock) -> None:
     assert (snapshot.relax_capable, snapshot.staged, snapshot.per_account) == (2, 0, ())
 
 
-async def test_snapshot_per_account_figures(store: PoolStore) -> None:
+async def test_snapshot_per_account_figures(store: PoolStore, catalog: Catalog) -> None:
     await add(store, 2, Plan.STANDARD, fast_slots=1, relax_slots=0, fast_seconds_left=600)
     await add(store, 10, Plan.STANDARD, fast_slots=0, relax_slots=1)
     reserved(await root(store, "f1"))
     reserved(await root(store, "r1", Mode.RELAX, 0))
     staged(await root(store, "f2"))
-    snapshot = await store.pool_snapshot(per_account=True)
+    snapshot = await catalog.pool_snapshot(per_account=True)
     assert snapshot.staged == 1
     active = AccountState.ACTIVE
     assert snapshot.per_account == (
@@ -44,7 +45,9 @@ async def test_snapshot_per_account_figures(store: PoolStore) -> None:
     )
 
 
-async def test_running_totals_match_a_recount(store: PoolStore, clock: FakeClock) -> None:
+async def test_running_totals_match_a_recount(
+    store: PoolStore, catalog: Catalog, clock: FakeClock
+) -> None:
     for bot_id, plan in enumerate([Plan.BASIC, Plan.STANDARD, Plan.PRO, Plan.MEGA], start=1):
         await add(store, bot_id, plan, fast_seconds_left=120 * bot_id, renews_at=clock() + 50)
     for n in range(12):
@@ -54,10 +57,10 @@ async def test_running_totals_match_a_recount(store: PoolStore, clock: FakeClock
     for n in range(0, 12, 2):
         await store.settle(f"f{n}", Outcome.COMPLETED if n % 4 else Outcome.FAILED)
     await store.set_fast_time(4, 0)
-    await store.remove_account(1, force=True)
+    await catalog.remove_account(1, force=True)
     clock.advance(60)
     await store.tick()
     await store.dispatch_staged(32, 60)
-    snapshot = await store.pool_snapshot(per_account=True)
-    expected = totals_from_accounts(await store.list_accounts(), await store.staged_count())
+    snapshot = await catalog.pool_snapshot(per_account=True)
+    expected = totals_from_accounts(await catalog.list_accounts(), await store.staged_count())
     assert snapshot == expected

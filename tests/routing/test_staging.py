@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
+from routing.catalog import Catalog
 from routing.errors import StagedLimitError
 from routing.keys import Keys
 from routing.model import AccountState, Mode, Plan
@@ -52,7 +53,7 @@ async def test_dispatch_takes_later_tasks_that_can_run(store: PoolStore) -> None
     [("disable", "account_disabled"), ("remove", "account_removed")],
 )
 async def test_a_staged_child_whose_parent_account_is_gone_is_dropped_at_once(
-    store: PoolStore, change: str, reason: str
+    store: PoolStore, catalog: Catalog, change: str, reason: str
 ) -> None:
     await add(store, 1, Plan.STANDARD, fast_slots=1)
     await add(store, 2, Plan.STANDARD, fast_slots=1)
@@ -64,7 +65,7 @@ async def test_a_staged_child_whose_parent_account_is_gone_is_dropped_at_once(
         await store.set_state(1, AccountState.DISABLED, reason="banned")
     else:
         await store.settle("t1", Outcome.FAILED)
-        await store.remove_account(1)
+        await catalog.remove_account(1)
     assert await store.dispatch_staged(32, 60) == [Dropped("c1", 1, reason)]
     assert await store.staged_count() == 1  # the root task still waits, for account 2
     assert await store.dispatch_staged(32, 60) == []  # dropped once, to one caller

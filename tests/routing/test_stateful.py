@@ -33,6 +33,7 @@ from hypothesis.stateful import (
 from redis.asyncio import Redis
 
 from routing.accounts import AccountSpec
+from routing.catalog import Catalog
 from routing.errors import (
     NoRelaxCapableAccountError,
     ParentAccountUnavailableError,
@@ -118,6 +119,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
             self.store = PoolStore(
                 client, Keys(f"{prefix}:{uuid.uuid4().hex[:8]}"), clock=self.clock
             )
+            self.catalog = Catalog(self.store)
             self.model = Pool()
             self.tasks = 0
             self.specs: dict[int, AccountSpec] = {}
@@ -151,7 +153,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
             specs=st.lists(account_specs, min_size=1, max_size=5),
         )
         def make_pool(self, strategy: Strategy, specs: list[dict[str, Any]]) -> None:
-            self.run(self.store.set_strategy(strategy))
+            self.run(self.catalog.set_strategy(strategy))
             self.model.strategy = strategy
             for bot_id, spec in enumerate(specs, start=1):
                 fields = dict(spec)
@@ -161,7 +163,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
                     fields["relax_slots"] = 0
                 spec = AccountSpec(bot_id=bot_id, renews_at=renews_at, **fields)
                 self.specs[bot_id] = spec
-                self.run(self.store.apply_account(spec))
+                self.run(self.catalog.apply_account(spec))
                 left = fields["fast_seconds_left"]
                 self.model.accounts[bot_id] = Account(
                     bot_id=bot_id,
@@ -338,7 +340,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
             if bot_id not in self.specs:
                 return
             self.specs[bot_id] = replace(self.specs[bot_id], pacing=profile)
-            self.run(self.store.apply_account(self.specs[bot_id]))
+            self.run(self.catalog.apply_account(self.specs[bot_id]))
             self.model.accounts[bot_id].set_profile(profile, self.now)
 
         # -- after every step -----------------------------------------------------------------
@@ -346,7 +348,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
         def accounts_agree(self) -> None:
             if not self.model.accounts:
                 return
-            accounts = self.run(self.store.list_accounts())
+            accounts = self.run(self.catalog.list_accounts())
             assert [a.bot_id for a in accounts] == sorted(self.model.accounts)
             for got in accounts:
                 want = self.model.accounts[got.bot_id]
@@ -386,7 +388,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
                 assert got.pace.gap_until == (None if gap is None else gap / 1000)
             staged = self.run(self.store.staged_count())
             assert staged == len(self.model.queue)
-            snapshot = self.run(self.store.pool_snapshot(per_account=True))
+            snapshot = self.run(self.catalog.pool_snapshot(per_account=True))
             assert snapshot == totals_from_accounts(accounts, staged)
 
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from routing.accounts import AccountSpec
+from routing.catalog import Catalog
 from routing.errors import NoRelaxCapableAccountError
 from routing.model import AccountState, Mode, Plan
 from routing.results import Outcome
@@ -46,18 +47,18 @@ async def test_fallback_and_errors_look_at_tagged_accounts_only(store: PoolStore
         await root(store, "t3", Mode.RELAX, 0, tags=("nobody",))
 
 
-async def test_tag_sets_follow_account_changes(store: PoolStore) -> None:
+async def test_tag_sets_follow_account_changes(store: PoolStore, catalog: Catalog) -> None:
     await add(store, 1, Plan.PRO, tags=("studio",))
     await add(store, 2, Plan.PRO)
-    await store.apply_account(AccountSpec(bot_id=1, plan=Plan.PRO, tags=("other",)))
-    await store.apply_account(AccountSpec(bot_id=2, plan=Plan.PRO, tags=("studio",)))
+    await catalog.apply_account(AccountSpec(bot_id=1, plan=Plan.PRO, tags=("other",)))
+    await catalog.apply_account(AccountSpec(bot_id=2, plan=Plan.PRO, tags=("studio",)))
     assert reserved(await root(store, "t1", tags=("studio",))).bot_id == 2
     await store.set_state(2, AccountState.PAUSED, reason="test")
     with pytest.raises(NoRelaxCapableAccountError):  # no *active* tagged account: as untagged
         await root(store, "t2", Mode.RELAX, 0, tags=("studio",))
     await store.set_state(2, AccountState.ACTIVE, reason="test")
     await store.settle("t1", Outcome.FAILED)
-    await store.remove_account(2)
+    await catalog.remove_account(2)
     with pytest.raises(NoRelaxCapableAccountError):
         await root(store, "t3", Mode.RELAX, 0, tags=("studio",))
     assert reserved(await root(store, "t4", Mode.RELAX, 0, tags=("other",))).bot_id == 1

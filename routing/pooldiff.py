@@ -1,0 +1,95 @@
+"""An account's declared definition read back from the pool, and an apply's changes described
+field by field (from, to) for the logs.
+
+`spec_of(status)` is what the operator last declared for an account (what `export_pool` writes
+and what re-applying it changes nothing of); `describe` turns a `PoolChange` into
+(field, from, to) triples, by the field names an apply reports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routing.accounts import AccountSpec, AccountStatus
+from routing.pacefile import dump_block
+from routing.pacing import Pacing
+from routing.poolfile import PoolChange, PoolFile
+
+
+def spec_of(status: AccountStatus) -> AccountSpec:
+    """The account's declared definition (its pacing as declared: own keys or inherited)."""
+    return AccountSpec(
+        bot_id=status.bot_id,
+        name=status.name,
+        plan=status.plan,
+        setting=status.declared_setting,
+        fast_seconds_left=status.declared_fast_seconds,
+        renews_at=status.declared_renews_at,
+        fast_slots=status.fast_slots,
+        relax_slots=status.relax_slots,
+        weight=status.weight,
+        tags=status.tags,
+        state=status.declared_state or status.state,
+        pacing=status.pacing,
+        own_pacing=status.own_pacing,
+    )
+
+
+def _block(profile: Pacing | None) -> dict[str, Any] | None:
+    return None if profile is None else dump_block(profile)
+
+
+def declared(status: AccountStatus) -> dict[str, Any]:
+    """An account's declared definition, by the field names an apply reports."""
+    return {
+        "name": status.name,
+        "plan": str(status.plan),
+        "setting": str(status.declared_setting),
+        "fast_seconds_left": status.declared_fast_seconds,
+        "renews_at": status.declared_renews_at,
+        "fast_slots": status.fast_slots,
+        "relax_slots": status.relax_slots,
+        "weight": status.weight,
+        "tags": list(status.tags),
+        "state": str(status.declared_state or status.state),
+        "pacing": _block(status.pacing),
+    }
+
+
+def specified(spec: AccountSpec) -> dict[str, Any]:
+    """A definition from a file, by the same field names (defaults resolved)."""
+    return {
+        "name": spec.name,
+        "plan": str(spec.plan),
+        "setting": str(spec.setting),
+        "fast_seconds_left": spec.effective_fast_seconds,
+        "renews_at": spec.renews_at,
+        "fast_slots": spec.effective_fast_slots,
+        "relax_slots": spec.effective_relax_slots,
+        "weight": spec.weight,
+        "tags": list(spec.tags),
+        "state": str(spec.state),
+        "pacing": _block(spec.pacing),
+    }
+
+
+def describe(
+    change: PoolChange,
+    before: dict[int, AccountStatus],
+    pool_file: PoolFile,
+    strategy: str,
+    pacing: Pacing | None = None,
+) -> list[tuple[str, Any, Any]]:
+    """(field, from, to) for each field `change` names; `before`: the accounts before the
+    apply; `strategy` and `pacing`: the pool's strategy and default pacing before it."""
+    if change.bot_id is None:
+        pool_was = {"strategy": strategy, "pacing": _block(pacing)}
+        pool_will = {"strategy": str(pool_file.strategy), "pacing": _block(pool_file.pacing)}
+        return [(name, pool_was[name], pool_will[name]) for name in change.fields]
+    old = before.get(change.bot_id)
+    specs = {spec.bot_id: spec for spec in pool_file.accounts}
+    new = specs.get(change.bot_id)
+    was = declared(old) if old is not None else {}
+    will = specified(new) if new is not None else {}
+    names = change.fields or tuple(was if change.action in ("removed", "draining") else will)
+    return [(name, was.get(name), will.get(name)) for name in names]
