@@ -7,9 +7,7 @@ Redis errors become routing.errors.StoreError (`routing.errors.store_errors`), a
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable, Coroutine
-from importlib import resources
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
@@ -18,19 +16,13 @@ from gateway.taskrecord import TaskRecord
 from routing.errors import store_errors
 from routing.keys import Keys
 from routing.pipe import Pipe
+from routing.scripts import Script
 
 T = TypeVar("T")
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-# SET NX, or the value already there: one atomic step on one key
-_CLAIM = (
-    "local v = redis.call('GET', KEYS[1]) if v then return v end "
-    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return false"
-)
 
 
 class RecordStore:
@@ -45,8 +37,8 @@ class RecordStore:
         self.ttl = ttl
         self.pipe = pipe
         self.timeout = timeout
-        self._source = resources.files("gateway").joinpath("lua/record_save.lua").read_text()
-        self._sha = hashlib.sha1(self._source.encode()).hexdigest()
+        self._save_script = Script.from_package("gateway", "record_save")
+        self._claim_script = Script.from_package("gateway", "idempotency_claim")
 
     async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
         async with store_errors(op, self.timeout):
@@ -60,7 +52,7 @@ class RecordStore:
         record was terminal), a conditional non-terminal one leaves it as `save` set it when
         the upstream id became known."""
         args = (self.ttl, when, record.status, record.encode())
-        reply = self.pipe.evalsha(self._sha, self._source, (self.keys.task(record.task_id),), args)
+        reply = self._save_script.on_pipe(self.pipe, (self.keys.task(record.task_id),), args)
         mapped: Awaitable[Any] | None = None
         if record.upstream_id:
             key = self.keys.upstream_task(record.upstream_id)
@@ -144,10 +136,9 @@ class RecordStore:
         and fingerprint already using it, if any. Sent when called, on the hot-path pipe: a
         record saved right after it is written before any later request of this replica can
         read the key."""
-        reply = self.pipe.send(
-            b"EVAL", _CLAIM, 1, self.keys.idempotency(client_id, key), f"{task_id} {fingerprint}",
-            ttl,
-        )  # fmt: skip
+        reply = self._claim_script.on_pipe(
+            self.pipe, (self.keys.idempotency(client_id, key),), (f"{task_id} {fingerprint}", ttl)
+        )
         return self._claimed(reply)
 
     async def _claimed(self, reply: Awaitable[Any]) -> tuple[str, str] | None:

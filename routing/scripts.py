@@ -1,27 +1,44 @@
-"""The pool's Lua scripts: package files, each loaded with the shared prelude, called by SHA.
+"""Lua scripts: one loader for the whole project, and the pool's scripts.
 
-Every script under `routing/lua/` does one atomic job. Three preludes are put in front of each
-body when it is loaded: `lib.lua` (key layout, account codec, indexes, aggregates, history),
+`Script` is a script's text and the SHA1 Redis caches it under, read from a package's `lua/`
+folder. It is called by SHA, and a server that lost its script cache (a restart, SCRIPT FLUSH,
+a failover) is answered with EVAL and the text, which caches it again. Two thin runners, one
+per kind of connection:
+
+- `Script.on_pipe`: EVALSHA on a `routing.pipe.Pipe` (the hot path). The pipe keeps the text
+  by SHA and, on NOSCRIPT, sends the EVAL at once on the same connection, so scripts sent in a
+  row still run in that order.
+- `Script.on_redis`: EVALSHA on a redis-py client (standalone, Sentinel or cluster: the keys
+  name the slot); on NOSCRIPT, EVAL with the text.
+
+The pool's scripts (`routing/lua/`, SCRIPT_NAMES) each do one atomic job. Their bodies use
+the shared libraries `lib.lua` (key layout, account codec, indexes, aggregates, history),
 `tenants.lua` (client keys' quotas and fair queueing of staged work) and `decide.lua` (the
-routing rules, reserving, staging), so every script counts and decides
-with the same code. `Scripts.load()` registers them all (SCRIPT LOAD); each call runs
-EVALSHA on the store's `Pipe` and, if the server lost its script cache (a restart, SCRIPT
-FLUSH, a failover), EVAL with the source, which caches it again.
+routing rules, reserving, staging); each is loaded with only the library definitions it uses
+(`routing.prelude`), so every script counts and decides with the same code and pays only
+for what it runs. `Scripts` runs them for one pool; `Scripts.load()` registers them all.
 
-Conventions (see lib.lua): KEYS[1] is the pool's meta hash, ARGV[1] the key base, ARGV[2] now
-in unix milliseconds from the store's clock; the rest is per script.
+Conventions of the pool's scripts (see lib.lua): KEYS[1] is the pool's meta hash, ARGV[1]
+the key base, ARGV[2] now in unix milliseconds from the store's clock; the rest is per script.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from routing.address import Arg
 from routing.keys import Keys
 from routing.pipe import Pipe
+from routing.prelude import compose
 
 SCRIPT_NAMES = (
     "reserve_root",
@@ -41,19 +58,58 @@ SCRIPT_NAMES = (
     "track_take",
     "pace_plan",
 )
-PRELUDES = ("lib", "tenants", "decide")
 
 
-def _read(name: str) -> str:
-    return resources.files("routing").joinpath("lua", f"{name}.lua").read_text("utf-8")
+@dataclass(frozen=True)
+class Script:
+    """A Lua script: its name, the text Redis runs and the SHA1 Redis knows it by."""
+
+    name: str
+    source: str
+    sha: str
+
+    @classmethod
+    def of(cls, name: str, source: str) -> Script:
+        return cls(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+    @classmethod
+    def from_package(cls, package: str, name: str) -> Script:
+        """`<package>/lua/<name>.lua`, as it is."""
+        return cls.of(name, read(package, name))
+
+    def on_pipe(self, pipe: Pipe, keys: Sequence[Arg], args: Sequence[Arg]) -> asyncio.Future[Any]:
+        """Run on the pipe: sent now (not when awaited)."""
+        return pipe.evalsha(self.sha, self.source, keys, args)
+
+    async def on_redis(self, redis: Redis, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+        """Run on a redis-py client."""
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await redis.eval(self.source, len(keys), *keys, *args)
+
+    async def load_on_pipe(self, pipe: Pipe, route: Arg) -> None:
+        """SCRIPT LOAD on the server that holds `route` (a key), so the first call doesn't
+        pay for it."""
+        loaded = await pipe.call(b"SCRIPT", b"LOAD", self.source, route=route)
+        assert loaded.decode() == self.sha, f"Redis hashed {self.name} to {loaded!r}"
+
+
+def read(package: str, name: str) -> str:
+    return resources.files(package).joinpath("lua", f"{name}.lua").read_text("utf-8")
 
 
 @cache
-def source(name: str) -> str:
-    """The full text Redis runs for script `name`: the preludes, then the body."""
+def pool_script(name: str) -> Script:
+    """Pool script `name`: the library definitions its body uses, then the body."""
     if name not in SCRIPT_NAMES:
         raise KeyError(name)
-    return "\n".join([*(_read(prelude) for prelude in PRELUDES), _read(name)])
+    return Script.of(name, compose(read("routing", name)))
+
+
+def source(name: str) -> str:
+    """The full text Redis runs for pool script `name`."""
+    return pool_script(name).source
 
 
 class Scripts:
@@ -63,19 +119,15 @@ class Scripts:
         self._pipe = pipe
         self._keys = keys
         self._meta = keys.pool_meta()
-        self._scripts: dict[str, tuple[str, str]] = {
-            name: (hashlib.sha1(source(name).encode()).hexdigest(), source(name))
-            for name in SCRIPT_NAMES
-        }
 
     async def load(self) -> None:
         """SCRIPT LOAD every script, so the first calls don't pay for it."""
-        for sha, text in self._scripts.values():
-            loaded = await self._pipe.call(b"SCRIPT", b"LOAD", text, route=self._meta)
-            assert loaded.decode() == sha, f"Redis hashed a script to {loaded!r}, not {sha}"
+        for name in SCRIPT_NAMES:
+            await pool_script(name).load_on_pipe(self._pipe, self._meta)
 
     def run(self, name: str, now_ms: int, *args: str | int) -> Awaitable[Any]:
         """Run script `name` with the conventional KEYS/ARGV head, then `args`. The command
         is sent when this is called, not when the result is awaited."""
-        sha, text = self._scripts[name]
-        return self._pipe.evalsha(sha, text, (self._meta,), (self._keys.base, now_ms, *args))
+        return pool_script(name).on_pipe(
+            self._pipe, (self._meta,), (self._keys.base, now_ms, *args)
+        )

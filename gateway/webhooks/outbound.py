@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import ipaddress
 import time
-from importlib import resources
 from urllib.parse import urlparse
 
 import httpx
@@ -34,6 +33,7 @@ from gateway.metrics import Metrics
 from gateway.records import RecordStore
 from gateway.taskrecord import TaskRecord
 from routing.keys import Keys
+from routing.scripts import Script
 
 MAX_ATTEMPTS = 10
 RESOLVE_TIMEOUT = 5.0  # seconds to resolve a client's webhook host
@@ -93,9 +93,7 @@ class Outbox:
         self.metrics = metrics
         self.allow_private = allow_private
         self.client = httpx.AsyncClient(transport=transport, timeout=10.0)
-        self.claim = redis.register_script(
-            resources.files("gateway").joinpath("lua/outbox_claim.lua").read_text()
-        )
+        self.claim = Script.from_package("gateway", "outbox_claim")
         self.wake = asyncio.Event()
 
     async def aclose(self) -> None:
@@ -114,7 +112,7 @@ class Outbox:
 
     async def run_once(self, limit: int = 50) -> int:
         now = int(time.time() * 1000)
-        claimed = await self.claim(keys=[self.key], args=[now, limit, 30_000])
+        claimed = await self.claim.on_redis(self.redis, (self.key,), (now, limit, 30_000))
         ids = [c.decode() if isinstance(c, bytes) else str(c) for c in claimed]
         await asyncio.gather(*(self._deliver(task_id) for task_id in ids))
         return len(ids)

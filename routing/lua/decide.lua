@@ -1,5 +1,5 @@
--- decide.lua: the second prelude (after lib.lua, before each script body): the routing rules
--- of DESIGN.md section 2 over lib.lua's indexes, taking a reservation, and staging. Shared by
+-- decide.lua: the third library (after lib.lua and tenants.lua): the routing rules over
+-- lib.lua's indexes, taking a reservation, and staging. Shared by
 -- reserve_root, reserve_child and dispatch_staged, so a staged task is decided again later
 -- with exactly the rules it was staged under.
 
@@ -24,7 +24,7 @@ local function pick_fast(T, cost, ex, nex)
   for _ = 1, PICK do
     local stale = false
     for _, id in ipairs(redis.call('ZRANGE', T.fs, 0, PICK + nex - 1)) do
-      if not ex[id] and tonumber(redis.call('HGET', k_acct(id), 'fl')) >= cost then
+      if not ex[id] and acct_load(id).fl >= cost then
         if pace_fresh(id) then return id end
         stale = true
         break
@@ -148,7 +148,7 @@ end
 -- relax-capable account (free, busy or held by pacing).
 local function relax_tier(T, ex, nex, decision, members)
   local capable_ok = function(x)
-    return x.st == 'active' and x.p ~= 'basic' and x.rs > 0 and pace_root_ok(x, 'r')
+    return x.st == 'active' and relax_capable(x) and pace_root_ok(x, 'r')
       and tier(x) == T
   end
   if members then
@@ -265,7 +265,7 @@ local function decide_child(pid, pmode, cost)
       mode, c, decision = 'relax', 0, 'inherited_relax:no_fast_time'
     end
   end
-  if mode == 'relax' and a.p == 'basic' then
+  if mode == 'relax' and not plan_has_relax(a) then
     return {'E', 'parent_unavailable', 'no_relax_on_basic'}
   end
   local held = pace_child_reason(a, mode == 'relax' and 'r' or 'f')
@@ -353,6 +353,37 @@ local function stage(task, reason, client, limit, deadline_ms, fields, weight)
   redis.call('HSET', k_stg(task), 'r', reason, 'cl', client, 'dl', n2s(deadline_ms),
              'w', weight or 1, unpack(fields))
   return {'S', reason}
+end
+
+-- A fresh request's outcome (reserve_root, reserve_child): decision `d` becomes a
+-- reservation (charged to the client key's quotas, counted in its tasks in flight), a staged
+-- entry (`fields` to retry it; charged `cost`, what the requested mode costs) or stays an
+-- error. `req`: task, kind (root | child), client, q (quota terms or nil), lease_ms, limit
+-- (staged), timeout_ms (staged), weight (fair queue). Replies carry what is left of each
+-- quota limit and the thresholds crossed now (tenants.lua).
+local function conclude(d, req, fields, cost)
+  local client, q = req.client, req.q
+  if d[1] == 'R' and q and TN.flight_full(client, q.mi) then d = {'S', 'key_in_flight_limit'} end
+  if d[1] == 'R' then
+    local left, alerts, extra = TN.charge(client, q, d[4])
+    if q and q.mi then
+      redis.call('HINCRBY', TN.kif, client, 1)
+      extra[#extra + 1] = 'qi'
+      extra[#extra + 1] = 1
+    end
+    local r = reserve(req.task, d[2], d[3], d[4], d[5], req.lease_ms, 0, req.kind, extra)
+    r[8], r[9] = left, alerts
+    return r
+  end
+  if d[1] == 'S' then
+    local s = stage(req.task, d[2], client, req.limit, NOW + req.timeout_ms, fields, req.weight)
+    if s[1] ~= 'S' then return s end
+    local left, alerts, extra = TN.charge(client, q, cost)
+    if #extra > 0 then redis.call('HSET', k_stg(req.task), unpack(extra)) end
+    s[3], s[4] = left, alerts
+    return s
+  end
+  return d
 end
 
 -- Take a task out of the queue (dispatched, cancelled or expired); false if it wasn't there.
@@ -471,4 +502,3 @@ local function dispatch(limit, default_lease, window)
   return out
 end
 
--- Script body follows.

@@ -1,6 +1,7 @@
--- lib.lua: the first prelude routing/scripts.py puts in front of every script body at load
--- time (then decide.lua, then the body). It holds the key layout, the account codec, the
--- eligibility indexes, the aggregates and the history, so every script counts the same way.
+-- lib.lua: the first library of definitions (then tenants.lua, then decide.lua): the key
+-- layout, the account codec, the eligibility indexes, the aggregates and the history, so
+-- every script counts the same way. A script body is loaded with the definitions it uses,
+-- directly or through others (routing/prelude.py): each starts at column 0, after its comment.
 --
 -- Conventions shared by every script:
 --   KEYS[1]   the pool's meta hash, `<prefix>:{pool}:meta`: names the cluster slot. Every other
@@ -30,34 +31,47 @@ local NOW = tonumber(ARGV[2])
 local HISTORY = 10 -- entries kept per account (~100 B each: keeps an account near 1 KiB)
 local Q = 1048576 -- 2^20: resolution of in_flight/slots ratios (exact for slots <= 1000)
 
-local K = {
-  meta = BASE .. 'meta', -- strategy, seq (staged order), gen (incarnations)
-  agg = BASE .. 'agg', -- pool-wide aggregates, kept incrementally
-  all = BASE .. 'accts', -- set of every bot_id
-  fs = BASE .. 'ix:fs', -- fast-eligible with a free fast slot, by strategy score
-  ff = BASE .. 'ix:ff', -- the same members, by fast seconds left
-  fb = BASE .. 'ix:fb', -- fast-eligible with every fast slot busy, by fast seconds left
-  rs = BASE .. 'ix:rs', -- relax-eligible with a free relax slot, by strategy score
-  renew = BASE .. 'ix:renew', -- accounts with a renewal date, by renewal (ms)
-  cool = BASE .. 'ix:cool', -- cooling accounts, by deadline (ms)
-  lease = BASE .. 'leases', -- reservations, by lease deadline (ms)
-  stq = BASE .. 'stq', -- staged tasks, FIFO: score = arrival sequence
-  stdl = BASE .. 'stdl', -- staged tasks, by deadline (ms)
-  stc = BASE .. 'stc', -- staged tasks per client id
-  track = BASE .. 'track', -- tasks sent upstream, by next completion check (ms)
-  trackb = BASE .. 'trackb', -- the deployment's budget of upstream GETs: tokens, at (ms)
-  fp = BASE .. 'ix:fp', -- fast-capable but held by pacing, by fast seconds left
-  rp = BASE .. 'ix:rp', -- relax-capable but held by pacing, by next pacing change (ms)
-  bfs = BASE .. 'ix:bfs', bff = BASE .. 'ix:bff', bfb = BASE .. 'ix:bfb', -- backup tier:
-  brs = BASE .. 'ix:brs', bfp = BASE .. 'ix:bfp', brp = BASE .. 'ix:brp', -- the same six
-  pace = BASE .. 'ix:pace', -- paced accounts, by their next time-driven change (ms)
-  pref = BASE .. 'ix:pref', -- paced accounts whose plan needs computing again (tick)
-}
+-- Key names are made on first use (a script uses a few of them; building a string costs
+-- time at every call): `names` gives each one's suffix after the base; `fields` (or {}) is
+-- the table returned, with any other fields it should have.
+local function keyset(names, fields)
+  return setmetatable(fields or {}, {__index = function(t, name)
+    local key = BASE .. names[name]
+    t[name] = key
+    return key
+  end})
+end
+
+local K = keyset({
+  meta = 'meta', -- strategy, seq (staged order), gen (incarnations)
+  agg = 'agg', -- pool-wide aggregates, kept incrementally
+  all = 'accts', -- set of every bot_id
+  fs = 'ix:fs', -- fast-eligible with a free fast slot, by strategy score
+  ff = 'ix:ff', -- the same members, by fast seconds left
+  fb = 'ix:fb', -- fast-eligible with every fast slot busy, by fast seconds left
+  rs = 'ix:rs', -- relax-eligible with a free relax slot, by strategy score
+  renew = 'ix:renew', -- accounts with a renewal date, by renewal (ms)
+  cool = 'ix:cool', -- cooling accounts, by deadline (ms)
+  lease = 'leases', -- reservations, by lease deadline (ms)
+  stq = 'stq', -- staged tasks, FIFO: score = arrival sequence
+  stdl = 'stdl', -- staged tasks, by deadline (ms)
+  stc = 'stc', -- staged tasks per client id
+  track = 'track', -- tasks sent upstream, by next completion check (ms)
+  trackb = 'trackb', -- the deployment's budget of upstream GETs: tokens, at (ms)
+  fp = 'ix:fp', -- fast-capable but held by pacing, by fast seconds left
+  rp = 'ix:rp', -- relax-capable but held by pacing, by next pacing change (ms)
+  bfs = 'ix:bfs', bff = 'ix:bff', bfb = 'ix:bfb', -- backup tier:
+  brs = 'ix:brs', bfp = 'ix:bfp', brp = 'ix:brp', -- the same six
+  pace = 'ix:pace', -- paced accounts, by their next time-driven change (ms)
+  pref = 'ix:pref', -- paced accounts whose plan needs computing again (tick)
+})
 -- The selection indexes of each tier: primary accounts, and backups (used only when no
 -- primary can take a task: decide.lua).
 local IX = {
-  p = {fs = K.fs, ff = K.ff, fb = K.fb, rs = K.rs, fp = K.fp, rp = K.rp, name = 'p'},
-  b = {fs = K.bfs, ff = K.bff, fb = K.bfb, rs = K.brs, fp = K.bfp, rp = K.brp, name = 'b'},
+  p = keyset({fs = 'ix:fs', ff = 'ix:ff', fb = 'ix:fb', rs = 'ix:rs', fp = 'ix:fp',
+              rp = 'ix:rp'}, {name = 'p'}),
+  b = keyset({fs = 'ix:bfs', ff = 'ix:bff', fb = 'ix:bfb', rs = 'ix:brs', fp = 'ix:bfp',
+              rp = 'ix:brp'}, {name = 'b'}),
 }
 local function k_acct(id) return BASE .. 'acct:' .. id end
 local function k_hist(id) return BASE .. 'hist:' .. id end
@@ -79,14 +93,25 @@ local function hash_table(key)
   return t
 end
 
+-- The accounts this call has read, by bot_id (false: absent), kept current by acct_save, so
+-- an account read twice (a candidate, then its reservation) is read from Redis once. A loaded
+-- account is never changed in place: callers change a copy and save it (acct_save).
+local loaded = {}
+
 local function acct_load(id)
+  local hit = loaded[id]
+  if hit ~= nil then return hit or nil end
   local raw = redis.call('HGETALL', k_acct(id))
-  if #raw == 0 then return nil end
+  if #raw == 0 then
+    loaded[id] = false
+    return nil
+  end
   local a = {id = id}
   for i = 1, #raw, 2 do
     local f, v = raw[i], raw[i + 1]
     if NUMERIC[f] then a[f] = tonumber(v) else a[f] = v end
   end
+  loaded[id] = a
   return a
 end
 
@@ -181,13 +206,20 @@ local function pace_take(a, kind, mode, jitter_key)
   if gap > 0 then a.gp, a.gr = '1', NOW + gap else a.gp, a.gr = nil, nil end
 end
 
+-- Does the account's plan include relax (basic has none)?
+local function plan_has_relax(a) return a.p ~= 'basic' end
+
+-- Can the account run relax work (its state and pacing aside): its plan has relax and it has
+-- relax slots.
+local function relax_capable(a) return plan_has_relax(a) and a.rs > 0 end
+
 -- Which indexes an account belongs to: free fast, busy fast (with fast time), free relax,
 -- fast-capable held by pacing, relax-capable held by pacing.
 local function eligible(a)
   if not a or a.st ~= 'active' then return false, false, false, false, false end
   local fast = a.se == 'fast' and a.fl > 0
   local okf, okr = pace_root_ok(a, 'f'), pace_root_ok(a, 'r')
-  local relax = a.p ~= 'basic' and a.rs > 0
+  local relax = relax_capable(a)
   return fast and okf and a.fi < a.fs, fast and okf and a.fi >= a.fs,
          relax and okr and a.ri < a.rs, fast and not okf, relax and not okr
 end
@@ -252,7 +284,7 @@ local function contribution(a)
   c.fl = a.fl
   if a.st == 'active' then
     c.fc, c.fu, c.rc, c.ru = a.fs, a.fi, a.rs, a.ri
-    if a.p ~= 'basic' and a.rs > 0 then
+    if relax_capable(a) then
       c.rcap = 1
       if a.ti == 'backup' then c.rcb = 1 end
     end
@@ -311,6 +343,7 @@ local function acct_save(old, a)
   end
   reindex(old, a)
   reaggregate(old, a)
+  loaded[(a or old).id] = a or false
 end
 
 -- Changes worth an entry in the account's history ----------------------------------------
@@ -350,20 +383,23 @@ local function change_fast(a, seconds, reason)
   if seconds <= 0 then change_setting(a, 'relax', reason) else change_setting(a, a.ds, reason) end
 end
 
+-- Bring one account's pacing up to date through the funnel (it may be gone).
+local function pace_apply(id)
+  local old = acct_load(id)
+  if not old then
+    redis.call('ZREM', K.pace, id)
+    return
+  end
+  local a = copy(old)
+  pace_advance(a)
+  acct_save(old, a)
+end
+
 -- Apply pacing changes due by now to up to `limit` accounts, earliest first, through the
 -- funnel (the tick, and every decision before it looks at the indexes). Returns their ids.
 local function pace_due(limit)
   local ids = redis.call('ZRANGEBYSCORE', K.pace, '-inf', NOW, 'LIMIT', 0, limit)
-  for _, id in ipairs(ids) do
-    local old = acct_load(id)
-    if old then
-      local a = copy(old)
-      pace_advance(a)
-      acct_save(old, a)
-    else
-      redis.call('ZREM', K.pace, id)
-    end
-  end
+  for _, id in ipairs(ids) do pace_apply(id) end
   return ids
 end
 
@@ -372,9 +408,6 @@ end
 local function pace_fresh(id)
   local due = redis.call('ZSCORE', K.pace, id)
   if not due or tonumber(due) > NOW then return true end
-  local old = acct_load(id)
-  local a = copy(old)
-  pace_advance(a)
-  acct_save(old, a)
+  pace_apply(id)
   return false
 end

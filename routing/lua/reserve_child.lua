@@ -1,7 +1,7 @@
 -- reserve_child: run a child task (upscale, variation, ...) on its parent's account, in the
 -- parent's mode unless the account can't (setting relax or too little fast time: relax), or
 -- stage it while that account is busy, paused or held by pacing (outside all its hours, or
--- at its daily cap) (DESIGN.md section 2, child tasks), checking and counting the client
+-- at its daily cap) (child tasks, docs/routing.md), checking and counting the client
 -- key's quotas in the same step.
 -- KEYS[1]  pool meta hash                ARGV[1] key base    ARGV[2] now (unix ms)
 -- ARGV[3]  task id                       ARGV[4] parent's bot_id
@@ -23,26 +23,8 @@ local q = TN.terms(ARGV[12])
 local refused = TN.check(client, q, pmode == 'relax' and 0 or cost)
 if refused then return refused end
 local d = decide_child(pid, pmode, cost)
-if d[1] == 'R' and q and TN.flight_full(client, q.mi) then d = {'S', 'key_in_flight_limit'} end
-if d[1] == 'R' then
-  local left, alerts, extra = TN.charge(client, q, d[4])
-  if q and q.mi then
-    redis.call('HINCRBY', TN.kif, client, 1)
-    extra[#extra + 1] = 'qi'
-    extra[#extra + 1] = 1
-  end
-  local r = reserve(task, d[2], d[3], d[4], d[5], lease_ms, 0, 'child', extra)
-  r[8], r[9] = left, alerts
-  return r
-end
-if d[1] == 'S' then
-  local fields = {'k', 'child', 'm', pmode, 'c', cost, 'p', pid, 'ls', lease_ms,
-                  'mi', q and q.mi or ''}
-  local s = stage(task, d[2], client, limit, NOW + timeout_ms, fields, ARGV[11])
-  if s[1] ~= 'S' then return s end
-  local left, alerts, extra = TN.charge(client, q, pmode == 'relax' and 0 or cost)
-  if #extra > 0 then redis.call('HSET', k_stg(task), unpack(extra)) end
-  s[3], s[4] = left, alerts
-  return s
-end
-return d
+local req = {task = task, kind = 'child', client = client, q = q, lease_ms = lease_ms,
+             limit = limit, timeout_ms = timeout_ms, weight = ARGV[11]}
+local fields = {'k', 'child', 'm', pmode, 'c', cost, 'p', pid, 'ls', lease_ms,
+                'mi', q and q.mi or ''}
+return conclude(d, req, fields, pmode == 'relax' and 0 or cost)

@@ -1,5 +1,5 @@
 -- reserve_root: route a root task (imagine, describe, blend) and take its slot and fast time,
--- or stage it when every candidate is busy or held by pacing (DESIGN.md section 2, rules 1-5),
+-- or stage it when every candidate is busy or held by pacing (the routing rules, docs/routing.md),
 -- checking and counting the client key's quotas in the same step.
 -- KEYS[1]  pool meta hash                ARGV[1] key base    ARGV[2] now (unix ms)
 -- ARGV[3]  task id                       ARGV[4] requested mode: relax | fast | turbo
@@ -33,26 +33,8 @@ else
   local ex, nex = exclusion(ARGV[10])
   d = decide_root(mode, cost, ex, nex, ARGV[11])
 end
-if d[1] == 'R' and q and TN.flight_full(client, q.mi) then d = {'S', 'key_in_flight_limit'} end
-if d[1] == 'R' then
-  local left, alerts, extra = TN.charge(client, q, d[4])
-  if q and q.mi then
-    redis.call('HINCRBY', TN.kif, client, 1)
-    extra[#extra + 1] = 'qi'
-    extra[#extra + 1] = 1
-  end
-  local r = reserve(task, d[2], d[3], d[4], d[5], lease_ms, 0, 'root', extra)
-  r[8], r[9] = left, alerts
-  return r
-end
-if d[1] == 'S' then
-  local fields = {'k', pin ~= '' and 'pin' or 'root', 'm', mode, 'c', cost, 'x', ARGV[10],
-                  'ls', lease_ms, 't', ARGV[11] or '', 'p', pin, 'mi', q and q.mi or ''}
-  local s = stage(task, d[2], client, limit, NOW + timeout_ms, fields, ARGV[12])
-  if s[1] ~= 'S' then return s end
-  local left, alerts, extra = TN.charge(client, q, mode == 'relax' and 0 or cost)
-  if #extra > 0 then redis.call('HSET', k_stg(task), unpack(extra)) end
-  s[3], s[4] = left, alerts
-  return s
-end
-return d
+local req = {task = task, kind = 'root', client = client, q = q, lease_ms = lease_ms,
+             limit = limit, timeout_ms = timeout_ms, weight = ARGV[12]}
+local fields = {'k', pin ~= '' and 'pin' or 'root', 'm', mode, 'c', cost, 'x', ARGV[10],
+                'ls', lease_ms, 't', ARGV[11] or '', 'p', pin, 'mi', q and q.mi or ''}
+return conclude(d, req, fields, mode == 'relax' and 0 or cost)

@@ -10,7 +10,7 @@
 -- Returns {bot_id, mode, outcome, refunded fast seconds, {dispatched...}} (as dispatch_staged's
 -- items), or nil when there is no reservation (never made, or already settled). Dispatching
 -- in the same script leaves no moment where a fresh request could take the freed slot ahead
--- of a staged task that fits it (DESIGN.md section 2: staged work goes first). A client key's
+-- of a staged task that fits it (staged work goes first). A client key's
 -- quota charge (tenants.lua) is given back like the fast time (failed or cancelled), and its
 -- task in flight ends before the hand-over.
 local task, outcome = ARGV[3], ARGV[4]

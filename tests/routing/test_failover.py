@@ -25,6 +25,7 @@ from routing.keys import Keys
 from routing.pipe import Address, Pipe
 from routing.resolvers import ClusterSlots, SentinelPrimary, key_slot
 from routing.results import Outcome
+from routing.scripts import pool_script
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, reserved, root
 from tests.topologies import Cluster, SentinelSetup, Servers, free_port
@@ -95,7 +96,7 @@ async def test_sentinel_failover(sentinel_setup: SentinelSetup, keys: Keys) -> N
     old = sentinel_setup.primary()
     try:
         assert isinstance(store.pipe.resolver, SentinelPrimary)
-        sha = store._scripts._scripts["reserve_root"][0]
+        sha = pool_script("reserve_root").sha
         replica = next(p for p in sentinel_setup.data_ports if p != old)
         # the topology is shared by the session: a replica that was a primary in an earlier
         # test may still cache scripts; start from what a fresh replica has (none)

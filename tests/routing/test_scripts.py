@@ -27,8 +27,9 @@ from routing.errors import (
 )
 from routing.keys import Keys
 from routing.model import Mode, Plan, Strategy
+from routing.prelude import LIBRARIES, compose
 from routing.results import Outcome
-from routing.scripts import PRELUDES, SCRIPT_NAMES, source
+from routing.scripts import SCRIPT_NAMES, Script
 from routing.store import PoolStore
 from tests.routing.helpers import add, reserved, root
 
@@ -36,7 +37,7 @@ from tests.routing.helpers import add, reserved, root
 def test_every_script_is_a_package_file_with_a_header() -> None:
     folder = resources.files("routing").joinpath("lua")
     names = {item.name for item in folder.iterdir() if item.name.endswith(".lua")}
-    assert names == {f"{name}.lua" for name in (*SCRIPT_NAMES, *PRELUDES)}
+    assert names == {f"{name}.lua" for name in (*SCRIPT_NAMES, *LIBRARIES)}
     for name in SCRIPT_NAMES:
         header = folder.joinpath(f"{name}.lua").read_text().split("\n\n")[0]
         assert header.startswith(f"-- {name}: ")
@@ -45,7 +46,7 @@ def test_every_script_is_a_package_file_with_a_header() -> None:
 
 
 async def test_the_lua_key_layout_is_the_one_in_keys(redis: Redis, keys: Keys) -> None:
-    probe = source("cancel_staged").split("-- Script body follows.")[0] + (
+    probe = compose(
         "return {K.meta, K.agg, K.all, K.fs, K.ff, K.fb, K.rs, K.renew, K.cool, K.lease, K.stq,"
         " K.stdl, K.stc, k_acct('7'), k_hist('7'), k_res('t'), k_stg('t')}"
     )
@@ -73,6 +74,28 @@ async def test_scripts_work_again_after_script_flush(store: PoolStore, redis: Re
     await redis.script_flush()
     assert reserved(await root(store, "t2")).bot_id == 1
     assert await store.settle("t1", Outcome.COMPLETED)
+
+
+async def test_every_kind_of_script_runs_again_after_script_flush(
+    store: PoolStore, redis: Redis, keys: Keys
+) -> None:
+    """One loader, two runners: a pool script and the records' scripts on the pipe, the
+    outbox's script on a redis-py client; each cached again by its first call."""
+    record_save = Script.from_package("gateway", "record_save")
+    idempotency_claim = Script.from_package("gateway", "idempotency_claim")
+    outbox_claim = Script.from_package("gateway", "outbox_claim")
+    await add(store, 1, Plan.PRO)
+    await redis.script_flush()
+    reserved(await root(store, "t1"))
+    written = record_save.on_pipe(store.pipe, (keys.task("t1"),), (60, "1", "pending", "{}"))
+    assert await written == 1
+    key = keys.idempotency("c", "k")
+    assert await idempotency_claim.on_pipe(store.pipe, (key,), ("t1 p", 60)) is None
+    assert await idempotency_claim.on_pipe(store.pipe, (key,), ("t2 q", 60)) == b"t1 p"
+    await redis.zadd(keys.outbox(), {"t1": 5})
+    assert await outbox_claim.on_redis(redis, (keys.outbox(),), (10, 5, 1000)) == [b"t1"]
+    shas = [s.sha for s in (record_save, idempotency_claim, outbox_claim)]
+    assert await redis.script_exists(*shas) == [True, True, True]
 
 
 def _closed_port() -> int:

@@ -1,0 +1,55 @@
+"""Each pool script carries only the library definitions it uses (routing.prelude)."""
+
+from __future__ import annotations
+
+import pytest
+
+from routing.prelude import LIBRARIES, compose, needed, read_library, used_names
+from routing.scripts import SCRIPT_NAMES, read, source
+
+
+def _defined(text: str) -> set[str]:
+    return {name for d in needed(text) for name in d.defines}
+
+
+def test_a_script_leaves_out_the_definitions_it_does_not_use() -> None:
+    extend = source("extend_lease")
+    for absent in ("local function acct_save", "local TN", "local function decide_root",
+                   "local NUMERIC", "tenants.lua:"):  # fmt: skip
+        assert absent not in extend, absent
+    assert _defined(read("routing", "extend_lease")) == {"BASE", "NOW", "K", "keyset", "k_res",
+                                                         "n2s"}  # fmt: skip
+    reserve = _defined(read("routing", "reserve_root"))
+    assert {"decide_root", "decide_pinned", "reserve", "stage", "TN.charge"} <= reserve
+    assert not {"dispatch", "adopt_legacy", "unstage", "remember"} & reserve
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_every_kept_definition_is_used(name: str) -> None:
+    body = read("routing", name)
+    kept = needed(body)
+    uses = used_names(body).union(*(d.uses for d in kept))
+    for definition in kept:
+        assert definition.defines & uses, sorted(definition.defines)
+
+
+def test_the_libraries_split_into_definitions_without_losing_a_line() -> None:
+    assert needed("return 1") == []
+    every_name = " ".join(name for lib in LIBRARIES for name in used_names(read_library(lib)))
+    full = compose(every_name)
+    for library in LIBRARIES:
+        for line in read_library(library).splitlines():
+            assert line in full, (library, line)
+
+
+def test_a_library_line_that_is_no_definition_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from routing import prelude
+
+    monkeypatch.setattr(prelude, "read_library", lambda name: "local A = 1\nA = 2\n")
+    prelude._libraries.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="not a definition"):
+            prelude.compose("return A")
+    finally:
+        monkeypatch.undo()
+        prelude._libraries.cache_clear()
