@@ -1,10 +1,13 @@
-"""Redis topologies the tests start themselves: a 3 + 3 Redis Cluster and a 1 + 2 Sentinel
-setup with three sentinels, on free ports in a temporary folder, with `redis-server` (7+).
+"""Redis topologies started on this machine: a 3 + 3 Redis Cluster and a 1 + 2 Sentinel setup
+with three sentinels, on free 127.0.0.1 ports in a given folder, with `redis-server` (7+) from
+PATH. No persistence (`--save ""`, no AOF): stopping them discards every key.
 
-Each takes a few seconds to start: they are started on first use, once per session, and
-stopped at its end (tests/conftest.py). Failover tests kill a primary and start it again:
-`restart` brings the killed server back on its port (it rejoins as a replica), so later tests
-still find three nodes per role.
+Used by the tests (tests/conftest.py starts each on first use, once per session, and the
+failover tests kill and restart primaries) and by the bench's `topologies` part. Tooling only:
+nothing the service runs imports this module.
+
+Each takes a few seconds to start. `Servers.restart` brings a killed server back on its port
+(it rejoins as a replica), so later users still find three nodes per role.
 """
 
 from __future__ import annotations
