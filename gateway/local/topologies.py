@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import redis as redis_sync
 
@@ -158,7 +159,7 @@ class Cluster:
     def primary_of(self, key: str) -> int:
         client = redis_sync.RedisCluster(host="127.0.0.1", port=self.ports[0])
         try:
-            return int(client.get_node_from_key(key).port)
+            return int(client.get_node_from_key(key).port)  # type: ignore[no-untyped-call]
         finally:
             client.close()
 
@@ -211,7 +212,7 @@ class SentinelSetup:
             for port in self.sentinel_ports:
                 client = redis_sync.Redis(port=port, socket_timeout=1)
                 try:
-                    state = client.sentinel_master(SERVICE)
+                    state = cast(dict[str, Any], client.sentinel_master(SERVICE))
                     replicas = client.sentinel_slaves(SERVICE)
                 finally:
                     client.close()
@@ -225,7 +226,7 @@ class SentinelSetup:
     def primary(self) -> int:
         client = redis_sync.Redis(port=self.sentinel_ports[0], socket_timeout=1)
         try:
-            _, port = client.sentinel_get_master_addr_by_name(SERVICE)
+            _, port = cast(tuple[str, int], client.sentinel_get_master_addr_by_name(SERVICE))
             return int(port)
         finally:
             client.close()
