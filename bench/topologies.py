@@ -186,7 +186,13 @@ def _latency_rows(
         base = getattr(results[STANDALONE], f"{label}_ms") - floor
         for config, result in results.items():
             added = getattr(result, f"{label}_ms") - floor
-            notes = [f"{result.errors} failed requests"] if result.errors else []
+            notes = [f"{config.name}: {result.errors} failed requests"] if result.errors else []
+            timing = result.server_timing_p50_ms
+            if label == "p50" and timing:
+                spans = ", ".join(
+                    f"{k} {timing[k]:.2f}" for k in ("route", "record") if k in timing
+                )
+                notes.append(f"{config.name}: Server-Timing p50 (ms) {spans}")
             if lag > SCHEDULE_SLACK_MS:
                 notes.append(lagged)
             standalone = config is STANDALONE
