@@ -1,6 +1,6 @@
 """`python -m bench` (`make bench`): measure mjgate against DESIGN.md section 12's targets.
 
-    python -m bench                          # every part, about 6 minutes on 2 cores
+    python -m bench                          # every part, about 5 minutes on 2 cores
     python -m bench --quick --only redis     # a smoke run, a few seconds
     python -m bench --only create,latency --connections 64
     python -m bench --only topologies        # Sentinel and Cluster against standalone
