@@ -1,13 +1,15 @@
 """`python -m bench` (`make bench`): measure mjgate against DESIGN.md section 12's targets.
 
-    python -m bench                          # every part, about 3 minutes on 2 cores
+    python -m bench                          # every part, about 5 minutes on 2 cores
     python -m bench --quick --only redis     # a smoke run, a few seconds
     python -m bench --only create,latency --connections 64
+    python -m bench --only topologies        # Sentinel and Cluster against standalone
 
-Parts: latency, create, poll, scheduling, memory, redis, scrape (run in that order). Prints a
-table and writes bench/results.json. Every process the bench starts listens on a free 127.0.0.1
-port and is stopped on exit (errors and Ctrl-C included); every Redis key it writes is under a
-prefix it deletes.
+Parts: latency, create, poll, scheduling, memory, redis, scrape, topologies (run in that
+order; topologies starts its own Sentinel setup and Redis Cluster). Prints a table and writes
+bench/results.json. Every process the bench starts listens on a free 127.0.0.1 port and is
+stopped on exit (errors and Ctrl-C included); every Redis key it writes is under a prefix it
+deletes, or on a server it started and stops.
 See docs/benchmarks.md.
 """
 
@@ -36,6 +38,7 @@ from bench import (
     scrape,
     staging,
     throughput,
+    topologies,
     wrk,
 )
 from bench.lab import Lab, resolve_redis
@@ -43,7 +46,7 @@ from bench.procs import BenchError, Services, raise_on_sigterm
 from bench.traffic import HttpPlan
 
 # Latency first, while the emulator holds few tasks (a big heap makes its GC pauses longer).
-PARTS = ("latency", "create", "poll", "scheduling", "memory", "redis", "scrape")
+PARTS = ("latency", "create", "poll", "scheduling", "memory", "redis", "scrape", "topologies")
 HERE = Path(__file__).resolve().parent
 BUSY_LOAD = 0.5  # a 1-minute load average above this at start flags the run as disturbed
 
@@ -151,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     redis_plan = RedisPlan.quick() if args.quick else RedisPlan()
     workdir = HERE / ".work"
     workdir.mkdir(exist_ok=True)
-    wrk_path = wrk.ensure_wrk() if {"create", "poll"} & set(parts) else ""
+    wrk_path = wrk.ensure_wrk() if {"create", "poll", "topologies"} & set(parts) else ""
     rep = report.Report()
     started = time.monotonic()
     load = os.getloadavg()[0]
@@ -189,6 +192,12 @@ def run(args: argparse.Namespace) -> int:
             ),
             "redis": redis_alone,
             "scrape": lambda: asyncio.run(scrape.scrape_part(redis_url, rep, redis_plan.sizes)),
+            "topologies": lambda: topologies.topologies_part(
+                lab,
+                wrk_path,
+                topologies.quick_plan(http_plan) if args.quick else http_plan,
+                rep,
+            ),
         }
         try:
             _run_parts({part: steps[part] for part in parts}, rep)

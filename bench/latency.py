@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 
 from redis.asyncio import Redis
@@ -23,11 +24,13 @@ SCHEDULE_SLACK_MS = 5.0  # a generator later than this behind its schedule is re
 PINGS = 1_000
 
 
-async def redis_round_trip(url: str, rate: float) -> float:
+async def redis_round_trip(
+    url: str, rate: float, connect: Callable[[str], Redis] = Redis.from_url
+) -> float:
     """p50 of a Redis PING, one at a time at `rate` per second, on the connection mjgate's
     hot path uses (routing.pipe): what one round trip to Redis costs mjgate on this machine
-    before any script runs."""
-    client = Redis.from_url(url)
+    before any script runs. `connect` makes the client the pipe follows (its topology)."""
+    client = connect(url)
     pipe = Pipe.of(client)
     times = []
     try:

@@ -63,31 +63,37 @@ def measure(wrk_path: str, plan: HttpPlan, target: Target, seconds: float) -> Ru
     )
 
 
+def interleaved(wrk_path: str, plan: HttpPlan, targets: dict[str, Target]) -> dict[str, list[Run]]:
+    """Warm every target up, then measure them in turn, every other round in reverse order
+    (ABBA for two, ABCCBA for three): a drift of the emulator or the machine hits all alike."""
+    for target in targets.values():
+        measure(wrk_path, plan, target, plan.warmup_seconds)
+    runs: dict[str, list[Run]] = {name: [] for name in targets}
+    names = list(targets)
+    for round_ in range(plan.rounds):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            runs[name].append(measure(wrk_path, plan, targets[name], plan.run_seconds))
+    return runs
+
+
 def compare(
     wrk_path: str, plan: HttpPlan, reference: Target, gateway: Target
 ) -> tuple[list[Run], list[Run]]:
     """Warm both sides up, then measure them in ABBA order."""
-    measure(wrk_path, plan, reference, plan.warmup_seconds)
-    measure(wrk_path, plan, gateway, plan.warmup_seconds)
-    refs: list[Run] = []
-    gates: list[Run] = []
-    for round_ in range(plan.rounds):
-        order = [(reference, refs), (gateway, gates)]
-        for target, runs in order if round_ % 2 == 0 else reversed(order):
-            runs.append(measure(wrk_path, plan, target, plan.run_seconds))
-    return refs, gates
+    runs = interleaved(wrk_path, plan, {"reference": reference, "mjgate": gateway})
+    return runs["reference"], runs["mjgate"]
 
 
-def _mean(runs: list[Run], pick: str) -> float:
+def mean(runs: list[Run], pick: str) -> float:
     values = [getattr(run, pick) for run in runs if getattr(run, pick) is not None]
     return statistics.fmean(values) if values else float("nan")
 
 
-def _rate(runs: list[Run]) -> float:
+def rate(runs: list[Run]) -> float:
     return statistics.fmean(run.result.requests_per_second for run in runs)
 
 
-def _errors(name: str, runs: list[Run]) -> str:
+def errors(name: str, runs: list[Run]) -> str:
     bad = sum(run.result.non_2xx + run.result.socket_errors for run in runs)
     total = sum(run.result.requests for run in runs)
     return f"{name}: {bad} of {total} answers not 2xx or failed; " if bad else ""
@@ -112,13 +118,13 @@ def _rows(
     target: float,
     note: str,
 ) -> None:
-    ratio = _rate(gates) / _rate(refs)
+    ratio = rate(gates) / rate(refs)
     report.add(
         Row(
             part=part,
             metric=f"{part} throughput, {plan.connections} connections",
-            mjgate=_rate(gates),
-            reference=_rate(refs),
+            mjgate=rate(gates),
+            reference=rate(refs),
             value=ratio,
             unit="x",
             target=f">= {target:g}x",
@@ -127,7 +133,7 @@ def _rows(
             side_unit="req/s",
         )
     )
-    gate_cpu, ref_cpu = _mean(gates, "server_cpu_ms"), _mean(refs, "server_cpu_ms")
+    gate_cpu, ref_cpu = mean(gates, "server_cpu_ms"), mean(refs, "server_cpu_ms")
     report.add(
         Row(
             part=part,
@@ -136,8 +142,8 @@ def _rows(
             reference=ref_cpu,
             value=gate_cpu / ref_cpu if ref_cpu else None,
             unit="x",
-            note=f"emulator CPU per request: {_mean(refs, 'upstream_cpu_ms'):.3f} ms "
-            f"(reference runs), {_mean(gates, 'upstream_cpu_ms'):.3f} ms (mjgate runs)",
+            note=f"emulator CPU per request: {mean(refs, 'upstream_cpu_ms'):.3f} ms "
+            f"(reference runs), {mean(gates, 'upstream_cpu_ms'):.3f} ms (mjgate runs)",
             side_unit="ms",
         )
     )
@@ -161,7 +167,7 @@ def create_part(lab: Lab, wrk_path: str, plan: HttpPlan, report: Report) -> None
     )
     refs, gates = compare(wrk_path, plan, reference, target)
     staged = metric_sum(scrape(gateway.url), "mjgate_tasks_created_total", decision="staged")
-    note = _errors("reference", refs) + _errors("mjgate", gates)
+    note = errors("reference", refs) + errors("mjgate", gates)
     if staged:
         note += f"{staged:.0f} tasks staged (pool too small); "
     report.details["create"] = {**_details(plan, refs, gates), "staged": staged}
@@ -179,6 +185,6 @@ def poll_part(lab: Lab, wrk_path: str, plan: HttpPlan, report: Report) -> None:
         script = wrk.get_script(lab.workdir / f"poll-{name}.lua", paths, side.headers)
         targets.append(Target(side.url, script, server, emulator))
     refs, gates = compare(wrk_path, plan, targets[0], targets[1])
-    note = _errors("reference", refs) + _errors("mjgate", gates)
+    note = errors("reference", refs) + errors("mjgate", gates)
     report.details["poll"] = {**_details(plan, refs, gates), "tasks": plan.poll_tasks}
     _rows(report, "poll", plan, refs, gates, 1.0, note)

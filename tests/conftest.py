@@ -5,7 +5,7 @@ for the session (gateway.local.embedded). No test flushes the database: each tes
 under a fresh prefix and are deleted afterwards, so tests may run side by side.
 
 Tests marked `topologies` (a module's `pytestmark`) run three times: on that standalone server,
-on a Sentinel setup and on a Redis Cluster (tests/topologies.py), each started on first use
+on a Sentinel setup and on a Redis Cluster (gateway.local.topologies), each started on first use
 and shared by the session. Their `redis` fixture is the service's own client for that topology
 (gateway.redisconn), so everything built on it (Pipe.of, the stores, the app) follows it.
 """
@@ -22,12 +22,12 @@ import redis as redis_sync
 from redis.asyncio import Redis
 
 from gateway.local.embedded import EmbeddedRedis
+from gateway.local.topologies import Cluster, SentinelSetup
 from gateway.logs import LOGGER
 from gateway.redisconn import redis_client
 from gateway.settings import Settings
 from routing.keys import Keys
 from tests.canary import CanaryHandler
-from tests.topologies import Cluster, SentinelSetup
 
 TOPOLOGIES = ("standalone", "sentinel", "cluster")
 TOPOLOGY_TIMEOUT = 5.0  # the tests' Redis timeout on Sentinel and Cluster (a loaded machine)

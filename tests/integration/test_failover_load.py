@@ -22,11 +22,11 @@ import httpx
 import pytest
 import redis as redis_sync
 
+from gateway.local.topologies import Cluster, SentinelSetup
 from routing.keys import Keys
 from routing.resolvers import key_slot
 from tests.integration.procs import CLIENT_KEY, emulator, start_gateway, stop
 from tests.integration.test_replicas import ACCOUNTS, POOL, _wait_all
-from tests.topologies import Cluster, SentinelSetup
 
 pytestmark = pytest.mark.slow
 

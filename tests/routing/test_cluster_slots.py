@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from gateway.local.topologies import Cluster
 from gateway.metrics import Metrics
 from gateway.records import RecordStore
 from gateway.redisconn import redis_client
@@ -29,7 +30,6 @@ from routing.schedule import CheckSchedule
 from routing.scripts import SCRIPT_NAMES, source
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, child, reserved, root, staged
-from tests.topologies import Cluster
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import AskError, ConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from gateway.local.topologies import Cluster, SentinelSetup, Servers, free_port
 from gateway.redisconn import redis_client
 from gateway.settings import Settings
 from routing.errors import StoreError
@@ -28,7 +29,6 @@ from routing.results import Outcome
 from routing.scripts import pool_script
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, reserved, root
-from tests.topologies import Cluster, SentinelSetup, Servers, free_port
 
 TIMEOUT = 1.0  # MJGATE_REDIS_TIMEOUT of these tests
 RECOVERY = 2.0  # at most this long after the topology has a new primary

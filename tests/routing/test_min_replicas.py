@@ -12,6 +12,7 @@ import redis as redis_sync
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from gateway.local.topologies import SentinelSetup
 from gateway.redisconn import hot_pipe, redis_client
 from gateway.settings import Settings
 from routing.errors import StoreError
@@ -20,7 +21,6 @@ from routing.pipe import Pipe
 from routing.store import PoolStore
 from tests.harness import harness
 from tests.routing.helpers import FakeClock, add, root
-from tests.topologies import SentinelSetup
 
 
 async def test_replies_wait_for_the_replicas(sentinel_setup: SentinelSetup, prefix: str) -> None:

@@ -1,10 +1,13 @@
-"""Redis topologies the tests start themselves: a 3 + 3 Redis Cluster and a 1 + 2 Sentinel
-setup with three sentinels, on free ports in a temporary folder, with `redis-server` (7+).
+"""Redis topologies started on this machine: a 3 + 3 Redis Cluster and a 1 + 2 Sentinel setup
+with three sentinels, on free 127.0.0.1 ports in a given folder, with `redis-server` (7+) from
+PATH. No persistence (`--save ""`, no AOF): stopping them discards every key.
 
-Each takes a few seconds to start: they are started on first use, once per session, and
-stopped at its end (tests/conftest.py). Failover tests kill a primary and start it again:
-`restart` brings the killed server back on its port (it rejoins as a replica), so later tests
-still find three nodes per role.
+Used by the tests (tests/conftest.py starts each on first use, once per session, and the
+failover tests kill and restart primaries) and by the bench's `topologies` part. Tooling only:
+nothing the service runs imports this module.
+
+Each takes a few seconds to start. `Servers.restart` brings a killed server back on its port
+(it rejoins as a replica), so later users still find three nodes per role.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import redis as redis_sync
 
@@ -155,7 +159,7 @@ class Cluster:
     def primary_of(self, key: str) -> int:
         client = redis_sync.RedisCluster(host="127.0.0.1", port=self.ports[0])
         try:
-            return int(client.get_node_from_key(key).port)
+            return int(client.get_node_from_key(key).port)  # type: ignore[no-untyped-call]
         finally:
             client.close()
 
@@ -208,7 +212,7 @@ class SentinelSetup:
             for port in self.sentinel_ports:
                 client = redis_sync.Redis(port=port, socket_timeout=1)
                 try:
-                    state = client.sentinel_master(SERVICE)
+                    state = cast(dict[str, Any], client.sentinel_master(SERVICE))
                     replicas = client.sentinel_slaves(SERVICE)
                 finally:
                     client.close()
@@ -222,7 +226,7 @@ class SentinelSetup:
     def primary(self) -> int:
         client = redis_sync.Redis(port=self.sentinel_ports[0], socket_timeout=1)
         try:
-            _, port = client.sentinel_get_master_addr_by_name(SERVICE)
+            _, port = cast(tuple[str, int], client.sentinel_get_master_addr_by_name(SERVICE))
             return int(port)
         finally:
             client.close()
