@@ -19,7 +19,7 @@ seconds) and after the last check that saw it running, and before this check (`b
 Whole seconds are too coarse to plan from alone (measured on a burst whose tasks share one
 fractional second: midpoints came out 0.3 s short and a third of first checks missed; upper
 bounds alone stayed 0.7 to 0.9 s late). `check_plan` therefore searches: each first check
-cuts the range the steady durations can lie in, and what it finds narrows it for the next.
+splits the range the steady durations can lie in, and what it finds narrows it for the next.
 """
 
 from __future__ import annotations
@@ -32,13 +32,6 @@ SAMPLES = 31  # durations kept per (task type, mode)
 MIN_SAMPLES = 3  # finished tasks before the median is trusted
 MARGIN_SECONDS = 0.05  # a check planned at the latest end comes this much after it ...
 MARGIN_FRACTION = 0.01  # ... plus this share of it
-SEARCH_STEP = 0.1  # the steady search halves what is left of the range down to this (s)
-# where in a steady range [low, high] the first check goes: a check that comes early costs a
-# GET (the search goes on halving), one that comes late costs dead slot time; with the halving
-# after a miss, a quarter in is cheaper than the middle (uniform ends: 0.14 s of dead time per
-# task over a 1 s range instead of 0.18, for 0.5 more GETs), and a burst's tasks, which share
-# one fractional second, end near the low side of what whole seconds allow
-FIRST_SHARE = 0.25
 
 # Typical wall-clock seconds per task type in fast mode (turbo about half, relax about three
 # times as long): the seed, before anything is learnt.
@@ -67,9 +60,8 @@ Bracket = tuple[float, float]  # (at least, at most) seconds
 @dataclass(frozen=True)
 class CheckPlan:
     """When to check a task sent now: first after `first` seconds; while it runs and `then`
-    has not passed, as `recheck_at` says (halving the rest of a steady search's range, or
-    doubling the time since it was sent); after `then` (or with None), every tracking
-    interval."""
+    has not passed, each next check doubles the time since it was sent (at least a tracking
+    interval later, never past `then`); after `then` (or with None), every tracking interval."""
 
     first: float
     then: float | None = None
@@ -81,12 +73,11 @@ def check_plan(samples: Sequence[Bracket], task_type: str, mode: str, interval: 
     - Nothing learnt: probe from one tracking interval after sending, doubling the wait, up to
       the typical duration: short tasks are found soon, long ones cost a few GETs, not one
       every interval.
-    - Steady durations (every bracket overlaps in [low, high]): first a quarter into that
-      range (FIRST_SHARE), then halfway to its end each time (`recheck_at`). Each check
-      either finds the task finished (what lies after it is ruled out) or running (what lies
-      before it is): each task narrows what the next ones must cover, so a few dozen tasks pin
-      a steady duration to milliseconds, and no task waits past `high` (plus a margin) for
-      its check.
+    - Steady durations (every bracket overlaps in [low, high]): first in the middle of that
+      range, then at its end. The first check either finds the task finished (the range's
+      upper half is ruled out) or running (the lower half is): each task halves what the next
+      ones must cover, so a few dozen tasks pin a steady duration to milliseconds, and no
+      task waits past `high` (plus a margin) for its check.
     - Spread durations: the median of the upper bounds, then every interval.
     """
     if len(samples) < MIN_SAMPLES:
@@ -98,31 +89,10 @@ def check_plan(samples: Sequence[Bracket], task_type: str, mode: str, interval: 
         late = high * (1 + MARGIN_FRACTION) + MARGIN_SECONDS
         if high - low <= 2 * MARGIN_SECONDS:
             return CheckPlan(late)
-        return CheckPlan(low + (high - low) * FIRST_SHARE, late)
+        return CheckPlan((low + high) / 2, late)
     return CheckPlan(
         float(median(hi for _, hi in samples)) * (1 + MARGIN_FRACTION) + MARGIN_SECONDS
     )
-
-
-def recheck_at(
-    now: float, *, sent_at: float, expected_end: float, latest_end: float, interval: float
-) -> float | None:
-    """When to check again a task a check found running at `now`; None: a tracking interval
-    from now (past its latest expected end, or without one).
-
-    - The steady search (its stretch from the first check to the latest end fits in one
-      interval): halfway to the latest end, until less than 2 x SEARCH_STEP is left. A first
-      check in the middle of the range that came early is followed by checks at 3/4, 7/8...:
-      the dead time of a miss is at most the last step, not half the range, and every check
-      that sees the task running raises what the next tasks learn as its least duration.
-    - Probing (nothing learnt, `CheckPlan.then` far): each wait twice the time since
-      sending, at least a tracking interval, never past the latest end."""
-    if latest_end <= 0 or now >= latest_end:
-        return None
-    rest = latest_end - now
-    if latest_end - expected_end <= interval:
-        return now + rest / 2 if rest > 2 * SEARCH_STEP else latest_end
-    return min(latest_end, now + max(interval, now - sent_at))
 
 
 def bracket(

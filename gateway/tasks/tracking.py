@@ -31,7 +31,7 @@ from gateway.settings import Settings
 from gateway.taskrecord import TaskRecord, TaskStatus
 from gateway.tasks.handoff import Handoff
 from gateway.upstream import UpstreamClient
-from routing.durations import bracket, recheck_at
+from routing.durations import bracket
 from routing.errors import StoreError
 from routing.results import Dropped, Outcome, Reservation, Settlement
 from routing.schedule import CheckSchedule
@@ -115,19 +115,11 @@ class Tracker:
         if source == WEBHOOK:  # webhooks reach mjgate for this task: poll it only if they stop
             later = max(now, record.expected_end) + self.settings.track_webhook_grace
             scheduling = self.schedule.later(record.task_id, later)
-        else:  # running: before its latest expected end, as the plan says (recheck_at)
-            at = recheck_at(
-                now,
-                sent_at=record.sent_at,
-                expected_end=record.expected_end,
-                latest_end=record.latest_end,
-                interval=self.settings.track_interval,
-            )
-            scheduling = (
-                self.schedule.again(record.task_id)
-                if at is None
-                else self.schedule.at(record.task_id, at)
-            )
+        elif now < record.latest_end:  # running before its latest expected end: see CheckPlan
+            waited = max(self.settings.track_interval, now - record.sent_at)
+            scheduling = self.schedule.at(record.task_id, min(record.latest_end, now + waited))
+        else:
+            scheduling = self.schedule.again(record.task_id)
         saved, _, _ = await asyncio.gather(
             self.records.save_unless_terminal(record),
             self.store.extend_lease(record.task_id, self.settings.lease_seconds),
