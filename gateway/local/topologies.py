@@ -219,9 +219,24 @@ class SentinelSetup:
                 up = [r for r in replicas if not r["is_sdown"] and r["master-link-status"] == "ok"]
                 if state["is_sdown"] or state["num-other-sentinels"] < 2 or len(up) < 2:
                     return False
-            return True
+            return self._replicated()
 
         wait_for(healthy, "a healthy Sentinel setup", timeout=60)
+
+    def _replicated(self) -> bool:
+        """The servers agree with the sentinels (whose view can lag by seconds after a
+        failover): the primary streams to both replicas, each linked to it and in sync."""
+        primary = self.primary()
+        client = redis_sync.Redis(port=primary, socket_timeout=1)
+        try:
+            info = client.info("replication")
+        finally:
+            client.close()
+        online = [
+            value for key, value in info.items()
+            if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online"
+        ]  # fmt: skip
+        return info["role"] == "master" and len(online) == len(self.data_ports) - 1
 
     def primary(self) -> int:
         client = redis_sync.Redis(port=self.sentinel_ports[0], socket_timeout=1)

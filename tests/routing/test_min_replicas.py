@@ -23,12 +23,20 @@ from tests.harness import harness
 from tests.routing.helpers import FakeClock, add, root
 
 
-async def test_replies_wait_for_the_replicas(sentinel_setup: SentinelSetup, prefix: str) -> None:
-    settings = Settings(redis_url=sentinel_setup.url, redis_timeout=1.0, redis_min_replicas=2)
+@pytest.fixture
+def replicated(sentinel_setup: SentinelSetup) -> SentinelSetup:
+    """The shared setup with both replicas in sync: a failover test before this one may have
+    left a restarted server still catching up."""
+    sentinel_setup.wait_healthy()
+    return sentinel_setup
+
+
+async def test_replies_wait_for_the_replicas(replicated: SentinelSetup, prefix: str) -> None:
+    settings = Settings(redis_url=replicated.url, redis_timeout=1.0, redis_min_replicas=2)
     client = redis_client(settings)
     pipe = hot_pipe(settings, client)
-    primary = sentinel_setup.primary()
-    replicas = [p for p in sentinel_setup.data_ports if p != primary]
+    primary = replicated.primary()
+    replicas = [p for p in replicated.data_ports if p != primary]
     try:
         writes = [pipe.send(b"SET", f"{prefix}:{n}", n) for n in range(20)]
         assert await asyncio.gather(*writes) == [b"OK"] * 20
@@ -41,9 +49,9 @@ async def test_replies_wait_for_the_replicas(sentinel_setup: SentinelSetup, pref
 
 
 async def test_too_few_replicas_fail_every_command_of_the_write(
-    sentinel_setup: SentinelSetup, prefix: str
+    replicated: SentinelSetup, prefix: str
 ) -> None:
-    settings = Settings(redis_url=sentinel_setup.url, redis_timeout=0.6, redis_min_replicas=3)
+    settings = Settings(redis_url=replicated.url, redis_timeout=0.6, redis_min_replicas=3)
     client = redis_client(settings)
     pipe = hot_pipe(settings, client)
     try:
@@ -67,10 +75,10 @@ def test_the_setting() -> None:
 
 
 async def test_a_create_waits_for_replicas_or_answers_503(
-    sentinel_setup: SentinelSetup, redis: Redis, prefix: str
+    replicated: SentinelSetup, redis: Redis, prefix: str
 ) -> None:
     """Through the service: with the replicas there, creates complete."""
-    settings = Settings(redis_url=sentinel_setup.url, redis_timeout=1.0, redis_min_replicas=2)
+    settings = Settings(redis_url=replicated.url, redis_timeout=1.0, redis_min_replicas=2)
     client = redis_client(settings)
     try:
         async with harness(client, prefix, settings=settings) as h:
