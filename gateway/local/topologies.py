@@ -232,10 +232,8 @@ class SentinelSetup:
             info = client.info("replication")
         finally:
             client.close()
-        online = [
-            value for key, value in info.items()
-            if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online"
-        ]  # fmt: skip
+        links = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+        online = [link for link in links if link.get("state") == "online"]
         return info["role"] == "master" and len(online) == len(self.data_ports) - 1
 
     def primary(self) -> int:
