@@ -66,6 +66,17 @@ class CheckPlan:
     first: float
     then: float | None = None
 
+    def next_check(self, elapsed: float, interval: float) -> float:
+        """After a check found the task running `elapsed` seconds after it was sent: when to
+        check next, in seconds after sending. The plan may be newer than the task (it was
+        sent before anything was learnt, or before the latest finished tasks narrowed the
+        range): its first check is kept while it lies ahead."""
+        if self.first > elapsed:
+            return self.first
+        if self.then is not None and elapsed < self.then:
+            return min(self.then, elapsed + max(interval, elapsed))
+        return elapsed + interval
+
 
 def check_plan(samples: Sequence[Bracket], task_type: str, mode: str, interval: float) -> CheckPlan:
     """The first checks of a task, from what the finished ones taught.

@@ -115,11 +115,10 @@ class Tracker:
         if source == WEBHOOK:  # webhooks reach mjgate for this task: poll it only if they stop
             later = max(now, record.expected_end) + self.settings.track_webhook_grace
             scheduling = self.schedule.later(record.task_id, later)
-        elif now < record.latest_end:  # running before its latest expected end: see CheckPlan
-            waited = max(self.settings.track_interval, now - record.sent_at)
-            scheduling = self.schedule.at(record.task_id, min(record.latest_end, now + waited))
-        else:
-            scheduling = self.schedule.again(record.task_id)
+        else:  # found running: the next check from what is learnt by now (see CheckPlan)
+            plan = await self.schedule.plan(record.task_type, record.mode)
+            at = record.sent_at + plan.next_check(now - record.sent_at, self.schedule.interval)
+            scheduling = self.schedule.at(record.task_id, at)
         saved, _, _ = await asyncio.gather(
             self.records.save_unless_terminal(record),
             self.store.extend_lease(record.task_id, self.settings.lease_seconds),

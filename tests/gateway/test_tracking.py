@@ -101,6 +101,31 @@ async def test_the_expected_end_is_learnt_from_finished_tasks(redis: Redis, pref
         assert record.latest_end == 0.0 or record.latest_end - record.sent_at >= 0.45
 
 
+async def test_a_task_sent_before_anything_was_learnt_is_checked_by_what_is_learnt_later(
+    redis: Redis, prefix: str
+) -> None:
+    """A burst's first tasks are sent with nothing learnt (probed at the interval, then
+    doubling). Durations learnt while they run replace that: the check after the first one
+    comes at the learnt expectation, not at the doubled probe (which cost a burst's second
+    wave up to a whole probe of dead slot time)."""
+    config = EmulatorConfig(pending_seconds=0.0, processing_seconds=2.0)
+    settings = Settings(track_interval=0.25)
+    async with harness(
+        redis, prefix, accounts=ONE, webhooks=False, emulator_config=config, settings=settings
+    ) as h:
+        task_id = (await h.create(prompt="cold --fast")).json()["data"]["task_id"]
+        record = await h.gate.records.load(task_id)
+        assert record is not None
+        assert record.expected_end - record.sent_at == 0.25  # nothing learnt: the interval
+        for _ in range(3):  # other tasks finish meanwhile: about 1.6 to 2.0 s each
+            await h.gate.tasks.schedule.learn("imagine", "fast", (1.6, 2.0))
+        await wait_all_terminal(h, [task_id], timeout=10)
+        gets = (await emulator_tasks(h))[record.upstream_id or ""]["gets"]
+        after = [at - record.sent_at for at in gets]
+        assert len(after) >= 2 and after[0] < 0.5, after  # the cold probe
+        assert 1.7 < after[1] < 2.0, after  # the learnt middle, not the doubled probe (0.5 s)
+
+
 async def test_webhooks_push_the_next_check_later(redis: Redis, prefix: str) -> None:
     config = EmulatorConfig(pending_seconds=0.2, processing_seconds=2.0)
     settings = Settings(track_interval=0.2, track_webhook_grace=30.0)

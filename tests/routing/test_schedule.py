@@ -150,6 +150,24 @@ def test_steady_brackets_are_searched_spread_ones_use_the_median() -> None:
     assert check_plan(spread, "imagine", "fast", 2.0) == CheckPlan(pytest.approx(3.5 * 1.01 + 0.05))
 
 
+def test_a_running_check_follows_the_newest_plan() -> None:
+    """After a check that found the task running, the next one comes from what is learnt by
+    then, not from the plan of the moment the task was sent."""
+    cold = check_plan([], "imagine", "fast", 2.0)  # nothing learnt: probe, doubling
+    assert cold.next_check(2.0, 2.0) == 4.0
+    assert cold.next_check(40.0, 2.0) == 50.0  # never past the typical duration ...
+    assert cold.next_check(50.0, 2.0) == 52.0  # ... then every interval
+    learnt = check_plan([(2.6, 3.6)] * MIN_SAMPLES, "imagine", "fast", 2.0)
+    assert learnt.then is not None
+    # a task sent before anything was learnt, found running at its cold first check (2 s):
+    # the learnt middle of the range is next, not the cold plan's 4 s
+    assert learnt.next_check(2.0, 2.0) == pytest.approx(3.1)
+    assert learnt.next_check(3.1, 2.0) == pytest.approx(learnt.then)  # then the range's end
+    assert learnt.next_check(learnt.then, 2.0) == pytest.approx(learnt.then + 2.0)
+    spread = check_plan([(1.0, 1.5), (5.0, 5.5), (3.0, 3.5)], "imagine", "fast", 2.0)
+    assert spread.next_check(spread.first, 2.0) == pytest.approx(spread.first + 2.0)
+
+
 def test_a_search_pins_a_steady_duration() -> None:
     """Tasks of exactly 3.37 s, ends known to whole seconds only: within a few dozen tasks the
     first check lands just after the end."""
