@@ -78,7 +78,6 @@ class TaskRecord:
     # check was expected to find it finished, when it was last seen running, upstream GETs
     sent_at: float = 0.0
     expected_end: float = 0.0
-    latest_end: float = 0.0  # if a check at expected_end finds it running: checked then
     running_at: float = 0.0
     gets: int = 0
 
@@ -126,7 +125,6 @@ class TaskRecord:
                 "tg": self.tags,
                 "sa": self.sent_at,
                 "xe": self.expected_end,
-                "xl": self.latest_end,
                 "ra": self.running_at,
                 "g": self.gets,
             }
@@ -164,7 +162,6 @@ class TaskRecord:
             tags=tuple(f.get("tg") or ()),
             sent_at=f.get("sa", 0.0),
             expected_end=f.get("xe", 0.0),
-            latest_end=f.get("xl", 0.0),
             running_at=f.get("ra", 0.0),
             gets=f.get("g", 0),
         )

@@ -57,53 +57,71 @@ def typical_seconds(task_type: str, mode: str) -> float:
 Bracket = tuple[float, float]  # (at least, at most) seconds
 
 
+SPREAD_QUANTILES = (0.5, 0.75, 0.9, 1.0)  # spread durations: checks at these of the upper bounds
+
+
 @dataclass(frozen=True)
 class CheckPlan:
-    """When to check a task sent now: first after `first` seconds; while it runs and `then`
-    has not passed, each next check doubles the time since it was sent (at least a tracking
-    interval later, never past `then`); after `then` (or with None), every tracking interval."""
+    """When to check a task sent now, in seconds after sending: at each of `checks` (rising)
+    while it runs, then every tracking interval."""
 
-    first: float
-    then: float | None = None
+    checks: tuple[float, ...]
+
+    @property
+    def first(self) -> float:
+        return self.checks[0]
+
+    @property
+    def last(self) -> float:
+        return self.checks[-1]
 
     def next_check(self, elapsed: float, interval: float) -> float:
         """After a check found the task running `elapsed` seconds after it was sent: when to
         check next, in seconds after sending. The plan may be newer than the task (it was
         sent before anything was learnt, or before the latest finished tasks narrowed the
-        range): its first check is kept while it lies ahead."""
-        if self.first > elapsed:
-            return self.first
-        if self.then is not None and elapsed < self.then:
-            return min(self.then, elapsed + max(interval, elapsed))
-        return elapsed + interval
+        range): its checks still ahead are kept."""
+        return next((at for at in self.checks if at > elapsed), elapsed + interval)
+
+
+def _late(seconds: float) -> float:
+    """A check for a task expected to have ended by `seconds`: just after."""
+    return seconds * (1 + MARGIN_FRACTION) + MARGIN_SECONDS
 
 
 def check_plan(samples: Sequence[Bracket], task_type: str, mode: str, interval: float) -> CheckPlan:
-    """The first checks of a task, from what the finished ones taught.
+    """The checks of a task, from what the finished ones taught.
 
-    - Nothing learnt: probe from one tracking interval after sending, doubling the wait, up to
-      the typical duration: short tasks are found soon, long ones cost a few GETs, not one
-      every interval.
+    - Nothing learnt: probe one tracking interval after sending, then at twice the time since
+      sending each time, up to the typical duration: short tasks are found soon, long ones
+      cost a few GETs, not one every interval.
     - Steady durations (every bracket overlaps in [low, high]): first in the middle of that
       range, then at its end. The first check either finds the task finished (the range's
       upper half is ruled out) or running (the lower half is): each task halves what the next
       ones must cover, so a few dozen tasks pin a steady duration to milliseconds, and no
       task waits past `high` (plus a margin) for its check.
-    - Spread durations: the median of the upper bounds, then every interval.
+    - Spread durations: at the median of the upper bounds, then their upper quartile, their
+      9th decile and the longest: a task longer than most is found near its end, not a whole
+      interval after a check that came too soon.
     """
     if len(samples) < MIN_SAMPLES:
         typical = typical_seconds(task_type, mode)
-        return CheckPlan(min(interval, typical), typical if typical > interval else None)
+        probes = [min(interval, typical)]
+        while probes[-1] > 0 and probes[-1] * 2 < typical:
+            probes.append(probes[-1] * 2)
+        return CheckPlan((*probes, typical) if probes[-1] < typical else tuple(probes))
     low = max(lo for lo, _ in samples)
     high = min(hi for _, hi in samples)
     if low <= high:
-        late = high * (1 + MARGIN_FRACTION) + MARGIN_SECONDS
         if high - low <= 2 * MARGIN_SECONDS:
-            return CheckPlan(late)
-        return CheckPlan((low + high) / 2, late)
-    return CheckPlan(
-        float(median(hi for _, hi in samples)) * (1 + MARGIN_FRACTION) + MARGIN_SECONDS
-    )
+            return CheckPlan((_late(high),))
+        return CheckPlan(((low + high) / 2, _late(high)))
+    highs = sorted(hi for _, hi in samples)
+    checks = [_late(float(median(highs)))]
+    for q in SPREAD_QUANTILES[1:]:
+        at = _late(highs[min(len(highs) - 1, round(q * (len(highs) - 1)))])
+        if at > checks[-1] + 2 * MARGIN_SECONDS:
+            checks.append(at)
+    return CheckPlan(tuple(checks))
 
 
 def bracket(

@@ -219,7 +219,6 @@ class Sender:
             sent_at=sent_at,
             running_at=sent_at,
             expected_end=sent_at + plan.first,
-            latest_end=sent_at + plan.then if plan.then is not None else 0.0,
         ).with_event(
             "sent", bot_id=reservation.bot_id, mode=reservation.mode.value, decision=record.decision
         )

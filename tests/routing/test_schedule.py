@@ -121,33 +121,37 @@ async def test_the_get_budget_holds_under_a_thousand_in_flight_tasks(
 async def test_durations_are_learnt_per_type_and_mode(store: PoolStore, clock: FakeClock) -> None:
     schedule = schedule_of(store, clock)
     unlearnt = await schedule.plan("imagine", "fast")
-    assert unlearnt == CheckPlan(2.0, 50.0)  # probing up to the typical duration, unlearnt
+    assert unlearnt == CheckPlan((2.0, 4.0, 8.0, 16.0, 32.0, 50.0))  # probing, doubling, up to
+    # the typical duration: nothing is learnt yet
     for took in ((3.0, 3.0), (3.2, 3.2), (2.9, 2.9), (10.0, 10.0), (3.1, 3.1)):
         await schedule.learn("imagine", "fast", took)
     fresh = schedule_of(store, clock)  # another replica reads what this one learnt
     samples = await fresh.samples("imagine", "fast")
     assert samples == [(3.1, 3.1), (10.0, 10.0), (2.9, 2.9), (3.2, 3.2), (3.0, 3.0)]
     plan = await fresh.plan("imagine", "fast")
-    assert plan.then is None and 3.1 < plan.first < 3.1 * 1.05 + 0.2  # spread: the median
+    assert 3.1 < plan.first < 3.1 * 1.05 + 0.2  # spread: the median, then the longer ones
+    assert plan.last == pytest.approx(10.0 * 1.01 + 0.05)
     assert (await fresh.plan("imagine", "relax")).first == 2.0  # other modes learn apart
 
 
 def test_the_plan_before_and_after_learning() -> None:
     assert check_plan([], "describe", "fast", 30.0) == CheckPlan(
-        typical_seconds("describe", "fast")
+        (typical_seconds("describe", "fast"),)
     )
     assert check_plan([(5.0, 5.0)] * (MIN_SAMPLES - 1), "imagine", "fast", 2.0).first == 2.0
     exact = check_plan([(5.0, 5.0)] * MIN_SAMPLES, "imagine", "fast", 2.0)
-    assert exact.then is None and 5.0 < exact.first < 5.2  # webhooks: just after the end
+    assert len(exact.checks) == 1 and 5.0 < exact.first < 5.2  # webhooks: just after the end
 
 
 def test_steady_brackets_are_searched_spread_ones_use_the_median() -> None:
     steady = [(2.6, 3.6), (2.9, 3.5), (2.2, 3.2), (2.5, 3.9)]
     plan = check_plan(steady, "imagine", "fast", 2.0)
     assert plan.first == pytest.approx(3.05)  # the middle of what every bracket allows
-    assert plan.then is not None and 3.2 < plan.then < 3.3  # and no later than its end
+    assert len(plan.checks) == 2 and 3.2 < plan.last < 3.3  # and no later than its end
     spread = [(1.0, 1.5), (5.0, 5.5), (3.0, 3.5)]
-    assert check_plan(spread, "imagine", "fast", 2.0) == CheckPlan(pytest.approx(3.5 * 1.01 + 0.05))
+    assert check_plan(spread, "imagine", "fast", 2.0).checks == pytest.approx(
+        (3.5 * 1.01 + 0.05, 5.5 * 1.01 + 0.05)  # the median of the upper bounds, then longer
+    )
 
 
 def test_a_running_check_follows_the_newest_plan() -> None:
@@ -158,14 +162,14 @@ def test_a_running_check_follows_the_newest_plan() -> None:
     assert cold.next_check(40.0, 2.0) == 50.0  # never past the typical duration ...
     assert cold.next_check(50.0, 2.0) == 52.0  # ... then every interval
     learnt = check_plan([(2.6, 3.6)] * MIN_SAMPLES, "imagine", "fast", 2.0)
-    assert learnt.then is not None
     # a task sent before anything was learnt, found running at its cold first check (2 s):
     # the learnt middle of the range is next, not the cold plan's 4 s
     assert learnt.next_check(2.0, 2.0) == pytest.approx(3.1)
-    assert learnt.next_check(3.1, 2.0) == pytest.approx(learnt.then)  # then the range's end
-    assert learnt.next_check(learnt.then, 2.0) == pytest.approx(learnt.then + 2.0)
+    assert learnt.next_check(3.1, 2.0) == pytest.approx(learnt.last)  # then the range's end
+    assert learnt.next_check(learnt.last, 2.0) == pytest.approx(learnt.last + 2.0)
     spread = check_plan([(1.0, 1.5), (5.0, 5.5), (3.0, 3.5)], "imagine", "fast", 2.0)
-    assert spread.next_check(spread.first, 2.0) == pytest.approx(spread.first + 2.0)
+    assert spread.next_check(spread.first, 2.0) == pytest.approx(5.5 * 1.01 + 0.05)
+    assert spread.next_check(spread.last, 2.0) == pytest.approx(spread.last + 2.0)
 
 
 def test_a_search_pins_a_steady_duration() -> None:
@@ -181,13 +185,13 @@ def test_a_search_pins_a_steady_duration() -> None:
         if first >= end:
             took = bracket(sent_at=sent, news_at=first, running_at=sent, upstream_end=upstream_end)
         else:
-            later = sent + (plan.then if plan.then is not None else plan.first + 2.0)
+            later = sent + plan.next_check(plan.first, 2.0)
             took = bracket(sent_at=sent, news_at=later, running_at=first, upstream_end=upstream_end)
         samples.insert(0, took)
     final = check_plan(samples[:31], "imagine", "fast", 2.0)
-    latest = final.first if final.then is None else final.then
+    latest = final.last
     assert duration <= latest < duration + 0.15  # no check ever later than that
-    assert final.then is None or final.then - final.first < 0.1  # the range left is tiny
+    assert final.last - final.first < 0.1  # the range left is tiny
 
 
 @pytest.mark.parametrize(
