@@ -14,8 +14,9 @@ QuotaAlerts = tuple[tuple[str, int], ...]  # (limit name, percent reached), e.g.
 
 class Decision(StrEnum):
     """Why a task runs where (and how) it runs: one vocabulary from the reserve scripts' replies
-    (`routing/lua/decide.lua`) through the task's record, its `x-mjgate-decision` header and the
-    `decision` label of `mjgate_tasks_created_total`. The last three are the gateway's own."""
+    (`routing/lua/decide.lua`, `selection.lua`) through the task's record, its
+    `x-mjgate-decision` header and the `decision` label of `mjgate_tasks_created_total`. The
+    last three are the gateway's own."""
 
     ROUTED = "routed"
     # a backup-tier account took it, and why (`backup:<why>`)
