@@ -115,7 +115,7 @@ class Dropped:
 class Settlement:
     """What settling a reservation did. `refunded` is the fast seconds given back;
     `dispatched`, the staged tasks the freed slot went to at once (when asked for), for the
-    caller to forward (or fail, for a `Dropped` child), as dispatch_staged's would be."""
+    caller to send (or fail, for a `Dropped` child), as dispatch_staged's would be."""
 
     task_id: str
     bot_id: int

@@ -1,4 +1,4 @@
-"""Webhooks from GoAPI: task updates for tasks mjgate forwarded, and HYA account notifications.
+"""Webhooks from GoAPI: task updates for tasks mjgate sent, and HYA account notifications.
 
 mjgate gives GoAPI the endpoint `<MJGATE_PUBLIC_URL>/webhooks/goapi/tasks/<token>` and the
 secret it expects back in `x-webhook-secret`; both are derived from MJGATE_WEBHOOK_SECRET (or
