@@ -1,4 +1,4 @@
-"""Validation of Midjourney create requests against GOAPI.md's input table.
+"""Validation of Midjourney create requests against GoAPI's inputs for each task type.
 
 Each failure raises InvalidRequestError naming the field (`input.prompt`, `task_type`, ...).
 Nothing is reserved or sent before validation passes. Accepted values are normalised

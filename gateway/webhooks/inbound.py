@@ -33,7 +33,7 @@ def _ok() -> Response:
 def _check(request: Request, settings: Settings, kind: str) -> None:
     """The path token must match; so must `x-webhook-secret` when sent. Task webhooks always
     carry the secret mjgate gave GoAPI; whether GoAPI sends one with account notifications is
-    unknown [L], so for those the (secret, derived) path token alone is accepted."""
+    unconfirmed, so for those the (secret, derived) path token alone is accepted."""
     token = str(request.path_params.get("token", ""))
     # bytes: compare_digest refuses str with non-ASCII characters (a client can send them)
     if not hmac.compare_digest(token.encode(), goapi_token(settings, kind).encode()):
@@ -90,7 +90,8 @@ async def notification_webhook(request: Request) -> Response:
 
 
 async def apply_notification(app: Any, kind: str, bot_id: int, detail: dict[str, Any]) -> None:
-    """GoAPI's account notifications drive account states (DESIGN.md section 3)."""
+    """GoAPI's account notifications drive account states (docs/operators.md, 'GoAPI account
+    notifications')."""
     store = app.store
     reason = f"goapi: {kind}"
     if kind == "mj_bot_banned":
