@@ -17,7 +17,7 @@ from gateway.taskrecord import TaskRecord, TaskStatus
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _NO_ERROR = {"code": 0, "raw_message": "", "message": "", "detail": None}
 # mjgate-internal statuses shown to clients as GoAPI's
-_CLIENT_STATUS: dict[str, str] = {TaskStatus.RESERVED: "pending", TaskStatus.UNKNOWN: "pending"}
+_CLIENT_STATUS = {TaskStatus.RESERVED: TaskStatus.PENDING, TaskStatus.UNKNOWN: TaskStatus.PENDING}
 
 
 def iso(ts: float) -> str:
