@@ -20,7 +20,7 @@ from gateway import logs
 from gateway.bodies import json_object, read_body
 from gateway.errors import ForbiddenError, InvalidRequestError, NotFoundError
 from gateway.settings import Settings
-from gateway.state import state_of
+from gateway.state import MjGate, state_of
 from gateway.webhooks.credentials import goapi_secret, goapi_token
 from routing.errors import AccountNotFoundError, StoreError
 from routing.model import AccountState
@@ -89,7 +89,7 @@ async def notification_webhook(request: Request) -> Response:
     return _ok()
 
 
-async def apply_notification(app: Any, kind: str, bot_id: int, detail: dict[str, Any]) -> None:
+async def apply_notification(app: MjGate, kind: str, bot_id: int, detail: dict[str, Any]) -> None:
     """GoAPI's account notifications drive account states (docs/operators.md, 'GoAPI account
     notifications')."""
     store = app.store
