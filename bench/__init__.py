@@ -3,7 +3,7 @@
 Module map:
 
 - procs: processes on free 127.0.0.1 ports, readiness, a stop that always runs
-- reference_proxy: the bare pass-through proxy on mjgate's own stack (the reference)
+- reference_proxy: the bare proxy on mjgate's own stack (the reference)
 - lab: the emulator, the reference proxy, mjgate and Redis, started on demand, cleaned up
 - wrk, loadgen: closed-loop load (wrk) and the bench's own open-loop generator and pollers
 - traffic: request bodies, keys, the HTTP parts' plan, metrics scraping

@@ -1,4 +1,4 @@
-"""`python -m bench` (`make bench`): measure mjgate against DESIGN.md section 12's targets.
+"""`python -m bench` (`make bench`): measure mjgate against its targets (docs/benchmarks.md).
 
     python -m bench                          # every part, about 5 minutes on 2 cores
     python -m bench --quick --only redis     # a smoke run, a few seconds

@@ -1,4 +1,4 @@
-"""The reference: a bare pass-through proxy written on mjgate's own stack.
+"""The reference: a bare proxy written on mjgate's own stack.
 
 Starlette + uvicorn (uvloop, httptools, one worker, no access log) + httpx on the aiohttp
 transport with the same connection limits as mjgate's upstream client. It forwards

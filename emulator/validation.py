@@ -2,7 +2,7 @@
 
 Every refusal is a BadRequest whose message names the field (`input.index must be ...`).
 Values are checked strictly (an index is a string, a bot_id an integer) so that a gateway
-forwarding a malformed body is caught in tests rather than passed.
+sending a malformed body is caught in tests rather than passed.
 """
 
 from __future__ import annotations

@@ -15,17 +15,22 @@
     ├── IdempotencyKeyReusedError  422 idempotency_key_reused (another request's key)
     ├── IdempotencyInProgressError 409 idempotency_in_progress (its first request still runs)
     └── UpstreamError
-        ├── UpstreamUnavailableError   502 upstream_unavailable (never sent, or 5xx)
-        │   └── UpstreamNotSentError   never reached the upstream: retried elsewhere
+        ├── UpstreamUnavailableError   502 upstream_unavailable, raised as its subclass:
+        │   └── UpstreamNotSentError   never reached the upstream: retried elsewhere first
         ├── UpstreamTimeoutError       504 upstream_timeout (sent; outcome unknown)
         ├── UpstreamInvalidAnswerError 502 upstream_invalid_answer (2xx without a task)
         ├── UpstreamRateLimitedError   429 upstream_rate_limited (+ Retry-After)
         ├── NoAccountAcceptedError     503 no_account_accepted (+ Retry-After)
-        └── UpstreamRejectedError      the upstream's 4xx status, upstream_rejected
+        └── UpstreamRejectedError      upstream_rejected with the upstream's own status (any
+                                       non-2xx the retry rules don't cover, 5xx included)
 
 Errors raised by `routing` (StoreError, NoRelaxCapableAccountError, ...) are translated by
-`ROUTING_ERRORS` below. Every answer is GoAPI's envelope plus `error`:
-`{"code": <status>, "data": null, "message": "...", "error": {"type": "...", ...}}`.
+`ROUTING_ERRORS` below. A pass-through answer is relayed, not raised: `gateway.api.passthrough`
+types its errors by status (`upstream_unavailable` for a 5xx there). Exceptions that never
+become an HTTP answer stay outside the tree: `SettingsError` (a ValueError: bad environment,
+the process does not start), `CliError` (an operator command failed), `EmbeddedRedisError` and
+`SandboxError` (the local Redis or sandbox could not start). Every answer is GoAPI's envelope
+plus `error`: `{"code": <status>, "data": null, "message": "...", "error": {"type": "...", ...}}`.
 """
 
 from __future__ import annotations
@@ -165,7 +170,7 @@ class NoAccountAcceptedError(UpstreamError):
 
 
 class UpstreamRejectedError(UpstreamError):
-    """The upstream refused the request itself (4xx): its status and message are passed on."""
+    """The upstream refused the request itself: its status and message are passed on."""
 
     type = "upstream_rejected"
 

@@ -18,18 +18,18 @@ import os
 import time
 import zlib
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
 from typing import Any
 
 import orjson
 
-from routing.results import Decision, Outcome
+from routing.results import Decision, OpenStrEnum, Outcome
 
 _WBITS = 12
 
 
-class TaskStatus(StrEnum):
-    """A record's status: the upstream's, plus mjgate's own `reserved`, `staged`, `unknown`."""
+class TaskStatus(OpenStrEnum):
+    """A record's status: the upstream's, plus mjgate's own `reserved`, `staged`, `unknown`.
+    A status the upstream adds is kept as it names it (OpenStrEnum)."""
 
     RESERVED = "reserved"
     STAGED = "staged"
@@ -58,7 +58,7 @@ class TaskRecord:
     task_id: str
     client_id: str
     task_type: str
-    status: str
+    status: TaskStatus
     request: dict[str, Any]  # {"input": {...}, "config": {...}} as the client sent it
     webhook: dict[str, str] | None = None  # the client's webhook_config
     requested_mode: str = ""
@@ -144,7 +144,7 @@ class TaskRecord:
             task_id=task_id,
             client_id=f["c"],
             task_type=f["t"],
-            status=status,
+            status=TaskStatus(status),
             request=f["r"],
             webhook=f["h"],
             requested_mode=f["rm"],

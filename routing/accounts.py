@@ -8,7 +8,7 @@ from routing.model import PLANS, AccountState, Plan, Setting
 from routing.pacedefault import OwnPacing
 from routing.pacing import Pacing
 
-MAX_SLOTS = 1000  # keeps the strategy scores exact (routing/lua/lib.lua)
+MAX_SLOTS = 1000  # keeps the strategy scores exact (routing/lua/indexes.lua)
 MAX_WEIGHT = 1000
 
 

@@ -1,7 +1,8 @@
 """Turning the scripts' replies into routing's dataclasses and exceptions.
 
 Replies come as bytes or str depending on the client's `decode_responses`; both are accepted.
-The account hash's short field names are documented in `routing/lua/lib.lua`.
+The account hash's short field names are documented in `routing/lua/accounts.lua`
+(pacing's in `routing/lua/pacing.lua`).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def error(op: str, reply: Sequence[Any], bot_id: int = 0) -> RoutingError:
 def account_status(
     bot_id: int, raw: Mapping[str, str], history: Sequence[Any] = ()
 ) -> AccountStatus:
-    """An account hash (see lib.lua) and its history list as an AccountStatus."""
+    """An account hash (see accounts.lua) and its history list as an AccountStatus."""
     entries: list[dict[str, object]] = [json.loads(text(item)) for item in history]
     return AccountStatus(
         bot_id=bot_id,
@@ -162,7 +163,7 @@ PHASES = {"a": "active", "o": "actions_only", "x": "off"}
 
 
 def pace_status(raw: Mapping[str, str]) -> PaceStatus | None:
-    """Where an account stands against its pacing profile (lib.lua's fields), None
+    """Where an account stands against its pacing profile (pacing.lua's fields), None
     without one. `held` names the rule as a staged task's reason would."""
     if "tz" not in raw:
         return None

@@ -1,4 +1,4 @@
-"""Fast time each task costs, in GPU seconds (GOAPI.md; rough figures, operator-overridable).
+"""Fast time each task costs, in GPU seconds (rough figures, operator-overridable).
 
 The table is keyed by task type, or `type:index` for upscale and variation indexes that cost
 differently. Turbo costs twice fast; relax costs nothing.

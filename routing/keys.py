@@ -14,7 +14,7 @@ one cluster slot and the rest spreads over the shards:
     <prefix>:{outbox}:due, :attempts       the webhook outbox
 
 Pool scripts build keys from ids at run time (staged dispatch, lease expiry) from the base
-`<prefix>:{pool}:`, spelt in `routing/lua/lib.lua`; change both together. No script or
+`<prefix>:{pool}:`, spelt in `routing/lua/accounts.lua`; change both together. No script or
 transaction touches keys of two tags (tests/routing/test_cluster_slots.py proves it on a
 real cluster, which refuses cross-slot access). The prefix must not contain `{` or `}`.
 """

@@ -51,7 +51,7 @@ class AccountState(StrEnum):
 
 
 class Strategy(StrEnum):
-    """How a root task picks among eligible accounts (DESIGN.md section 2)."""
+    """How a root task picks among eligible accounts (docs/routing.md, 'Strategy scores')."""
 
     LEAST_BUSY = "least_busy"  # lowest in-flight/slots, ties by most fast time left
     MOST_FAST_LEFT = "most_fast_left"  # most fast time left first
@@ -80,7 +80,7 @@ ROOT_TASK_TYPES = frozenset({TaskType.IMAGINE, TaskType.DESCRIBE, TaskType.BLEND
 
 @dataclass(frozen=True)
 class PlanSpec:
-    """Defaults of a Midjourney plan (GOAPI.md, 'Midjourney facts for routing')."""
+    """Defaults of a Midjourney plan (GoAPI's Midjourney plans)."""
 
     fast_seconds_per_month: int
     relax: bool

@@ -1,4 +1,4 @@
-"""Resolving the requested mode of a task (GOAPI.md, 'Process mode').
+"""Resolving the requested mode of a task (GoAPI's `process_mode` and prompt flags).
 
 `process_mode` wins over the prompt's flag in both directions; an empty or `mixed`
 `process_mode` means "use the prompt"; a prompt without a flag means relax. A flag counts only

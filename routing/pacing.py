@@ -5,7 +5,7 @@ read time zones, so the time-driven part is computed here, in Python, with `zone
 (IANA names, DST-correct): `plan(profile, now)` gives the phase the account is in now
 (active, actions-only or off), when it ends and what follows until when, and the next two
 local midnights (daily caps reset there). The scripts store that plan on the account and
-apply its edges themselves at the exact millisecond (`pace_advance` in routing/lua/lib.lua);
+apply its edges themselves at the exact millisecond (`pace_advance` in routing/lua/pacing.lua);
 the maintenance tick asks for a new plan once an account has used up its look-ahead
 (docs/routing.md, *Pacing*).
 """
@@ -80,7 +80,7 @@ class Pacing:
                 raise ValueError(f"gaps must be from 0 to {MAX_GAP_SECONDS} seconds")
 
     def fields(self) -> dict[str, str]:
-        """The profile as the account hash stores it (routing/lua/lib.lua): '' is absent."""
+        """The profile as the account hash stores it (routing/lua/pacing.lua): '' is absent."""
         return {
             "tz": self.timezone,
             "ah": ",".join(self.active_hours),

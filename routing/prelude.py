@@ -1,7 +1,9 @@
 """A pool script's prelude: the definitions of the shared Lua libraries its body uses.
 
-The libraries under `routing/lua/` (`lib.lua`, then `tenants.lua`, then `decide.lua`) are
-lists of top-level definitions, each starting at column 0 with its comment above it:
+The libraries under `routing/lua/` (LIBRARIES, in order: accounts.lua, pacing.lua,
+indexes.lua, history.lua, tenants.lua, selection.lua, decide.lua, staging.lua; a definition
+uses only those before it, in its library or an earlier one) are lists of top-level
+definitions, each starting at column 0 with its comment above it:
 `local function f(...)`, `local NAME = ...` (or `local A, B`) and `function TN.f(...)`. Redis
 runs a script's whole text on every call, and creating a function or a table costs time at
 each call even when the body never uses it, so a script carries only what it uses: the
@@ -20,7 +22,16 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-LIBRARIES = ("lib", "tenants", "decide")
+LIBRARIES = (
+    "accounts",  # conventions, key layout, the account hash and its codec, plan rules
+    "pacing",  # the pacing rules an account's fields give
+    "indexes",  # selection indexes, aggregates, per-tag sets, acct_save; pacing applied
+    "history",  # changes worth an entry in an account's history
+    "tenants",  # client keys' quotas and the fair queue of staged work
+    "selection",  # one tier's decision
+    "decide",  # the routing rules (root, child, pinned) and taking a reservation
+    "staging",  # staging, a fresh request's outcome, dispatching staged work
+)
 
 _DEFINES = re.compile(
     r"^(?:local\s+function\s+(?P<fn>\w+)|function\s+(?P<field>\w+\.\w+)|local\s+(?P<vars>\w+(?:\s*,\s*\w+)*))"

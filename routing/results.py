@@ -12,10 +12,27 @@ QuotaFigures = tuple[tuple[str, int], ...]  # (limit name, what is left), e.g. (
 QuotaAlerts = tuple[tuple[str, int], ...]  # (limit name, percent reached), e.g. ("jobs_day", 80)
 
 
-class Decision(StrEnum):
+class OpenStrEnum(StrEnum):
+    """A StrEnum that keeps a value it does not know (written by a newer replica during a
+    rolling upgrade, or a status the upstream adds) as written rather than failing the read:
+    the member's name is then `UNKNOWN` and its value the text."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> OpenStrEnum | None:
+        if not isinstance(value, str) or not value:
+            return None
+        unknown = str.__new__(cls, value)
+        unknown._name_ = "UNKNOWN"
+        unknown._value_ = value
+        return unknown
+
+
+class Decision(OpenStrEnum):
     """Why a task runs where (and how) it runs: one vocabulary from the reserve scripts' replies
-    (`routing/lua/decide.lua`) through the task's record, its `x-mjgate-decision` header and the
-    `decision` label of `mjgate_tasks_created_total`. The last three are the gateway's own."""
+    (`routing/lua/decide.lua`, `selection.lua`) through the task's record, its
+    `x-mjgate-decision` header and the `decision` label of `mjgate_tasks_created_total`. The
+    last three are the gateway's own. One this version does not know is kept (OpenStrEnum):
+    the metrics label reports it as `other`, like any value outside its set."""
 
     ROUTED = "routed"
     # a backup-tier account took it, and why (`backup:<why>`)
@@ -35,18 +52,6 @@ class Decision(StrEnum):
     INHERITED_RELAX_REQUESTED = "inherited_relax:requested"
     STAGED = "staged"
     FORWARDED = "forwarded"
-
-    @classmethod
-    def _missing_(cls, value: object) -> Decision | None:
-        """A decision this version does not know (written by a newer replica, during a rolling
-        upgrade) is kept as written rather than failing the read: the metrics label reports it
-        as `other`, like any value outside its set."""
-        if not isinstance(value, str) or not value:
-            return None
-        unknown = str.__new__(cls, value)
-        unknown._name_ = "UNKNOWN"
-        unknown._value_ = value
-        return unknown
 
     @property
     def pinned(self) -> bool:
@@ -114,7 +119,7 @@ class Dropped:
 class Settlement:
     """What settling a reservation did. `refunded` is the fast seconds given back;
     `dispatched`, the staged tasks the freed slot went to at once (when asked for), for the
-    caller to forward (or fail, for a `Dropped` child), as dispatch_staged's would be."""
+    caller to send (or fail, for a `Dropped` child), as dispatch_staged's would be."""
 
     task_id: str
     bot_id: int

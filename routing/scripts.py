@@ -12,13 +12,16 @@ per kind of connection:
   name the slot); on NOSCRIPT, EVAL with the text.
 
 The pool's scripts (`routing/lua/`, SCRIPT_NAMES) each do one atomic job. Their bodies use
-the shared libraries `lib.lua` (key layout, account codec, indexes, aggregates, history),
-`tenants.lua` (client keys' quotas and fair queueing of staged work) and `decide.lua` (the
-routing rules, reserving, staging); each is loaded with only the library definitions it uses
+the shared libraries (`routing.prelude.LIBRARIES`): `accounts.lua` (conventions, key layout,
+account codec), `pacing.lua` (pacing rules), `indexes.lua` (indexes, aggregates, `acct_save`),
+`history.lua` (an account's recorded changes), `tenants.lua` (client keys' quotas and fair
+queueing of staged work), `selection.lua` (one tier's decision), `decide.lua` (the routing
+rules, reserving) and `staging.lua` (staging, dispatching staged work); each script is
+loaded with only the library definitions it uses
 (`routing.prelude`), so every script counts and decides with the same code and pays only
 for what it runs. `Scripts` runs them for one pool; `Scripts.load()` registers them all.
 
-Conventions of the pool's scripts (see lib.lua): KEYS[1] is the pool's meta hash, ARGV[1]
+Conventions of the pool's scripts (see accounts.lua): KEYS[1] is the pool's meta hash, ARGV[1]
 the key base, ARGV[2] now in unix milliseconds from the store's clock; the rest is per script.
 """
 

@@ -129,7 +129,7 @@ class PoolStore:
         pin: int | None = None,
         quota: Quota | None = None,
     ) -> Reservation | Staged:
-        """Route a root task (DESIGN.md section 2, rules 1-3): a reservation, or the task
+        """Route a root task (docs/routing.md, 'Root tasks'): a reservation, or the task
         staged when every candidate is busy. `cost`: fast seconds in `mode` (x2 for turbo;
         ignored if the task runs relax). `exclude`: accounts to skip (a retry after an
         upstream failure); they count as absent, also for NoRelaxCapableAccountError.

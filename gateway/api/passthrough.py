@@ -112,7 +112,7 @@ def relay(answer: UpstreamAnswer, settings: Settings) -> bytes:
 async def forward_untouched(
     request: Request, method: str, path: str, body: bytes | None = None
 ) -> Response:
-    """Send the request as it is (the caller checked the permission) and relay the answer."""
+    """Forward the request untouched (the caller checked the permission) and relay the answer."""
     app = state_of(request)
     answer: UpstreamAnswer = await app.upstream.request(method, path, body)
     app.metrics.upstream_request("forward", str(answer.status), answer.seconds)

@@ -1,6 +1,6 @@
 """What clients see: GoAPI's task object with mjgate's ids and the client's own webhook.
 
-The upstream's task object is passed through field for field (key order kept); only the ids
+The upstream's task object is copied field for field (key order kept); only the ids
 are translated (`task_id`, `input.origin_task_id`, and upstream ids in error messages, see
 `gateway.api.redact`), `config.webhook_config` is the client's, never mjgate's, and tasks that
 never reached the upstream (staged, failed locally) get an object of the same shape built here.
@@ -17,7 +17,7 @@ from gateway.taskrecord import TaskRecord, TaskStatus
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _NO_ERROR = {"code": 0, "raw_message": "", "message": "", "detail": None}
 # mjgate-internal statuses shown to clients as GoAPI's
-_CLIENT_STATUS: dict[str, str] = {TaskStatus.RESERVED: "pending", TaskStatus.UNKNOWN: "pending"}
+_CLIENT_STATUS = {TaskStatus.RESERVED: TaskStatus.PENDING, TaskStatus.UNKNOWN: TaskStatus.PENDING}
 
 
 def iso(ts: float) -> str:

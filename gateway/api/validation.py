@@ -1,9 +1,9 @@
-"""Validation of Midjourney create requests against GOAPI.md's input table.
+"""Validation of Midjourney create requests against GoAPI's inputs for each task type.
 
 Each failure raises InvalidRequestError naming the field (`input.prompt`, `task_type`, ...).
-Nothing is reserved or forwarded before validation passes. Accepted values are normalised
+Nothing is reserved or sent before validation passes. Accepted values are normalised
 (an integer upscale index becomes the string GoAPI expects); unknown extra fields in `input`
-are passed through untouched, as GoAPI may grow them.
+are kept and sent as they are, as GoAPI may grow them.
 """
 
 from __future__ import annotations

@@ -7,10 +7,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.settings import Settings
 from gateway.variables import SETTINGS
+
+if TYPE_CHECKING:  # imported when serving only: the CLI's other commands start faster
+    from starlette.applications import Starlette
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -92,7 +95,7 @@ def _run(settings: Settings) -> None:
         _serve_with_admin_port(app, settings)
 
 
-def _serve_with_admin_port(app: Any, settings: Settings) -> None:
+def _serve_with_admin_port(app: Starlette, settings: Settings) -> None:
     """The client API on MJGATE_PORT and the admin API alone on MJGATE_ADMIN_PORT, in one
     process and one event loop, sharing the app's state. The main server's signal handling
     stops both; the admin server starts once the main app's lifespan has set the state up."""

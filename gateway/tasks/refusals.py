@@ -1,11 +1,12 @@
 """Reading the upstream's refusals of a create: about the account, or about the request.
 
-GoAPI's exact error bodies are unconfirmed (GOAPI.md, [L]); account-level refusals are
-recognised tolerantly by the notification type names GoAPI uses for the same events
-(`mj_bot_banned`, ...) or plain words in the message. A 429 is about the GoAPI key (its rate
-limit), not an account: no account is touched, and the sender backs off for every account. An
-answer naming a `bot_id` the upstream does not know (`no account with bot_id N`) takes that
-account out of rotation. Everything else non-2xx is about the request and is passed on.
+GoAPI's exact error bodies are not documented (docs/emulator.md, 'Inferred or simplified');
+account-level refusals are recognised tolerantly by the notification type names GoAPI uses
+for the same events (`mj_bot_banned`, ...) or plain words in the message. A 429 is about the
+GoAPI key (its rate limit), not an account: no account is touched, and the sender backs off
+for every account. An answer naming a `bot_id` the upstream does not know (`no account with
+bot_id N`) takes that account out of rotation. Everything else non-2xx is about the request
+and is passed on.
 """
 
 from __future__ import annotations

@@ -213,7 +213,7 @@ class Sender:
         now = self.clock()
         record = record.evolve(
             upstream_id=task["task_id"],
-            status=str(task.get("status") or TaskStatus.PENDING),
+            status=TaskStatus(task.get("status") or TaskStatus.PENDING),
             task=task,
             updated_at=now,
             sent_at=sent_at,

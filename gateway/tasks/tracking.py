@@ -104,7 +104,7 @@ class Tracker:
     async def apply(self, record: TaskRecord, task: dict[str, Any], *, source: str) -> TaskRecord:
         """Record the upstream's latest view of a task; settle it when it is terminal."""
         now = self.clock()
-        status = str(task.get("status") or record.status)
+        status = TaskStatus(task.get("status") or record.status)
         changed = status != record.status or task != record.task
         record = record.evolve(task=task, status=status, updated_at=now)
         if record.terminal:

@@ -1,4 +1,4 @@
-"""Webhooks from GoAPI: task updates for tasks mjgate forwarded, and HYA account notifications.
+"""Webhooks from GoAPI: task updates for tasks mjgate sent, and HYA account notifications.
 
 mjgate gives GoAPI the endpoint `<MJGATE_PUBLIC_URL>/webhooks/goapi/tasks/<token>` and the
 secret it expects back in `x-webhook-secret`; both are derived from MJGATE_WEBHOOK_SECRET (or
@@ -20,7 +20,7 @@ from gateway import logs
 from gateway.bodies import json_object, read_body
 from gateway.errors import ForbiddenError, InvalidRequestError, NotFoundError
 from gateway.settings import Settings
-from gateway.state import state_of
+from gateway.state import MjGate, state_of
 from gateway.webhooks.credentials import goapi_secret, goapi_token
 from routing.errors import AccountNotFoundError, StoreError
 from routing.model import AccountState
@@ -33,7 +33,7 @@ def _ok() -> Response:
 def _check(request: Request, settings: Settings, kind: str) -> None:
     """The path token must match; so must `x-webhook-secret` when sent. Task webhooks always
     carry the secret mjgate gave GoAPI; whether GoAPI sends one with account notifications is
-    unknown [L], so for those the (secret, derived) path token alone is accepted."""
+    unconfirmed, so for those the (secret, derived) path token alone is accepted."""
     token = str(request.path_params.get("token", ""))
     # bytes: compare_digest refuses str with non-ASCII characters (a client can send them)
     if not hmac.compare_digest(token.encode(), goapi_token(settings, kind).encode()):
@@ -89,8 +89,9 @@ async def notification_webhook(request: Request) -> Response:
     return _ok()
 
 
-async def apply_notification(app: Any, kind: str, bot_id: int, detail: dict[str, Any]) -> None:
-    """GoAPI's account notifications drive account states (DESIGN.md section 3)."""
+async def apply_notification(app: MjGate, kind: str, bot_id: int, detail: dict[str, Any]) -> None:
+    """GoAPI's account notifications drive account states (docs/operators.md, 'GoAPI account
+    notifications')."""
     store = app.store
     reason = f"goapi: {kind}"
     if kind == "mj_bot_banned":

@@ -8,7 +8,7 @@
 -- ARGV[9] fast slots   ARGV[10] relax slots   ARGV[11] weight   ARGV[12] tags (JSON)
 -- ARGV[13] declared state   ARGV[14] the plan's monthly fast seconds   ARGV[15] dry run (1/0)
 -- ARGV[16] pacing: a JSON object of the profile's and its plan's account fields (tz ah ao kf
---   kr cc gm gj ti; ph pu pn pw de dn: lib.lua), "" for an account without pacing. A
+--   kr cc gm gj ti; ph pu pn pw de dn: pacing.lua), "" for an account without pacing. A
 --   changed profile keeps today's counts and a gap in progress.
 -- Returns {'created'} | {'unchanged'} | {'updated', changed field names...}
 local id, dry = ARGV[3], ARGV[15] == '1'

@@ -4,7 +4,7 @@
 -- first. Tasks past their deadline are left for tick; tasks that can't run yet stay queued;
 -- a child whose parent's account can never take it (removed, disabled, relax on basic) is
 -- dropped from the queue and returned as {'D', task_id, bot_id, reason} (not counted in ARGV[3]).
--- (`dispatch` in decide.lua; settle runs it too, for the slot it frees.)
+-- (`dispatch` in staging.lua; settle runs it too, for the slot it frees.)
 -- KEYS[1] pool meta hash   ARGV[1] key base   ARGV[2] now (unix ms)
 -- ARGV[3] at most this many reservations   ARGV[4] lease (ms) when the entry has none
 -- ARGV[5] window: how many queued tasks to look at

@@ -1,4 +1,4 @@
--- tenants.lua: the second library (after lib.lua, before decide.lua): what one client key may
+-- tenants.lua: a library (after history.lua, before selection.lua): what one client key may
 -- spend (jobs and fast seconds per day and per month, tasks in flight) and its share of
 -- staged work (weighted fair queueing by virtual start time). Its keys, all under the pool's
 -- base (one cluster slot with everything else):

@@ -1,4 +1,4 @@
-"""DESIGN.md section 7, row by row: status, error.type, and that nothing is lost."""
+"""The README's error table, row by row: status, error.type, and that nothing is lost."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GoAPI's HYA account notifications drive account states (DESIGN.md section 3).
+"""GoAPI's HYA account notifications drive account states (docs/operators.md).
 
 Sent as GoAPI sends them, to `/webhooks/goapi/notifications/<token>` with the secret header;
 checked through the store and the admin API (`accounts show` reads the same view).

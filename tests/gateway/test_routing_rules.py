@@ -1,4 +1,5 @@
-"""DESIGN.md section 2, rule by rule, end to end: the emulator's record of what it received
+"""The routing rules (docs/routing.md, 'Decisions'), rule by rule, end to end: the
+emulator's record of what it received
 (`bot_id`, `process_mode`) and the routing headers are the evidence, and every test ends with
 `assert_ran_as_routed`: the emulator ran each task on the account and in the mode mjgate
 decided."""
@@ -112,8 +113,9 @@ async def test_staged_task_runs_when_a_slot_frees(redis: Redis, prefix: str) -> 
 async def test_a_freed_slot_goes_to_the_staged_task_not_a_newcomer(
     redis: Redis, prefix: str
 ) -> None:
-    """DESIGN.md section 2: staged tasks run first-in-first-out. The cancel's settle hands the
-    slot to the staged task in the same script, so a create right after it is staged too."""
+    """Staged tasks run first-in-first-out (docs/routing.md, 'Staging'). The cancel's settle
+    hands the slot to the staged task in the same script, so a create right after it is staged
+    too."""
     accounts = (AccountSpec(bot_id=1, plan=Plan.PRO, fast_slots=1),)
     async with harness(redis, prefix, accounts=accounts, emulator_config=SLOW) as h:
         first = (await h.create(prompt="a --fast")).json()["data"]

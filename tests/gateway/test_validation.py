@@ -1,4 +1,4 @@
-"""Input validation per GOAPI.md's table: each failure is a 400 naming the field."""
+"""Input validation per GoAPI's inputs: each failure is a 400 naming the field."""
 
 from __future__ import annotations
 

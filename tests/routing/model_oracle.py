@@ -1,10 +1,10 @@
 """A pure-Python model of the pool's rules: the oracle the stateful test checks Redis against.
 
-It states the rules of DESIGN.md sections 2-4 (pacing included: the phase by local wall time
+It states the rules of docs/routing.md (pacing included: the phase by local wall time
 straight from the profile, counts reset at local midnight) as plainly as possible (sorting
 whole lists, exact fractions), never as the scripts compute them (indexes, packed scores). It
-lives in the tests only: the Lua scripts are the single implementation in the product (STYLE.md
-habit 1). Decisions are tuples: ('R', bot_id, mode, cost, decision, staged) | ('S', reason) |
+lives in the tests only: the Lua scripts are the single implementation in the product.
+Decisions are tuples: ('R', bot_id, mode, cost, decision, staged) | ('S', reason) |
 ('E', code). Times are unix milliseconds.
 """
 

@@ -1,5 +1,5 @@
-"""Child tasks run on the parent's account, in the parent's mode unless it can't (DESIGN.md
-section 2, child tasks)."""
+"""Child tasks run on the parent's account, in the parent's mode unless it can't (docs/routing.md,
+'Child tasks')."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Many replicas at once: exactly the free slots are reserved, the rest is staged, nobody is
-over its slots, fast time never goes below zero (DESIGN.md section 2, last paragraph)."""
+over its slots, fast time never goes below zero (docs/routing.md, 'Decisions')."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Redis memory per account: the hash plus its entries in the pool's sets (DESIGN.md 12)."""
+"""Redis memory per account: the hash plus its entries in the pool's sets (docs/routing.md,
+'Memory')."""
 
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ async def test_without_the_replicas_a_reservation_is_a_store_error(
     redis: Redis, keys: Keys
 ) -> None:
     """On a server without replicas: the service answers 503 store_unavailable (StoreError)
-    and never forwards the task."""
+    and never sends the task upstream."""
     store = PoolStore(redis, keys, clock=FakeClock(), pipe=Pipe.of(redis, min_replicas=1))
     try:
         with pytest.raises(StoreError, match="NOREPLICAS"):

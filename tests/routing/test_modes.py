@@ -1,4 +1,4 @@
-"""Mode resolution (GOAPI.md 'Process mode'): process_mode > prompt flag > relax."""
+"""Mode resolution (GoAPI's `process_mode` and prompt flags): process_mode > prompt flag > relax."""
 
 from __future__ import annotations
 

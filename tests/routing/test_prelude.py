@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from routing.prelude import LIBRARIES, compose, needed, read_library, used_names
+from routing.prelude import LIBRARIES, _libraries, compose, needed, read_library, used_names
 from routing.scripts import SCRIPT_NAMES, read, source
 
 
@@ -15,13 +15,38 @@ def _defined(text: str) -> set[str]:
 def test_a_script_leaves_out_the_definitions_it_does_not_use() -> None:
     extend = source("extend_lease")
     for absent in ("local function acct_save", "local TN", "local function decide_root",
-                   "local NUMERIC", "tenants.lua:"):  # fmt: skip
+                   "local NUMERIC", "tenants.lua:", "staging.lua:"):  # fmt: skip
         assert absent not in extend, absent
     assert _defined(read("routing", "extend_lease")) == {"BASE", "NOW", "K", "keyset", "k_res",
                                                          "n2s"}  # fmt: skip
     reserve = _defined(read("routing", "reserve_root"))
     assert {"decide_root", "decide_pinned", "reserve", "stage", "TN.charge"} <= reserve
     assert not {"dispatch", "adopt_legacy", "unstage", "remember"} & reserve
+    settle = _defined(read("routing", "settle"))
+    assert {"dispatch", "decide_root", "unstage", "acct_save", "TN.refund"} <= settle
+    assert not {"conclude", "stage", "change_state"} & settle
+
+
+def test_a_definition_uses_only_definitions_before_it() -> None:
+    """A Lua local is seen only by the lines after it: each library uses only definitions of
+    itself (earlier in it) or of the libraries before it."""
+    _, definitions = _libraries()
+    position = {name: index for index, d in enumerate(definitions) for name in d.defines}
+    for index, definition in enumerate(definitions):
+        for name in definition.uses & position.keys():
+            assert position[name] < index, (definition.library, sorted(definition.defines), name)
+
+
+def test_each_library_is_used_and_its_header_comes_with_it() -> None:
+    headers, _ = _libraries()
+    every = "\n".join(read("routing", name) for name in SCRIPT_NAMES)
+    assert {d.library for d in needed(every)} == set(LIBRARIES)
+    for library in LIBRARIES:
+        assert headers[library].startswith(f"-- {library}.lua: "), library
+    for name in SCRIPT_NAMES:
+        carried = {d.library for d in needed(read("routing", name))}
+        for library in LIBRARIES:
+            assert (headers[library] in source(name)) == (library in carried), (name, library)
 
 
 @pytest.mark.parametrize("name", SCRIPT_NAMES)

@@ -1,4 +1,4 @@
-"""Root tasks (imagine, describe, blend): DESIGN.md section 2, rules 1-3, one test per rule."""
+"""Root tasks (imagine, describe, blend): docs/routing.md's rules, one test per rule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Pool strategies pick among eligible accounts as documented (DESIGN.md section 2)."""
+"""Pool strategies pick among eligible accounts as documented (docs/routing.md, 'Strategy
+scores')."""
 
 from __future__ import annotations
 

@@ -1,0 +1,123 @@
+-- accounts.lua: the first of the libraries of shared definitions (in order: accounts.lua,
+-- pacing.lua, indexes.lua, history.lua, tenants.lua, selection.lua, decide.lua, staging.lua;
+-- a definition uses only those before it). This one: the conventions, the key layout, the
+-- account hash and its codec, and what an account's plan allows. A script body is loaded
+-- with the library definitions it uses, directly or through others (routing/prelude.py):
+-- each starts at column 0, after its comment.
+--
+-- Conventions shared by every script:
+--   KEYS[1]   the pool's meta hash, `<prefix>:{pool}:meta`: names the cluster slot. Every other
+--             key is built below from ARGV[1] and carries the same `{pool}` hash tag.
+--   ARGV[1]   the key base `<prefix>:{pool}:` (routing.keys.Keys.base)
+--   ARGV[2]   now, unix milliseconds, from the store's injected clock: scripts never read TIME
+--   ARGV[3..] per script (see each script's header)
+-- Units: fast time in whole GPU seconds; times and deadlines in unix milliseconds.
+--
+-- Account hash (`acct:<bot_id>`), short field names to keep it a small listpack:
+--   n name, p plan, ds declared setting, w weight, tg tags (JSON), fs/rs fast/relax slots,
+--   mf the plan's monthly fast seconds, dfl/dst/drn last declared fast seconds/state/renewal,
+--   g incarnation (changes when a removed bot_id is created again),
+--   se current setting, st state, sr state reason, su state until (ms, cooling only),
+--   rn next renewal (ms), fl fast seconds left (unreserved), fr fast seconds reserved,
+--   fi/ri fast/relax tasks in flight. Empty values are absent fields.
+-- Pacing (present only on accounts with a profile; routing/pacing.py computes the plan):
+
+local BASE = ARGV[1]
+local NOW = tonumber(ARGV[2])
+
+-- Key names are made on first use (a script uses a few of them; building a string costs
+-- time at every call): `names` gives each one's suffix after the base; `fields` (or {}) is
+-- the table returned, with any other fields it should have.
+local function keyset(names, fields)
+  return setmetatable(fields or {}, {__index = function(t, name)
+    local key = BASE .. names[name]
+    t[name] = key
+    return key
+  end})
+end
+
+local K = keyset({
+  meta = 'meta', -- strategy, seq (staged order), gen (incarnations)
+  agg = 'agg', -- pool-wide aggregates, kept incrementally
+  all = 'accts', -- set of every bot_id
+  fs = 'ix:fs', -- fast-eligible with a free fast slot, by strategy score
+  ff = 'ix:ff', -- the same members, by fast seconds left
+  fb = 'ix:fb', -- fast-eligible with every fast slot busy, by fast seconds left
+  rs = 'ix:rs', -- relax-eligible with a free relax slot, by strategy score
+  renew = 'ix:renew', -- accounts with a renewal date, by renewal (ms)
+  cool = 'ix:cool', -- cooling accounts, by deadline (ms)
+  lease = 'leases', -- reservations, by lease deadline (ms)
+  stq = 'stq', -- staged tasks, FIFO: score = arrival sequence
+  stdl = 'stdl', -- staged tasks, by deadline (ms)
+  stc = 'stc', -- staged tasks per client id
+  track = 'track', -- tasks sent upstream, by next completion check (ms)
+  trackb = 'trackb', -- the deployment's budget of upstream GETs: tokens, at (ms)
+  fp = 'ix:fp', -- fast-capable but held by pacing, by fast seconds left
+  rp = 'ix:rp', -- relax-capable but held by pacing, by next pacing change (ms)
+  bfs = 'ix:bfs', bff = 'ix:bff', bfb = 'ix:bfb', -- backup tier:
+  brs = 'ix:brs', bfp = 'ix:bfp', brp = 'ix:brp', -- the same six
+  pace = 'ix:pace', -- paced accounts, by their next time-driven change (ms)
+  pref = 'ix:pref', -- paced accounts whose plan needs computing again (tick)
+})
+-- The selection indexes of each tier: primary accounts, and backups (used only when no
+-- primary can take a task: decide.lua).
+local IX = {
+  p = keyset({fs = 'ix:fs', ff = 'ix:ff', fb = 'ix:fb', rs = 'ix:rs', fp = 'ix:fp',
+              rp = 'ix:rp'}, {name = 'p'}),
+  b = keyset({fs = 'ix:bfs', ff = 'ix:bff', fb = 'ix:bfb', rs = 'ix:brs', fp = 'ix:bfp',
+              rp = 'ix:brp'}, {name = 'b'}),
+}
+local function k_acct(id) return BASE .. 'acct:' .. id end
+local function k_hist(id) return BASE .. 'hist:' .. id end
+local function k_res(task) return BASE .. 'res:' .. task end
+local function k_stg(task) return BASE .. 'stg:' .. task end
+local function k_tag(tag) return BASE .. 'tag:' .. tag end -- set of bot_ids carrying `tag`
+
+local NUMERIC = {w = 1, fs = 1, rs = 1, mf = 1, dfl = 1, drn = 1, su = 1, rn = 1,
+                 fl = 1, fr = 1, fi = 1, ri = 1, kf = 1, kr = 1, nf = 1, nr = 1, gm = 1,
+                 gj = 1, gr = 1, pu = 1, pw = 1, de = 1, dn = 1}
+
+-- Scores must reach ZADD exactly: Lua's default number formatting keeps 14 digits only.
+local function n2s(x) return string.format('%.17g', x) end
+
+local function hash_table(key)
+  local raw = redis.call('HGETALL', key)
+  local t = {}
+  for i = 1, #raw, 2 do t[raw[i]] = raw[i + 1] end
+  return t
+end
+
+-- The accounts this call has read, by bot_id (false: absent), kept current by acct_save, so
+-- an account read twice (a candidate, then its reservation) is read from Redis once. A loaded
+-- account is never changed in place: callers change a copy and save it (acct_save).
+local loaded = {}
+
+local function acct_load(id)
+  local hit = loaded[id]
+  if hit ~= nil then return hit or nil end
+  local raw = redis.call('HGETALL', k_acct(id))
+  if #raw == 0 then
+    loaded[id] = false
+    return nil
+  end
+  local a = {id = id}
+  for i = 1, #raw, 2 do
+    local f, v = raw[i], raw[i + 1]
+    if NUMERIC[f] then a[f] = tonumber(v) else a[f] = v end
+  end
+  loaded[id] = a
+  return a
+end
+
+local function copy(a)
+  local c = {}
+  for f, v in pairs(a) do c[f] = v end
+  return c
+end
+
+-- Does the account's plan include relax (basic has none)?
+local function plan_has_relax(a) return a.p ~= 'basic' end
+
+-- Can the account run relax work (its state and pacing aside): its plan has relax and it has
+-- relax slots.
+local function relax_capable(a) return plan_has_relax(a) and a.rs > 0 end

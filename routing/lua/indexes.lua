@@ -1,0 +1,182 @@
+-- indexes.lua: where an account stands (after accounts.lua and pacing.lua): the selection
+-- indexes it belongs to and their scores, the pool-wide aggregates, the per-tag sets, and
+-- acct_save, the one function through which every change to an account is written; then
+-- pacing changes due by now, applied through it.
+local Q = 1048576 -- 2^20: resolution of in_flight/slots ratios (exact for slots <= 1000)
+
+local strategy_cache
+local function strategy()
+  if not strategy_cache then
+    strategy_cache = redis.call('HGET', K.meta, 'strategy') or 'least_busy'
+  end
+  return strategy_cache
+end
+
+-- Which tier's indexes the account is in.
+local function tier(a) return a.ti == 'backup' and IX.b or IX.p end
+
+-- Which indexes an account belongs to: free fast, busy fast (with fast time), free relax,
+-- fast-capable held by pacing, relax-capable held by pacing.
+local function eligible(a)
+  if not a or a.st ~= 'active' then return false, false, false, false, false end
+  local fast = a.se == 'fast' and a.fl > 0
+  local okf, okr = pace_root_ok(a, 'f'), pace_root_ok(a, 'r')
+  local relax = relax_capable(a)
+  return fast and okf and a.fi < a.fs, fast and okf and a.fi >= a.fs,
+         relax and okr and a.ri < a.rs, fast and not okf, relax and not okr
+end
+
+-- floor(num/den) at 2^-20 resolution in the high bits, the fast-time tie-break (more is
+-- better, so inverted) in the low `bits`: an integer below 2^53, exact in a double.
+local function load_score(num, den, left, bits)
+  local top = 2 ^ bits - 1
+  if left > top then left = top end
+  if left < 0 then left = 0 end
+  return math.floor(num * Q / den) * 2 ^ bits + (top - left)
+end
+
+local function fs_score(a)
+  local s = strategy()
+  if s == 'most_fast_left' then return -a.fl end
+  if s == 'weighted' then return load_score(a.fi, a.w, a.fl, 23) end
+  return load_score(a.fi, a.fs, a.fl, 33) -- least_busy
+end
+
+local function rs_score(a)
+  if strategy() == 'weighted' then return math.floor(a.ri * Q / a.w) end
+  return math.floor(a.ri * Q / a.rs)
+end
+
+-- Every sorted set the account is in, with its score: a pure function of its fields.
+local function memberships(a)
+  local m = {}
+  if not a then return m end
+  local ffree, fbusy, rfree, fpaced, rpaced = eligible(a)
+  local T = tier(a)
+  if ffree then m[T.fs], m[T.ff] = fs_score(a), a.fl end
+  if fbusy then m[T.fb] = a.fl end
+  if rfree then m[T.rs] = rs_score(a) end
+  if fpaced then m[T.fp] = a.fl end
+  local due = pace_next(a)
+  if rpaced then m[T.rp] = due or 2 ^ 52 end
+  if due then m[K.pace] = due end
+  if a.pz then m[K.pref] = 0 end
+  if a.rn then m[K.renew] = a.rn end
+  if a.st == 'cooling' and a.su then m[K.cool] = a.su end
+  return m
+end
+
+local function reindex(old, a)
+  local id = (a or old).id
+  local before, after = memberships(old), memberships(a)
+  for key, score in pairs(after) do
+    if before[key] ~= score then redis.call('ZADD', key, n2s(score), id) end
+  end
+  for key in pairs(before) do
+    if after[key] == nil then redis.call('ZREM', key, id) end
+  end
+end
+
+-- Pool-wide aggregates: each account contributes a pure function of its fields, so applying
+-- the difference between its old and new contribution keeps the totals exact.
+local function contribution(a)
+  local c = {}
+  if not a then return c end
+  c['n|' .. a.p .. '|' .. a.st .. '|' .. a.se] = 1
+  c.fl = a.fl
+  if a.st == 'active' then
+    c.fc, c.fu, c.rc, c.ru = a.fs, a.fi, a.rs, a.ri
+    if relax_capable(a) then
+      c.rcap = 1
+      if a.ti == 'backup' then c.rcb = 1 end
+    end
+    -- Pacing's totals count only what pacing brings (backups, held accounts), so a pool whose
+    -- totals were kept before pacing existed has them right: absent fields read 0.
+    if a.ti == 'backup' then c.ab = 1 elseif not in_hours(a) then c.aoff = 1 end
+    if not in_hours(a) or a.gp or (capped(a, 'f') and capped(a, 'r')) then c.held = 1 end
+  end
+  return c
+end
+
+local function reaggregate(old, a)
+  local co, cn = contribution(old), contribution(a)
+  for f, v in pairs(cn) do
+    local d = v - (co[f] or 0)
+    if d ~= 0 then redis.call('HINCRBY', K.agg, f, d) end
+  end
+  for f, v in pairs(co) do
+    if cn[f] == nil and v ~= 0 then redis.call('HINCRBY', K.agg, f, -v) end
+  end
+end
+
+-- Write `a` (nil: delete) over `old` (nil: create), with its indexes and aggregates.
+-- Keep the per-tag sets (tag-limited keys route among them) in step with an account's tags.
+local function retag(old, a)
+  local before = (old and old.tg ~= nil and old.tg ~= '') and old.tg or '[]'
+  local after = (a and a.tg ~= nil and a.tg ~= '') and a.tg or '[]'
+  if before == after then return end
+  local id = (a or old).id
+  for _, tag in ipairs(cjson.decode(before)) do redis.call('SREM', k_tag(tag), id) end
+  for _, tag in ipairs(cjson.decode(after)) do redis.call('SADD', k_tag(tag), id) end
+end
+
+local function acct_save(old, a)
+  retag(old, a)
+  if a == nil then
+    redis.call('DEL', k_acct(old.id))
+    redis.call('SREM', K.all, old.id)
+  else
+    local set, del = {}, {}
+    for f, v in pairs(a) do
+      if f ~= 'id' and (old == nil or old[f] ~= v) then
+        set[#set + 1] = f
+        set[#set + 1] = v
+      end
+    end
+    if old then
+      for f in pairs(old) do
+        if a[f] == nil then del[#del + 1] = f end
+      end
+    else
+      redis.call('SADD', K.all, a.id)
+    end
+    if #set > 0 then redis.call('HSET', k_acct(a.id), unpack(set)) end
+    if #del > 0 then redis.call('HDEL', k_acct(a.id), unpack(del)) end
+  end
+  reindex(old, a)
+  reaggregate(old, a)
+  loaded[(a or old).id] = a or false
+end
+
+-- Pacing changes due by now, applied through acct_save ----------------------------------
+
+local PACE_BATCH = 32 -- due pacing changes applied before each decision (the tick: more)
+
+-- Bring one account's pacing up to date through the funnel (it may be gone).
+local function pace_apply(id)
+  local old = acct_load(id)
+  if not old then
+    redis.call('ZREM', K.pace, id)
+    return
+  end
+  local a = copy(old)
+  pace_advance(a)
+  acct_save(old, a)
+end
+
+-- Apply pacing changes due by now to up to `limit` accounts, earliest first, through the
+-- funnel (the tick, and every decision before it looks at the indexes). Returns their ids.
+local function pace_due(limit)
+  local ids = redis.call('ZRANGEBYSCORE', K.pace, '-inf', NOW, 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do pace_apply(id) end
+  return ids
+end
+
+-- True when the account has no pacing change due; else applies it (it may leave the
+-- selection indexes) and returns false: the caller looks again.
+local function pace_fresh(id)
+  local due = redis.call('ZSCORE', K.pace, id)
+  if not due or tonumber(due) > NOW then return true end
+  pace_apply(id)
+  return false
+end

@@ -1,0 +1,79 @@
+-- pacing.lua: the pacing rules an account's fields give (after accounts.lua). What they
+-- read, present only on accounts with a profile (routing/pacing.py computes the plan):
+--   tz time zone, ah/ao active/actions-only windows (display and export), kf/kr daily caps
+--   fast(+turbo)/relax, cc '0' when child tasks don't count, gm/gj gap and jitter (ms),
+--   ti 'backup' for the backup tier; the plan: ph phase now (a active | o actions-only |
+--   x off), pu its end (ms), pn the next phase, pw its end, de/dn the next two local
+--   midnights (ms); live: nf/nr jobs today, gp '1' inside a gap until gr (ms), pz '1' when
+--   the plan's look-ahead is used up and the tick should compute a new one.
+-- `class`: 'f' fast/turbo work, 'r' relax work. All of it reads fields only: index
+-- membership stays a pure function of the account's fields; time moves the fields
+-- (pace_advance) at the instants the account's `ix:pace` score names; indexes.lua's
+-- pace_apply saves what moved.
+local function capped(a, class)
+  if class == 'f' then return a.kf ~= nil and (a.nf or 0) >= a.kf end
+  return a.kr ~= nil and (a.nr or 0) >= a.kr
+end
+
+local function in_hours(a) return a.ph == nil or a.ph == 'a' end
+
+-- May pacing let the account take a new root task of `class` now?
+local function pace_root_ok(a, class)
+  return in_hours(a) and not a.gp and not capped(a, class)
+end
+
+-- The rule that holds a root task of `class` on this account (nil: none).
+local function pace_reason(a, class)
+  if a.ph == 'o' then return 'paced:actions_only' end
+  if a.ph == 'x' then return 'paced:outside_hours' end
+  if capped(a, class) then return 'paced:daily_cap' end
+  if a.gp then return 'paced:gap' end
+  return nil
+end
+
+-- The rule that holds a child task of `class` on its parent's account (nil: none).
+local function pace_child_reason(a, class)
+  if a.ph == 'x' then return 'paced:outside_hours' end
+  if a.cc ~= '0' and capped(a, class) then return 'paced:daily_cap' end
+  return nil
+end
+
+-- The account's next time-driven change (ms): a phase edge, a local midnight, a gap's end.
+local function pace_next(a)
+  local t = a.pu
+  if a.de and (t == nil or a.de < t) then t = a.de end
+  if a.gp and a.gr and (t == nil or a.gr < t) then t = a.gr end
+  return t
+end
+
+-- Apply every time-driven change due by now to `a` (a copy): the plan's next phase, the
+-- caps' reset at local midnight, a gap's end. A used-up plan holds the account off (never
+-- outside its hours) and asks the tick for a new one (`pz`).
+local function pace_advance(a)
+  while a.pu and a.pu <= NOW do
+    if a.pn then
+      a.ph, a.pu, a.pn, a.pw = a.pn, a.pw, nil, nil
+    else
+      a.ph, a.pu = 'x', nil
+    end
+    a.pz = '1'
+  end
+  while a.de and a.de <= NOW do
+    a.nf, a.nr, a.de, a.dn, a.pz = nil, nil, a.dn, nil, '1'
+  end
+  if a.gp and (a.gr == nil or a.gr <= NOW) then a.gp, a.gr = nil, nil end
+end
+
+-- Count a submission on its account (caps) and start its gap. `jitter_key` makes the
+-- gap's random part: the first 32 bits of SHA-1(task id), modulo jitter + 1 ms.
+local function pace_take(a, kind, mode, jitter_key)
+  if not a.tz then return end
+  if kind == 'root' or a.cc ~= '0' then
+    if mode == 'relax' then a.nr = (a.nr or 0) + 1 else a.nf = (a.nf or 0) + 1 end
+  end
+  local gap = a.gm or 0
+  if a.gj and a.gj > 0 then
+    gap = gap + tonumber(string.sub(redis.sha1hex(jitter_key), 1, 8), 16) % (a.gj + 1)
+  end
+  if gap > 0 then a.gp, a.gr = '1', NOW + gap else a.gp, a.gr = nil, nil end
+end

@@ -1,0 +1,164 @@
+-- selection.lua: one tier's decision (after tenants.lua), over indexes.lua's selection
+-- indexes or a tag-limited key's accounts: the best free account, else why the task waits.
+local PICK = 8 -- candidates looked at by strategy before the most-fast-time fallback
+
+-- The best free fast account of tier `T` by strategy with fast time >= cost: the first PICK
+-- candidates by score, then the free account with the most fast time. Never misses a
+-- feasible account. A candidate with a pacing change due is brought up to date first (it
+-- may leave the index: the look starts again; each such step is a change made once).
+local function pick_fast(T, cost, ex, nex)
+  for _ = 1, PICK do
+    local stale = false
+    for _, id in ipairs(redis.call('ZRANGE', T.fs, 0, PICK + nex - 1)) do
+      if not ex[id] and acct_load(id).fl >= cost then
+        if pace_fresh(id) then return id end
+        stale = true
+        break
+      end
+    end
+    if not stale then
+      local top = redis.call('ZREVRANGE', T.ff, 0, nex, 'WITHSCORES')
+      for i = 1, #top, 2 do
+        if not ex[top[i]] then
+          if tonumber(top[i + 1]) < cost then return nil end
+          if pace_fresh(top[i]) then return top[i] end
+          stale = true
+          break
+        end
+      end
+      if not stale then return nil end
+    end
+  end
+  return nil
+end
+
+-- Most fast time on any account of the sets `keys` (excluded ones skipped): -1 for none.
+local function most_fast_time(keys, ex, nex)
+  local best, who = -1, nil
+  for _, key in ipairs(keys) do
+    local top = redis.call('ZREVRANGE', key, 0, nex, 'WITHSCORES')
+    for i = 1, #top, 2 do
+      if not ex[top[i]] then
+        if tonumber(top[i + 1]) > best then best, who = tonumber(top[i + 1]), top[i] end
+        break
+      end
+    end
+  end
+  return best, who
+end
+
+local function pick_relax(T, ex, nex)
+  for _ = 1, PICK do
+    local stale = false
+    for _, id in ipairs(redis.call('ZRANGE', T.rs, 0, nex)) do
+      if not ex[id] then
+        if pace_fresh(id) then return id end
+        stale = true
+        break
+      end
+    end
+    if not stale then return nil end
+  end
+  return nil
+end
+
+-- The accounts carrying any of `tags` (a client key limited to some account tags).
+local function tagged(tags)
+  local seen, out = {}, {}
+  for _, tag in ipairs(tags) do
+    for _, id in ipairs(redis.call('SMEMBERS', k_tag(tag))) do
+      if not seen[id] then
+        seen[id] = true
+        out[#out + 1] = id
+      end
+    end
+  end
+  return out
+end
+
+local function reason_of(id, class) return pace_reason(acct_load(id), class) end
+
+-- One tier's fast decision: {'R', ...} | {'S', reason} | nil when no account of the tier
+-- has the fast time (free, busy or held by pacing). `members`: a tag-limited key's
+-- accounts (O(their number)); nil: the whole tier by its indexes (O(log N)).
+local function fast_tier(T, mode, cost, ex, nex, members)
+  if members then
+    local best, best_score, busy, held = nil, nil, false, nil
+    for _, id in ipairs(members) do
+      if not ex[id] then
+        local free = redis.call('ZSCORE', T.ff, id)
+        local left = tonumber(free or redis.call('ZSCORE', T.fb, id) or -1)
+        if left >= cost then
+          if free then
+            local score = tonumber(redis.call('ZSCORE', T.fs, id))
+            if (best_score == nil or score < best_score) and pace_fresh(id) then
+              best, best_score = id, score
+            end
+          end
+          busy = true
+        elseif tonumber(redis.call('ZSCORE', T.fp, id) or -1) >= cost then
+          held = held or id
+        end
+      end
+    end
+    if best then return {'R', best, mode, cost, 'routed'} end
+    if busy then return {'S', 'fast_slots_busy'} end
+    if held then return {'S', reason_of(held, 'f')} end
+    return nil
+  end
+  local id = pick_fast(T, cost, ex, nex)
+  if id then return {'R', id, mode, cost, 'routed'} end
+  if most_fast_time({T.ff, T.fb}, ex, nex) >= cost then return {'S', 'fast_slots_busy'} end
+  local left, held = most_fast_time({T.fp}, ex, nex)
+  if left >= cost then return {'S', reason_of(held, 'f')} end
+  return nil
+end
+
+-- Whether an excluded account counts in an aggregate flag (see indexes.lua's contribution).
+local function excluded_count(ex, test)
+  local n = 0
+  for xid in pairs(ex) do
+    local x = acct_load(xid)
+    if x and test(x) then n = n + 1 end
+  end
+  return n
+end
+
+-- One tier's relax decision: {'R', ...} | {'S', reason} | nil when the tier has no
+-- relax-capable account (free, busy or held by pacing).
+local function relax_tier(T, ex, nex, decision, members)
+  local capable_ok = function(x)
+    return x.st == 'active' and relax_capable(x) and pace_root_ok(x, 'r')
+      and tier(x) == T
+  end
+  if members then
+    local best, best_score, busy, held = nil, nil, false, nil
+    for _, id in ipairs(members) do
+      if not ex[id] then
+        local score = redis.call('ZSCORE', T.rs, id)
+        if score and (best_score == nil or tonumber(score) < best_score) and pace_fresh(id) then
+          best, best_score = id, tonumber(score)
+        end
+        local x = acct_load(id)
+        if capable_ok(x) then busy = true end
+        if not held and redis.call('ZSCORE', T.rp, id) then held = id end
+      end
+    end
+    if best then return {'R', best, 'relax', 0, decision} end
+    if busy then return {'S', 'relax_slots_busy'} end
+    if held then return {'S', reason_of(held, 'r')} end
+    return nil
+  end
+  local id = pick_relax(T, ex, nex)
+  if id then return {'R', id, 'relax', 0, decision} end
+  -- Relax-capable accounts of the tier that pacing doesn't hold: capable ones minus held ones.
+  local t = redis.call('HMGET', K.agg, 'rcap', 'rcb')
+  local capable = tonumber(t[2] or 0)
+  if T == IX.p then capable = tonumber(t[1] or 0) - capable end
+  local ok = capable - redis.call('ZCARD', T.rp)
+  if ok - excluded_count(ex, capable_ok) > 0 then return {'S', 'relax_slots_busy'} end
+  for _, hid in ipairs(redis.call('ZRANGE', T.rp, 0, nex)) do
+    if not ex[hid] then return {'S', reason_of(hid, 'r')} end
+  end
+  return nil
+end
