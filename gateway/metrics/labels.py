@@ -10,6 +10,7 @@ from typing import Any
 
 from routing.model import Mode, TaskType
 from routing.results import Decision, Outcome
+from routing.storeops import StoreOp
 
 OTHER = "other"
 NONE = "none"  # no mode (yet): a staged or a forwarded task
@@ -50,15 +51,7 @@ ACCOUNT_EVENTS = (
     "woken",
 )
 # Redis operations that count store errors (their label values exist from the first scrape)
-STORE_OPS = frozenset(
-    {
-        "reserve_root", "reserve_child", "settle", "extend_lease", "claim_expired_leases",
-        "dispatch_staged", "cancel_staged", "tick", "apply_account", "set_state",
-        "set_fast_time", "remove_account", "record_save", "record_load", "record_lookup",
-        "record_delete", "idempotency", "key_lookup", "rate_limit", "pool_snapshot",
-        "schedule", "track_claim", "track_take", "durations", "outbox", "load_scripts",
-    }
-)  # fmt: skip
+STORE_OPS = frozenset(str(op) for op in StoreOp)
 # one series per decision a created task can have exists from the start (`forwarded` requests
 # are not counted as created): (task_type, requested mode, effective mode)
 INITIAL_CREATES = {
