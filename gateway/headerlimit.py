@@ -1,8 +1,9 @@
 """A bound on request headers: more than MAX_HEADER_BYTES of names and values in all is
 431 `headers_too_large`, before any handler runs (pure ASGI, one sum per request).
 
-The HTTP server reads the headers before this runs; `mjgate serve` bounds what it reads too
-(see docs/operators.md: behind a reverse proxy, bound them there as well).
+The HTTP server reads the headers before this runs; `mjgate serve` bounds what it reads too,
+with these limits, while reading (`gateway.connections`; docs/operators.md: behind a reverse
+proxy, bound them there as well).
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.errors import HeadersTooLargeError, gateway_error_response
 
-MAX_HEADER_BYTES = 32 * 1024
+MAX_HEADER_BYTES = 32 * 1024  # header names and values, all summed
+MAX_HEADER_COUNT = 256  # headers in one request (`mjgate serve`)
+# a request line and headers as sent, still incomplete (`mjgate serve`): the most a connection
+# makes the process hold of a request head, give or take one socket read
+MAX_HEAD_BYTES = 2 * MAX_HEADER_BYTES
 
 
 class HeaderLimit:

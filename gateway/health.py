@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from gateway.state import state_of
 from routing.errors import StoreError
+from routing.storeops import StoreOp
 
 
 async def healthz(request: Request) -> Response:
@@ -41,13 +42,13 @@ async def metrics(request: Request) -> Response:
     try:
         snapshot = await app.catalog.pool_snapshot(per_account=app.settings.metrics_per_account)
     except StoreError:
-        app.metrics.store_error("pool_snapshot")
+        app.metrics.store_error(StoreOp.POOL_SNAPSHOT)
         snapshot = None
     app.metrics.set_pool(snapshot)
     if snapshot is not None:
         try:
             app.metrics.set_tracking(*await app.tasks.schedule.counts())
         except StoreError:
-            app.metrics.store_error("schedule")
+            app.metrics.store_error(StoreOp.SCHEDULE)
     body, content_type = app.metrics.render()
     return Response(body, media_type=content_type)

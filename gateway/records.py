@@ -17,6 +17,7 @@ from routing.errors import store_errors
 from routing.keys import Keys
 from routing.pipe import Pipe
 from routing.scripts import Script
+from routing.storeops import StoreOp
 
 T = TypeVar("T")
 
@@ -40,7 +41,7 @@ class RecordStore:
         self._save_script = Script.from_package("gateway", "record_save")
         self._claim_script = Script.from_package("gateway", "idempotency_claim")
 
-    async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, op: StoreOp, fn: Callable[[], Awaitable[T]]) -> T:
         async with store_errors(op, self.timeout):
             return await fn()
 
@@ -64,10 +65,10 @@ class RecordStore:
 
     async def _written(self, reply: Awaitable[Any], mapped: Awaitable[Any] | None) -> bool:
         try:
-            written = bool(await self._call("record_save", lambda: reply))
+            written = bool(await self._call(StoreOp.RECORD_SAVE, lambda: reply))
         finally:
             if mapped is not None:
-                await self._call("record_save", lambda: mapped)
+                await self._call(StoreOp.RECORD_SAVE, lambda: mapped)
         return written
 
     def save(self, record: TaskRecord) -> Coroutine[Any, Any, bool]:
@@ -90,25 +91,27 @@ class RecordStore:
 
     def delete(self, task_id: str) -> Coroutine[Any, Any, Any]:
         """Forget a record no client was ever told about (its create was refused)."""
-        return self._call("record_delete", lambda: self.pipe.send(b"DEL", self.keys.task(task_id)))
+        return self._call(
+            StoreOp.RECORD_DELETE, lambda: self.pipe.send(b"DEL", self.keys.task(task_id))
+        )
 
     def opened(self, record: TaskRecord) -> Coroutine[Any, Any, Any]:
         """Index a new task among its client's open tasks (sent when called)."""
         key = self.keys.open_tasks(record.client_id)
         send = self.pipe.send(b"ZADD", key, f"{record.created_at:.3f}", record.task_id)
-        return self._call("record_index", lambda: send)
+        return self._call(StoreOp.RECORD_INDEX, lambda: send)
 
     def closed(self, client_id: str, task_id: str) -> Coroutine[Any, Any, Any]:
         """A task ended (or was never created): out of its client's open tasks."""
         send = self.pipe.send(b"ZREM", self.keys.open_tasks(client_id), task_id)
-        return self._call("record_index", lambda: send)
+        return self._call(StoreOp.RECORD_INDEX, lambda: send)
 
     async def open_before(self, client_id: str, before: float, limit: int = 1000) -> list[str]:
         """The client's open tasks created before `before` (unix s), oldest first. An index:
         the records say whether each is still open."""
         key = self.keys.open_tasks(client_id)
         raw = await self._call(
-            "record_index",
+            StoreOp.RECORD_INDEX,
             lambda: self.pipe.send(
                 b"ZRANGEBYSCORE", key, b"-inf", f"({before}", b"LIMIT", 0, limit
             ),
@@ -117,7 +120,7 @@ class RecordStore:
 
     async def load(self, task_id: str) -> TaskRecord | None:
         status, blob = await self._call(
-            "record_load", lambda: self.pipe.send(b"HMGET", self.keys.task(task_id), "s", "d")
+            StoreOp.RECORD_LOAD, lambda: self.pipe.send(b"HMGET", self.keys.task(task_id), "s", "d")
         )
         if status is None or blob is None:
             return None
@@ -125,7 +128,7 @@ class RecordStore:
 
     async def by_upstream_id(self, upstream_id: str) -> TaskRecord | None:
         value = await self._call(
-            "record_lookup", lambda: self.redis.get(self.keys.upstream_task(upstream_id))
+            StoreOp.RECORD_LOOKUP, lambda: self.redis.get(self.keys.upstream_task(upstream_id))
         )
         return await self.load(_text(value)) if value else None
 
@@ -142,7 +145,7 @@ class RecordStore:
         return self._claimed(reply)
 
     async def _claimed(self, reply: Awaitable[Any]) -> tuple[str, str] | None:
-        existing = await self._call("idempotency", lambda: reply)
+        existing = await self._call(StoreOp.IDEMPOTENCY, lambda: reply)
         if not existing:
             return None
         found, _, print_ = _text(existing).partition(" ")
@@ -150,5 +153,5 @@ class RecordStore:
 
     async def forget_idempotency(self, client_id: str, key: str) -> None:
         await self._call(
-            "idempotency", lambda: self.redis.delete(self.keys.idempotency(client_id, key))
+            StoreOp.IDEMPOTENCY, lambda: self.redis.delete(self.keys.idempotency(client_id, key))
         )

@@ -24,6 +24,7 @@ from gateway.upgrade import upgrade_layout
 from routing.errors import RoutingError, StoreError, store_errors, translated
 from routing.pooldiff import describe
 from routing.poolfile import PoolChange, PoolFile, parse_pool_file
+from routing.storeops import StoreOp
 
 if TYPE_CHECKING:
     from gateway.state import MjGate
@@ -66,20 +67,22 @@ async def apply_file(gate: MjGate, pool: PoolFile, *, why: str) -> list[PoolChan
 
 
 async def _epoch(gate: MjGate) -> str | None:
-    value = await translated("epoch", gate.redis.hget(gate.store.keys.pool_meta(), EPOCH_FIELD))
+    value = await translated(
+        StoreOp.EPOCH, gate.redis.hget(gate.store.keys.pool_meta(), EPOCH_FIELD)
+    )
     return None if value is None else value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def _mark(gate: MjGate) -> None:
     meta = gate.store.keys.pool_meta()
-    await translated("epoch", gate.redis.hsetnx(meta, EPOCH_FIELD, uuid.uuid4().hex))
+    await translated(StoreOp.EPOCH, gate.redis.hsetnx(meta, EPOCH_FIELD, uuid.uuid4().hex))
 
 
 async def load(gate: MjGate, *, why: str = "start") -> None:
     """Scripts, pool file, strategy override, epoch; raises StoreError or a file error."""
     settings = gate.settings
     await gate.store.load_scripts()
-    async with store_errors("upgrade"):
+    async with store_errors(StoreOp.UPGRADE):
         await upgrade_layout(gate.redis, gate.store.keys)
     await _mark(gate)  # first: a file that does not load leaves a marked store all the same
     pool = read_pool_file(gate)

@@ -42,6 +42,7 @@ from routing.pooldiff import spec_of
 from routing.poolfile import PoolChange, PoolFile, dump_pool
 from routing.snapshot import FIGURE_FIELDS, PoolSnapshot, from_totals
 from routing.store import PoolStore, ms
+from routing.storeops import StoreOp
 
 RESCORE_BATCH = 500  # accounts rescored per script call after a strategy change
 
@@ -90,14 +91,14 @@ class Catalog:
         own, field, key = declared.encode(), str(spec.bot_id), self.keys.pacing_own()
         pipe = self.store.pipe
         script = self.store.run(
-            "apply_account", "apply_account", spec.bot_id, spec.name, spec.plan.value,
+            StoreOp.APPLY_ACCOUNT, "apply_account", spec.bot_id, spec.name, spec.plan.value,
             spec.setting.value, max(0, spec.effective_fast_seconds),
             "" if spec.renews_at is None else ms(spec.renews_at), spec.effective_fast_slots,
             spec.effective_relax_slots, spec.weight,
             json.dumps(list(spec.tags), separators=(",", ":")), spec.state.value,
             PLANS[spec.plan].fast_seconds_per_month, int(dry_run),
             pacing.profile_json(profile, ms(self.store.clock())))  # fmt: skip
-        async with store_errors("apply_account", self.store.timeout):
+        async with store_errors(StoreOp.APPLY_ACCOUNT, self.store.timeout):
             now, was, reply = await asyncio.gather(
                 pipe.send(b"GET", self.keys.pacing_default()),
                 pipe.send(b"HGET", key, field),
@@ -116,7 +117,7 @@ class Catalog:
 
     async def get_account(self, bot_id: int) -> AccountStatus | None:
         async with (
-            store_errors("get_account", self.store.timeout),
+            store_errors(StoreOp.GET_ACCOUNT, self.store.timeout),
             self.redis.pipeline(transaction=False) as pipe,
         ):
             pipe.hgetall(self.keys.account(bot_id))
@@ -131,7 +132,7 @@ class Catalog:
 
     async def list_accounts(self) -> list[AccountStatus]:
         """Every account, by bot_id, without history (admin use: reads the whole pool)."""
-        async with store_errors("list_accounts", self.store.timeout):
+        async with store_errors(StoreOp.LIST_ACCOUNTS, self.store.timeout):
             ids = sorted(int(item) for item in await self.redis.smembers(self.keys.accounts()))
             async with self.redis.pipeline(transaction=False) as pipe:
                 for bot_id in ids:
@@ -157,12 +158,12 @@ class Catalog:
     async def remove_account(self, bot_id: int, *, force: bool = False) -> None:
         """Remove an account; AccountBusyError while it has tasks in flight, unless `force`
         (their reservations still settle later, touching nothing but themselves)."""
-        reply = await self.store.run("remove_account", "remove_account", bot_id, int(force))
+        reply = await self.store.run(StoreOp.REMOVE_ACCOUNT, "remove_account", bot_id, int(force))
         if codec.text(reply[0]) == "E":
             if codec.text(reply[1]) == "busy":
                 raise AccountBusyError(bot_id, int(reply[2]))
             raise AccountNotFoundError(bot_id)
-        async with store_errors("remove_account", self.store.timeout):
+        async with store_errors(StoreOp.REMOVE_ACCOUNT, self.store.timeout):
             await self.redis.hdel(self.keys.pacing_own(), str(bot_id))
 
     async def set_state(
@@ -176,7 +177,7 @@ class Catalog:
 
     # -- the pool's settings ------------------------------------------------------------------
     async def get_strategy(self) -> Strategy:
-        async with store_errors("get_strategy", self.store.timeout):
+        async with store_errors(StoreOp.GET_STRATEGY, self.store.timeout):
             value = await self.redis.hget(self.keys.pool_meta(), "strategy")
         return Strategy(codec.text(value)) if value else Strategy.LEAST_BUSY
 
@@ -184,20 +185,20 @@ class Catalog:
         """Switch the pool's strategy and rescore every account, in batches (an admin
         operation: O(N), but never one long script). Decisions made meanwhile are still
         correct; only their order among eligible accounts may follow either strategy."""
-        async with store_errors("set_strategy", self.store.timeout):
+        async with store_errors(StoreOp.SET_STRATEGY, self.store.timeout):
             await self.redis.hset(self.keys.pool_meta(), "strategy", strategy.value)
             batch: list[str] = []
             async for member in self.redis.sscan_iter(self.keys.accounts(), count=RESCORE_BATCH):
                 batch.append(codec.text(member))
                 if len(batch) >= RESCORE_BATCH:
-                    await self.store.run("set_strategy", "rescore", *batch)
+                    await self.store.run(StoreOp.SET_STRATEGY, "rescore", *batch)
                     batch = []
             if batch:
-                await self.store.run("set_strategy", "rescore", *batch)
+                await self.store.run(StoreOp.SET_STRATEGY, "rescore", *batch)
 
     async def pacing_default(self) -> Pacing | None:
         """The pool's default pacing profile (None: none)."""
-        async with store_errors("pacing_default", self.store.timeout):
+        async with store_errors(StoreOp.PACING_DEFAULT, self.store.timeout):
             return self._decode(await self.store.pipe.call(b"GET", self.keys.pacing_default()))
 
     def _decode(self, raw: bytes | None) -> Pacing | None:
@@ -217,7 +218,7 @@ class Catalog:
         return changed
 
     async def _store_default(self, profile: Pacing | None) -> None:
-        async with store_errors("set_pacing_default", self.store.timeout):
+        async with store_errors(StoreOp.SET_PACING_DEFAULT, self.store.timeout):
             if profile is None:
                 await self.redis.delete(self.keys.pacing_default())
             else:
@@ -226,7 +227,7 @@ class Catalog:
     # -- the pool as a whole ----------------------------------------------------------------
     async def pool_snapshot(self, per_account: bool = False) -> PoolSnapshot:
         """Totals for metrics in two round trips at most, whatever the pool's size."""
-        async with store_errors("pool_snapshot", self.store.timeout):
+        async with store_errors(StoreOp.POOL_SNAPSHOT, self.store.timeout):
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(self.keys.pool_totals())
                 pipe.zcard(self.keys.staged_queue())

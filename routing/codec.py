@@ -33,6 +33,7 @@ from routing.results import (
     Settlement,
     Staged,
 )
+from routing.storeops import StoreOp
 
 
 def text(value: Any) -> str:
@@ -94,7 +95,9 @@ def lease_claim(reply: Sequence[Any]) -> LeaseClaim:
     return LeaseClaim(task_id=text(task), bot_id=int(bot), mode=Mode(text(mode)))
 
 
-def decision(op: str, task_id: str, reply: Sequence[Any], parent: int = 0) -> Reservation | Staged:
+def decision(
+    op: StoreOp, task_id: str, reply: Sequence[Any], parent: int = 0
+) -> Reservation | Staged:
     """A reserve script's reply: a reservation, a staged task, or the error it stands for."""
     tag = text(reply[0])
     if tag == "R":
@@ -109,7 +112,7 @@ def decision(op: str, task_id: str, reply: Sequence[Any], parent: int = 0) -> Re
     raise error(op, reply, parent)
 
 
-def error(op: str, reply: Sequence[Any], bot_id: int = 0) -> RoutingError:
+def error(op: StoreOp, reply: Sequence[Any], bot_id: int = 0) -> RoutingError:
     """`{'E', code, detail}` as the routing exception it stands for."""
     code = text(reply[1])
     if code == "pool_empty":

@@ -33,6 +33,8 @@ from typing import TypeVar
 
 from redis.exceptions import RedisClusterException, RedisError
 
+from routing.storeops import StoreOp
+
 T = TypeVar("T")
 
 
@@ -43,17 +45,17 @@ class RoutingError(Exception):
 class StoreError(RoutingError):
     """Redis could not be reached or answered with an error. `op` names the operation."""
 
-    def __init__(self, op: str, message: str) -> None:
+    def __init__(self, op: StoreOp, message: str) -> None:
         super().__init__(f"{op}: {message}")
         self.op = op
         self.message = message
 
-    def __reduce__(self) -> tuple[type[StoreError], tuple[str, str]]:
+    def __reduce__(self) -> tuple[type[StoreError], tuple[StoreOp, str]]:
         return type(self), (self.op, self.message)  # picklable across processes
 
 
 @asynccontextmanager
-async def store_errors(op: str, timeout: float | None = None) -> AsyncIterator[None]:
+async def store_errors(op: StoreOp, timeout: float | None = None) -> AsyncIterator[None]:
     """Redis errors (a cluster's included) become `StoreError(op, message)`; so does no
     answer within `timeout` seconds when a deadline is given (the service leaves it to the
     client's socket timeout, which costs nothing extra per call; tests and tools may set
@@ -70,7 +72,7 @@ async def store_errors(op: str, timeout: float | None = None) -> AsyncIterator[N
         raise StoreError(op, f"no answer within {timeout} s" if timeout else "timed out") from exc
 
 
-async def translated(op: str, reply: Awaitable[T], timeout: float | None = None) -> T:
+async def translated(op: StoreOp, reply: Awaitable[T], timeout: float | None = None) -> T:
     """`reply` awaited inside `store_errors(op, timeout)`."""
     async with store_errors(op, timeout):
         return await reply

@@ -32,6 +32,7 @@ from routing.errors import translated
 from routing.keys import Keys
 from routing.pipe import Pipe
 from routing.scripts import Scripts
+from routing.storeops import StoreOp
 
 CACHE_SECONDS = 5.0  # how long a replica trusts its copy of the learnt durations
 
@@ -84,7 +85,7 @@ class CheckSchedule:
             self.planned_wake = at
             self.wake.set()
 
-    async def _reply(self, op: str, reply: Awaitable[Any]) -> Any:
+    async def _reply(self, op: StoreOp, reply: Awaitable[Any]) -> Any:
         return await translated(op, reply)
 
     # -- durations -------------------------------------------------------------------------
@@ -96,7 +97,7 @@ class CheckSchedule:
         if cached is not None and now - cached[0] < CACHE_SECONDS:
             return cached[1]
         raw = await self._reply(
-            "durations",
+            StoreOp.DURATIONS,
             self.pipe.send(b"LRANGE", self.keys.durations(task_type, mode), 0, SAMPLES - 1),
         )
         samples = [_bracket(codec.text(item)) for item in raw]
@@ -111,7 +112,9 @@ class CheckSchedule:
     def at(self, task_id: str, at: float) -> Coroutine[Any, Any, Any]:
         """A check found the task running before its latest expected end: check then."""
         self._sooner(at)
-        return self._reply("schedule", self.pipe.send(b"ZADD", self._key, b"XX", _ms(at), task_id))
+        return self._reply(
+            StoreOp.SCHEDULE, self.pipe.send(b"ZADD", self._key, b"XX", _ms(at), task_id)
+        )
 
     def learn(self, task_type: str, mode: str, took: Bracket) -> Coroutine[Any, Any, Any]:
         """Remember how long a finished task took (sent when called); this replica uses it
@@ -122,29 +125,29 @@ class CheckSchedule:
         key = self.keys.durations(task_type, mode)
         push = self.pipe.send(b"LPUSH", key, f"{_ms(took[0])} {_ms(took[1])}")
         trim = self.pipe.send(b"LTRIM", key, 0, SAMPLES - 1)
-        return self._reply("durations", asyncio.gather(push, trim))
+        return self._reply(StoreOp.DURATIONS, asyncio.gather(push, trim))
 
     # -- the schedule ----------------------------------------------------------------------
     def add(self, task_id: str, at: float) -> Coroutine[Any, Any, Any]:
         """Schedule a task just sent upstream (sent when called)."""
         self._sooner(at)
-        return self._reply("schedule", self.pipe.send(b"ZADD", self._key, _ms(at), task_id))
+        return self._reply(StoreOp.SCHEDULE, self.pipe.send(b"ZADD", self._key, _ms(at), task_id))
 
     def later(self, task_id: str, at: float) -> Coroutine[Any, Any, Any]:
         """News: the next check no earlier than `at`; nothing if the task left the schedule."""
         send = self.pipe.send(b"ZADD", self._key, b"XX", b"GT", _ms(at), task_id)
-        return self._reply("schedule", send)
+        return self._reply(StoreOp.SCHEDULE, send)
 
     def again(self, task_id: str) -> Coroutine[Any, Any, Any]:
         """A check found the task running: the next one a tracking interval from now."""
         self._sooner(self.clock() + self.interval)
         at = _ms(self.clock() + self.interval)
-        return self._reply("schedule", self.pipe.send(b"ZADD", self._key, b"XX", at, task_id))
+        return self._reply(StoreOp.SCHEDULE, self.pipe.send(b"ZADD", self._key, b"XX", at, task_id))
 
     async def claim(self, limit: int) -> list[Due]:
         now = self.clock()
         reply = await self._reply(
-            "track_claim",
+            StoreOp.TRACK_CLAIM,
             self._scripts.run(
                 "track_claim",
                 _ms(now),
@@ -158,7 +161,7 @@ class CheckSchedule:
     async def take(self, task_id: str) -> bool:
         """May a client's GET refresh this task from upstream now? (Claims it if so.)"""
         reply = await self._reply(
-            "track_take",
+            StoreOp.TRACK_TAKE,
             self._scripts.run(
                 "track_take",
                 _ms(self.clock()),
@@ -172,7 +175,7 @@ class CheckSchedule:
     async def next_due(self) -> float | None:
         """The earliest next-check time (unix seconds), None when nothing is tracked."""
         reply = await self._reply(
-            "schedule", self.pipe.send(b"ZRANGE", self._key, 0, 0, b"WITHSCORES")
+            StoreOp.SCHEDULE, self.pipe.send(b"ZRANGE", self._key, 0, 0, b"WITHSCORES")
         )
         return int(float(codec.text(reply[1]))) / 1000 if reply else None
 
@@ -181,5 +184,5 @@ class CheckSchedule:
         now = _ms(self.clock())
         tracked = self.pipe.send(b"ZCARD", self._key)
         due = self.pipe.send(b"ZCOUNT", self._key, b"-inf", now)
-        both = await self._reply("schedule", asyncio.gather(tracked, due))
+        both = await self._reply(StoreOp.SCHEDULE, asyncio.gather(tracked, due))
         return int(both[0]), int(both[1])

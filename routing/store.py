@@ -42,6 +42,7 @@ from routing.results import (
     TickResult,
 )
 from routing.scripts import Scripts
+from routing.storeops import StoreOp
 
 Clock = Callable[[], float]
 
@@ -80,17 +81,17 @@ class PoolStore:
         if self._own_pipe:
             await self.pipe.aclose()
 
-    def run(self, op: str, script: str, *args: str | int) -> Coroutine[Any, Any, Any]:
+    def run(self, op: StoreOp, script: str, *args: str | int) -> Coroutine[Any, Any, Any]:
         """Run `script`: sent when called (so a caller can queue it behind another command
         in the same round trip), its reply when awaited."""
         return self._reply(op, self._scripts.run(script, ms(self.clock()), *args))
 
-    async def _reply(self, op: str, reply: Awaitable[Any]) -> Any:
+    async def _reply(self, op: StoreOp, reply: Awaitable[Any]) -> Any:
         return await translated(op, reply, self.timeout)
 
     async def load_scripts(self) -> None:
         """Register every script (SCRIPT LOAD); calls re-register after SCRIPT FLUSH."""
-        async with store_errors("load_scripts", self.timeout):
+        async with store_errors(StoreOp.LOAD_SCRIPTS, self.timeout):
             await self._scripts.load()
 
     async def set_state(
@@ -101,14 +102,18 @@ class PoolStore:
         if state is AccountState.COOLING and until is None:
             raise ValueError("cooling needs a deadline (until)")
         deadline = "" if until is None or state is not AccountState.COOLING else ms(until)
-        reply = await self.run("set_state", "set_state", bot_id, state.value, deadline, reason)
+        reply = await self.run(
+            StoreOp.SET_STATE, "set_state", bot_id, state.value, deadline, reason
+        )
         if codec.text(reply[0]) == "E":
             raise AccountNotFoundError(bot_id)
 
     async def set_fast_time(self, bot_id: int, seconds: int, *, reason: str = "") -> None:
         """Set the fast time Midjourney reports for the account (in-flight work included).
         0 switches its setting to relax; more restores the declared setting."""
-        reply = await self.run("set_fast_time", "set_fast_time", bot_id, max(0, seconds), reason)
+        reply = await self.run(
+            StoreOp.SET_FAST_TIME, "set_fast_time", bot_id, max(0, seconds), reason
+        )
         if codec.text(reply[0]) == "E":
             raise AccountNotFoundError(bot_id)
 
@@ -141,7 +146,7 @@ class PoolStore:
         if cost < 0:
             raise ValueError("cost must not be negative")
         reply = await self.run(
-            "reserve_root",
+            StoreOp.RESERVE_ROOT,
             "reserve_root",
             task_id,
             mode.value,
@@ -156,7 +161,7 @@ class PoolStore:
             "" if pin is None else pin,
             quotas.terms(quota, self.clock()),
         )
-        return codec.decision("reserve_root", task_id, reply, pin or 0)
+        return codec.decision(StoreOp.RESERVE_ROOT, task_id, reply, pin or 0)
 
     async def reserve_child(
         self,
@@ -179,7 +184,7 @@ class PoolStore:
         if cost < 0:
             raise ValueError("cost must not be negative")
         reply = await self.run(
-            "reserve_child",
+            StoreOp.RESERVE_CHILD,
             "reserve_child",
             task_id,
             parent_bot_id,
@@ -192,7 +197,7 @@ class PoolStore:
             weight,
             quotas.terms(quota, self.clock()),
         )
-        return codec.decision("reserve_child", task_id, reply, parent_bot_id)
+        return codec.decision(StoreOp.RESERVE_CHILD, task_id, reply, parent_bot_id)
 
     def settle(
         self,
@@ -209,7 +214,7 @@ class PoolStore:
         Sent when called: `records.save_unless_terminal(r)` then `settle(...)` share a round
         trip and run in that order."""
         reply = self.run(
-            "settle",
+            StoreOp.SETTLE,
             "settle",
             task_id,
             outcome.value,
@@ -225,12 +230,14 @@ class PoolStore:
 
     async def extend_lease(self, task_id: str, seconds: float) -> bool:
         """Lease until now + `seconds`; False if the task holds no reservation."""
-        return bool(await self.run("extend_lease", "extend_lease", task_id, ms(seconds)))
+        return bool(await self.run(StoreOp.EXTEND_LEASE, "extend_lease", task_id, ms(seconds)))
 
     async def claim_expired_leases(self, limit: int, claim_seconds: float) -> list[LeaseClaim]:
         """Up to `limit` reservations whose lease ran out; each is leased to the caller for
         `claim_seconds` so no other replica claims it meanwhile."""
-        reply = await self.run("claim_expired_leases", "claim_leases", limit, ms(claim_seconds))
+        reply = await self.run(
+            StoreOp.CLAIM_EXPIRED_LEASES, "claim_leases", limit, ms(claim_seconds)
+        )
         return [codec.lease_claim(item) for item in reply]
 
     async def dispatch_staged(
@@ -243,27 +250,27 @@ class PoolStore:
         Staged children whose parent's account can never take them are dropped from the
         queue and returned as `Dropped` (to exactly one caller too), beside the limit."""
         reply = await self.run(
-            "dispatch_staged", "dispatch_staged", limit, ms(lease_seconds), DISPATCH_WINDOW
+            StoreOp.DISPATCH_STAGED, "dispatch_staged", limit, ms(lease_seconds), DISPATCH_WINDOW
         )
         return [codec.dispatched(item) for item in reply]
 
     async def cancel_staged(self, task_id: str) -> bool:
-        return bool(await self.run("cancel_staged", "cancel_staged", task_id))
+        return bool(await self.run(StoreOp.CANCEL_STAGED, "cancel_staged", task_id))
 
     async def staged_count(self) -> int:
-        async with store_errors("staged_count", self.timeout):
+        async with store_errors(StoreOp.STAGED_COUNT, self.timeout):
             return int(await self.redis.zcard(self.keys.staged_queue()))
 
     async def tick(self) -> TickResult:
         """One bounded maintenance pass: renewals due, cooling deadlines, staged timeouts,
         pacing changes due; then new pacing plans for accounts that used theirs up."""
         renewed, woken, expired, paced = await self.run(
-            "tick", "tick", TICK_LIMIT, RENEWAL_PERIOD_SECONDS * 1000
+            StoreOp.TICK, "tick", TICK_LIMIT, RENEWAL_PERIOD_SECONDS * 1000
         )
         for done in range(1, PACE_ROUNDS):  # many windows opening at once: more, bounded steps
             if len(paced) < TICK_LIMIT * done:
                 break
-            more = await self.run("tick", "tick", TICK_LIMIT, RENEWAL_PERIOD_SECONDS * 1000)
+            more = await self.run(StoreOp.TICK, "tick", TICK_LIMIT, RENEWAL_PERIOD_SECONDS * 1000)
             renewed, woken, expired = (
                 [*renewed, *more[0]],
                 [*woken, *more[1]],
@@ -281,7 +288,7 @@ class PoolStore:
     async def _replan(self, limit: int) -> list[int]:
         """Compute new pacing plans (routing/pacing.py: time zones) for up to `limit`
         accounts whose look-ahead ran out, and store them (pace_plan.lua)."""
-        async with store_errors("tick", self.timeout):
+        async with store_errors(StoreOp.TICK, self.timeout):
             ids = [
                 codec.text(item)
                 for item in await self.redis.zrange(self.keys.index("pref"), 0, limit - 1)
@@ -295,5 +302,5 @@ class PoolStore:
         args = pacing.plan_args(ids, rows, ms(self.clock()))
         if not args:
             return []
-        done = await self.run("tick", "pace_plan", *args)
+        done = await self.run(StoreOp.TICK, "pace_plan", *args)
         return [int(item) for item in done]

@@ -29,8 +29,10 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.metrics import Metrics
+from gateway.metrics.labels import DECISIONS
 from routing.model import AccountState, Plan, Setting, SlotKind
 from routing.poolfile import parse_pool_file
+from routing.results import Decision
 from routing.snapshot import AccountFigures, PoolSnapshot
 from tests.deploy_files import (
     COMPOSE,
@@ -239,6 +241,38 @@ def test_every_queried_metric_is_declared() -> None:
     }
     assert queried, "no mjgate_* metric found in the dashboard or the rules"
     assert queried - declared == set()
+
+
+DECISION_MATCHER = re.compile(r'decision(=~|!~|=|!=)"([^"]*)"')
+# the decisions of tasks that asked for fast or turbo (or inherited it) and ran relax
+FAST_RAN_RELAX = {
+    Decision.FALLBACK_RELAX,
+    Decision.INHERITED_RELAX_SETTING,
+    Decision.INHERITED_RELAX_NO_FAST_TIME,
+    Decision.PINNED_RELAX_SETTING,
+    Decision.PINNED_RELAX_NO_FAST_TIME,
+}
+
+
+def decisions_matched(expr: str) -> set[str]:
+    """The `decision` label values a query's matchers select (Prometheus anchors regexes)."""
+    selected = set(DECISIONS)
+    for op, pattern in DECISION_MATCHER.findall(expr):
+        hit = {d for d in DECISIONS if (re.fullmatch(pattern, d) if "~" in op else d == pattern)}
+        selected &= hit if op.startswith("=") else DECISIONS - hit
+    return selected
+
+
+def test_queried_decisions_are_label_values() -> None:
+    """Every `decision` matcher in the dashboard and the rules selects a value the metric has,
+    and the "ran relax" panels select exactly the decisions of fast work that ran relax."""
+    exprs = [*dashboard_exprs(), *(rule["expr"] for rule in alert_rules())]
+    with_decision = [e for e in exprs if DECISION_MATCHER.search(e)]
+    assert with_decision
+    for expr in with_decision:
+        assert decisions_matched(expr), expr
+        if "_relax:" in expr:
+            assert decisions_matched(expr) == FAST_RAN_RELAX, expr
 
 
 # -- compose ---------------------------------------------------------------------------------

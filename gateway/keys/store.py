@@ -40,6 +40,7 @@ from routing.keys import Keys
 from routing.model import Mode
 from routing.pipe import Pipe
 from routing.quotas import Quota
+from routing.storeops import StoreOp
 
 T = TypeVar("T")
 WINDOW = 60  # seconds: limits are per minute
@@ -164,7 +165,7 @@ class KeyStore:
         self.static = static
         self.clock = clock
 
-    async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, op: StoreOp, fn: Callable[[], Awaitable[T]]) -> T:
         async with store_errors(op):
             return await fn()
 
@@ -176,7 +177,7 @@ class KeyStore:
         digest = hashlib.sha256(secret.encode()).hexdigest()
         kid = digest[:16]
         raw = await self._call(
-            "key_lookup", lambda: self.pipe.call(b"HGETALL", self.keys.client_key(kid))
+            StoreOp.KEY_LOOKUP, lambda: self.pipe.call(b"HGETALL", self.keys.client_key(kid))
         )
         if not raw:
             return None
@@ -214,7 +215,7 @@ class KeyStore:
         previous_key = self.keys.client_rate(client.id, window - 1)
 
         current, _, previous_raw = await self._call(
-            "rate_limit",
+            StoreOp.RATE_LIMIT,
             lambda: self.pipe.transaction(
                 (b"INCR", current_key), (b"EXPIRE", current_key, 2 * WINDOW), (b"GET", previous_key)
             ),
@@ -224,7 +225,7 @@ class KeyStore:
         if estimate <= limit:
             return
         # Refused requests don't count: a client retrying too early isn't pushed further back.
-        await self._call("rate_limit", lambda: self.pipe.call(b"DECR", current_key))
+        await self._call(StoreOp.RATE_LIMIT, lambda: self.pipe.call(b"DECR", current_key))
         wait = retry_after(limit, previous, int(current) - 1, elapsed)
         raise RateLimitedError(
             f"this key is limited to {limit} requests per minute; retry in {wait} s",
@@ -250,11 +251,13 @@ class KeyStore:
                 pipe.zadd(self.keys.client_keys(), {info.id: info.created_at})
                 await pipe.execute()
 
-        await self._call("key_create", write)
+        await self._call(StoreOp.KEY_CREATE, write)
         return info, secret
 
     async def get(self, kid: str) -> KeyInfo | None:
-        raw = await self._call("key_get", lambda: self.redis.hgetall(self.keys.client_key(kid)))
+        raw = await self._call(
+            StoreOp.KEY_GET, lambda: self.redis.hgetall(self.keys.client_key(kid))
+        )
         return _info(kid, raw) if raw else None
 
     async def list(self) -> list[KeyInfo]:
@@ -267,7 +270,7 @@ class KeyStore:
                 rows = await pipe.execute()
             return [_info(kid, raw) for kid, raw in zip(ids, rows, strict=True) if raw]
 
-        return await self._call("key_list", read)
+        return await self._call(StoreOp.KEY_LIST, read)
 
     async def revoke(self, kid: str) -> bool:
         """Delete a managed key; False when there is none with this id."""
@@ -279,7 +282,7 @@ class KeyStore:
                 deleted, _ = await pipe.execute()
             return bool(deleted)
 
-        return await self._call("key_revoke", delete)
+        return await self._call(StoreOp.KEY_REVOKE, delete)
 
 
 def _info(kid: str, raw: Mapping[bytes | str, bytes | str]) -> KeyInfo:

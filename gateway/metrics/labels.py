@@ -10,6 +10,7 @@ from typing import Any
 
 from routing.model import Mode, TaskType
 from routing.results import Decision, Outcome
+from routing.storeops import StoreOp
 
 OTHER = "other"
 NONE = "none"  # no mode (yet): a staged or a forwarded task
@@ -17,10 +18,9 @@ INHERIT = "inherit"  # the requested mode of a child task: its parent's
 
 TASK_TYPES = frozenset(str(task_type) for task_type in TaskType)
 MODES = frozenset({*Mode, INHERIT, NONE})
-# the decisions with a label of their own; the others (`pinned*`) are reported as `other`
-DECISIONS = frozenset(Decision) - {
-    Decision.PINNED, Decision.PINNED_RELAX_SETTING, Decision.PINNED_RELAX_NO_FAST_TIME
-}  # fmt: skip
+# every decision this version knows has a label of its own; `other` is left for a value it
+# does not know (a newer replica's, read back during a rolling upgrade)
+DECISIONS = frozenset(str(decision) for decision in Decision)
 # why a task was staged (routing.results.Staged.reason); `paced:*` are pacing's rules
 STAGED_REASONS = (
     "fast_slots_busy", "relax_slots_busy", "parent_busy", "parent_paused", "pinned_busy",
@@ -51,24 +51,23 @@ ACCOUNT_EVENTS = (
     "woken",
 )
 # Redis operations that count store errors (their label values exist from the first scrape)
-STORE_OPS = frozenset(
-    {
-        "reserve_root", "reserve_child", "settle", "extend_lease", "claim_expired_leases",
-        "dispatch_staged", "cancel_staged", "tick", "apply_account", "set_state",
-        "set_fast_time", "remove_account", "record_save", "record_load", "record_lookup",
-        "record_delete", "idempotency", "key_lookup", "rate_limit", "pool_snapshot",
-        "schedule", "track_claim", "track_take", "durations", "outbox", "load_scripts",
-    }
-)  # fmt: skip
-# one series per decision exists from the start: (task_type, requested mode, effective mode)
+STORE_OPS = frozenset(str(op) for op in StoreOp)
+# one series per decision a created task can have exists from the start (`forwarded` requests
+# are not counted as created): (task_type, requested mode, effective mode)
 INITIAL_CREATES = {
     Decision.ROUTED: ("imagine", "fast", "fast"),
     Decision.STAGED: ("imagine", "fast", NONE),
     Decision.FALLBACK_RELAX: ("imagine", "fast", "relax"),
+    Decision.BACKUP_NO_FAST_HOURS: ("imagine", "fast", "fast"),
+    Decision.BACKUP_NO_ACTIVE_PRIMARY: ("imagine", "fast", "fast"),
+    Decision.BACKUP_NO_RELAX_PRIMARY: ("imagine", "relax", "relax"),
     Decision.INHERITED: ("upscale", INHERIT, "fast"),
     Decision.INHERITED_RELAX_SETTING: ("upscale", INHERIT, "relax"),
     Decision.INHERITED_RELAX_NO_FAST_TIME: ("upscale", INHERIT, "relax"),
     Decision.INHERITED_RELAX_REQUESTED: ("upscale", "relax", "relax"),
+    Decision.PINNED: ("imagine", "fast", "fast"),
+    Decision.PINNED_RELAX_SETTING: ("imagine", "fast", "relax"),
+    Decision.PINNED_RELAX_NO_FAST_TIME: ("imagine", "fast", "relax"),
 }
 INITIAL_ROUTES = (
     ("/api/v1/task", "POST"),

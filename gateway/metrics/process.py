@@ -16,6 +16,7 @@ from gateway.metrics.pool import PoolCollector
 from routing.quotas import QUOTA_LIMITS, QUOTA_THRESHOLDS
 from routing.results import Decision
 from routing.snapshot import PoolSnapshot
+from routing.storeops import StoreOp
 
 
 class Metrics:
@@ -245,7 +246,7 @@ class Metrics:
     def tracker_late(self, seconds: float) -> None:
         self.tracker_lateness.observe(seconds)
 
-    def store_error(self, op: str) -> None:
+    def store_error(self, op: StoreOp) -> None:
         self.store_errors.labels(op).inc()  # ops are named in code, never by a client
 
     def webhook_delivery(self, outcome: str) -> None:

@@ -34,6 +34,7 @@ from gateway.records import RecordStore
 from gateway.taskrecord import TaskRecord
 from routing.keys import Keys
 from routing.scripts import Script
+from routing.storeops import StoreOp
 
 MAX_ATTEMPTS = 10
 RESOLVE_TIMEOUT = 5.0  # seconds to resolve a client's webhook host
@@ -105,7 +106,7 @@ class Outbox:
         try:
             await self.redis.zadd(self.key, {record.task_id: int(time.time() * 1000)})
         except RedisError as exc:
-            self.metrics.store_error("outbox")
+            self.metrics.store_error(StoreOp.OUTBOX)
             logs.event("webhook_enqueue_failed", task_id=record.task_id, error=str(exc))
             return
         self.wake.set()

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.metrics import Metrics
 from routing.model import AccountState, Plan, Setting, SlotKind
+from routing.results import Decision
 from routing.snapshot import AccountFigures, PoolSnapshot
 from tests.test_deploy import promtool
 
@@ -114,6 +115,38 @@ def test_task_created(metrics: Metrics, registry: CollectorRegistry) -> None:
         )
         == 1
     )
+
+
+@pytest.mark.parametrize("decision", list(Decision))
+def test_every_known_decision_has_its_own_label(
+    metrics: Metrics, registry: CollectorRegistry, decision: Decision
+) -> None:
+    metrics.task_created("imagine", "fast", "relax", decision)
+    labels = {"task_type": "imagine", "requested_mode": "fast", "effective_mode": "relax"}
+    assert value(registry, "mjgate_tasks_created_total", **labels, decision=str(decision)) == 1
+    assert not value(registry, "mjgate_tasks_created_total", **labels, decision="other")
+
+
+def test_a_decision_this_version_does_not_know_is_other(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    newer = Decision("pinned_relax:something_new")  # read back from a newer replica's record
+    assert newer not in set(Decision)
+    metrics.task_created("imagine", "fast", "relax", newer)
+    labels = {"task_type": "imagine", "requested_mode": "fast", "effective_mode": "relax"}
+    assert value(registry, "mjgate_tasks_created_total", **labels, decision="other") == 1
+
+
+def test_every_decision_of_a_created_task_starts_at_zero(registry: CollectorRegistry) -> None:
+    Metrics(registry)
+    started = {
+        sample.labels["decision"]
+        for family in registry.collect()
+        if family.name == "mjgate_tasks_created"
+        for sample in family.samples
+        if sample.name == "mjgate_tasks_created_total"
+    }
+    assert started == {str(decision) for decision in Decision} - {Decision.FORWARDED}
 
 
 def test_unknown_label_values_fold_into_other(

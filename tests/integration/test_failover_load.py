@@ -1,9 +1,12 @@
 """A Redis primary killed (SIGKILL) in the middle of 500 concurrent creates through two mjgate
 processes, on the Sentinel setup and on the cluster (the primary of the pool's slot).
 
-Asserted: every answer is a success or 503 `store_unavailable` and comes within the Redis
-timeout's reach (no hang); mjgate recovers by itself within 2 s of the topology naming a new
-primary; with MJGATE_REDIS_MIN_REPLICAS=1 (Sentinel: the promoted replica still has one),
+Asserted: every answer is a success or 503 `store_unavailable`, and none hangs: the answers
+still due at the kill all come within what the burst's own pace before the kill predicts, plus
+the time the topology itself took to name a new primary, plus RECOVERY (both measured in the
+same run: a loaded machine is slower at both, and does not fail the test for it); mjgate
+recovers by itself within RECOVERY of the topology naming a new primary (or of the burst's
+last answer); with MJGATE_REDIS_MIN_REPLICAS=1 (Sentinel: the promoted replica still has one),
 nothing is sent upstream beyond an account's slots and every task a client was told exists
 reaches a terminal state. Without it (the cluster: a promoted replica has no replica of its
 own until the killed node returns), overbooking and lost tasks are counted and printed: the
@@ -16,7 +19,7 @@ import asyncio
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -31,19 +34,24 @@ from tests.integration.test_replicas import ACCOUNTS, POOL, _wait_all
 pytestmark = pytest.mark.slow
 
 CREATES = 500
-# A hang would last until the client gives up (30 s). Without any failover, 500 concurrent
-# creates on two processes take a few seconds each on a busy 2-core test machine.
-SLOW_ANSWER = 15.0
+# At most this long after the topology names a new primary, mjgate answers creates again (as
+# in tests/routing/test_failover.py); also the margin of the burst's deadline below.
+RECOVERY = 2.0
+
+# What an answer's latency is made of: all CREATES start at once and wait for a client
+# connection and then for their turn in two busy event loops, so the last ones answered take
+# about as long as the burst before the kill (5-8 s on one idle core, 12-13 s on a core shared
+# with two busy processes, 16-34 s seen at a load of 4-6), failover or not, while the last
+# answers came 0.2-0.8 s after the kill. A fixed bound on that latency measured the machine's
+# load, not a hang.
+Answer = tuple[int, str, float, str]  # status, error type, when it was answered, the task id
 
 
-async def _create(client: httpx.AsyncClient, url: str, n: int) -> tuple[int, str, float, str]:
-    """One create (no retry): status, error type, when it was answered, the task id."""
+async def _create(client: httpx.AsyncClient, url: str, n: int) -> Answer:
+    """One create (no retry)."""
     body = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": f"fo {n} --fast"}}
-    started = time.monotonic()
     answer = await client.post(f"{url}/api/v1/task", json=body, headers={"x-api-key": CLIENT_KEY})
-    took = time.monotonic() - started
     payload = answer.json()
-    assert took < SLOW_ANSWER, f"an answer took {took:.1f} s: {answer.status_code} {payload}"
     if answer.status_code == 200:
         return 200, "", time.monotonic(), str(payload["data"]["task_id"])
     return answer.status_code, str(payload["error"]["type"]), time.monotonic(), ""
@@ -67,6 +75,32 @@ def _owner(setup: SentinelSetup | Cluster, prefix: str, old: int) -> int:
         return next(int(s[2][1]) for s in slots if s[0] <= slot <= s[1])
     except (redis_sync.RedisError, OSError, StopIteration):
         return old
+
+
+async def _switched(setup: SentinelSetup | Cluster, prefix: str, old: int, killed: float) -> float:
+    """When the topology names a primary other than `old` (polled while the burst runs)."""
+    while await asyncio.to_thread(_owner, setup, prefix, old) == old:
+        assert time.monotonic() - killed < 30, "no failover"
+        await asyncio.sleep(0.05)
+    return time.monotonic()
+
+
+class Burst(NamedTuple):
+    """The run's measures: when the creates started, when the primary was killed and how
+    many had been answered by then, when the topology named a new primary."""
+
+    started: float
+    killed: float
+    answered_before: int
+    switched: float
+
+    @property
+    def deadline(self) -> float:
+        """By when every create of the burst is answered: the answers still due at the kill,
+        at the burst's own pace before it, plus the topology's failover time and RECOVERY."""
+        pace = (self.killed - self.started) / self.answered_before
+        due = (CREATES - self.answered_before) * pace
+        return self.killed + due + (self.switched - self.killed) + RECOVERY
 
 
 @pytest.mark.parametrize(
@@ -93,33 +127,35 @@ def test_a_primary_killed_under_load(
         ]
         try:
 
-            async def run() -> tuple[
-                list[tuple[int, str, float, str]], float, float, float, dict[str, Any]
-            ]:
+            async def run() -> tuple[list[Answer], Burst, float, dict[str, Any]]:
                 # no keep-alive: uvicorn closes a connection idle for 5 s, and reusing one as it
                 # closes is a client-side ReadError (seen under load while creates waited)
                 limits = httpx.Limits(max_connections=300, max_keepalive_connections=0)
                 async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+                    started = time.monotonic()
                     creates = [
                         asyncio.create_task(_create(client, replicas[n % 2].url, n))
                         for n in range(CREATES)
                     ]
-                    running: set[asyncio.Task[tuple[int, str, float, str]]] = set(creates)
+                    running: set[asyncio.Task[Answer]] = set(creates)
                     while len(creates) - len(running) < CREATES // 5:  # a fifth answered
                         _, running = await asyncio.wait(
                             running, return_when=asyncio.FIRST_COMPLETED
                         )
                     setup.servers.kill(old)
                     killed = time.monotonic()
+                    answered_before = len(creates) - len(running)
+                    switch = asyncio.create_task(_switched(setup, prefix, old, killed))
                     answers = await asyncio.gather(*creates)
-                    while (owner := await asyncio.to_thread(_owner, setup, prefix, old)) == old:
-                        assert time.monotonic() - killed < 30, "no failover"
-                        await asyncio.sleep(0.05)
-                    switched = time.monotonic()
+                    burst = Burst(started, killed, answered_before, await switch)
+                    owner = await asyncio.to_thread(_owner, setup, prefix, old)
+                    # mjgate's own recovery, timed once it is idle: from the new primary, or
+                    # from the burst's last answer if that came later
+                    since = max(burst.switched, max(at for _, _, at, _ in answers))
                     recovered = 0.0
                     n = CREATES
                     while not recovered:
-                        assert time.monotonic() - switched < 10, "mjgate did not recover"
+                        assert time.monotonic() - since < 10, "mjgate did not recover"
                         status, _, at, task_id = await _create(client, replicas[n % 2].url, n)
                         if status == 200:
                             recovered = at
@@ -129,9 +165,9 @@ def test_a_primary_killed_under_load(
                     told = [task_id for status, _, _, task_id in answers if status == 200]
                     done = await _wait_all(client, replicas[0].url, told, timeout=120)
                     assert owner != old
-                    return answers, switched - killed, switched, recovered, done
+                    return answers, burst, recovered - since, done
 
-            answers, failover, switched, recovered, done = asyncio.run(run())
+            answers, burst, recovery, done = asyncio.run(run())
         finally:
             for replica in replicas:
                 stop(replica.process)
@@ -140,7 +176,16 @@ def test_a_primary_killed_under_load(
             setup.wait_healthy()
         outcomes = Counter((status, kind) for status, kind, _, _ in answers)
         assert set(outcomes) <= {(200, ""), (503, "store_unavailable")}, outcomes
-        assert recovered - switched <= 2.0, recovered - switched
+        last = max(at for _, _, at, _ in answers[:CREATES])
+        failover = burst.switched - burst.killed
+        timing = (
+            f"burst: {burst.answered_before} answered {burst.killed - burst.started:.2f} s in, "
+            f"the last {last - burst.killed:.2f} s after the kill (deadline "
+            f"{burst.deadline - burst.killed:.2f} s after it); new primary {failover:.2f} s "
+            f"after the kill"
+        )
+        assert last <= burst.deadline, timing
+        assert recovery <= RECOVERY, recovery
         received = emu.received()
         overbooked = 0
         for spec in ACCOUNTS:
@@ -150,10 +195,9 @@ def test_a_primary_killed_under_load(
             overbooked += max(0, peaks.get("relax", 0) - int(str(spec["relax_slots"])))
         statuses = Counter(task["status"] for task in done.values())
         print(
-            f"\n{topology} min_replicas={min_replicas}: new primary {failover:.2f} s after the "
-            f"kill, answers {dict(outcomes)}, recovered "
-            f"{recovered - switched:.2f} s after the new primary, overbooked {overbooked}, "
-            f"sent {len(received)}, finished {dict(statuses)}"
+            f"\n{topology} min_replicas={min_replicas}: {timing}, answers {dict(outcomes)}, "
+            f"recovered {recovery:.2f} s after the new primary (or the burst's end), "
+            f"overbooked {overbooked}, sent {len(received)}, finished {dict(statuses)}"
         )
         if min_replicas:
             assert overbooked == 0

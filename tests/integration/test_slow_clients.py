@@ -1,6 +1,7 @@
 """Slow and excess clients over real sockets against `mjgate serve`: a request must arrive
-whole within MJGATE_REQUEST_READ_TIMEOUT, and a process keeps at most MJGATE_MAX_CONNECTIONS
-connections open; normal clients are served meanwhile."""
+whole within MJGATE_REQUEST_READ_TIMEOUT, a process keeps at most MJGATE_MAX_CONNECTIONS
+connections open, and a request head over the header bounds is refused while it is read;
+normal clients are served meanwhile."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.headerlimit import MAX_HEADER_BYTES, MAX_HEADER_COUNT
 from tests.integration.procs import CLIENT_KEY, Gateway, emulator, start_gateway, stop
 
 pytestmark = pytest.mark.slow
@@ -146,3 +148,62 @@ def test_connections_beyond_the_limit_are_refused(
             pass
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+# -- request heads over the bounds: 431 while reading, the rest never read -------------------
+
+
+@pytest.fixture
+def default_bounds(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[Gateway]:
+    yield from _gateway(tmp_path, redis_url, prefix)
+
+
+def _answer_431(received: bytes) -> None:
+    status, _, rest = received.partition(b"\r\n")
+    assert status == b"HTTP/1.1 431 Request Header Fields Too Large", received[:200]
+    body = json.loads(rest.split(b"\r\n\r\n", 1)[1])
+    assert body["code"] == 431 and body["error"]["type"] == "headers_too_large"
+    assert body["error"]["limit"] == MAX_HEADER_BYTES
+
+
+def _until_closed(sock: socket.socket, seconds: float) -> bytes:
+    deadline = time.monotonic() + seconds
+    while not (result := _closed(sock))[0]:
+        assert time.monotonic() < deadline, f"no answer within {seconds} s: {result[1]!r}"
+        time.sleep(0.05)
+    return result[1]
+
+
+def test_a_huge_header_is_refused_before_it_is_read(
+    default_bounds: Gateway, sockets: list[socket.socket]
+) -> None:
+    """A 1 MiB header never completed: answered 431 once the head passes MAX_HEAD_BYTES,
+    where the server used to buffer all of it and wait for the rest."""
+    sock = _connect(default_bounds, sockets)
+    sock.setblocking(True)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ")
+    with contextlib.suppress(OSError):  # the server may close while this is still sending
+        for _ in range(64):
+            sock.sendall(b"a" * 16384)
+    sock.setblocking(False)
+    _answer_431(_until_closed(sock, 5))
+    assert _healthy(default_bounds)
+
+
+def test_ten_thousand_small_headers_are_refused(
+    default_bounds: Gateway, sockets: list[socket.socket]
+) -> None:
+    """10,000 headers of 4 bytes (20 KB of names and values, under MAX_HEADER_BYTES): over
+    MAX_HEADER_COUNT, where they used to reach the app."""
+    sock = _connect(default_bounds, sockets)
+    sock.setblocking(True)
+    with contextlib.suppress(OSError):
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + b"a: b\r\n" * 10_000 + b"\r\n")
+    sock.setblocking(False)
+    _answer_431(_until_closed(sock, 5))
+    assert _healthy(default_bounds)
+
+
+def test_a_head_within_the_bounds_is_served(default_bounds: Gateway) -> None:
+    headers = {f"x-h{i}": "v" * 100 for i in range(MAX_HEADER_COUNT - 10)}  # 25 KB, 246
+    assert httpx.get(f"{default_bounds.url}/healthz", headers=headers).status_code == 200
