@@ -46,19 +46,30 @@ class Pending(NamedTuple):
 
 Redirect = Callable[["Connection", Pending, ResponseError, bytes], None]
 _WAIT_ENTRY = -2  # the `attempt` that marks a WAIT the connection added itself
+_ROLE_ENTRY = -3  # ... and a ROLE it sends to count the primary's replicas
+ROLE_REFRESH_SECONDS = 1.0  # how often a connection that waits for replicas counts them
 
 
 @dataclass(frozen=True)
 class Wait:
-    """Hold every reply until `replicas` replicas have the writes (WAIT, `timeout_ms` at
-    most); fewer is an error for every command of that write."""
+    """Hold every reply until the writes are on every replica the primary has (WAIT,
+    `timeout_ms` at most), and on `replicas` at least: fewer is an error for every command of
+    that write. (Waiting for all, not for the first `replicas`, is what makes any replica a
+    failover promotes hold every acknowledged write: a failover picks among them by data it
+    may know only from a second ago.)"""
 
     replicas: int
     timeout_ms: int
 
-    @property
-    def packed(self) -> bytes:
-        return pack((b"WAIT", self.replicas, self.timeout_ms))
+    def packed(self, known: int) -> bytes:
+        return pack((b"WAIT", max(self.replicas, known), self.timeout_ms))
+
+
+def replicas_of(role: Any) -> int | None:
+    """How many replicas a ROLE reply says the server streams to (None: not a primary)."""
+    if isinstance(role, list) and role and role[0] == b"master" and len(role) > 2:
+        return len(role[2])
+    return None
 
 
 class Connection(asyncio.Protocol):
@@ -74,7 +85,9 @@ class Connection(asyncio.Protocol):
         self.address = address
         self._wait_after_handshake = wait
         self._wait: Wait | None = None  # not during the handshake: see open_connection
-        self._wait_packed = wait.packed if wait is not None else b""
+        self._replicas = 0  # the primary's replicas, last counted (ROLE)
+        self._wait_packed = wait.packed(0) if wait is not None else b""
+        self._counted_at = -ROLE_REFRESH_SECONDS
         self._held: list[tuple[asyncio.Future[Any], Any]] = []
         self._loop = asyncio.get_running_loop()
         self._timeout = timeout
@@ -99,9 +112,13 @@ class Connection(asyncio.Protocol):
                 break
             entry = waiting.popleft()  # a plain tuple: Pending's fields, cheaper to make
             future = entry[0]
-            if self._wait is not None and entry[5] == _WAIT_ENTRY:
-                self._release(reply)
-                continue
+            if entry[5] < 0 and self._wait is not None:
+                if entry[5] == _WAIT_ENTRY:
+                    self._release(reply)
+                    continue
+                if entry[5] == _ROLE_ENTRY:
+                    self.count_replicas(reply)
+                    continue
             if future.done():  # its caller stopped waiting
                 continue
             if isinstance(reply, ResponseError):
@@ -115,18 +132,29 @@ class Connection(asyncio.Protocol):
             else:
                 future.set_result(reply)
 
+    def count_replicas(self, role: Any) -> None:
+        """A ROLE reply: from now on, writes wait for that many replicas (or the minimum)."""
+        known = replicas_of(role)
+        if known is not None and self._wait_after_handshake is not None:
+            self._counted_at = self._loop.time()
+            self._replicas = known
+            self._wait_packed = self._wait_after_handshake.packed(known)
+
     def _release(self, acknowledged: Any) -> None:
         """WAIT answered: the held replies, or an error for each if too few replicas."""
         held, self._held = self._held, []
         wait = self._wait
         assert wait is not None
         if isinstance(acknowledged, int) and acknowledged >= wait.replicas:
+            if acknowledged < self._replicas:  # one fell behind or left: stop waiting for it
+                self.count_replicas([b"master", 0, [None] * acknowledged])
             for future, reply in held:
                 if not future.done():
                     future.set_result(reply)
             return
         failure = ResponseError(
-            f"NOREPLICAS the write reached {acknowledged} of {wait.replicas} replicas "
+            f"NOREPLICAS the write reached {acknowledged} of "
+            f"{max(wait.replicas, self._replicas)} replicas "
             f"within {wait.timeout_ms} ms (it may have been applied on the primary)"
         )
         for future, _ in held:
@@ -175,6 +203,12 @@ class Connection(asyncio.Protocol):
             now = self._loop.time()
             done: asyncio.Future[Any] = self._loop.create_future()
             self._waiting.append((done, now, self._wait_packed, 0, now, _WAIT_ENTRY))
+            if now - self._counted_at >= ROLE_REFRESH_SECONDS:  # a replica may have joined
+                self._counted_at = now
+                role = pack((b"ROLE",))
+                self._out.append(role)
+                counted: asyncio.Future[Any] = self._loop.create_future()
+                self._waiting.append((counted, now, role, 0, now, _ROLE_ENTRY))
         out, self._out = self._out, []
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(out[0] if len(out) == 1 else b"".join(out))
@@ -238,10 +272,11 @@ async def open_connection(
         try:
             for command in address.handshake():
                 await connection.send(pack(command))
-            if role:
+            if role or wait is not None:
                 reply = await connection.send(pack((b"ROLE",)))
-                if reply[0] != b"master":
+                if role and reply[0] != b"master":
                     raise RedisConnectionError(f"{address} is a {reply[0].decode()}, not a primary")
+                connection.count_replicas(reply)
         except BaseException as exc:
             connection.fail(RedisConnectionError(f"Redis refused the handshake: {exc}"))
             raise

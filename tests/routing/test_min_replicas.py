@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 import redis as redis_sync
@@ -43,6 +45,56 @@ async def test_replies_wait_for_the_replicas(replicated: SentinelSetup, prefix: 
         for port in replicas:  # acknowledged by both replicas before the replies were given
             with contextlib.closing(redis_sync.Redis(port=port)) as replica:
                 assert replica.get(f"{prefix}:19") == b"19"
+    finally:
+        await pipe.aclose()
+        await client.aclose()
+
+
+@contextlib.contextmanager
+def stopped(setup: SentinelSetup, port: int) -> Iterator[None]:
+    """A replica frozen (SIGSTOP): it acknowledges nothing until it goes on (SIGCONT)."""
+    process = setup.servers.processes[port]
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
+async def test_a_write_waits_for_every_replica_not_the_first(
+    replicated: SentinelSetup, prefix: str
+) -> None:
+    """With 1 required and 2 replicas, a write is acknowledged once both have it: whichever
+    replica a failover promotes (Sentinel may choose either) holds every acknowledged write.
+    A replica that stays away is then no longer waited for, and waited for again once back."""
+    settings = Settings(redis_url=replicated.url, redis_timeout=2.0, redis_min_replicas=1)
+    client = redis_client(settings)
+    pipe = hot_pipe(settings, client)
+    primary = replicated.primary()
+    slow = next(p for p in replicated.data_ports if p != primary)
+    try:
+        assert await pipe.send(b"SET", f"{prefix}:warm", 1) == b"OK"
+        with stopped(replicated, slow):
+            started = time.monotonic()
+            write = asyncio.ensure_future(pipe.send(b"SET", f"{prefix}:a", 1))
+            await asyncio.sleep(0.3)
+            assert not write.done()  # the frozen replica has not acknowledged it
+        assert await write == b"OK"
+        assert time.monotonic() - started >= 0.3
+        with contextlib.closing(redis_sync.Redis(port=slow)) as replica:
+            assert replica.get(f"{prefix}:a") == b"1"
+        with stopped(replicated, slow):  # away past WAIT's bound (1 s): one is enough, ...
+            assert await pipe.send(b"SET", f"{prefix}:b", 1) == b"OK"
+            started = time.monotonic()
+            assert await pipe.send(b"SET", f"{prefix}:c", 1) == b"OK"
+            assert time.monotonic() - started < 0.9  # ... and it is not waited for again
+        await asyncio.sleep(1.2)  # counted again (ROLE, each second)
+        await pipe.send(b"SET", f"{prefix}:d", 1)
+        with stopped(replicated, slow):
+            write = asyncio.ensure_future(pipe.send(b"SET", f"{prefix}:e", 1))
+            await asyncio.sleep(0.3)
+            assert not write.done()  # back: waited for again
+        assert await write == b"OK"
     finally:
         await pipe.aclose()
         await client.aclose()
