@@ -8,9 +8,9 @@ same run: a loaded machine is slower at both, and does not fail the test for it)
 recovers by itself within RECOVERY of the topology naming a new primary (or of the burst's
 last answer); with MJGATE_REDIS_MIN_REPLICAS=1 (each write waits for every replica the primary
 has, so whichever Sentinel promotes holds every acknowledged write), nothing is sent upstream
-beyond an account's slots and every task a client was told exists reaches a terminal state. Without it (the cluster: a promoted replica has no replica of its
-own until the killed node returns), overbooking and lost tasks are counted and printed: the
-cost docs/redis.md describes.
+beyond an account's slots and every task a client was told exists reaches a terminal state.
+Without it (the cluster: a promoted replica has no replica of its own until the killed node
+returns), overbooking and lost tasks are counted and printed: the cost docs/redis.md describes.
 """
 
 from __future__ import annotations
