@@ -199,8 +199,11 @@ def test_a_primary_killed_under_load(
             f"\n{topology} min_replicas={min_replicas}: {timing}, answers {dict(outcomes)}, "
             f"recovered {recovery:.2f} s after the new primary (or the burst's end), "
             f"overbooked {overbooked}, sent {len(received)}, finished {dict(statuses)}"
-            + "".join(f"\n  failed {t['task_id']}: {t.get('error')}" for t in done.values()
-                      if t["status"] == "failed")
+            + "".join(
+                f"\n  failed {t['task_id']}: {t.get('error')}"
+                for t in done.values()
+                if t["status"] == "failed"
+            )
         )
         if min_replicas:
             assert overbooked == 0
