@@ -133,8 +133,9 @@ SETTINGS: tuple[Variable, ...] = (
             "password of the sentinels themselves (redis+sentinel:// only); the primary's is "
             "in REDIS_URL", str),
     Variable("MJGATE_REDIS_MIN_REPLICAS", "redis_min_replicas", "0",
-            "replicas that must have each hot-path write (reservations, records) before mjgate "
-            "acts on it (WAIT, within half MJGATE_REDIS_TIMEOUT; fewer: 503); 0: off",
+            "with N > 0, each hot-path write (reservations, records) waits for every replica "
+            "of the primary (WAIT, within half MJGATE_REDIS_TIMEOUT) and fails with 503 when "
+            "fewer than N acknowledged it; 0: off",
             _non_negative_int),
     Variable("MJGATE_DATA_DIR", "data_dir", ".mjgate",
             "folder of the embedded Redis's data, socket and pid file, and of the sandbox "
