@@ -28,7 +28,7 @@ from typing import Any
 
 from routing import codec
 from routing.durations import SAMPLES, Bracket, CheckPlan, check_plan
-from routing.errors import translated
+from routing.errors import StoreError, translated
 from routing.keys import Keys
 from routing.pipe import Pipe
 from routing.scripts import Scripts
@@ -105,8 +105,14 @@ class CheckSchedule:
         return samples
 
     async def plan(self, task_type: str, mode: str) -> CheckPlan:
-        """When to check a task of this type and mode sent now (seconds after sending)."""
-        samples = await self.samples(task_type, mode)
+        """When to check a task of this type and mode sent now (seconds after sending).
+        Advisory: with Redis failing, from what this replica last read (or nothing learnt),
+        so that a task about to be sent is never held back by it."""
+        try:
+            samples = await self.samples(task_type, mode)
+        except StoreError:
+            cached = self._learnt.get((task_type, mode))
+            samples = cached[1] if cached is not None else []
         return check_plan(samples, task_type, mode, self.interval)
 
     def at(self, task_id: str, at: float) -> Coroutine[Any, Any, Any]:

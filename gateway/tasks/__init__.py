@@ -101,6 +101,7 @@ def build(
         refusals=AccountRefusals(store, metrics, clock=clock),
         rerouter=rerouter,
         webhook=webhook,
+        patience=settings.lease_seconds / 2,
         clock=clock,
     )
     creator = Creator(

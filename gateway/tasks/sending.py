@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from gateway import logs
 from gateway.errors import (
@@ -41,12 +41,13 @@ from gateway.tasks.rerouting import Rerouter
 from gateway.tasks.tracking import Tracker
 from gateway.upstream import UpstreamAnswer, UpstreamClient
 from routing.durations import CheckPlan
-from routing.errors import RoutingError
+from routing.errors import RoutingError, StoreError
 from routing.results import Reservation
 from routing.schedule import CheckSchedule
 
 UNKNOWN = TaskStatus.UNKNOWN  # sent; whether the upstream has the task is not known
 DEFAULT_RETRY_AFTER = 10.0  # seconds of backoff after a 429 without Retry-After
+T = TypeVar("T")
 
 
 def count_created(metrics: Metrics, record: TaskRecord) -> None:
@@ -78,6 +79,7 @@ class Sender:
         refusals: AccountRefusals,
         rerouter: Rerouter,
         webhook: dict[str, str] | None,
+        patience: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.records = records
@@ -88,6 +90,7 @@ class Sender:
         self.refusals = refusals
         self.rerouter = rerouter
         self.webhook = webhook  # mjgate's own webhook for GoAPI, None without a public URL
+        self.patience = patience  # seconds a handed-over task waits for Redis before sending
         self.clock = clock
         self._backoff_until = 0.0
 
@@ -101,18 +104,36 @@ class Sender:
     # -- sending ----------------------------------------------------------------------------
     async def send_staged(self, reservation: Reservation) -> None:
         """Send a staged task a settle or the dispatcher reserved (its record was written
-        before it was staged)."""
-        record = await self.records.load(reservation.task_id)
+        before it was staged). Its record and its parent's are read patiently: Redis may be
+        failing over right after the script that reserved it, and a task given up before it
+        was sent would be failed as `upstream_outcome_unknown` by the reconciler."""
+        record = await self._patiently(lambda: self.records.load(reservation.task_id))
         if record is None:  # expired meanwhile: nobody to send it for
             await self.tracker.release(reservation.task_id)
             return
+        parent_id = record.parent_id
+        parent = await self._patiently(lambda: self.records.load(parent_id)) if parent_id else None
         wait = self._backoff_until - time.monotonic()
         if wait > 0:  # hold the slot: the upstream asked for a pause, not for another account
             await asyncio.sleep(wait)
         try:
-            await self.send(record, reservation)
+            await self.send(record, reservation, parent=parent)
         except (GatewayError, RoutingError) as exc:
             logs.event("staged_dispatch_failed", task_id=record.task_id, error=type(exc).__name__)
+
+    async def _patiently(self, read: Callable[[], Awaitable[T]]) -> T:
+        """A Redis read before a reserved task is sent, tried again while Redis fails, for
+        `patience` seconds at most (well inside the reservation's lease)."""
+        deadline = time.monotonic() + self.patience
+        delay = 0.05
+        while True:
+            try:
+                return await read()
+            except StoreError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)
 
     async def send(
         self,

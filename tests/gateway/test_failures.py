@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from gateway.local.embedded import EmbeddedRedis
 from gateway.settings import Settings
 from routing.accounts import AccountSpec
 from routing.model import AccountState, Plan
+from routing.results import Outcome
 from tests.harness import CLIENT_KEY, DEMO, SentThenTimeout, harness
 
 
@@ -366,3 +369,42 @@ async def test_an_unexpected_failure_after_the_reservation_releases_it_at_once(
         assert sum([await in_flight(h, s.bot_id) for s in DEMO]) == 0
         failed = [r for r in (await h.received())]
         assert failed == []
+
+
+async def test_a_staged_task_reserved_just_before_redis_fails_is_sent_once_it_is_back(
+    prefix: str,
+) -> None:
+    """A settle hands its freed slot to a staged task, then Redis stops answering (a
+    failover) before the task's record is read: the task waits for Redis and is sent, not
+    left to the reconciler, which would fail a task it never sent as outcome unknown."""
+    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="mjs")))
+    client = redis_client(Settings(redis_url=server.start(), redis_timeout=0.3))
+    one = (AccountSpec(bot_id=7, name="one", plan=Plan.STANDARD, fast_slots=1, relax_slots=0),)
+    config = EmulatorConfig(pending_seconds=0.0, processing_seconds=60.0)
+    settings = Settings(track_interval=60.0, redis_timeout=0.3, lease_seconds=120.0)
+    try:
+        async with harness(
+            client, prefix, accounts=one, webhooks=False, emulator_config=config, settings=settings
+        ) as h:
+            running = (await h.create(prompt="first --fast")).json()["data"]["task_id"]
+            staged = (await h.create(prompt="second --fast")).json()["data"]["task_id"]
+            assert (await h.gate.records.load(staged)).status == "staged"
+            settlement = await h.gate.store.settle(running, Outcome.COMPLETED, dispatch=1)
+            assert settlement is not None and len(settlement.dispatched) == 1
+            assert server._process is not None
+            os.kill(server._process.pid, signal.SIGSTOP)
+            try:
+                sending = asyncio.ensure_future(
+                    h.gate.tasks.sender.send_staged(settlement.dispatched[0])
+                )
+                await asyncio.sleep(0.8)  # several reads time out meanwhile
+                assert not sending.done()
+            finally:
+                os.kill(server._process.pid, signal.SIGCONT)
+            await sending
+            record = await h.gate.records.load(staged)
+            assert record is not None and record.upstream_id, record
+            assert len(await h.received()) == 2  # sent: the first task and this one
+    finally:
+        await client.aclose()
+        server.stop()
