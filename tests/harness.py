@@ -312,6 +312,14 @@ class SentThenTimeout(Exception):
     after sending, the ambiguous case)."""
 
 
+@dataclass(frozen=True)
+class SentThen:
+    """Fault: the create reaches the upstream and its answer comes back, with `then` run in
+    between (Redis stopped at that moment, say)."""
+
+    then: Callable[[], None]
+
+
 class FaultyTransport(httpx.AsyncBaseTransport):
     """Delegates to the emulator, but the next creates fail with exactly the given faults
     (an exception to raise, or a response to return): the one place tests inject faults
@@ -319,7 +327,7 @@ class FaultyTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
-        self.faults: list[Exception | httpx.Response] = []
+        self.faults: list[Exception | httpx.Response | SentThen] = []
         self.creates = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -327,6 +335,10 @@ class FaultyTransport(httpx.AsyncBaseTransport):
             self.creates += 1
             if self.faults:
                 fault = self.faults.pop(0)
+                if isinstance(fault, SentThen):
+                    answer = await self.inner.handle_async_request(request)
+                    fault.then()
+                    return answer
                 if isinstance(fault, SentThenTimeout):
                     await self.inner.handle_async_request(request)
                     raise httpx.ReadTimeout("answer lost after sending", request=request)

@@ -121,14 +121,16 @@ class Sender:
         except (GatewayError, RoutingError) as exc:
             logs.event("staged_dispatch_failed", task_id=record.task_id, error=type(exc).__name__)
 
-    async def _patiently(self, read: Callable[[], Awaitable[T]]) -> T:
-        """A Redis read before a reserved task is sent, tried again while Redis fails, for
-        `patience` seconds at most (well inside the reservation's lease)."""
+    async def _patiently(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A Redis call around sending a reserved task (reading its record before, writing its
+        upstream id after), made again while Redis fails, for `patience` seconds at most (well
+        inside the reservation's lease): a failover is seconds, and a task given up on here
+        would be failed by the reconciler as `upstream_outcome_unknown`."""
         deadline = time.monotonic() + self.patience
         delay = 0.05
         while True:
             try:
-                return await read()
+                return await call()
             except StoreError:
                 if time.monotonic() + delay > deadline:
                     raise
@@ -245,9 +247,12 @@ class Sender:
         )
         if record.terminal:  # an upstream that answers with a finished task
             await self.tracker.finish(record, source="create")
-        else:
-            await asyncio.gather(
-                self.records.save(record), self.schedule.add(record.task_id, record.expected_end)
+        else:  # the upstream has it: its id must not be lost to a failover (read patiently)
+            await self._patiently(
+                lambda: asyncio.gather(
+                    self.records.save(record),
+                    self.schedule.add(record.task_id, record.expected_end),
+                )
             )
         if reservation.staged:  # counted as created when it was staged
             logs.event("task_dispatched", task_id=record.task_id, bot_id=record.bot_id,

@@ -20,7 +20,7 @@ from gateway.settings import Settings
 from routing.accounts import AccountSpec
 from routing.model import AccountState, Plan
 from routing.results import Outcome
-from tests.harness import CLIENT_KEY, DEMO, SentThenTimeout, harness
+from tests.harness import CLIENT_KEY, DEMO, SentThen, SentThenTimeout, harness
 
 
 def error_type(response: httpx.Response) -> str:
@@ -405,6 +405,33 @@ async def test_a_staged_task_reserved_just_before_redis_fails_is_sent_once_it_is
             record = await h.gate.records.load(staged)
             assert record is not None and record.upstream_id, record
             assert len(await h.received()) == 2  # sent: the first task and this one
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_a_task_the_upstream_took_keeps_its_id_across_a_redis_outage(prefix: str) -> None:
+    """Redis stops answering between the upstream's answer and the record write that keeps
+    the upstream id (a failover): the write is made again until Redis is back, so the client
+    hears of a task mjgate can follow, not a 503 for a task that runs anyway (which the
+    reconciler would then fail as outcome unknown)."""
+    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="mju")))
+    client = redis_client(Settings(redis_url=server.start(), redis_timeout=0.3))
+    settings = Settings(redis_timeout=0.3, lease_seconds=120.0)
+    try:
+        async with harness(client, prefix, settings=settings) as h:
+            process = server._process
+            assert process is not None
+            h.faulty.faults = [SentThen(lambda: os.kill(process.pid, signal.SIGSTOP))]
+            creating = asyncio.ensure_future(h.create(prompt="outage --fast"))
+            await asyncio.sleep(0.8)  # the record write times out, again and again
+            assert not creating.done()
+            os.kill(process.pid, signal.SIGCONT)
+            answer = await creating
+            assert answer.status_code == 200, answer.text
+            record = await h.gate.records.load(answer.json()["data"]["task_id"])
+            assert record is not None and record.upstream_id, record
+            assert len(await h.received()) == 1
     finally:
         await client.aclose()
         server.stop()
