@@ -28,11 +28,18 @@ NODE_TIMEOUT_MS = 1000
 SERVICE = "mymaster"
 
 
+_HANDED_OUT: set[int] = set()  # never the same port twice in one process: two picks made
+# before either is bound (a server and its emulator, say) would otherwise collide
+
+
 def free_port(extra_offset: int = 0) -> int:
-    """A port free now (and `port + extra_offset` too, for a cluster's bus port)."""
+    """A port free now (and `port + extra_offset` too, for a cluster's bus port), never one
+    this process was given before."""
     for _ in range(200):
         port = random.randint(20000, 40000)
-        if all(_free(p) for p in {port, port + extra_offset}):
+        wanted = {port, port + extra_offset}
+        if not wanted & _HANDED_OUT and all(_free(p) for p in wanted):
+            _HANDED_OUT.update(wanted)
             return port
     raise RuntimeError("no free port found")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway.local import topologies
 from gateway.settings import Settings
 from gateway.webhooks.credentials import goapi_token
 
@@ -26,10 +26,9 @@ BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free port, never one handed out before in this test session (two taken before
+    either is bound, a gateway's and its sandbox emulator's, once came out the same)."""
+    return topologies.free_port()
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

@@ -118,7 +118,6 @@ def test_a_primary_killed_under_load(
     with emulator(tmp_path, ACCOUNTS, pending=0.02, processing=0.08) as emu:
         extra = {
             "MJGATE_STAGED_LIMIT": "1000",
-            "MJGATE_POLL_STALE_SECONDS": "0.5",
             "MJGATE_REDIS_MIN_REPLICAS": str(min_replicas),
             "MJGATE_LEASE_SECONDS": "5",
         }

@@ -91,7 +91,7 @@ def test_500_creates_through_two_replicas(tmp_path: Path, redis_url: str, prefix
     pool_file = tmp_path / "pool.yaml"
     pool_file.write_text(POOL)
     with emulator(tmp_path, ACCOUNTS, pending=0.02, processing=0.08) as emu:
-        extra = {"MJGATE_STAGED_LIMIT": "1000", "MJGATE_POLL_STALE_SECONDS": "0.5"}
+        extra = {"MJGATE_STAGED_LIMIT": "1000"}
         replicas = [
             start_gateway(redis_url, prefix, emu.url, pool_file, extra=extra) for _ in range(2)
         ]
@@ -140,7 +140,7 @@ def test_sigkilled_replica_loses_nothing(tmp_path: Path, redis_url: str, prefix:
     pool_file = tmp_path / "pool.yaml"
     pool_file.write_text("accounts:\n  - {bot_id: 601, plan: pro, fast_slots: 2, relax_slots: 1}\n")
     with emulator(tmp_path, accounts, pending=0.5, processing=0.5) as emu:
-        extra = {"MJGATE_LEASE_SECONDS": "2", "MJGATE_POLL_STALE_SECONDS": "60"}
+        extra = {"MJGATE_LEASE_SECONDS": "2"}
         # no upstream webhooks: the dead replica's tasks are learnt by the reconciler only
         doomed = start_gateway(redis_url, prefix, emu.url, pool_file, webhooks=False, extra=extra)
         survivor = start_gateway(redis_url, prefix, emu.url, pool_file, webhooks=False, extra=extra)
