@@ -40,7 +40,7 @@ from routing.pacedefault import (
 from routing.pacing import Pacing
 from routing.pooldiff import spec_of
 from routing.poolfile import PoolChange, PoolFile, dump_pool
-from routing.snapshot import FIGURE_FIELDS, PoolSnapshot, from_totals
+from routing.snapshot import PoolSnapshot
 from routing.store import PoolStore, ms
 from routing.storeops import StoreOp
 
@@ -227,22 +227,7 @@ class Catalog:
     # -- the pool as a whole ----------------------------------------------------------------
     async def pool_snapshot(self, per_account: bool = False) -> PoolSnapshot:
         """Totals for metrics in two round trips at most, whatever the pool's size."""
-        async with store_errors(StoreOp.POOL_SNAPSHOT, self.store.timeout):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(self.keys.pool_totals())
-                pipe.zcard(self.keys.staged_queue())
-                if per_account:
-                    pipe.smembers(self.keys.accounts())
-                replies = await pipe.execute()
-            totals = from_totals(codec.fields(replies[0]), int(replies[1]))
-            if not per_account:
-                return totals
-            ids = sorted(int(item) for item in replies[2])
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for bot_id in ids:
-                    pipe.hmget(self.keys.account(bot_id), *FIGURE_FIELDS)
-                rows = await pipe.execute()
-        return replace(totals, per_account=snapshot.figures(ids, rows))
+        return await snapshot.read(self.redis, self.keys, self.store.timeout, per_account)
 
     async def apply_pool(self, pool_file: PoolFile, *, dry_run: bool = False) -> list[PoolChange]:
         """Make the pool match the file (the module's docstring)."""

@@ -9,10 +9,16 @@ one HGETALL; per-account figures are one pipeline of HMGETs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from redis.asyncio import Redis
+
+from routing import codec
+from routing.errors import store_errors
+from routing.keys import Keys
 from routing.model import AccountState, Plan, Setting, SlotKind
+from routing.storeops import StoreOp
 
 
 @dataclass(frozen=True)
@@ -94,3 +100,24 @@ def figures(ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> tuple[AccountF
         for bot_id, (left, fast, relax, state, tz, nf, nr) in zip(ids, rows, strict=True)
         if left is not None
     )
+
+
+async def read(redis: Redis, keys: Keys, timeout: float | None, per_account: bool) -> PoolSnapshot:
+    """The totals (one HGETALL, the staged count) and, with `per_account`, every account's
+    figures (one pipeline of HMGETs): two round trips at most, whatever the pool's size."""
+    async with store_errors(StoreOp.POOL_SNAPSHOT, timeout):
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.pool_totals())
+            pipe.zcard(keys.staged_queue())
+            if per_account:
+                pipe.smembers(keys.accounts())
+            replies = await pipe.execute()
+        totals = from_totals(codec.fields(replies[0]), int(replies[1]))
+        if not per_account:
+            return totals
+        ids = sorted(int(item) for item in replies[2])
+        async with redis.pipeline(transaction=False) as pipe:
+            for bot_id in ids:
+                pipe.hmget(keys.account(bot_id), *FIGURE_FIELDS)
+            rows = await pipe.execute()
+    return replace(totals, per_account=figures(ids, rows))

@@ -26,7 +26,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from routing import codec, pacing, quotas
+from routing import codec, quotas, upkeep
 from routing.errors import AccountNotFoundError, store_errors, translated
 from routing.keys import Keys
 from routing.model import AccountState, Mode
@@ -46,10 +46,7 @@ from routing.storeops import StoreOp
 
 Clock = Callable[[], float]
 
-RENEWAL_PERIOD_SECONDS = 30 * 86400  # a subscription month, as Midjourney bills: 30 days
 DISPATCH_WINDOW = 32  # staged tasks decided per dispatch at most (keys in fair-queue order)
-TICK_LIMIT = 100  # renewals, wake-ups and staged timeouts handled per tick, each
-PACE_ROUNDS = 20  # tick scripts per tick while pacing changes fill them (windows opening at once)
 
 
 def ms(seconds: float) -> int:
@@ -262,45 +259,5 @@ class PoolStore:
             return int(await self.redis.zcard(self.keys.staged_queue()))
 
     async def tick(self) -> TickResult:
-        """One bounded maintenance pass: renewals due, cooling deadlines, staged timeouts,
-        pacing changes due; then new pacing plans for accounts that used theirs up."""
-        renewed, woken, expired, paced = await self.run(
-            StoreOp.TICK, "tick", TICK_LIMIT, RENEWAL_PERIOD_SECONDS * 1000
-        )
-        for done in range(1, PACE_ROUNDS):  # many windows opening at once: more, bounded steps
-            if len(paced) < TICK_LIMIT * done:
-                break
-            more = await self.run(StoreOp.TICK, "tick", TICK_LIMIT, RENEWAL_PERIOD_SECONDS * 1000)
-            renewed, woken, expired = (
-                [*renewed, *more[0]],
-                [*woken, *more[1]],
-                [*expired, *more[2]],
-            )
-            paced = [*paced, *more[3]]
-        replanned = await self._replan(TICK_LIMIT)
-        return TickResult(
-            renewed=tuple(int(item) for item in renewed),
-            woken=tuple(int(item) for item in woken),
-            expired_staged=tuple(codec.text(item) for item in expired),
-            paced=tuple(sorted({int(item) for item in (*paced, *replanned)})),
-        )
-
-    async def _replan(self, limit: int) -> list[int]:
-        """Compute new pacing plans (routing/pacing.py: time zones) for up to `limit`
-        accounts whose look-ahead ran out, and store them (pace_plan.lua)."""
-        async with store_errors(StoreOp.TICK, self.timeout):
-            ids = [
-                codec.text(item)
-                for item in await self.redis.zrange(self.keys.index("pref"), 0, limit - 1)
-            ]
-            if not ids:
-                return []
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for bot_id in ids:
-                    pipe.hmget(self.keys.account(int(bot_id)), "tz", "ah", "ao")
-                rows = await pipe.execute()
-        args = pacing.plan_args(ids, rows, ms(self.clock()))
-        if not args:
-            return []
-        done = await self.run(StoreOp.TICK, "pace_plan", *args)
-        return [int(item) for item in done]
+        """One bounded maintenance pass (`routing.upkeep.tick`)."""
+        return await upkeep.tick(self)

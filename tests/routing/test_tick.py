@@ -7,7 +7,8 @@ import pytest
 from routing.catalog import Catalog
 from routing.model import PLANS, AccountState, Mode, Plan, Setting
 from routing.results import Outcome
-from routing.store import RENEWAL_PERIOD_SECONDS, PoolStore
+from routing.store import PoolStore
+from routing.upkeep import RENEWAL_PERIOD_SECONDS
 from tests.routing.helpers import FakeClock, add, reserved, root
 
 pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
