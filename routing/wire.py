@@ -135,10 +135,14 @@ class Connection(asyncio.Protocol):
     def count_replicas(self, role: Any) -> None:
         """A ROLE reply: from now on, writes wait for that many replicas (or the minimum)."""
         known = replicas_of(role)
-        if known is not None and self._wait_after_handshake is not None:
+        if known is not None:
             self._counted_at = self._loop.time()
-            self._replicas = known
-            self._wait_packed = self._wait_after_handshake.packed(known)
+            self._wait_for(known)
+
+    def _wait_for(self, replicas: int) -> None:
+        if self._wait_after_handshake is not None:
+            self._replicas = replicas
+            self._wait_packed = self._wait_after_handshake.packed(replicas)
 
     def _release(self, acknowledged: Any) -> None:
         """WAIT answered: the held replies, or an error for each if too few replicas."""
@@ -147,7 +151,7 @@ class Connection(asyncio.Protocol):
         assert wait is not None
         if isinstance(acknowledged, int) and acknowledged >= wait.replicas:
             if acknowledged < self._replicas:  # one fell behind or left: stop waiting for it
-                self.count_replicas([b"master", 0, [None] * acknowledged])
+                self._wait_for(acknowledged)
             for future, reply in held:
                 if not future.done():
                     future.set_result(reply)
