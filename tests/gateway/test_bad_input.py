@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
@@ -194,6 +194,7 @@ CASES = st.one_of(
     st.tuples(st.just("key"), IDS, HEADER_VALUES),  # an odd key: 401, never a 5xx
 )
 EXAMPLES = int(os.environ.get("MJGATE_FUZZ_EXAMPLES", "3000"))
+VALID_BODY = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a cat --fast"}}
 
 
 async def _send(m: Mocked, case: tuple[str, Any, bytes]) -> tuple[int, bytes]:
@@ -238,6 +239,10 @@ def test_no_input_is_a_5xx_or_leaves_a_reservation(redis_url: str, prefix: str) 
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         )
         @given(case=CASES)
+        # one valid body and one invalid body every run, whatever is generated: the
+        # assertions below need both kinds
+        @example(case=("create", VALID_BODY, b"fuzz-valid"))
+        @example(case=("create", {"model": "midjourney", "task_type": "imagine"}, b""))
         def one(case: tuple[str, Any, bytes]) -> None:
             status, body = loop.run_until_complete(_send(m, case))
             statuses.append(status)
