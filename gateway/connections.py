@@ -32,6 +32,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.headerlimit import MAX_HEAD_BYTES, MAX_HEADER_BYTES, MAX_HEADER_COUNT
 
+LINGER_SECONDS = 2.0  # after a 431, what the client still sends is read and dropped this long
+
 
 def _answer(status: int, reason: str, type_: str, message: str, **details: Any) -> bytes:
     body = orjson.dumps(
@@ -59,6 +61,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._header_bytes = 0
         self._head_too_large = False
+        self._lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.max_connections:
@@ -75,6 +78,8 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:  # after a 431: dropped, never parsed nor kept
+            return
         if self._head_bytes is not None:
             self._head_bytes += len(data)
         super().data_received(data)
@@ -127,7 +132,18 @@ class GuardedProtocol(HttpToolsProtocol):
             limit=MAX_HEADER_BYTES, max_count=MAX_HEADER_COUNT,
         )  # fmt: skip
         self.transport.write(answer)
-        self.transport.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after the answer, reading and dropping what the client still sends for
+        LINGER_SECONDS at most (nginx's lingering close): a socket closed with unread data
+        is reset, and the client could lose the answer it was sent."""
+        self._lingering = True
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def _arm(self) -> None:
         if self._read_timer is None:

@@ -200,10 +200,10 @@ def test_a_primary_killed_under_load(
             + "".join(
                 f"\n  failed {t['task_id']}: {t.get('error')}"
                 for t in done.values()
-                if t["status"] == "failed"
+                if t["status"] in ("failed", "lost")
             )
         )
-        assert len(done) == outcomes[(200, "")]  # every task told to exist ended
+        assert len(done) == outcomes[(200, "")]  # every task told to exist ended (or was lost)
         # Overbooking is counted, not asserted, on every topology: with MIN_REPLICAS=1 it was
         # 0 in most runs but 1 slot (with one task failed as outcome unknown) in about one
         # run of six on this machine, for a cause not found yet (docs/redis.md, Measured).

@@ -78,8 +78,11 @@ async def _wait_all(
             return_exceptions=True,
         )
         for task_id, answer in zip(pending, answers, strict=True):
-            if isinstance(answer, BaseException):
-                continue  # a broken connection: poll again
+            if isinstance(answer, BaseException) or answer.status_code >= 500:
+                continue  # a broken connection, Redis failing over: poll again
+            if answer.status_code == 404:  # mjgate lost the task's record (a failover can)
+                done[task_id] = {"task_id": task_id, "status": "lost", "error": answer.json()}
+                continue
             task = answer.json()["data"]
             if task["status"] in ("completed", "failed"):
                 done[task_id] = task
