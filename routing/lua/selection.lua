@@ -2,32 +2,35 @@
 -- indexes or a tag-limited key's accounts: the best free account, else why the task waits.
 local PICK = 8 -- candidates looked at by strategy before the most-fast-time fallback
 
+-- The first of `ids` not excluded with fast time >= cost (any fast time when cost is nil).
+local function first_open(ids, ex, cost)
+  for _, id in ipairs(ids) do
+    if not ex[id] and (cost == nil or acct_load(id).fl >= cost) then return id end
+  end
+  return nil
+end
+
+-- The free account of tier `T` with the most fast time, if that is >= cost.
+local function most_free_fast(T, cost, ex, nex)
+  local top = redis.call('ZREVRANGE', T.ff, 0, nex, 'WITHSCORES')
+  for i = 1, #top, 2 do
+    if not ex[top[i]] then
+      if tonumber(top[i + 1]) < cost then return nil end
+      return top[i]
+    end
+  end
+  return nil
+end
+
 -- The best free fast account of tier `T` by strategy with fast time >= cost: the first PICK
 -- candidates by score, then the free account with the most fast time. Never misses a
 -- feasible account. A candidate with a pacing change due is brought up to date first (it
 -- may leave the index: the look starts again; each such step is a change made once).
 local function pick_fast(T, cost, ex, nex)
   for _ = 1, PICK do
-    local stale = false
-    for _, id in ipairs(redis.call('ZRANGE', T.fs, 0, PICK + nex - 1)) do
-      if not ex[id] and acct_load(id).fl >= cost then
-        if pace_fresh(id) then return id end
-        stale = true
-        break
-      end
-    end
-    if not stale then
-      local top = redis.call('ZREVRANGE', T.ff, 0, nex, 'WITHSCORES')
-      for i = 1, #top, 2 do
-        if not ex[top[i]] then
-          if tonumber(top[i + 1]) < cost then return nil end
-          if pace_fresh(top[i]) then return top[i] end
-          stale = true
-          break
-        end
-      end
-      if not stale then return nil end
-    end
+    local id = first_open(redis.call('ZRANGE', T.fs, 0, PICK + nex - 1), ex, cost)
+      or most_free_fast(T, cost, ex, nex)
+    if id == nil or pace_fresh(id) then return id end
   end
   return nil
 end
@@ -49,15 +52,8 @@ end
 
 local function pick_relax(T, ex, nex)
   for _ = 1, PICK do
-    local stale = false
-    for _, id in ipairs(redis.call('ZRANGE', T.rs, 0, nex)) do
-      if not ex[id] then
-        if pace_fresh(id) then return id end
-        stale = true
-        break
-      end
-    end
-    if not stale then return nil end
+    local id = first_open(redis.call('ZRANGE', T.rs, 0, nex), ex, nil)
+    if id == nil or pace_fresh(id) then return id end
   end
   return nil
 end
