@@ -149,9 +149,15 @@ async def get_task(request: Request) -> Response:
     record = await _own_or_forwarded(request, "GET")
     if isinstance(record, Response):
         return record
+    app = state_of(request)
     with _redacted(_mapping(record)):
-        record = await state_of(request).tasks.checker.refresh(record)
-    return task_response(record)
+        record = await app.tasks.checker.refresh(record)
+    response = task_response(record)
+    # how old this view is: the upstream's last news (or mjgate's last change); a refresh that
+    # the upstream did not answer in time leaves the stored record, and this says how stale
+    age = max(0.0, app.clock() - record.updated_at)
+    response.headers["x-mjgate-record-age"] = f"{age:.1f}"
+    return response
 
 
 async def cancel_task(request: Request) -> Response:
