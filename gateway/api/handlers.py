@@ -13,7 +13,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.passthrough import forward_untouched, require_foreign_ids, require_model
+from gateway.api.passthrough import (
+    forward_untouched,
+    require_foreign_ids,
+    require_model,
+    require_not_mjgates,
+)
 from gateway.api.redact import redact_upstream_ids
 from gateway.api.taskview import render
 from gateway.api.validation import check_task_id, validate_create
@@ -89,6 +94,7 @@ async def create_task(request: Request) -> Response:
         if parent is None:
             require_model(client, model, app.settings)
             require_foreign_ids(client, app.settings)
+            await require_not_mjgates(request, client, create.origin_task_id)
             return await forward_untouched(request, "POST", "/api/v1/task", raw)
     mapping = {parent.upstream_id: parent.task_id} if parent and parent.upstream_id else {}
     with _redacted(mapping):
@@ -137,6 +143,7 @@ async def _own_or_forwarded(request: Request, method: str) -> TaskRecord | Respo
     record = await _own_record(request, client, task_id)
     if record is None:
         require_foreign_ids(client, state_of(request).settings)
+        await require_not_mjgates(request, client, task_id)
         return await forward_untouched(request, method, task_path(task_id))
     return record
 
