@@ -7,7 +7,7 @@
         plan: pro                   # basic | standard | pro | mega
         setting: fast               # fast | relax (the Midjourney account's own setting)
         fast_hours_left: 30         # default: the plan's monthly hours
-        renews_at: 2025-07-01T00:00:00Z
+        renews_at: 2030-07-01T00:00:00Z # a past date renews at the next tick
         fast_slots: 12              # default: the plan's
         relax_slots: 3              # default: the plan's (basic: none)
         weight: 1                   # > 0, for the weighted strategy

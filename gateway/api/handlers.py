@@ -13,7 +13,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.passthrough import forward_untouched, require_foreign_ids, require_model
+from gateway.api.passthrough import (
+    forward_untouched,
+    require_foreign_ids,
+    require_model,
+    require_not_mjgates,
+)
 from gateway.api.redact import redact_upstream_ids
 from gateway.api.taskview import render
 from gateway.api.validation import check_task_id, validate_create
@@ -89,6 +94,7 @@ async def create_task(request: Request) -> Response:
         if parent is None:
             require_model(client, model, app.settings)
             require_foreign_ids(client, app.settings)
+            await require_not_mjgates(request, client, create.origin_task_id)
             return await forward_untouched(request, "POST", "/api/v1/task", raw)
     mapping = {parent.upstream_id: parent.task_id} if parent and parent.upstream_id else {}
     with _redacted(mapping):
@@ -137,6 +143,7 @@ async def _own_or_forwarded(request: Request, method: str) -> TaskRecord | Respo
     record = await _own_record(request, client, task_id)
     if record is None:
         require_foreign_ids(client, state_of(request).settings)
+        await require_not_mjgates(request, client, task_id)
         return await forward_untouched(request, method, task_path(task_id))
     return record
 
@@ -149,9 +156,15 @@ async def get_task(request: Request) -> Response:
     record = await _own_or_forwarded(request, "GET")
     if isinstance(record, Response):
         return record
+    app = state_of(request)
     with _redacted(_mapping(record)):
-        record = await state_of(request).tasks.checker.refresh(record)
-    return task_response(record)
+        record = await app.tasks.checker.refresh(record)
+    response = task_response(record)
+    # how old this view is: the upstream's last news (or mjgate's last change); a refresh that
+    # the upstream did not answer in time leaves the stored record, and this says how stale
+    age = max(0.0, app.clock() - record.updated_at)
+    response.headers["x-mjgate-record-age"] = f"{age:.1f}"
+    return response
 
 
 async def cancel_task(request: Request) -> Response:

@@ -6,7 +6,9 @@ What may go through:
 - a create of another model, or a `service_mode: "public"` Midjourney create: the model must
   be in the key's `passthrough_models` (`"*"`: any model);
 - a GET or cancel of an id mjgate did not create for this key, or a child create whose parent
-  mjgate does not know for this key: the key needs `passthrough_foreign_ids`.
+  mjgate does not know for this key: the key needs `passthrough_foreign_ids`. For a managed
+  key, that reaches only ids mjgate did not create: the upstream id of a task mjgate created
+  (another key's, or its own) is 404 `not_found` and never forwarded.
 
 Static keys (MJGATE_CLIENT_KEYS) may do both when MJGATE_STATIC_KEYS_PASSTHROUGH is on (the
 default: they are the operator's own keys), neither when it is off. A refusal is 403
@@ -27,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.redact import OwnWebhook, scrub_body, scrub_bytes
-from gateway.errors import ForbiddenError
+from gateway.errors import ForbiddenError, NotFoundError
 from gateway.keys.client import Client
 from gateway.settings import Settings
 from gateway.state import state_of
@@ -66,6 +68,16 @@ def require_foreign_ids(client: Client, settings: Settings) -> None:
             f"permission {FOREIGN_IDS}",
             permission=FOREIGN_IDS,
         )
+
+
+async def require_not_mjgates(request: Request, client: Client, task_id: str) -> None:
+    """A managed key's foreign id must not be the upstream id of a task mjgate created: those
+    tasks are reached by mjgate's ids, by their own key (no key reads or cancels another's
+    task through the pass-through). Static keys keep the setting's reach."""
+    if client.bootstrap:
+        return
+    if await state_of(request).records.by_upstream_id(task_id) is not None:
+        raise NotFoundError("task not found")
 
 
 def own_webhook(settings: Settings) -> OwnWebhook:

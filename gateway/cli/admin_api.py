@@ -85,6 +85,9 @@ def call(
         code = EXIT_USAGE if kind == "invalid_pool_file" else EXIT_REFUSED
         message = body.get("message") or "refused"
         raise CliError(code, f"{message} ({kind or 'error'}, HTTP {status})")
+    warning = response.headers.get("x-mjgate-warning")  # e.g. an authoritative pool file
+    if warning:
+        print(f"mjgate: warning: {warning}", file=sys.stderr)
     return body.get("data")
 
 

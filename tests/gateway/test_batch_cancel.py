@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import time
 
+import httpx
 from redis.asyncio import Redis
 
 from emulator.config import EmulatorConfig
 from routing.accounts import AccountSpec
 from routing.model import Plan
+from tests.gateway.mocked import STATIC_KEY, mocked
 from tests.harness import OTHER_KEY, harness
 
 ONE = (AccountSpec(bot_id=9, name="one", plan=Plan.PRO, fast_slots=1, relax_slots=0),)
@@ -54,3 +56,40 @@ async def test_both_parameters_are_required(redis: Redis, prefix: str) -> None:
             answer = await h.client.delete(f"/api/v1/tasks{query}", headers=headers)
             assert answer.status_code == 400, (query, answer.text)
             assert answer.json()["error"]["type"] == "invalid_request"
+
+
+async def test_the_upstream_is_asked_only_for_a_key_that_may_reach_foreign_ids(
+    redis: Redis, prefix: str
+) -> None:
+    async with mocked(redis, prefix) as m:
+        none = {"x-api-key": await m.managed()}
+        models = {"x-api-key": await m.managed(passthrough_models=("*",))}
+        foreign = {"x-api-key": await m.managed(passthrough_foreign_ids=True)}
+        before = int(time.time())
+
+        async def upstream_part(headers: dict[str, str], model: str) -> object:
+            answer = await m.client.delete(
+                f"/api/v1/tasks?created_before={before}&model={model}", headers=headers
+            )
+            assert answer.status_code == 200, answer.text
+            return answer.json()["data"]["upstream"]
+
+        assert await upstream_part(none, "all") is None
+        assert await upstream_part(models, "midjourney") is None  # models, not foreign ids
+        assert await upstream_part(foreign, "suno") is None  # foreign ids, not that model
+        assert m.sent == []
+        m.answers.append(httpx.Response(200, json={"code": 200, "message": "2 task(s) canceled"}))
+        assert await upstream_part(foreign, "midjourney") == {
+            "status": 200,
+            "message": "2 task(s) canceled",
+        }
+        assert await upstream_part({"x-api-key": STATIC_KEY}, "all") is not None  # the default
+        assert [(r.method, r.url.path, dict(r.url.params)) for r in m.sent] == [
+            ("DELETE", "/api/v1/tasks", {"created_before": str(before), "model": "midjourney"}),
+            ("DELETE", "/api/v1/tasks", {"created_before": str(before), "model": "all"}),
+        ]
+    async with mocked(redis, prefix, static_keys_passthrough=False) as m:
+        answer = await m.client.delete(
+            f"/api/v1/tasks?created_before={before}&model=all", headers={"x-api-key": STATIC_KEY}
+        )
+        assert answer.json()["data"]["upstream"] is None and m.sent == []

@@ -313,6 +313,8 @@ async def test_a_create_tries_accounts_until_one_accepts(redis: Redis, prefix: s
         assert {states[b].state for b in refused} == {AccountState.DISABLED, AccountState.COOLING}
         unknown = [a for a in states.values() if a.state_reason == "unknown_to_upstream"]
         assert len(unknown) == 1  # out of rotation, with the reason visible
+        events = {"event": "unknown_to_upstream"}  # and counted
+        assert h.registry.get_sample_value("mjgate_account_events_total", events) == 1
 
 
 async def test_when_every_account_refuses_the_client_hears_it_was_the_accounts(

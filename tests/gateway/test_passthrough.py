@@ -11,6 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.webhooks.credentials import goapi_secret, goapi_token
+from routing.accounts import AccountSpec
+from routing.model import Plan
 from tests.gateway.mocked import STATIC_KEY, mocked, raw_get
 from tests.harness import CLIENT_KEY, harness
 
@@ -187,3 +189,45 @@ async def test_upstream_refusals_show_mjgates_ids(redis: Redis, prefix: str) -> 
         assert answer.status_code == 400, answer.text
         message = answer.json()["message"]
         assert single["task_id"] in message and parent.upstream_id not in message
+
+
+def accepted(upstream_id: str) -> httpx.Response:
+    task = {"task_id": upstream_id, "model": "midjourney", "task_type": "imagine",
+            "status": "pending", "input": {}, "config": {}}  # fmt: skip
+    return httpx.Response(200, json={"code": 200, "data": task, "message": "success"})
+
+
+async def test_a_managed_key_never_reaches_mjgates_tasks_by_their_upstream_ids(
+    redis: Redis, prefix: str
+) -> None:
+    """`passthrough_foreign_ids` reaches ids mjgate did not create: the upstream id of a task
+    mjgate created (another key's, or the key's own) is 404 and never forwarded, for a read,
+    a cancel or a child's parent; static keys keep the setting's reach."""
+    accounts = (AccountSpec(bot_id=1, name="a", plan=Plan.PRO),)
+    async with mocked(redis, prefix, accounts=accounts) as m:
+        secret = await m.managed(passthrough_foreign_ids=True, passthrough_models=("*",))
+        body = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": "x --fast"}}
+        for key, upstream_id in ((STATIC_KEY, "up-others-1"), (secret, "up-own-1")):
+            m.answers.append(accepted(upstream_id))
+            created = await m.client.post("/api/v1/task", json=body, headers={"x-api-key": key})
+            assert created.status_code == 200, created.text
+        sent = len(m.sent)
+        headers = {"x-api-key": secret}
+        for upstream_id in ("up-others-1", "up-own-1"):
+            for method, path in (("GET", f"/api/v1/task/{upstream_id}"),
+                                 ("DELETE", f"/api/v1/task/{upstream_id}"),
+                                 ("POST", f"/api/v1/task/{upstream_id}/cancel")):  # fmt: skip
+                answer = await m.client.request(method, path, headers=headers)
+                assert answer.status_code == 404, (method, answer.text)
+                assert answer.json()["error"]["type"] == "not_found"
+                assert upstream_id not in answer.text
+            child = await m.client.post("/api/v1/task", headers=headers, json={
+                "model": "midjourney", "task_type": "upscale",
+                "input": {"origin_task_id": upstream_id, "index": "1"}})  # fmt: skip
+            assert child.status_code == 404 and upstream_id not in child.text, child.text
+        assert len(m.sent) == sent  # nothing was forwarded
+        # an id mjgate did not create still goes through; a static key reaches everything
+        await m.client.get("/api/v1/task/not-mjgates-1", headers=headers)
+        await m.client.get("/api/v1/task/up-others-1", headers={"x-api-key": STATIC_KEY})
+        assert [r.url.path for r in m.sent[sent:]] == [
+            "/api/v1/task/not-mjgates-1", "/api/v1/task/up-others-1"]  # fmt: skip

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.integration import serve
-from tests.integration.procs import emulator
+from tests.integration.procs import ADMIN_TOKEN, BIN, emulator
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +42,13 @@ def _change_through_the_api(served: serve.Served) -> list[str | None]:
     return [added.headers.get("x-mjgate-warning"), changed.headers.get("x-mjgate-warning")]
 
 
+def _cli(served: serve.Served, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MJGATE_")}
+    env |= {"MJGATE_URL": served.url, "MJGATE_ADMIN_TOKEN": ADMIN_TOKEN}
+    return subprocess.run([str(BIN / "mjgate"), *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+
+
 def test_seed_mode_keeps_accounts_the_api_added(tmp_path: Path, redis_url: str, prefix: str
                                                 ) -> None:  # fmt: skip
     with emulator(tmp_path, ACCOUNTS, pending=1, processing=1) as emu:
@@ -65,6 +74,12 @@ def test_authoritative_mode_undoes_api_changes_and_logs_each(
             warnings = _change_through_the_api(first)
             assert _bot_ids(first) == [901, 902]
             assert first.admin("GET", "/accounts").headers.get("x-mjgate-warning") is None
+            # the CLI, where operators change accounts, says it too (and lists say nothing)
+            added = _cli(first, "accounts", "add", "903", "--plan", "pro")
+            assert added.returncode == 0, added.stderr
+            assert "mjgate: warning: MJGATE_POOL_FILE_MODE=authoritative" in added.stderr
+            listed = _cli(first, "accounts", "list")
+            assert listed.returncode == 0 and "warning" not in listed.stderr
         with serve.serving(env, tmp_path / "second.log") as second:
             assert _bot_ids(second) == [901]
         for warning in warnings:
