@@ -14,6 +14,7 @@
     ├── HeadersTooLargeError       431 headers_too_large
     ├── IdempotencyKeyReusedError  422 idempotency_key_reused (another request's key)
     ├── IdempotencyInProgressError 409 idempotency_in_progress (its first request still runs)
+    ├── ReservationExpiredError    503 reservation_expired (not sent: its lease ran out first)
     └── UpstreamError
         ├── UpstreamUnavailableError   502 upstream_unavailable, raised as its subclass:
         │   └── UpstreamNotSentError   never reached the upstream: retried elsewhere first
@@ -110,6 +111,14 @@ class IdempotencyKeyReusedError(GatewayError):
 
 class IdempotencyInProgressError(GatewayError):
     status, type = 409, "idempotency_in_progress"
+
+
+class ReservationExpiredError(GatewayError):
+    """A reserved task held so long (a stalled process, a Redis outage) that its lease ran
+    out and a reconciler may be ending it: it is not sent (it would run on a slot that may
+    be given to another task). Nothing runs; the client may retry."""
+
+    status, type = 503, "reservation_expired"
 
 
 class UpstreamError(GatewayError):

@@ -184,7 +184,8 @@ SETTINGS: tuple[Variable, ...] = (
             "seconds a client GET waits for the upstream before answering the stored record",
             _positive_float),
     Variable("MJGATE_LEASE_SECONDS", "lease_seconds", "120",
-            "a reservation with no news for this long is checked upstream by the reconciler",
+            "a reservation with no news for this long is checked upstream by the reconciler "
+            "(a send needs the upstream timeouts + half of it + 2 s left, else extends it)",
             _positive_float),
     Variable("MJGATE_RECONCILE_INTERVAL", "reconcile_interval", "2",
             "seconds between reconciler/dispatcher passes in each replica", _positive_float),

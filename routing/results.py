@@ -3,10 +3,13 @@ a settlement, a claimed lease, a maintenance pass."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TypeVar
 
 from routing.model import Mode
+
+R = TypeVar("R", bound="Reservation | Staged | Dropped")
 
 QuotaFigures = tuple[tuple[str, int], ...]  # (limit name, what is left), e.g. ("jobs_day", 3)
 QuotaAlerts = tuple[tuple[str, int], ...]  # (limit name, percent reached), e.g. ("jobs_day", 80)
@@ -85,6 +88,14 @@ class Reservation:
     staged: bool = False
     quota: QuotaFigures = ()  # what is left of each of the key's limits, after this task
     alerts: QuotaAlerts = ()  # soft thresholds this task crossed first in their period
+    # when the lease runs out at the earliest (unix seconds, the store's clock; 0: unknown),
+    # after which the reconciler may end the reservation: see Sender (sent only inside it)
+    lease_until: float = 0.0
+
+
+def leased(decision: R, until: float) -> R:
+    """`decision` with its lease's end, if it is a reservation (a store's reply)."""
+    return replace(decision, lease_until=until) if isinstance(decision, Reservation) else decision
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -40,6 +41,7 @@ from routing.results import (
     Settlement,
     Staged,
     TickResult,
+    leased,
 )
 from routing.scripts import Scripts
 from routing.storeops import StoreOp
@@ -142,6 +144,7 @@ class PoolStore:
         and counted in the same script (QuotaExceededError)."""
         if cost < 0:
             raise ValueError("cost must not be negative")
+        until = self.clock() + lease_seconds  # the script's clock is read a moment later
         reply = await self.run(
             StoreOp.RESERVE_ROOT,
             "reserve_root",
@@ -158,7 +161,7 @@ class PoolStore:
             "" if pin is None else pin,
             quotas.terms(quota, self.clock()),
         )
-        return codec.decision(StoreOp.RESERVE_ROOT, task_id, reply, pin or 0)
+        return leased(codec.decision(StoreOp.RESERVE_ROOT, task_id, reply, pin or 0), until)
 
     async def reserve_child(
         self,
@@ -180,6 +183,7 @@ class PoolStore:
         to run relax on basic. `weight` and `quota` as for `reserve_root`."""
         if cost < 0:
             raise ValueError("cost must not be negative")
+        until = self.clock() + lease_seconds
         reply = await self.run(
             StoreOp.RESERVE_CHILD,
             "reserve_child",
@@ -194,7 +198,7 @@ class PoolStore:
             weight,
             quotas.terms(quota, self.clock()),
         )
-        return codec.decision(StoreOp.RESERVE_CHILD, task_id, reply, parent_bot_id)
+        return leased(codec.decision(StoreOp.RESERVE_CHILD, task_id, reply, parent_bot_id), until)
 
     def settle(
         self,
@@ -209,7 +213,10 @@ class PoolStore:
         tasks that can run now (as `dispatch_staged` would, `lease_seconds` for entries with
         none), returned in `Settlement.dispatched`: no fresh request can take the slot first.
         Sent when called: `records.save_unless_terminal(r)` then `settle(...)` share a round
-        trip and run in that order."""
+        trip and run in that order. A staged task handed the slot is leased for
+        `lease_seconds` (or the length it was staged with: the same setting, unless replicas
+        differ)."""
+        until = self.clock() + lease_seconds
         reply = self.run(
             StoreOp.SETTLE,
             "settle",
@@ -219,15 +226,23 @@ class PoolStore:
             ms(lease_seconds),
             DISPATCH_WINDOW,
         )
-        return self._settlement(task_id, reply)
+        return self._settlement(task_id, reply, until)
 
     @staticmethod
-    async def _settlement(task_id: str, pending: Awaitable[Any]) -> Settlement | None:
-        return codec.settlement(task_id, await pending)
+    async def _settlement(task_id: str, pending: Awaitable[Any], until: float) -> Settlement | None:
+        settlement = codec.settlement(task_id, await pending)
+        if settlement is None or not settlement.dispatched:
+            return settlement
+        dispatched = tuple(leased(d, until) for d in settlement.dispatched)
+        return replace(settlement, dispatched=dispatched)
 
-    async def extend_lease(self, task_id: str, seconds: float) -> bool:
-        """Lease until now + `seconds`; False if the task holds no reservation."""
-        return bool(await self.run(StoreOp.EXTEND_LEASE, "extend_lease", task_id, ms(seconds)))
+    async def extend_lease(self, task_id: str, seconds: float, *, to_send: bool = False) -> bool:
+        """Lease until now + `seconds`; False if the task holds no reservation, or, with
+        `to_send`, if a reconciler claimed it (it may be ending it: never send it then)."""
+        reply = await self.run(
+            StoreOp.EXTEND_LEASE, "extend_lease", task_id, ms(seconds), int(to_send)
+        )
+        return bool(reply)
 
     async def claim_expired_leases(self, limit: int, claim_seconds: float) -> list[LeaseClaim]:
         """Up to `limit` reservations whose lease ran out; each is leased to the caller for
@@ -246,10 +261,11 @@ class PoolStore:
         keeps the lease length it was staged with; `lease_seconds` serves when it has none.
         Staged children whose parent's account can never take them are dropped from the
         queue and returned as `Dropped` (to exactly one caller too), beside the limit."""
+        until = self.clock() + lease_seconds
         reply = await self.run(
             StoreOp.DISPATCH_STAGED, "dispatch_staged", limit, ms(lease_seconds), DISPATCH_WINDOW
         )
-        return [codec.dispatched(item) for item in reply]
+        return [leased(codec.dispatched(item), until) for item in reply]
 
     async def cancel_staged(self, task_id: str) -> bool:
         return bool(await self.run(StoreOp.CANCEL_STAGED, "cancel_staged", task_id))

@@ -32,6 +32,7 @@ from gateway.settings import Settings
 from gateway.tasks.checking import Checker
 from gateway.tasks.creating import Creator
 from gateway.tasks.handoff import Handoff
+from gateway.tasks.leasing import LeaseGuard, send_window
 from gateway.tasks.loops import Loops
 from gateway.tasks.refusals import AccountRefusals
 from gateway.tasks.rerouting import KeyPolicies, Rerouter
@@ -102,6 +103,9 @@ def build(
         rerouter=rerouter,
         webhook=webhook,
         patience=settings.lease_seconds / 2,
+        lease_guard=LeaseGuard(
+            leases=store, tracker=tracker, window=send_window(settings), clock=clock
+        ),
         clock=clock,
     )
     creator = Creator(

@@ -14,6 +14,9 @@ reservation is then kept, the record marked `unknown`, and the reconciler ends i
 
 A 429 is about the GoAPI key: no account is touched; creates are refused for the
 `Retry-After` the upstream asked (this replica's own backoff) before anything is reserved.
+
+A task is sent only inside its reservation's lease, with room for the whole send
+(`gateway.tasks.leasing`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from gateway.metrics import Metrics
 from gateway.records import RecordStore
 from gateway.taskrecord import TaskRecord, TaskStatus
 from gateway.tasks.body import decision_of, upstream_body
+from gateway.tasks.leasing import LeaseGuard
 from gateway.tasks.refusals import ACCOUNT_REFUSALS, AccountRefusals, Refusal, classify
 from gateway.tasks.rerouting import Rerouter
 from gateway.tasks.tracking import Tracker
@@ -80,6 +84,7 @@ class Sender:
         rerouter: Rerouter,
         webhook: dict[str, str] | None,
         patience: float,
+        lease_guard: LeaseGuard,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.records = records
@@ -91,6 +96,7 @@ class Sender:
         self.rerouter = rerouter
         self.webhook = webhook  # mjgate's own webhook for GoAPI, None without a public URL
         self.patience = patience  # seconds a handed-over task waits for Redis before sending
+        self.lease_guard = lease_guard
         self.clock = clock
         self._backoff_until = 0.0
 
@@ -185,6 +191,7 @@ class Sender:
                 webhook=self.webhook,
             )
             plan = await self.schedule.plan(record.task_type, reservation.mode.value)
+            await self.lease_guard.before_send(record, reservation)
             sent_at = self.clock()
             refusal: Refusal | None = None
             try:

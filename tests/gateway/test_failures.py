@@ -242,7 +242,9 @@ async def test_upstream_4xx_is_passed_on_and_released(redis: Redis, prefix: str)
 
 
 async def test_timeout_after_sending_is_504_and_never_resent(redis: Redis, prefix: str) -> None:
-    async with harness(redis, prefix, settings=Settings(lease_seconds=0.5)) as h:
+    # the lease covers the whole send (the upstream's timeouts): short ones, short lease
+    quick = Settings(lease_seconds=0.5, upstream_timeout=0.5, upstream_connect_timeout=0.2)
+    async with harness(redis, prefix, settings=quick) as h:
         h.faulty.faults = [SentThenTimeout()]
         answer = await h.create(prompt="x --fast")
         assert answer.status_code == 504 and error_type(answer) == "upstream_timeout"

@@ -119,7 +119,12 @@ def test_a_primary_killed_under_load(
         extra = {
             "MJGATE_STAGED_LIMIT": "1000",
             "MJGATE_REDIS_MIN_REPLICAS": str(min_replicas),
-            "MJGATE_LEASE_SECONDS": "5",
+            # leases of 20 s (not the default 120: the test waits for what they end) with
+            # room for a whole send: upstream timeouts (2 + 5 s) and the patient write of the
+            # upstream id (half the lease: 10 s, well past the failover) fit in 20 s
+            "MJGATE_LEASE_SECONDS": "20",
+            "MJGATE_UPSTREAM_TIMEOUT": "5",
+            "MJGATE_UPSTREAM_CONNECT_TIMEOUT": "2",
         }
         replicas = [
             start_gateway(setup.url, prefix, emu.url, pool_file, extra=extra) for _ in range(2)

@@ -143,7 +143,13 @@ def test_sigkilled_replica_loses_nothing(tmp_path: Path, redis_url: str, prefix:
     pool_file = tmp_path / "pool.yaml"
     pool_file.write_text("accounts:\n  - {bot_id: 601, plan: pro, fast_slots: 2, relax_slots: 1}\n")
     with emulator(tmp_path, accounts, pending=0.5, processing=0.5) as emu:
-        extra = {"MJGATE_LEASE_SECONDS": "2"}
+        # a short lease, and upstream timeouts short enough that a send fits inside it
+        # (gateway.tasks.leasing: the lease covers the upstream's timeouts)
+        extra = {
+            "MJGATE_LEASE_SECONDS": "2",
+            "MJGATE_UPSTREAM_TIMEOUT": "2",
+            "MJGATE_UPSTREAM_CONNECT_TIMEOUT": "1",
+        }
         # no upstream webhooks: the dead replica's tasks are learnt by the reconciler only
         doomed = start_gateway(redis_url, prefix, emu.url, pool_file, webhooks=False, extra=extra)
         survivor = start_gateway(redis_url, prefix, emu.url, pool_file, webhooks=False, extra=extra)

@@ -132,6 +132,21 @@ async def test_extend_lease_keeps_a_reservation_off_the_claims(
     assert await store.claim_expired_leases(10, 30) == []
 
 
+async def test_a_claimed_reservation_is_never_extended_to_be_sent(
+    store: PoolStore, clock: FakeClock
+) -> None:
+    await add(store, 1, Plan.PRO)
+    reservation = reserved(await root(store, "t1", lease_seconds=10))
+    assert reservation.lease_until == clock() + 10  # what the sender measures against
+    clock.advance(11)  # run out but not claimed: a sender may still take it on
+    assert await store.extend_lease("t1", 60, to_send=True) is True
+    clock.advance(61)
+    assert await store.claim_expired_leases(10, 30) == [LeaseClaim("t1", 1, Mode.FAST)]
+    assert await store.extend_lease("t1", 60, to_send=True) is False  # a reconciler has it
+    assert await store.extend_lease("t1", 60) is True  # news of the sent task: the claim ends
+    assert await store.extend_lease("t1", 60, to_send=True) is True
+
+
 async def test_claims_are_bounded_and_oldest_first(store: PoolStore, clock: FakeClock) -> None:
     await add(store, 1, Plan.PRO)
     for n in range(5):
