@@ -54,6 +54,7 @@ class StoreOp(StrEnum):
     KEY_CREATE = "key_create"
     KEY_GET = "key_get"
     KEY_LIST = "key_list"
+    KEY_UPDATE = "key_update"
     KEY_REVOKE = "key_revoke"
     OUTBOX = "outbox"
     EPOCH = "epoch"

@@ -4,9 +4,9 @@ handler, and the admin API served on its own port.
 Every route needs the admin token (`gateway.admin.handler.admin`). Answers are GoAPI's envelope
 (`{"code", "data", "message"}`); errors are raised and turned into the error envelope by the
 app's handler table, routing's included. Handlers: accounts in `gateway.admin.accounts`, the
-pool (its file and its default pacing) in `gateway.admin.pool`, keys, tasks and GoAPI's
-notification settings here. Bodies and views (and their time formats) are in
-`gateway.admin.schemas`.
+pool (its file and its default pacing) in `gateway.admin.pool`, client keys in
+`gateway.admin.keys`, tasks and GoAPI's notification settings here. Bodies and views (and
+their time formats) are in `gateway.admin.schemas`.
 """
 
 from __future__ import annotations
@@ -17,43 +17,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway.admin import accounts, pool
-from gateway.admin.handler import Handler, admin, body_of
-from gateway.admin.schemas import KeyBody, ok, task_view
+from gateway.admin import accounts, keys, pool
+from gateway.admin.handler import Handler, admin
+from gateway.admin.schemas import ok, task_view
 from gateway.api.passthrough import own_webhook
 from gateway.errors import NotFoundError
 from gateway.headerlimit import HeaderLimit
-from gateway.keys.store import KeyPolicy
-from gateway.keys.tenancy import tenancy_policy
 from gateway.state import MjGate
 from gateway.taskrecord import TaskRecord
 from gateway.webhooks.credentials import goapi_secret, goapi_token
-
-
-async def create_key(request: Request, gate: MjGate) -> Response:
-    body = await body_of(request, gate, KeyBody)
-    policy = KeyPolicy(
-        **tenancy_policy(body),
-        allowed_modes=None if body.allowed_modes is None else frozenset(body.allowed_modes),
-        tags=tuple(body.tags),
-        staged_limit=body.staged_limit,
-        rate_per_minute=body.rate_per_minute,
-        passthrough_models=tuple(body.passthrough_models),
-        passthrough_foreign_ids=body.passthrough_foreign_ids,
-    )
-    info, secret = await gate.clients.create(body.name, policy)
-    return ok({**info.to_dict(), "secret": secret}, 201)
-
-
-async def list_keys(request: Request, gate: MjGate) -> Response:
-    return ok({"keys": [info.to_dict() for info in await gate.clients.list()]})
-
-
-async def revoke_key(request: Request, gate: MjGate) -> Response:
-    kid = request.path_params["key_id"]
-    if not await gate.clients.revoke(kid):
-        raise NotFoundError(f"no managed key with id {kid}", key_id=kid)
-    return ok({"id": kid, "revoked": True})
 
 
 async def show_task(request: Request, gate: MjGate) -> Response:
@@ -87,9 +59,10 @@ def routes() -> list[BaseRoute]:
         route("/accounts/{bot_id}", accounts.patch_account, "PATCH"),
         route("/accounts/{bot_id}", accounts.delete_account, "DELETE"),
         route("/accounts/{bot_id}/state", accounts.set_state, "POST"),
-        route("/keys", list_keys, "GET"),
-        route("/keys", create_key, "POST"),
-        route("/keys/{key_id}", revoke_key, "DELETE"),
+        route("/keys", keys.list_keys, "GET"),
+        route("/keys", keys.create_key, "POST"),
+        route("/keys/{key_id}", keys.patch_key, "PATCH"),
+        route("/keys/{key_id}", keys.revoke_key, "DELETE"),
         route("/tasks/{task_id}", show_task, "GET"),
         route("/pool", pool.pool_status, "GET"),
         route("/pool/apply", pool.apply_pool, "POST"),

@@ -23,7 +23,7 @@ def key_id(secret: str) -> str:
 class Client:
     id: str
     name: str = ""
-    # tenancy: quotas, share of staged work, pinning, expiry (gateway.keys.store.KeyPolicy)
+    # tenancy: quotas, share of staged work, pinning, expiry (gateway.keys.policy.KeyPolicy)
     quota: Quota | None = None
     weight: int = 1
     may_pin: bool = False  # may send input.bot_id to run on that account only
@@ -57,6 +57,10 @@ class StaticKeys:
 
     def __init__(self, secrets: tuple[str, ...]) -> None:
         self._digests = [(hashlib.sha256(s.encode()).digest(), key_id(s)) for s in secrets]
+
+    def has(self, kid: str) -> bool:
+        """Is `kid` the id of one of these keys (they have no policy to change)?"""
+        return any(known == kid for _, known in self._digests)
 
     def lookup(self, secret: str) -> Client | None:
         digest = hashlib.sha256(secret.encode()).digest()

@@ -6,10 +6,11 @@ records use). The record holds the full digest, the key's name and its policy; t
 itself is shown once, by `create`, and never stored. `Keys.client_keys()` orders the ids by
 creation time, for listing.
 
-Lookup is one HGETALL and caches nothing, so a revocation is effective at once on every
-replica. Static keys (MJGATE_CLIENT_KEYS) are checked first: they need no round trip, keep
-working while Redis is down, and stay the bootstrap path before any key is created. The
-request path (lookup, rate count) runs on the hot-path `Pipe`; the admin API on redis-py.
+Lookup is one HGETALL and caches nothing, so a revocation or a policy change (`update`) is
+effective at once on every replica. Static keys (MJGATE_CLIENT_KEYS) are checked first: they
+need no round trip, keep working while Redis is down, and stay the bootstrap path before any
+key is created. The request path (lookup, rate count) runs on the hot-path `Pipe`; the admin
+API on redis-py.
 
 Rate limits are a sliding-window counter shared through Redis: the current minute's count
 and the previous minute's, weighted by how much of the previous minute still falls in the
@@ -26,111 +27,24 @@ import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from dataclasses import replace
+from typing import TypeVar
 
 import orjson
 from redis.asyncio import Redis
 
 from gateway.errors import KeyExpiredError, RateLimitedError
 from gateway.keys.client import Client, StaticKeys, key_id
+from gateway.keys.policy import KeyInfo, KeyPolicy
 from routing.errors import store_errors
 from routing.keys import Keys
-from routing.model import Mode
 from routing.pipe import Pipe
-from routing.quotas import Quota
+from routing.scripts import Script
 from routing.storeops import StoreOp
 
 T = TypeVar("T")
 WINDOW = 60  # seconds: limits are per minute
 SECRET_PREFIX = "mjg_"
-
-
-@dataclass(frozen=True)
-class KeyPolicy:
-    """What a key may do. None/empty means "no limit" (the settings' staged limit)."""
-
-    # tenancy: quotas (routing.quotas), share of staged work, pinning, expiry (unix seconds)
-    quota: Quota = field(default_factory=Quota)
-    weight: int = 1
-    allow_pinning: bool = False
-    expires_at: float | None = None
-    allowed_modes: frozenset[Mode] | None = None
-    tags: tuple[str, ...] = ()  # allowed account tags
-    staged_limit: int | None = None
-    rate_per_minute: int | None = None
-    # the pass-through (forwarded untouched with the operator's GoAPI key); none by default
-    passthrough_models: tuple[str, ...] = ()  # models it may use there; "*": any
-    passthrough_foreign_ids: bool = False  # may read/cancel task ids mjgate did not create
-
-    def to_dict(self) -> dict[str, Any]:
-        modes = None if self.allowed_modes is None else _sorted_modes(self.allowed_modes)
-        return {
-            **_quota_dict(self.quota),
-            "weight": self.weight,
-            "allow_pinning": self.allow_pinning,
-            "expires_at": self.expires_at,
-            "allowed_modes": modes,
-            "tags": list(self.tags),
-            "staged_limit": self.staged_limit,
-            "rate_per_minute": self.rate_per_minute,
-            "passthrough_models": list(self.passthrough_models),
-            "passthrough_foreign_ids": self.passthrough_foreign_ids,
-        }
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> KeyPolicy:
-        modes = raw.get("allowed_modes")
-        return cls(
-            quota=Quota(**{name: raw[name] for name in QUOTA_FIELDS if raw.get(name) is not None}),
-            weight=int(raw.get("weight") or 1),
-            allow_pinning=bool(raw.get("allow_pinning", False)),
-            expires_at=raw.get("expires_at"),
-            allowed_modes=None if modes is None else frozenset(Mode(m) for m in modes),
-            tags=tuple(raw.get("tags") or ()),
-            staged_limit=raw.get("staged_limit"),
-            rate_per_minute=raw.get("rate_per_minute"),
-            passthrough_models=tuple(raw.get("passthrough_models") or ()),
-            passthrough_foreign_ids=bool(raw.get("passthrough_foreign_ids", False)),
-        )
-
-
-QUOTA_FIELDS = (
-    "jobs_per_day",
-    "jobs_per_month",
-    "fast_seconds_per_day",
-    "fast_seconds_per_month",
-    "max_in_flight",
-    "timezone",
-)
-
-
-def _quota_dict(quota: Quota) -> dict[str, Any]:
-    return {name: getattr(quota, name) for name in QUOTA_FIELDS}
-
-
-def _sorted_modes(modes: frozenset[Mode]) -> list[str]:
-    return [m.value for m in (Mode.RELAX, Mode.FAST, Mode.TURBO) if m in modes]
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    """A managed key as the admin API shows it: never the secret."""
-
-    id: str
-    name: str
-    policy: KeyPolicy = field(default_factory=KeyPolicy)
-    created_at: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        created = datetime.fromtimestamp(self.created_at, UTC).isoformat(timespec="seconds")
-        return {
-            "id": self.id,
-            "name": self.name,
-            "created_at": created.replace("+00:00", "Z"),  # ISO 8601 UTC, like every admin time
-            **self.policy.to_dict(),
-        }
 
 
 def _text(value: bytes | str) -> str:
@@ -164,6 +78,7 @@ class KeyStore:
         self.keys = keys
         self.static = static
         self.clock = clock
+        self._update_script = Script.from_package("gateway", "key_update")
 
     async def _call(self, op: StoreOp, fn: Callable[[], Awaitable[T]]) -> T:
         async with store_errors(op):
@@ -242,8 +157,7 @@ class KeyStore:
         info = KeyInfo(
             id=key_id(secret), name=name, policy=policy, created_at=round(self.clock(), 3)
         )
-        policy_json = orjson.dumps(policy.to_dict()).decode()
-        fields = ["d", digest, "n", name, "p", policy_json, "ct", repr(info.created_at)]
+        fields = ["d", digest, "n", name, "p", _policy_json(policy), "ct", repr(info.created_at)]
 
         async def write() -> None:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -272,6 +186,32 @@ class KeyStore:
 
         return await self._call(StoreOp.KEY_LIST, read)
 
+    async def update(self, kid: str, change: Callable[[KeyInfo], KeyInfo]) -> KeyInfo | None:
+        """Replace a managed key's name and policy with those of `change(the key as stored)`
+        (which may raise to refuse it); None when there is no managed key with this id. A
+        compare-and-set (gateway/lua/key_update.lua): when another change lands in between,
+        `change` runs again on it, so none is lost, and a key revoked meanwhile is not written
+        back. Only the name and policy change: the key's usage (quota counters per period,
+        tasks in flight) is kept by key id, so it carries over."""
+        key = self.keys.client_key(kid)
+
+        async def swap() -> KeyInfo | None:
+            while True:
+                raw = await self.redis.hgetall(key)
+                if not raw:
+                    return None
+                before = _info(kid, raw)
+                changed = change(before)
+                after = replace(before, name=changed.name, policy=changed.policy)
+                stored = {_text(k): _text(v) for k, v in raw.items()}
+                args = (stored.get("p", ""), stored.get("n", ""), _policy_json(after.policy),
+                        after.name)  # fmt: skip
+                written = await self._update_script.on_redis(self.redis, (key,), args)
+                if written != -1:  # -1: changed meanwhile, read it again
+                    return after if written == 1 else None
+
+        return await self._call(StoreOp.KEY_UPDATE, swap)
+
     async def revoke(self, kid: str) -> bool:
         """Delete a managed key; False when there is none with this id."""
 
@@ -293,3 +233,7 @@ def _info(kid: str, raw: Mapping[bytes | str, bytes | str]) -> KeyInfo:
         policy=KeyPolicy.from_dict(orjson.loads(fields.get("p", "{}"))),
         created_at=float(fields.get("ct") or 0),
     )
+
+
+def _policy_json(policy: KeyPolicy) -> str:
+    return orjson.dumps(policy.to_dict()).decode()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from gateway.errors import NoAccountAcceptedError, UpstreamNotSentError
-from gateway.keys.store import KeyInfo
+from gateway.keys.policy import KeyInfo
 from gateway.records import RecordStore
 from gateway.settings import Settings
 from gateway.taskrecord import TaskRecord, TaskStatus

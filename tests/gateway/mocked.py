@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Scope
 
 from gateway.app import create_app
-from gateway.keys.store import KeyPolicy
+from gateway.keys.policy import KeyPolicy
 from gateway.settings import Settings
 from routing.accounts import AccountSpec
 

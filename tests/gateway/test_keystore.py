@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,7 +11,8 @@ from redis.asyncio import Redis
 
 from gateway.errors import RateLimitedError
 from gateway.keys.client import StaticKeys, key_id
-from gateway.keys.store import KeyPolicy, KeyStore, retry_after
+from gateway.keys.policy import KeyInfo, KeyPolicy
+from gateway.keys.store import KeyStore, retry_after
 from routing.errors import StoreError
 from routing.keys import Keys
 from routing.model import Mode
@@ -213,3 +215,47 @@ async def test_redis_down_is_a_store_error(keys: Keys) -> None:
         assert await keystore.lookup(STATIC) is not None  # static keys need no Redis
     finally:
         await dead.aclose()
+
+
+async def test_update_changes_name_and_policy_on_every_store_at_once(
+    redis: Redis, keys: Keys
+) -> None:
+    clock = Clock()
+    here, there = store(redis, keys, clock), store(redis, keys, clock)  # two replicas
+    info, secret = await here.create("team", KeyPolicy(rate_per_minute=10))
+    changed = await here.update(
+        info.id, lambda stored: dataclasses.replace(
+            stored, id="ignored", name="team-b", created_at=0.0,
+            policy=dataclasses.replace(stored.policy, tags=("studio",))))  # fmt: skip
+    assert changed == dataclasses.replace(
+        info, name="team-b", policy=KeyPolicy(rate_per_minute=10, tags=("studio",))
+    )  # the id and creation time are the stored ones
+    assert await there.get(info.id) == changed
+    client = await there.lookup(secret)  # the same secret, the new policy
+    assert client is not None and client.name == "team-b" and client.tags == ("studio",)
+
+
+async def test_update_of_an_unknown_or_revoked_key_writes_nothing(
+    redis: Redis, keys: Keys, prefix: str
+) -> None:
+    keystore = store(redis, keys)
+    assert await keystore.update("0123456789abcdef", lambda stored: stored) is None
+    info, _ = await keystore.create("gone", KeyPolicy())
+    await keystore.revoke(info.id)
+    assert await keystore.update(info.id, lambda stored: stored) is None
+    assert await dump_everything(redis, prefix) == b""
+
+
+async def test_concurrent_updates_are_none_lost(redis: Redis, keys: Keys) -> None:
+    keystore = store(redis, keys)
+    info, _ = await keystore.create("team", KeyPolicy(staged_limit=1))
+
+    def one_more(stored: KeyInfo) -> KeyInfo:
+        limit = (stored.policy.staged_limit or 0) + 1
+        return dataclasses.replace(
+            stored, policy=dataclasses.replace(stored.policy, staged_limit=limit)
+        )
+
+    await asyncio.gather(*(keystore.update(info.id, one_more) for _ in range(20)))
+    stored = await keystore.get(info.id)
+    assert stored is not None and stored.policy.staged_limit == 21

@@ -62,6 +62,7 @@ async def test_every_failing_operation_is_exported_before_its_first_error(
         store.staged_count,
         lambda: keystore.get("k1"),
         keystore.list,
+        lambda: keystore.update("k1", lambda stored: stored),
         lambda: keystore.revoke("k1"),
     ]
     try:

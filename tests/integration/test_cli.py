@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from gateway.keys.client import key_id
 from tests.integration.procs import (
     ADMIN_TOKEN,
     BIN,
@@ -201,6 +202,38 @@ def test_keys_commands(server: Gateway) -> None:
     assert create_task(server, key=secret_text).status_code == 401
     assert "HTTP 404" in refused(mjgate(server, "keys", "revoke", kid_text))
     assert "allowed_modes" in refused(mjgate(server, "keys", "create", "x", "--modes", "slow"))
+
+
+def test_keys_set(server: Gateway) -> None:
+    made = as_json(mjgate(server, "keys", "create", "team-q", "--json", "--jobs-per-day", "1",
+                          "--modes", "relax", "--rate", "100"))  # fmt: skip
+    kid, secret = made["id"], made["secret"]
+    assert create_task(server, "x", key=secret).status_code == 200
+    assert create_task(server, "x", key=secret).status_code == 429  # the day's one job is used
+
+    shown = ok(mjgate(server, "keys", "set", kid, "--jobs-per-day", "2", "--weight", "3",
+                      "--allow-pinning", "--name", "team-r"))  # fmt: skip
+    assert f"key {kid} (team-r) updated" in shown
+    for text in ("jobs per day", "2", "weight", "3", "allowed", "relax", "100"):
+        assert text in shown
+    assert secret not in shown
+    assert create_task(server, "x", key=secret).status_code == 200  # the count was kept: 2 of 2
+    assert create_task(server, "x", key=secret).status_code == 429
+
+    cleared = as_json(mjgate(server, "keys", "set", kid, "--json", "--rate", "none",
+                             "--modes", "all", "--tags", "a,b", "--no-allow-pinning",
+                             "--jobs-per-day", "none",
+                             "--expires-at", "2099-01-01T00:00:00Z"))  # fmt: skip
+    view = {k: v for k, v in made.items() if k != "secret"}
+    assert cleared == {**view, "name": "team-r", "weight": 3, "rate_per_minute": None,
+                       "allowed_modes": None, "tags": ["a", "b"], "jobs_per_day": None,
+                       "expires_at": 4070908800.0}  # fmt: skip
+    assert "HTTP 404" in refused(mjgate(server, "keys", "set", "0123456789abcdef", "--weight", "2"))
+    assert "weight" in refused(mjgate(server, "keys", "set", kid, "--weight", "0"))
+    assert "MJGATE_CLIENT_KEYS" in refused(
+        mjgate(server, "keys", "set", key_id(CLIENT_KEY), "--weight", "2")
+    )
+    assert "nothing to change" in refused(mjgate(server, "keys", "set", kid), code=2)
 
 
 def test_tasks_show(server: Gateway) -> None:

@@ -1,0 +1,114 @@
+"""The admin API's client keys (docs/operators.md, "Keys"): create, list, change, revoke.
+
+A change (PATCH) is merged, field by field, with the body that would create the key as it is
+stored (`key_body`), and the result is validated as a create body is (`KeyBody`, one place
+for the rules) before it replaces the policy. A field absent keeps its value; `null` sets it
+back to what create gives when it is absent (no limit, `UTC`, weight 1, every mode, any
+account, never expires); `name` can't be null. The key's usage (quota counters, tasks in
+flight) is kept by key id, so a change never resets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.admin.handler import body_of
+from gateway.admin.schemas import KeyBody, ok, parse
+from gateway.bodies import read_body
+from gateway.errors import ForbiddenError, InvalidRequestError, NotFoundError
+from gateway.keys.policy import KeyInfo, KeyPolicy
+from gateway.keys.tenancy import tenancy_body, tenancy_policy
+from gateway.state import MjGate
+
+
+def key_policy(body: KeyBody) -> KeyPolicy:
+    """The policy a valid key body describes."""
+    return KeyPolicy(
+        **tenancy_policy(body),
+        allowed_modes=None if body.allowed_modes is None else frozenset(body.allowed_modes),
+        tags=tuple(body.tags),
+        staged_limit=body.staged_limit,
+        rate_per_minute=body.rate_per_minute,
+        passthrough_models=tuple(body.passthrough_models),
+        passthrough_foreign_ids=body.passthrough_foreign_ids,
+    )
+
+
+def key_body(info: KeyInfo) -> dict[str, Any]:
+    """The create body that gives `info`'s name and policy."""
+    policy = info.policy
+    return {
+        "name": info.name,
+        **tenancy_body(policy),
+        "allowed_modes": policy.to_dict()["allowed_modes"],
+        "tags": list(policy.tags),
+        "staged_limit": policy.staged_limit,
+        "rate_per_minute": policy.rate_per_minute,
+        "passthrough_models": list(policy.passthrough_models),
+        "passthrough_foreign_ids": policy.passthrough_foreign_ids,
+    }
+
+
+def patched(info: KeyInfo, change: Mapping[str, Any]) -> KeyInfo:
+    """`info` with `change` merged in and validated as a create body (400 naming a field)."""
+    merged = key_body(info)
+    for name, value in change.items():
+        if name not in KeyBody.model_fields:
+            raise InvalidRequestError(name, "is not a known field")
+        if value is None and name == "name":
+            raise InvalidRequestError(name, "can't be null")
+        if value is None:
+            merged.pop(name)  # what create gives when the field is absent
+        else:
+            merged[name] = value
+    merged = {name: value for name, value in merged.items() if value is not None}
+    body = parse(KeyBody, orjson.dumps(merged))
+    return replace(info, name=body.name, policy=key_policy(body))
+
+
+async def create_key(request: Request, gate: MjGate) -> Response:
+    body = await body_of(request, gate, KeyBody)
+    info, secret = await gate.clients.create(body.name, key_policy(body))
+    return ok({**info.to_dict(), "secret": secret}, 201)
+
+
+async def list_keys(request: Request, gate: MjGate) -> Response:
+    return ok({"keys": [info.to_dict() for info in await gate.clients.list()]})
+
+
+async def patch_key(request: Request, gate: MjGate) -> Response:
+    kid = request.path_params["key_id"]
+    change = _object(await read_body(request, gate.settings.body_limit))
+    if gate.clients.static.has(kid):
+        raise ForbiddenError(
+            f"key {kid} is a static key (MJGATE_CLIENT_KEYS): it has no policy to change; "
+            "create a managed key with the policy instead",
+            key_id=kid,
+        )
+    info = await gate.clients.update(kid, lambda stored: patched(stored, change))
+    if info is None:
+        raise NotFoundError(f"no managed key with id {kid}", key_id=kid)
+    return ok(info.to_dict())
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError("body", "is not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise InvalidRequestError("body", "must be a JSON object")
+    return value
+
+
+async def revoke_key(request: Request, gate: MjGate) -> Response:
+    kid = request.path_params["key_id"]
+    if not await gate.clients.revoke(kid):
+        raise NotFoundError(f"no managed key with id {kid}", key_id=kid)
+    return ok({"id": kid, "revoked": True})
