@@ -29,7 +29,7 @@ from gateway.taskrecord import TaskRecord
 from gateway.tasks.tracking import Tracker
 from routing.results import Reservation
 
-SKEW_MARGIN = 2.0  # seconds: replicas' clocks may differ (leases are unix times; NTP keeps it to ms)
+SKEW_MARGIN = 2.0  # seconds: replicas' clocks may differ (leases are unix times)
 
 
 def send_window(settings: Settings) -> float:
