@@ -91,8 +91,21 @@ def settlement(task_id: str, reply: Sequence[Any] | None) -> Settlement | None:
 
 
 def lease_claim(reply: Sequence[Any]) -> LeaseClaim:
-    task, bot, mode = reply
-    return LeaseClaim(task_id=text(task), bot_id=int(bot), mode=Mode(text(mode)))
+    """`{task_id, bot_id, mode, cost, decision, staged, sent, claim}` (claim_leases.lua)."""
+    task, bot, mode, cost, decision, staged, sent, claim = reply
+    task_id, bot_id, effective = text(task), int(bot), Mode(text(mode))
+    resend = None
+    if int(staged) and not int(sent):
+        resend = Reservation(
+            task_id=task_id,
+            bot_id=bot_id,
+            mode=effective,
+            cost=int(cost),
+            decision=Decision(text(decision)),
+            staged=True,
+            claim=text(claim),
+        )
+    return LeaseClaim(task_id=task_id, bot_id=bot_id, mode=effective, resend=resend)
 
 
 def decision(

@@ -3,7 +3,7 @@ a settlement, a claimed lease, a maintenance pass."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypeVar
 
@@ -89,8 +89,10 @@ class Reservation:
     quota: QuotaFigures = ()  # what is left of each of the key's limits, after this task
     alerts: QuotaAlerts = ()  # soft thresholds this task crossed first in their period
     # when the lease runs out at the earliest (unix seconds, the store's clock; 0: unknown),
-    # after which the reconciler may end the reservation: see Sender (sent only inside it)
+    # after which the reconciler may end the reservation (gateway.tasks.leasing)
     lease_until: float = 0.0
+    # the reconciler's claim, when it re-sends a staged task that was never sent
+    claim: str = ""
 
 
 def leased(decision: R, until: float) -> R:
@@ -142,11 +144,14 @@ class Settlement:
 
 @dataclass(frozen=True)
 class LeaseClaim:
-    """A reservation whose lease ran out, claimed by this replica for reconciliation."""
+    """A reservation whose lease ran out, claimed by this replica for reconciliation.
+    `resend`: a staged task that was never sent (no sender marked it before the upstream
+    call: its settle's or dispatch's reply was lost), to be sent under this claim."""
 
     task_id: str
     bot_id: int
     mode: Mode
+    resend: Reservation | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -236,11 +236,14 @@ class PoolStore:
         dispatched = tuple(leased(d, until) for d in settlement.dispatched)
         return replace(settlement, dispatched=dispatched)
 
-    async def extend_lease(self, task_id: str, seconds: float, *, to_send: bool = False) -> bool:
-        """Lease until now + `seconds`; False if the task holds no reservation, or, with
-        `to_send`, if a reconciler claimed it (it may be ending it: never send it then)."""
+    async def extend_lease(
+        self, task_id: str, seconds: float, *, to_send: bool = False, claim: str = ""
+    ) -> bool:
+        """Lease until now + `seconds`; False if the task holds no reservation. `to_send`:
+        just before the upstream call, marking the task sent; False too when it was marked
+        already or a reconciler claimed it (unless `claim` is that claim)."""
         reply = await self.run(
-            StoreOp.EXTEND_LEASE, "extend_lease", task_id, ms(seconds), int(to_send)
+            StoreOp.EXTEND_LEASE, "extend_lease", task_id, ms(seconds), int(to_send), claim
         )
         return bool(reply)
 

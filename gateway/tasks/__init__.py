@@ -103,9 +103,7 @@ def build(
         rerouter=rerouter,
         webhook=webhook,
         patience=settings.lease_seconds / 2,
-        lease_guard=LeaseGuard(
-            leases=store, tracker=tracker, window=send_window(settings), clock=clock
-        ),
+        lease_guard=LeaseGuard(leases=store, window=send_window(settings), clock=clock),
         clock=clock,
     )
     creator = Creator(

@@ -136,7 +136,11 @@ class Checker:
             if record is None:
                 await self.tracker.settle(claim.task_id, Outcome.FAILED)
             elif not record.upstream_id:
-                await self.tracker.outcome_unknown(record)
+                if claim.resend is not None and not record.terminal:  # never sent: send it
+                    logs.event("staged_resent", task_id=claim.task_id, bot_id=claim.bot_id)
+                    self.handoff.hand_over((claim.resend,))
+                else:
+                    await self.tracker.outcome_unknown(record)
             elif record.terminal:
                 await self.tracker.settle(record.task_id, record.outcome)
             else:

@@ -1,19 +1,26 @@
-"""LeaseGuard: a reserved task is sent only inside its reservation's lease.
+"""LeaseGuard: a reserved task is sent only inside its reservation's lease, and only once.
 
 A reservation's lease is the reconciler's cue: once it has run out, any replica may claim the
-reservation and end it (a task with no upstream id is failed as `upstream_outcome_unknown` and
-its slot released). A task sent after that would run on a slot already given back, i.e. one
-more task on the account than its slots. So, just before the create call, the sender makes
-sure the lease outlasts the whole send (`send_window`: the upstream's connect and read
-timeouts, the patient write of the upstream id after, a margin for clock skew):
+reservation (`claim_leases` marks it) and end it (a task with no upstream id is failed as
+`upstream_outcome_unknown` and its slot released). A task sent after that would run on a slot
+already given back, i.e. one more task on the account than its slots. So, just before the
+create call, the sender makes sure the lease outlasts the whole send (`send_window`: the
+upstream's connect and read timeouts, the patient write of the upstream id after, a margin
+for clock skew):
 
-- a task sent right after it was reserved has the time (lease 120 s, window 97 s by
+- a fresh create sent right after it was reserved has the time (lease 120 s, window 97 s by
   default): no Redis call;
-- a task held longer (a stalled process, a Redis outage, the upstream's 429 backoff, a lease
-  set shorter than the window) first extends its lease (`extend_lease(to_send=True)`), which
-  Redis refuses when a reconciler claimed the reservation; the task is then failed
-  `reservation_expired` and not sent (503 for a create), and a StoreError (Redis
-  unreachable) is raised as it is: not sent either; the lease then ends it.
+- a staged task, and any task held longer (a stalled process, a Redis outage, the upstream's
+  429 backoff, a lease set shorter than the window), first extends its lease and marks the
+  reservation sent (`extend_lease(to_send=True)`, one round trip). Redis refuses when the
+  task was marked sent already or a reconciler claimed the reservation; the task is then not
+  sent (`ReservationExpiredError`, 503 for a create) and its fate is the claim holder's. A
+  StoreError (Redis unreachable) is raised as it is: not sent either.
+
+The mark makes a staged task's lost reply recoverable: a staged reservation whose lease ran
+out unmarked was never sent (its settle's or dispatch's reply was lost, or its replica died
+before sending), so the reconciler sends it under its claim (`LeaseClaim.resend`) instead of
+failing it; a stale sender of the same reservation finds the claim and stays out.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ from gateway import logs
 from gateway.errors import ReservationExpiredError
 from gateway.settings import Settings
 from gateway.taskrecord import TaskRecord
-from gateway.tasks.tracking import Tracker
 from routing.results import Reservation
 
 SKEW_MARGIN = 2.0  # seconds: replicas' clocks may differ (leases are unix times)
@@ -41,8 +47,10 @@ def send_window(settings: Settings) -> float:
 class Leases(Protocol):
     """What the guard needs of the store (routing.store.PoolStore)."""
 
-    async def extend_lease(self, task_id: str, seconds: float, *, to_send: bool = False) -> bool:
-        """Lease until now + `seconds`; False if gone or, `to_send`, claimed by a reconciler."""
+    async def extend_lease(
+        self, task_id: str, seconds: float, *, to_send: bool = False, claim: str = ""
+    ) -> bool:
+        """Lease until now + `seconds`, marking the task sent; False if refused."""
 
 
 class LeaseGuard:
@@ -50,25 +58,23 @@ class LeaseGuard:
         self,
         *,
         leases: Leases,
-        tracker: Tracker,
         window: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.leases = leases
-        self.tracker = tracker
         self.window = window
         self.clock = clock
 
     async def before_send(self, record: TaskRecord, reservation: Reservation) -> None:
-        """Return when the lease outlasts the send; else fail the task and raise."""
-        if reservation.lease_until - self.clock() >= self.window:
+        """Return when the task may be sent now; else raise (it is not sent)."""
+        room = reservation.lease_until - self.clock()
+        if not reservation.staged and room >= self.window:
             return
-        if await self.leases.extend_lease(record.task_id, self.window, to_send=True):
+        if await self.leases.extend_lease(
+            record.task_id, self.window, to_send=True, claim=reservation.claim
+        ):
             return
         logs.event("reservation_expired", task_id=record.task_id, bot_id=reservation.bot_id)
-        await self.tracker.fail(
-            record, "reservation_expired", "the task was held past its reservation; not sent"
-        )
         raise ReservationExpiredError(
             "the task was held past its reservation and was not sent; retry",
             headers={"retry-after": "1"},

@@ -38,6 +38,7 @@ from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 
 SETTLE_DISPATCH = 4  # staged tasks one settle may hand the freed slot(s) to at once
+CANCEL_WAIT = 2.0  # seconds a cancel waits for a send in progress to end (then: not cancellable)
 WEBHOOK = "webhook"  # the news source whose arrival time is the task's end, to within a hop
 
 
@@ -241,6 +242,7 @@ class Tracker:
                 await self.fail(record, "cancelled", "task canceled")
                 return f"task {record.task_id} canceled"
             record = await self.records.load(record.task_id) or record
+        record = await self._sent(record)
         if record.terminal or not record.upstream_id:
             raise TaskNotCancellableError(
                 f"task {record.task_id} is {record.status}; only pending tasks can be canceled"
@@ -266,6 +268,21 @@ class Tracker:
             )
         self.handoff.change(record)
         return f"task {record.task_id} canceled"
+
+    async def _sent(self, record: TaskRecord) -> TaskRecord:
+        """A task being sent (reserved, or taken from the staged queue by a settle or the
+        dispatcher, no upstream id yet): its record once the send is over (the upstream id
+        saved, or ended), waiting at most CANCEL_WAIT; as it is then otherwise."""
+        deadline = time.monotonic() + CANCEL_WAIT
+        while (
+            record.status != TaskStatus.UNKNOWN  # sent, no answer: nothing to wait for
+            and not record.terminal
+            and not record.upstream_id
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.05)
+            record = await self.records.load(record.task_id) or record
+        return record
 
     async def cancel_many(
         self, client_id: str, before: float

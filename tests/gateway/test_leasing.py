@@ -1,12 +1,15 @@
 """A reserved task is sent only inside its reservation's lease (gateway.tasks.leasing).
 
-The first two stage a task behind a busy single-slot account, free the slot without handing
+The first three stage a task behind a busy single-slot account, free the slot without handing
 it over, and have the dispatcher reserve the staged task with a short lease; the clock (the
 gateway's and the emulator's) then moves before the sender gets to it, as a stalled process,
 a Redis outage or the upstream's backoff would make it.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
@@ -40,18 +43,44 @@ async def lease_deadline(h: Harness, task_id: str) -> float:
     return float(score) / 1000
 
 
-async def test_a_task_held_past_its_lease_is_not_sent_once_a_reconciler_claimed_it(
+async def until(check: Callable[[], Awaitable[bool]]) -> None:
+    for _ in range(100):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("never happened")
+
+
+async def test_a_staged_task_never_sent_is_sent_by_the_reconciler_and_by_nobody_else(
     redis: Redis, prefix: str
 ) -> None:
     clock = FakeClock()
     async with harness(redis, prefix, accounts=ONE_SLOT, clock=clock, settings=SHORT) as h:
-        task_id, reservation = await staged_then_reserved(h)
+        task_id, reservation = await staged_then_reserved(h)  # its reply "lost": not sent
         clock.advance(SHORT_LEASE + 1)
-        await h.gate.tasks.checker.reconcile()  # claims it and ends it: the slot is given back
+        await h.gate.tasks.checker.reconcile()  # claims it: never sent, so it sends it
+
+        async def sent() -> bool:
+            return len(await h.received()) == 2
+
+        await until(sent)
+        await h.gate.tasks.sender.send_staged(reservation)  # the stale sender gets to it late
+        assert len(await h.received()) == 2  # sent once: the claim kept the stale one out
+        record = await h.gate.records.load(task_id)
+        assert record.upstream_id and not record.terminal
+
+
+async def test_a_staged_task_marked_sent_is_never_sent_again(redis: Redis, prefix: str) -> None:
+    clock = FakeClock()
+    async with harness(redis, prefix, accounts=ONE_SLOT, clock=clock, settings=SHORT) as h:
+        task_id, _ = await staged_then_reserved(h)
+        # as a sender does just before the upstream call, then dies (no upstream id saved)
+        assert await h.gate.store.extend_lease(task_id, SHORT_LEASE, to_send=True)
+        clock.advance(SHORT_LEASE + 1)
+        await h.gate.tasks.checker.reconcile()
         record = await h.gate.records.load(task_id)
         assert record.error_type == "upstream_outcome_unknown"
-        await h.gate.tasks.sender.send_staged(reservation)  # the sender gets to it late
-        assert len(await h.received()) == 1  # only the first: never sent on a given-back slot
+        assert len(await h.received()) == 1
 
 
 async def test_a_task_whose_lease_is_shorter_than_the_send_extends_it_then_is_sent(

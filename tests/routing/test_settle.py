@@ -8,7 +8,7 @@ from routing.catalog import Catalog
 from routing.model import Mode, Plan, Setting
 from routing.results import LeaseClaim, Outcome, Settlement
 from routing.store import PoolStore
-from tests.routing.helpers import FakeClock, add, reserved, root
+from tests.routing.helpers import FakeClock, add, reserved, root, staged
 
 pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
 
@@ -132,19 +132,39 @@ async def test_extend_lease_keeps_a_reservation_off_the_claims(
     assert await store.claim_expired_leases(10, 30) == []
 
 
-async def test_a_claimed_reservation_is_never_extended_to_be_sent(
+async def test_a_reservation_is_marked_sent_once_and_never_extended_to_be_sent_again(
     store: PoolStore, clock: FakeClock
 ) -> None:
     await add(store, 1, Plan.PRO)
     reservation = reserved(await root(store, "t1", lease_seconds=10))
     assert reservation.lease_until == clock() + 10  # what the sender measures against
     clock.advance(11)  # run out but not claimed: a sender may still take it on
-    assert await store.extend_lease("t1", 60, to_send=True) is True
+    assert await store.extend_lease("t1", 60, to_send=True) is True  # marked sent
+    assert await store.extend_lease("t1", 60, to_send=True) is False  # never sent twice
+    assert await store.extend_lease("t1", 60) is True  # news of the sent task
     clock.advance(61)
-    assert await store.claim_expired_leases(10, 30) == [LeaseClaim("t1", 1, Mode.FAST)]
-    assert await store.extend_lease("t1", 60, to_send=True) is False  # a reconciler has it
-    assert await store.extend_lease("t1", 60) is True  # news of the sent task: the claim ends
-    assert await store.extend_lease("t1", 60, to_send=True) is True
+    (claim,) = await store.claim_expired_leases(10, 30)
+    assert claim == LeaseClaim("t1", 1, Mode.FAST) and claim.resend is None  # not staged
+
+
+async def test_a_staged_task_never_sent_is_handed_to_its_claim_alone(
+    store: PoolStore, clock: FakeClock
+) -> None:
+    await add(store, 1, Plan.PRO, fast_slots=1)
+    reserved(await root(store, "t1"))
+    staged(await root(store, "t2"))
+    freed = await store.settle("t1", Outcome.COMPLETED, dispatch=1)
+    assert freed is not None and [r.task_id for r in freed.dispatched] == ["t2"]
+    clock.advance(61)  # its reply was lost: nobody sent it, nobody marked it
+    (claim,) = await store.claim_expired_leases(10, 30)
+    resend = claim.resend
+    assert resend is not None and (resend.task_id, resend.staged, resend.cost) == ("t2", True, 60)
+    assert await store.extend_lease("t2", 60, to_send=True) is False  # a stale sender
+    assert await store.extend_lease("t2", 60, to_send=True, claim=resend.claim) is True
+    assert await store.extend_lease("t2", 60, to_send=True, claim=resend.claim) is False
+    clock.advance(61)
+    (again,) = await store.claim_expired_leases(10, 30)
+    assert again.resend is None  # marked sent: its outcome is unknown, never re-sent
 
 
 async def test_claims_are_bounded_and_oldest_first(store: PoolStore, clock: FakeClock) -> None:
