@@ -51,6 +51,7 @@ SCRIPT_NAMES = (
     "claim_leases",
     "dispatch_staged",
     "cancel_staged",
+    "restage_key",
     "tick",
     "apply_account",
     "set_state",

@@ -270,6 +270,16 @@ class PoolStore:
         )
         return [leased(codec.dispatched(item), until) for item in reply]
 
+    async def restage_key(
+        self, client_id: str, *, weight: int, tags: Sequence[str], max_in_flight: int | None
+    ) -> int:
+        """A key's policy changed: its staged tasks take its new weight, tags and limit of
+        tasks in flight. Returns how many staged tasks it changed."""
+        terms = json.dumps(sorted(set(tags))) if tags else ""
+        limit = "" if max_in_flight is None else max_in_flight
+        reply = await self.run(StoreOp.RESTAGE_KEY, "restage_key", client_id, weight, terms, limit)
+        return int(reply)
+
     async def cancel_staged(self, task_id: str) -> bool:
         return bool(await self.run(StoreOp.CANCEL_STAGED, "cancel_staged", task_id))
 

@@ -22,6 +22,7 @@ class StoreOp(StrEnum):
     EXTEND_LEASE = "extend_lease"
     CLAIM_EXPIRED_LEASES = "claim_expired_leases"
     DISPATCH_STAGED = "dispatch_staged"
+    RESTAGE_KEY = "restage_key"
     CANCEL_STAGED = "cancel_staged"
     STAGED_COUNT = "staged_count"
     TICK = "tick"

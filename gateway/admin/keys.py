@@ -5,7 +5,8 @@ stored (`key_body`), and the result is validated as a create body is (`KeyBody`,
 for the rules) before it replaces the policy. A field absent keeps its value; `null` sets it
 back to what create gives when it is absent (no limit, `UTC`, weight 1, every mode, any
 account, never expires); `name` can't be null. The key's usage (quota counters, tasks in
-flight) is kept by key id, so a change never resets it.
+flight) is kept by key id, so a change never resets it. The key's staged tasks take the new
+weight, account tags and tasks-in-flight limit (`PoolStore.restage_key`).
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ async def patch_key(request: Request, gate: MjGate) -> Response:
     info = await gate.clients.update(kid, lambda stored: patched(stored, change))
     if info is None:
         raise NotFoundError(f"no managed key with id {kid}", key_id=kid)
+    policy = info.policy  # its staged tasks follow: a narrower key reaches no more accounts
+    await gate.store.restage_key(
+        info.id, weight=policy.weight, tags=policy.tags, max_in_flight=policy.quota.max_in_flight
+    )
     return ok(info.to_dict())
 
 

@@ -4,6 +4,7 @@ default, 404, static keys refused, and the key's usage (quota counts, tasks in f
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,6 +12,9 @@ from redis.asyncio import Redis
 
 from emulator.config import EmulatorConfig
 from gateway.keys.client import key_id
+from routing.accounts import AccountSpec
+from routing.model import Plan
+from routing.results import Outcome
 from tests.gateway.test_admin import call, data, error
 from tests.harness import CLIENT_KEY, harness
 
@@ -120,3 +124,36 @@ async def test_a_change_keeps_the_tasks_in_flight(redis: Redis, prefix: str) -> 
         data(await call(h, "PATCH", f"/keys/{key['id']}", body={"jobs_per_day": 10}))
         held = await h.create(prompt="y", key=key["secret"])  # still 1 of 1 in flight
         assert held.json()["data"]["status"] == "staged", held.text
+
+
+TAGGED = (
+    AccountSpec(bot_id=11, name="x", plan=Plan.PRO, fast_slots=1, tags=("x",)),
+    AccountSpec(bot_id=12, name="y", plan=Plan.PRO, fast_slots=1, tags=("y",)),
+)
+
+
+async def test_staged_tasks_follow_a_narrowed_key(redis: Redis, prefix: str) -> None:
+    """A key narrowed to the accounts tagged x: its task staged before never runs on y."""
+    async with harness(redis, prefix, accounts=TAGGED, emulator_config=SLOW) as h:
+        key = data(await call(h, "POST", "/keys", body={"name": "t", "weight": 2}), 201)
+        on = {}
+        for prompt in ("a --fast", "b --fast"):
+            answer = (await h.create(prompt=prompt, key=key["secret"])).json()["data"]
+            record = await h.gate.records.load(answer["task_id"])
+            on[record.bot_id] = answer["task_id"]
+        assert set(on) == {11, 12}
+        waiting = (await h.create(prompt="c --fast", key=key["secret"])).json()["data"]
+        assert waiting["status"] == "staged"
+        data(await call(h, "PATCH", f"/keys/{key['id']}", body={"tags": ["x"], "weight": 3}))
+        entry = await h.gate.redis.hgetall(h.gate.store.keys.base + f"stg:{waiting['task_id']}")
+        assert (entry[b"t"], entry[b"w"]) == (b'["x"]', b"3")
+        await h.gate.tasks.tracker.settle(on[12], Outcome.COMPLETED)  # y frees its slot
+        staged_entry = h.gate.store.keys.base + f"stg:{waiting['task_id']}"
+        assert await h.gate.redis.exists(staged_entry) == 1  # still queued: y may not take it
+        await h.gate.tasks.tracker.settle(on[11], Outcome.COMPLETED)  # x frees its slot
+        for _ in range(100):
+            record = await h.gate.records.load(waiting["task_id"])
+            if record.bot_id:
+                break
+            await asyncio.sleep(0.05)
+        assert record.bot_id == 11

@@ -136,6 +136,7 @@ async def test_every_script_runs_on_a_cluster_within_one_slot(
             for n in range(3):
                 await root(store, f"s{n}")
             staged(await root(store, "s3"))
+            await store.restage_key("client", weight=2, tags=(), max_in_flight=None)  # restage_key
             assert await store.cancel_staged("s3")  # cancel_staged
             assert await store.extend_lease("t1", 60)  # extend_lease
             await store.settle("t1", Outcome.COMPLETED)  # settle
