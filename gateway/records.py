@@ -48,19 +48,16 @@ class RecordStore:
     def _write(self, record: TaskRecord, *, when: str) -> Coroutine[Any, Any, bool]:
         """The record (one script: the condition and the write), then the upstream-id map,
         which lives in another cluster slot: its own command in the same round trip. The
-        map exists while the task can still get webhooks: `save` sets it (deletes it for a
-        terminal record), any terminal write deletes it (it is gone already if the stored
-        record was terminal), a conditional non-terminal one leaves it as `save` set it when
-        the upstream id became known."""
+        map lives as long as the record: `save` and any terminal write set it (a finished
+        task's upstream id is still mjgate's: the pass-through refuses it to managed keys;
+        webhooks for a finished task are ignored by their handler), a conditional
+        non-terminal write leaves it as `save` set it when the upstream id became known."""
         args = (self.ttl, when, record.status, record.encode())
         reply = self._save_script.on_pipe(self.pipe, (self.keys.task(record.task_id),), args)
         mapped: Awaitable[Any] | None = None
-        if record.upstream_id:
+        if record.upstream_id and (record.terminal or when == "1"):
             key = self.keys.upstream_task(record.upstream_id)
-            if record.terminal:
-                mapped = self.pipe.send(b"DEL", key)
-            elif when == "1":
-                mapped = self.pipe.send(b"SET", key, record.task_id, b"EX", self.ttl)
+            mapped = self.pipe.send(b"SET", key, record.task_id, b"EX", self.ttl)
         return self._written(reply, mapped)
 
     async def _written(self, reply: Awaitable[Any], mapped: Awaitable[Any] | None) -> bool:

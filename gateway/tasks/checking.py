@@ -119,7 +119,7 @@ class Checker:
         for position, task in enumerate(news):
             try:
                 record = await self.records.by_upstream_id(str(task.get("task_id")))
-                if record is not None:
+                if record is not None and not record.terminal:
                     await self.tracker.apply(record, task, source=WEBHOOK)
             except StoreError:
                 for later in news[position:]:

@@ -61,6 +61,8 @@ async def task_webhook(request: Request) -> Response:
         if record is None:
             logs.event("webhook_unknown_task")
             return _ok()
+        if record.terminal:  # news after the end (the first terminal news won): nothing to do
+            return _ok()
         await app.tasks.tracker.apply(record, task, source="webhook")
     except StoreError:
         # GoAPI won't retry a refused webhook: keep the news for the tracker to apply as soon

@@ -202,18 +202,27 @@ async def test_a_managed_key_never_reaches_mjgates_tasks_by_their_upstream_ids(
 ) -> None:
     """`passthrough_foreign_ids` reaches ids mjgate did not create: the upstream id of a task
     mjgate created (another key's, or the key's own) is 404 and never forwarded, for a read,
-    a cancel or a child's parent; static keys keep the setting's reach."""
+    a cancel or a child's parent, finished or not; static keys keep the setting's reach."""
     accounts = (AccountSpec(bot_id=1, name="a", plan=Plan.PRO),)
     async with mocked(redis, prefix, accounts=accounts) as m:
         secret = await m.managed(passthrough_foreign_ids=True, passthrough_models=("*",))
         body = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": "x --fast"}}
+        static = {"x-api-key": STATIC_KEY}
         for key, upstream_id in ((STATIC_KEY, "up-others-1"), (secret, "up-own-1")):
             m.answers.append(accepted(upstream_id))
             created = await m.client.post("/api/v1/task", json=body, headers={"x-api-key": key})
             assert created.status_code == 200, created.text
+        m.answers.append(accepted("up-done-1"))  # a third, finished: still mjgate's
+        created = await m.client.post("/api/v1/task", json=body, headers=static)
+        gate = m.app.state.mjgate
+        record = await gate.records.load(created.json()["data"]["task_id"])
+        await gate.tasks.tracker.apply(
+            record, {"task_id": "up-done-1", "status": "completed"}, source="test"
+        )
+        assert (await gate.records.load(record.task_id)).terminal
         sent = len(m.sent)
         headers = {"x-api-key": secret}
-        for upstream_id in ("up-others-1", "up-own-1"):
+        for upstream_id in ("up-others-1", "up-own-1", "up-done-1"):
             for method, path in (("GET", f"/api/v1/task/{upstream_id}"),
                                  ("DELETE", f"/api/v1/task/{upstream_id}"),
                                  ("POST", f"/api/v1/task/{upstream_id}/cancel")):  # fmt: skip
