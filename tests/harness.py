@@ -248,7 +248,8 @@ async def harness(
     def receive_hook(request: httpx.Request) -> httpx.Response:
         request.read()
         hooks.append(request)
-        return httpx.Response(200, json={"ok": True})
+        refused = request.url.path.endswith("/refuse")  # a client endpoint that fails
+        return httpx.Response(500 if refused else 200, json={"ok": not refused})
 
     app = create_app(
         settings,

@@ -239,7 +239,16 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # what is still buffered may meet the closed pipe too
+        return code
+    except BrokenPipeError:  # the reader went away (`| head`): no traceback, as other CLIs
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["emulator"]:
         return _emulator(argparse.Namespace(), argv[1:])
     args = build_parser().parse_args(argv)

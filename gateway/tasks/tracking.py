@@ -240,6 +240,7 @@ class Tracker:
         if record.status == TaskStatus.STAGED:
             if await self.store.cancel_staged(record.task_id):
                 await self.fail(record, "cancelled", "task canceled")
+                logs.event("task_cancelled", task_id=record.task_id, staged=True)
                 return f"task {record.task_id} canceled"
             record = await self.records.load(record.task_id) or record
         record = await self._sent(record)
@@ -267,6 +268,7 @@ class Tracker:
                 record.task_type, record.mode or "none", Outcome.CANCELLED, None
             )
         self.handoff.change(record)
+        logs.event("task_cancelled", task_id=record.task_id, bot_id=record.bot_id, staged=False)
         return f"task {record.task_id} canceled"
 
     async def _sent(self, record: TaskRecord) -> TaskRecord:

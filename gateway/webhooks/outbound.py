@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import ipaddress
+import logging
 import time
 from urllib.parse import urlparse
 
@@ -139,8 +140,9 @@ class Outbox:
         try:
             response = await self.client.post(endpoint, content=body, headers=headers)
             delivered = 200 <= response.status_code < 300
-        except httpx.HTTPError:
-            delivered = False
+            why = f"status {response.status_code}"
+        except httpx.HTTPError as exc:
+            delivered, why = False, type(exc).__name__
         if delivered:
             self.metrics.webhook_delivery("delivered")
             pipe = self.redis.pipeline()
@@ -157,6 +159,8 @@ class Outbox:
             pipe.hdel(self.attempts_key, task_id)
             await pipe.execute()
             return
+        if attempt == 1:  # once per task: the retries that follow are counted, not logged
+            logs.event("webhook_retrying", logging.WARNING, task_id=task_id, reason=why)
         self.metrics.webhook_delivery("retry")
         due = int(time.time() * 1000) + 1000 * 2 ** (attempt - 1)
         await self.redis.zadd(self.key, {task_id: due})

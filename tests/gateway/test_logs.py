@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -12,6 +13,7 @@ from emulator.config import EmulatorConfig
 from gateway import logs
 from gateway.logs import LOGGER, JsonFormatter, TextFormatter
 from tests.canary import CANARY_CLIENT_KEY, CanaryHandler
+from tests.harness import CLIENT_KEY as KEY
 from tests.harness import harness
 
 
@@ -74,3 +76,28 @@ def test_the_canary_check_would_catch_a_leak() -> None:
     record.fields = {"key": CANARY_CLIENT_KEY}
     handler.handle(record)
     assert handler.leaks and CANARY_CLIENT_KEY in handler.leaks[0]
+
+
+async def test_a_cancel_and_a_refused_client_webhook_are_logged(
+    redis: Redis, prefix: str, collected: Collect
+) -> None:
+    """A cancel leaves a line (completions do: task_settled), and a client webhook that fails
+    is logged once, on its first failed delivery, with why (the retries are counted)."""
+    slow = EmulatorConfig(pending_seconds=30, processing_seconds=30)
+    async with harness(redis, prefix, emulator_config=slow) as h:
+        body = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": "x --fast"},
+                "config": {"webhook_config": {"endpoint": "http://127.0.0.1:9/refuse",
+                                              "secret": "s"}}}  # fmt: skip
+        answer = await h.client.post("/api/v1/task", json=body, headers={"x-api-key": KEY})
+        task_id = answer.json()["data"]["task_id"]
+        cancelled = await h.client.delete(f"/api/v1/task/{task_id}", headers={"x-api-key": KEY})
+        assert cancelled.status_code == 200, cancelled.text
+        for _ in range(100):
+            if any(line["event"] == "webhook_retrying" for line in collected.lines):
+                break
+            await asyncio.sleep(0.05)
+    lines = {str(line["event"]): line for line in collected.lines}
+    assert lines["task_cancelled"]["task_id"] == task_id
+    retrying = lines["webhook_retrying"]
+    assert retrying["task_id"] == task_id and retrying["reason"] == "status 500"
+    assert sum(1 for line in collected.lines if line["event"] == "webhook_retrying") == 1

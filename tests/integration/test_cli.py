@@ -4,6 +4,7 @@ every command run as a subprocess, its output and exit code checked, `--json` pa
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -375,3 +376,22 @@ def test_admin_api_on_its_own_port(tmp_path: Path, redis_url: str, prefix: str) 
         finally:
             stop(gateway.process)
         assert gateway.process.returncode in (0, -signal.SIGTERM)  # both servers stopped
+
+
+F_SETPIPE_SZ = 1031  # Linux fcntl: a pipe's capacity
+
+
+def test_a_reader_that_goes_away_gets_no_traceback() -> None:
+    """`mjgate settings | head -1`: the CLI ends quietly when its reader closes the pipe (a
+    pipe of one page, so that its 5 KB of output can't all fit before the reader leaves)."""
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(read_end, F_SETPIPE_SZ, 4096)
+    with subprocess.Popen(
+        [str(BIN / "mjgate"), "settings"], stdout=write_end, stderr=subprocess.PIPE
+    ) as process:
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as reader:
+            reader.readline()  # then closed, as `head -1` does
+        _, errors = process.communicate(timeout=30)
+    assert process.returncode in (0, 1)
+    assert b"Traceback" not in errors and b"BrokenPipe" not in errors, errors.decode()
