@@ -239,6 +239,8 @@ def routing_error_response(exc: rerr.RoutingError) -> Response:
                 "pool_empty": "the account pool is empty: no account is configured (or the "
                 "store was reset); the operator must add accounts",
             }.get(type_, str(exc))
+            if isinstance(exc, rerr.TaggedAccountsUnavailableError):
+                message = str(exc)
             retry = _RETRY_AFTER.get(type_)
             if isinstance(exc, rerr.QuotaExceededError):
                 retry = str(exc.retry_after)  # the quota's reset

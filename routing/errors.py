@@ -82,6 +82,11 @@ class NoRelaxCapableAccountError(RoutingError):
     """Relax work needs an active account on a plan other than basic, and there is none."""
 
 
+class TaggedAccountsUnavailableError(NoRelaxCapableAccountError):
+    """For a key limited to some account tags: none of those accounts can run the task (none
+    active, or none that can run relax). Its message names the tags."""
+
+
 class PoolEmptyError(NoRelaxCapableAccountError):
     """The pool has no account at all (never loaded, or the store was reset)."""
 

@@ -41,6 +41,11 @@ from gateway.settings import Settings
 from gateway.taskrecord import TaskRecord, TaskStatus, new_task_id
 from gateway.tasks.sending import Sender, count_created
 from routing.costs import CostTable
+from routing.errors import (
+    NoRelaxCapableAccountError,
+    PoolEmptyError,
+    TaggedAccountsUnavailableError,
+)
 from routing.model import Mode
 from routing.results import Decision, QuotaFigures, Reservation, Staged
 from routing.store import PoolStore
@@ -162,6 +167,14 @@ class Creator:
             opening = self.records.opened(record)  # the key's open tasks (the batch cancel)
         try:
             decision = await self._reserve(client, record, request, parent)
+        except NoRelaxCapableAccountError as exc:
+            await self._forget(record, idempotency_key, saving, opening)
+            if not client.tags or isinstance(exc, PoolEmptyError):
+                raise
+            tags = ", ".join(client.tags)
+            raise TaggedAccountsUnavailableError(
+                f"no active account carrying this key's tags ({tags}) can run this task"
+            ) from exc
         except BaseException:
             await self._forget(record, idempotency_key, saving, opening)
             raise

@@ -157,3 +157,14 @@ async def test_staged_tasks_follow_a_narrowed_key(redis: Redis, prefix: str) -> 
                 break
             await asyncio.sleep(0.05)
         assert record.bot_id == 11
+
+
+async def test_a_tag_limited_key_hears_which_accounts_it_lacks(redis: Redis, prefix: str) -> None:
+    """No account carries the key's tags: the 503 says so (not 'basic-plan accounts')."""
+    async with harness(redis, prefix) as h:
+        key = data(await call(h, "POST", "/keys", body={"name": "s", "tags": ["studio"]}), 201)
+        answer = await h.create(prompt="x --fast", key=key["secret"])
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
+        assert answer.json()["error"]["type"] == "no_relax_capable_account"
+        assert "studio" in answer.json()["message"] and "basic" not in answer.json()["message"]
+        assert (await h.create(prompt="y --fast")).status_code == 200  # others: untouched
