@@ -11,6 +11,7 @@ and `--passthrough-models ''` clear those lists, `--no-allow-pinning` and
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from gateway.cli.admin_api import (
+    EXIT_REFUSED,
     EXIT_USAGE,
     CliError,
     call,
@@ -93,18 +95,43 @@ def show_key(key: dict[str, Any]) -> None:
     ]))  # fmt: skip
 
 
+def keys_show(args: argparse.Namespace) -> None:
+    data = call(argparse.Namespace(**{**vars(args), "json": False}), "GET", "/keys")  # one key
+    key = next((k for k in data["keys"] if k["id"] == args.key_id), None)
+    if key is None:
+        raise CliError(EXIT_REFUSED, f"no managed key with id {args.key_id}")
+    if args.json:  # the shape --json gives everywhere: the admin API's envelope
+        print(json.dumps({"code": 200, "data": key, "message": "success"}, indent=2))
+    else:
+        show_key(key)
+
+
+def _limits(key: dict[str, Any]) -> str:
+    """A key's quotas and expiry in one cell ('-' for none)."""
+    parts = [f"{key[f'jobs_per_{p}']} jobs/{p}" for p in ("day", "month")
+             if key[f"jobs_per_{p}"] is not None]  # fmt: skip
+    parts += [f"{round(key[f'fast_seconds_per_{p}'] / 3600, 2)} fast h/{p}"
+              for p in ("day", "month") if key[f"fast_seconds_per_{p}"] is not None]  # fmt: skip
+    if key["max_in_flight"] is not None:
+        parts.append(f"{key['max_in_flight']} in flight")
+    if key["expires_at"] is not None:
+        parts.append(f"expires {_when(key['expires_at'])}")
+    return "; ".join(parts) or "-"
+
+
 def keys_list(args: argparse.Namespace) -> None:
     data = call(args, "GET", "/keys")
     if args.json:
         return
     table = Table(title=count(len(data["keys"]), "managed key"), title_justify="left")
-    columns = ("id", "name", "modes", "tags", "staged limit", "rate/min", "pass-through", "created")
+    columns = ("id", "name", "modes", "tags", "staged limit", "rate/min", "limits", "pass-through",
+               "created")  # fmt: skip
     for column in columns:
         table.add_column(column)
     for key in data["keys"]:
         table.add_row(key["id"], key["name"], text(key["allowed_modes"] or "all"),
                       text(key["tags"]), text(key["staged_limit"]),
-                      text(key["rate_per_minute"]), _passthrough(key),
+                      text(key["rate_per_minute"]), _limits(key), _passthrough(key),
                       _when(key["created_at"]))  # fmt: skip
     console().print(table)
 
@@ -169,6 +196,8 @@ def add_key_commands(keys: Actions, command: Command) -> None:
     p.add_argument("name")
     _key_options(p, changing=False)
     command(keys, "list", keys_list, "the managed keys (never their secrets)")
+    p = command(keys, "show", keys_show, "one key's whole policy (quotas, weight, expiry...)")
+    p.add_argument("key_id")
     about = "change a key's policy, at once on every replica (its quota usage is kept)"
     p = command(keys, "set", keys_set, about)
     p.add_argument("key_id")

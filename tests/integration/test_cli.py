@@ -235,6 +235,11 @@ def test_keys_set(server: Gateway) -> None:
         mjgate(server, "keys", "set", key_id(CLIENT_KEY), "--weight", "2")
     )
     assert "nothing to change" in refused(mjgate(server, "keys", "set", kid), code=2)
+    # what a key holds, at a glance (list) and whole (show)
+    assert "expires 2099-01-01T00:00:00Z" in ok(mjgate(server, "keys", "list"))
+    assert as_json(mjgate(server, "keys", "show", kid, "--json")) == cleared
+    assert "weight" in ok(mjgate(server, "keys", "show", kid))
+    assert "no managed key" in refused(mjgate(server, "keys", "show", "0123456789abcdef"))
 
 
 def test_tasks_show(server: Gateway) -> None:
