@@ -147,7 +147,10 @@ class AccountNotFoundError(RoutingError):
 
 class AccountBusyError(RoutingError):
     def __init__(self, bot_id: int, in_flight: int) -> None:
-        super().__init__(f"account {bot_id} has {in_flight} tasks in flight")
+        super().__init__(
+            f"account {bot_id} has {in_flight} task(s) in flight; set it draining and remove it "
+            "once idle, or remove it now with force (?force=true, CLI --force)"
+        )
         self.bot_id = bot_id
         self.in_flight = in_flight
 

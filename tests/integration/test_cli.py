@@ -150,7 +150,8 @@ def test_remove_refused_with_tasks_in_flight_unless_forced(server: Gateway) -> N
     created = create_task(server)
     assert created.status_code == 200 and created.headers["x-mjgate-bot-id"] == "701"
     busy = refused(mjgate(server, "accounts", "remove", "701"))
-    assert "account 701 has 1 tasks in flight" in busy and "HTTP 409" in busy
+    assert "account 701 has 1 task(s) in flight" in busy and "HTTP 409" in busy
+    assert "--force" in busy  # says how
     assert "account 701 removed" in ok(mjgate(server, "accounts", "remove", "701", "--force"))
     task_id = created.json()["data"]["task_id"]
     deadline = time.monotonic() + 15
