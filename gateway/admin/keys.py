@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from gateway.admin.handler import body_of
 from gateway.admin.schemas import KeyBody, ok, parse
-from gateway.bodies import read_body
+from gateway.bodies import json_object, read_body
 from gateway.errors import ForbiddenError, InvalidRequestError, NotFoundError
 from gateway.keys.policy import KeyInfo, KeyPolicy
 from gateway.keys.tenancy import tenancy_body, tenancy_policy
@@ -85,7 +85,7 @@ async def list_keys(request: Request, gate: MjGate) -> Response:
 
 async def patch_key(request: Request, gate: MjGate) -> Response:
     kid = request.path_params["key_id"]
-    change = _object(await read_body(request, gate.settings.body_limit))
+    change = json_object(await read_body(request, gate.settings.body_limit) or b"{}")
     if gate.clients.static.has(kid):
         raise ForbiddenError(
             f"key {kid} is a static key (MJGATE_CLIENT_KEYS): it has no policy to change; "
@@ -100,16 +100,6 @@ async def patch_key(request: Request, gate: MjGate) -> Response:
         info.id, weight=policy.weight, tags=policy.tags, max_in_flight=policy.quota.max_in_flight
     )
     return ok(info.to_dict())
-
-
-def _object(raw: bytes) -> dict[str, Any]:
-    try:
-        value = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError("body", "is not valid JSON") from exc
-    if not isinstance(value, dict):
-        raise InvalidRequestError("body", "must be a JSON object")
-    return value
 
 
 async def revoke_key(request: Request, gate: MjGate) -> Response:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
@@ -32,11 +31,8 @@ from gateway.cli.admin_api import (
 from gateway.keys.tenancy import add_tenancy_options, tenancy_options
 from routing.model import Mode
 
-if TYPE_CHECKING:  # argparse's sub-parsers are generic to the type checker only
-    Actions = argparse._SubParsersAction[argparse.ArgumentParser]
-    Command = Callable[
-        [Actions, str, Callable[[argparse.Namespace], None], str], argparse.ArgumentParser
-    ]
+if TYPE_CHECKING:
+    from gateway.cli.accounts import Actions, Command
 
 # -- the commands ---------------------------------------------------------------------------------
 
