@@ -43,6 +43,7 @@ from gateway.tasks.loops import cancel_and_wait
 from gateway.upstream import UpstreamClient
 from gateway.webhooks import credentials
 from gateway.webhooks import inbound as webhooks
+from gateway.webhooks.alerts import AlertWebhook
 from gateway.webhooks.outbound import Outbox
 from routing.catalog import Catalog
 from routing.errors import RoutingError, StoreError
@@ -115,6 +116,15 @@ def create_app(
         clients = KeyStore(
             client, keys, static=StaticKeys(settings.client_keys), pipe=pipe, clock=clock
         )
+        alerts = (
+            AlertWebhook(
+                settings.alert_webhook_url,
+                settings.alert_webhook_secret,
+                transport=webhook_transport,
+            )
+            if settings.alert_webhook_url
+            else None
+        )
         lifecycle = tasks.build(
             settings,
             store=store,
@@ -123,6 +133,7 @@ def create_app(
             metrics=metrics,
             outbox=outbox,
             policies=clients,
+            alerts=alerts,
             webhook=credentials.goapi_webhook(settings),
             clock=clock,
         )
@@ -150,6 +161,8 @@ def create_app(
             await cancel_and_wait(loader)
             await lifecycle.loops.stop()
             await outbox.aclose()
+            if alerts is not None:
+                await alerts.aclose()
             await upstream.aclose()
             await pipe.aclose()
             if own_redis:

@@ -58,6 +58,8 @@ class Settings:
     admin_port: int | None = None
     public_url: str | None = None
     webhook_secret: str = ""
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: str = ""
     body_limit: int = 2 * 1024 * 1024
     max_prompt_length: int = 6000
     upstream_connect_timeout: float = 5.0

@@ -156,6 +156,12 @@ SETTINGS: tuple[Variable, ...] = (
     Variable("MJGATE_WEBHOOK_SECRET", "webhook_secret", "",
             "secret GoAPI sends back on task webhooks and notifications (and the token in "
             "their path); empty: derived from the GoAPI key", str),
+    Variable("MJGATE_ALERT_WEBHOOK_URL", "alert_webhook_url", "",
+            "operator alerts (a key crossing 80%/95% of a quota) are POSTed here; empty: none",
+            _optional_url),
+    Variable("MJGATE_ALERT_WEBHOOK_SECRET", "alert_webhook_secret", "",
+            "signs the alert webhook's body (x-mjgate-signature, HMAC-SHA256); empty: unsigned",
+            str),
     Variable("MJGATE_BODY_LIMIT", "body_limit", "2097152", "largest request body, in bytes",
             _positive_int),
     Variable("MJGATE_MAX_PROMPT_LENGTH", "max_prompt_length", "6000",

@@ -39,6 +39,7 @@ from gateway.tasks.rerouting import KeyPolicies, Rerouter
 from gateway.tasks.sending import Sender
 from gateway.tasks.tracking import Tracker
 from gateway.upstream import UpstreamClient
+from gateway.webhooks.alerts import AlertWebhook
 from gateway.webhooks.outbound import Outbox
 from routing.costs import CostTable
 from routing.schedule import CheckSchedule
@@ -67,6 +68,7 @@ def build(
     policies: KeyPolicies,
     webhook: dict[str, str] | None,
     clock: Callable[[], float],
+    alerts: AlertWebhook | None = None,
 ) -> Tasks:
     """Every stage of the lifecycle, each given what it needs through its constructor."""
     handoff = Handoff()
@@ -113,6 +115,7 @@ def build(
         sender=sender,
         metrics=metrics,
         costs=costs,
+        alerts=alerts,
         clock=clock,
     )
     checker = Checker(

@@ -40,6 +40,7 @@ from gateway.records import RecordStore
 from gateway.settings import Settings
 from gateway.taskrecord import TaskRecord, TaskStatus, new_task_id
 from gateway.tasks.sending import Sender, count_created
+from gateway.webhooks.alerts import AlertWebhook
 from routing.costs import CostTable
 from routing.errors import (
     NoRelaxCapableAccountError,
@@ -95,9 +96,11 @@ class Creator:
         sender: Sender,
         metrics: Metrics,
         costs: CostTable,
+        alerts: AlertWebhook | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.alerts = alerts  # operator alerts (MJGATE_ALERT_WEBHOOK_URL), None: none
         self.store = store
         self.records = records
         self.sender = sender
@@ -211,6 +214,9 @@ class Creator:
             logs.event("quota_threshold", logging.WARNING, key=client.id, key_name=client.name,
                        quota=quota, percent=percent)  # fmt: skip
             self.metrics.quota_threshold(quota, percent)
+            if self.alerts is not None:
+                self.alerts.send("quota_threshold", key=client.id, key_name=client.name,
+                                 quota=quota, percent=percent)  # fmt: skip
 
     async def _forget(
         self, record: TaskRecord, idempotency_key: str | None, *sent: Awaitable[Any]

@@ -3,11 +3,16 @@ soft thresholds, expiry, pinning (and a bot_id ignored without the permission)."
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import httpx
+import orjson
 from redis.asyncio import Redis
 
 from emulator.config import EmulatorConfig
+from gateway.settings import Settings
+from gateway.webhooks.outbound import signature
 from routing.accounts import AccountSpec
 from routing.model import Plan
 from tests.gateway.test_admin import call, data, error
@@ -45,6 +50,34 @@ async def test_soft_threshold_counted_once(redis: Redis, prefix: str) -> None:
         metrics = (await h.client.get("/metrics")).text
         assert 'mjgate_quota_thresholds_total{percent="80",quota="jobs_day"} 1.0' in metrics
         assert 'mjgate_quota_thresholds_total{percent="95",quota="jobs_day"} 1.0' in metrics
+
+
+async def test_soft_thresholds_reach_the_operators_alert_webhook(redis: Redis, prefix: str) -> None:
+    """MJGATE_ALERT_WEBHOOK_URL: each threshold crossed is POSTed once, signed; a refusing
+    receiver is tried again, then logged (the create is never held back)."""
+    url = "http://127.0.0.1:9/alerts"
+    settings = Settings(alert_webhook_url=url, alert_webhook_secret="op-secret")
+    async with harness(redis, prefix, settings=settings) as h:
+        key = data(await call(h, "POST", "/keys", body={"name": "t", "jobs_per_day": 5}), 201)
+        for _ in range(5):
+            assert (await h.create(prompt="x", key=key["secret"])).status_code == 200
+
+        def alerts() -> list[httpx.Request]:
+            return [r for r in h.hooks if str(r.url) == url]
+
+        for _ in range(100):
+            if len(alerts()) == 2:
+                break
+            await asyncio.sleep(0.05)
+        sent = alerts()
+        bodies = sorted((orjson.loads(r.content) for r in sent), key=lambda b: b["percent"])
+        assert [(b["event"], b["key"], b["quota"], b["percent"]) for b in bodies] == [
+            ("quota_threshold", key["id"], "jobs_day", 80),
+            ("quota_threshold", key["id"], "jobs_day", 95),
+        ]
+        for request in sent:
+            expected = signature("op-secret", request.content)
+            assert request.headers["x-mjgate-signature"] == expected
 
 
 async def test_an_expired_key_is_refused_with_key_expired(redis: Redis, prefix: str) -> None:
