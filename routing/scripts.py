@@ -52,6 +52,7 @@ SCRIPT_NAMES = (
     "dispatch_staged",
     "cancel_staged",
     "restage_key",
+    "run_relax",
     "tick",
     "apply_account",
     "set_state",

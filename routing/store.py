@@ -280,6 +280,10 @@ class PoolStore:
         reply = await self.run(StoreOp.RESTAGE_KEY, "restage_key", client_id, weight, terms, limit)
         return int(reply)
 
+    async def run_relax(self, task_id: str) -> bool:
+        """The upstream ran a fast or turbo reservation's task relax: see run_relax.lua."""
+        return bool(await self.run(StoreOp.RUN_RELAX, "run_relax", task_id))
+
     async def cancel_staged(self, task_id: str) -> bool:
         return bool(await self.run(StoreOp.CANCEL_STAGED, "cancel_staged", task_id))
 

@@ -23,6 +23,7 @@ class StoreOp(StrEnum):
     CLAIM_EXPIRED_LEASES = "claim_expired_leases"
     DISPATCH_STAGED = "dispatch_staged"
     RESTAGE_KEY = "restage_key"
+    RUN_RELAX = "run_relax"
     CANCEL_STAGED = "cancel_staged"
     STAGED_COUNT = "staged_count"
     TICK = "tick"

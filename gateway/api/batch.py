@@ -49,7 +49,7 @@ async def cancel_tasks(request: Request) -> Response:
     cancelled: list[str] = []
     refused: list[dict[str, str]] = []
     if model in (MIDJOURNEY, "all"):
-        cancelled, refused = await gate.tasks.tracker.cancel_many(client.id, before)
+        cancelled, refused = await gate.tasks.canceller.cancel_many(client.id, before)
     upstream: Any = None
     forward = may_use_foreign_ids(client, gate.settings) and (
         model == "all" or may_use_model(client, model, gate.settings) or model == MIDJOURNEY

@@ -174,7 +174,7 @@ async def cancel_task(request: Request) -> Response:
     if isinstance(record, Response):
         return record
     with _redacted(_mapping(record)):
-        message = await state_of(request).tasks.tracker.cancel(record)
+        message = await state_of(request).tasks.canceller.cancel(record)
     return Response(
         orjson.dumps({"code": 200, "data": None, "message": message}), media_type="application/json"
     )

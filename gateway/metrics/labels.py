@@ -47,6 +47,7 @@ ACCOUNT_EVENTS = (
     "disabled",
     "unknown_to_upstream",
     "fast_time_exhausted",
+    "ran_relax",
     "renewed",
     "woken",
 )

@@ -14,6 +14,7 @@
   accounts they update (`refusals`); the one retry path, another account or staged again
   (`rerouting`);
 - `tracking`: news from webhooks, polls and the tracker; settle; every way a task ends;
+- `cancelling`: a client's cancel and the batch cancel;
 - `checking`: GETs upstream: a client's poll, the completion tracker over the shared
   schedule (`routing.schedule`), the reconciler of expired leases; the maintenance tick;
 - `handoff`: queues from the stages to the loops (staged tasks a settle reserved, records for
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from gateway.metrics import Metrics
 from gateway.records import RecordStore
 from gateway.settings import Settings
+from gateway.tasks.cancelling import Canceller
 from gateway.tasks.checking import Checker
 from gateway.tasks.creating import Creator
 from gateway.tasks.handoff import Handoff
@@ -51,6 +53,7 @@ class Tasks:
     handoff: Handoff
     schedule: CheckSchedule
     tracker: Tracker
+    canceller: Canceller
     sender: Sender
     creator: Creator
     checker: Checker
@@ -139,4 +142,4 @@ def build(
         interval=settings.reconcile_interval,
         lease_seconds=settings.lease_seconds,
     )
-    return Tasks(handoff, schedule, tracker, sender, creator, checker, loops)
+    return Tasks(handoff, schedule, tracker, Canceller(tracker), sender, creator, checker, loops)

@@ -241,6 +241,7 @@ class Sender:
         plan: CheckPlan,
     ) -> TaskRecord:
         now = self.clock()
+        record = await self.tracker.mode_used(record, task)  # an account out of fast time
         record = record.evolve(
             upstream_id=task["task_id"],
             status=TaskStatus(task.get("status") or TaskStatus.PENDING),

@@ -10,21 +10,21 @@ loops to send. News that the task still runs moves its next check later.
 The endings mjgate decides itself are here too, each with its `error.type`: `fail` (the
 sender's refusals, a lost outcome, a staged timeout, a cancelled staged task), `lose` (the
 upstream no longer knows the task), `outcome_unknown` (a create sent but never confirmed),
-`drop` (a staged child whose parent's account can no longer take it), `cancel` and the batch
-`cancel_many`.
+`drop` (a staged child whose parent's account can no longer take it); a client's cancel is
+`gateway.tasks.cancelling`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
 from gateway import logs
-from gateway.errors import GatewayError, TaskNotCancellableError, UpstreamRejectedError
 from gateway.metrics import Metrics
 from gateway.records import RecordStore
 from gateway.settings import Settings
@@ -38,7 +38,6 @@ from routing.schedule import CheckSchedule
 from routing.store import PoolStore
 
 SETTLE_DISPATCH = 4  # staged tasks one settle may hand the freed slot(s) to at once
-CANCEL_WAIT = 2.0  # seconds a cancel waits for a send in progress to end (then: not cancellable)
 WEBHOOK = "webhook"  # the news source whose arrival time is the task's end, to within a hop
 
 
@@ -102,8 +101,25 @@ class Tracker:
         await self.settle(task_id, Outcome.FAILED)
 
     # -- news -------------------------------------------------------------------------------
+    async def mode_used(self, record: TaskRecord, task: dict[str, Any]) -> TaskRecord:
+        """A task reserved fast or turbo that the upstream says it ran relax
+        (`meta.process_mode`, the mode actually used): its account is out of fast time and
+        GoAPI switched it to relax. The reservation moves to a relax slot and gives its fast
+        time back, the account takes no more fast work (`run_relax.lua`), and the record says
+        relax. Once per task: the record's mode is relax after."""
+        meta = task.get("meta")
+        used = meta.get("process_mode") if isinstance(meta, dict) else None
+        if record.mode not in ("fast", "turbo") or str(used).strip().lower() != "relax":
+            return record
+        await self.store.run_relax(record.task_id)
+        self.metrics.account_event("ran_relax")
+        logs.event("task_ran_relax", logging.WARNING, task_id=record.task_id,
+                   bot_id=record.bot_id, reserved=record.mode)  # fmt: skip
+        return record.evolve(mode="relax").with_event("ran_relax", reserved=record.mode)
+
     async def apply(self, record: TaskRecord, task: dict[str, Any], *, source: str) -> TaskRecord:
         """Record the upstream's latest view of a task; settle it when it is terminal."""
+        record = await self.mode_used(record, task)
         now = self.clock()
         status = TaskStatus(task.get("status") or record.status)
         changed = status != record.status or task != record.task
@@ -235,73 +251,3 @@ class Tracker:
                 "parent_account_unavailable",
                 f"account {dropped.bot_id} can't take child tasks: {dropped.reason}",
             )
-
-    async def cancel(self, record: TaskRecord) -> str:
-        if record.status == TaskStatus.STAGED:
-            if await self.store.cancel_staged(record.task_id):
-                await self.fail(record, "cancelled", "task canceled")
-                logs.event("task_cancelled", task_id=record.task_id, staged=True)
-                return f"task {record.task_id} canceled"
-            record = await self.records.load(record.task_id) or record
-        record = await self._sent(record)
-        if record.terminal or not record.upstream_id:
-            raise TaskNotCancellableError(
-                f"task {record.task_id} is {record.status}; only pending tasks can be canceled"
-            )
-        answer = await self.upstream.cancel(record.upstream_id)
-        self.metrics.upstream_request("cancel", str(answer.status), answer.seconds)
-        if answer.status != 200:
-            raise UpstreamRejectedError(
-                answer.status, answer.message, upstream_status=answer.status
-            )
-        record = record.evolve(
-            status=TaskStatus.FAILED,
-            error_type="cancelled",
-            error_message="task canceled",
-            updated_at=self.clock(),
-        )
-        await asyncio.gather(
-            self.records.save(record), self.records.closed(record.client_id, record.task_id)
-        )
-        if await self.settle(record.task_id, Outcome.CANCELLED) is not None:
-            self.metrics.task_finished(
-                record.task_type, record.mode or "none", Outcome.CANCELLED, None
-            )
-        self.handoff.change(record)
-        logs.event("task_cancelled", task_id=record.task_id, bot_id=record.bot_id, staged=False)
-        return f"task {record.task_id} canceled"
-
-    async def _sent(self, record: TaskRecord) -> TaskRecord:
-        """A task being sent (reserved, or taken from the staged queue by a settle or the
-        dispatcher, no upstream id yet): its record once the send is over (the upstream id
-        saved, or ended), waiting at most CANCEL_WAIT; as it is then otherwise."""
-        deadline = time.monotonic() + CANCEL_WAIT
-        while (
-            record.status != TaskStatus.UNKNOWN  # sent, no answer: nothing to wait for
-            and not record.terminal
-            and not record.upstream_id
-            and time.monotonic() < deadline
-        ):
-            await asyncio.sleep(0.05)
-            record = await self.records.load(record.task_id) or record
-        return record
-
-    async def cancel_many(
-        self, client_id: str, before: float
-    ) -> tuple[list[str], list[dict[str, str]]]:
-        """Cancel every open task of a client created before `before` (unix s): the batch
-        cancel. Returns the ids cancelled, and those that could not be (with why)."""
-        cancelled: list[str] = []
-        refused: list[dict[str, str]] = []
-        for task_id in await self.records.open_before(client_id, before):
-            record = await self.records.load(task_id)
-            if record is None or record.terminal or record.client_id != client_id:
-                await self.records.closed(client_id, task_id)  # ended, or gone: out of the index
-                continue
-            try:
-                await self.cancel(record)
-            except GatewayError as exc:
-                refused.append({"task_id": task_id, "error": exc.type})
-            else:
-                cancelled.append(task_id)
-        return cancelled, refused

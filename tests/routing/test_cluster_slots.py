@@ -139,6 +139,7 @@ async def test_every_script_runs_on_a_cluster_within_one_slot(
             await store.restage_key("client", weight=2, tags=(), max_in_flight=None)  # restage_key
             assert await store.cancel_staged("s3")  # cancel_staged
             assert await store.extend_lease("t1", 60)  # extend_lease
+            await store.run_relax("c1")  # run_relax
             await store.settle("t1", Outcome.COMPLETED)  # settle
             await store.dispatch_staged(5, 60)  # dispatch_staged
             clock.advance(3600)

@@ -85,6 +85,20 @@ async def test_fast_seconds_are_counted_as_reserved_and_refunded_on_failure(
     }
 
 
+async def test_a_task_the_upstream_ran_relax_gives_its_fast_seconds_back(
+    store: PoolStore,
+) -> None:
+    await add(store, 1, Plan.PRO)
+    quota = Quota(fast_seconds_per_day=120)
+    reserved(await root(store, "f1", cost=60, quota=quota))
+    reserved(await root(store, "f2", cost=60, quota=quota))
+    assert await store.run_relax("f1") is True  # ran relax upstream: no fast second spent
+    assert await store.run_relax("f1") is False  # once
+    await store.settle("f1", Outcome.COMPLETED)  # completed relax: nothing to keep
+    left = reserved(await root(store, "r1", Mode.RELAX, 0, quota=quota)).quota
+    assert dict(left)["fast_seconds_day"] == 60  # f2's 60 only
+
+
 async def test_a_staged_task_is_charged_and_refunded_when_cancelled_or_expired(
     store: PoolStore, clock: FakeClock
 ) -> None:
