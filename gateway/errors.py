@@ -235,7 +235,9 @@ def routing_error_response(exc: rerr.RoutingError) -> Response:
             message = {
                 "store_unavailable": "mjgate's store (Redis) is unavailable; retry shortly",
                 "no_relax_capable_account": "no active account can run relax jobs (basic-plan "
-                "accounts have no relax mode)",
+                "accounts have no relax mode; paused, cooling and disabled accounts take no "
+                "work), and fast work falls back to relax when no active account has fast "
+                "time left",
                 "pool_empty": "the account pool is empty: no account is configured (or the "
                 "store was reset); the operator must add accounts",
             }.get(type_, str(exc))

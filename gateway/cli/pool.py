@@ -82,7 +82,10 @@ def pool_notifications(args: argparse.Namespace) -> None:
     url = data["url"] or f"<MJGATE_PUBLIC_URL>{data['path']}  (MJGATE_PUBLIC_URL is not set)"
     print("In GoAPI's Host-Your-Account dashboard, send account notifications to:")
     print(f"  URL:     {url}")
-    print(f"  secret:  {data['secret']}  (GoAPI sends it back in x-webhook-secret)")
+    print(
+        f"  secret:  {data['secret']}  (if GoAPI sends it back in x-webhook-secret, it must"
+        " match; the URL's token alone authenticates: keep the URL secret too)"
+    )
 
 
 def pool_pacing(args: argparse.Namespace) -> None:
