@@ -107,11 +107,20 @@ def pacing_view(a: AccountStatus, iso: Callable[[float | None], str | None]) -> 
         why = a.pace.held if a.pace is not None else ""
         if why and a.pace is not None and a.pace.ready_at is not None:
             why += f" until {iso(a.pace.ready_at)}"
+    available: dict[str, Any] = {"now": not why, "why_not": why}
+    if not why and a.pace is not None and a.pacing is not None:  # one class at its cap
+        capped = [kind for kind, today, cap in (("fast", a.pace.fast_today, a.pacing.fast_cap),
+                                                ("relax", a.pace.relax_today, a.pacing.relax_cap))
+                  if cap is not None and today >= cap]  # fmt: skip
+        if len(capped) == 1:
+            other = "relax" if capped[0] == "fast" else "fast"
+            until = iso(a.pace.day_ends)
+            available["only"] = f"{other} only: {capped[0]} cap reached until {until}"
     view: dict[str, Any] = {
         "pacing": dump_block(a.pacing) if a.pacing is not None else None,
         "pacing_source": _inheritance(a),
         "pace": None,
-        "available": {"now": not why, "why_not": why},
+        "available": available,
     }
     if a.pace is not None and a.pacing is not None:
         p = a.pace

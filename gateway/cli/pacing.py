@@ -98,9 +98,12 @@ def body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def available(account: dict[str, Any]) -> str:
-    """The listing's column: `yes`, or why not (a state, or the pacing rule and until when)."""
+    """The listing's column: `yes` (or which class only, one being at its daily cap), or why
+    not (a state, or the pacing rule and until when)."""
     info = account.get("available") or {}
-    return "yes" if info.get("now") else str(info.get("why_not") or "no")
+    if info.get("now"):
+        return str(info.get("only") or "yes")  # "relax only: fast cap reached until ..."
+    return str(info.get("why_not") or "no")
 
 
 def profile_rows(profile: dict[str, Any]) -> list[tuple[str, Any]]:

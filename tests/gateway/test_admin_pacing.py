@@ -66,6 +66,21 @@ async def test_put_and_patch_set_the_profile_and_the_view_shows_where_it_stands(
         assert cleared["account"]["pacing"] is None and cleared["account"]["pace"] is None
 
 
+async def test_an_account_at_one_of_its_caps_is_shown_available_for_the_other_only(
+    redis: Redis, prefix: str
+) -> None:
+    async with harness(redis, prefix) as h:
+        body = {"name": "capped", "plan": "pro", "pacing": {**PACING, "min_gap_seconds": 0}}
+        data(await call(h, "PUT", "/accounts/2001", body=body), 201)
+        await h.gate.store.reserve_root(
+            "t1", Mode.FAST, 60, client_id="c", lease_seconds=60, staged_limit=5,
+            staged_timeout=60, exclude=(1001, 1002, 1003, 1004))  # fmt: skip
+        shown = data(await call(h, "GET", "/accounts/2001"))
+        assert shown["available"]["now"] is True
+        assert shown["available"]["only"].startswith("relax only: fast cap reached until ")
+        assert cli_pacing.available(shown) == shown["available"]["only"]
+
+
 async def test_bad_profiles_are_400_naming_the_field(redis: Redis, prefix: str) -> None:
     async with harness(redis, prefix) as h:
         for pacing, field in (
