@@ -46,6 +46,10 @@ def admin(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             raise MissingKeyError("the admin API needs Authorization: Bearer <admin token>")
         if await gate.clients.lookup(presented) is not None:
             raise ForbiddenError("a client key can't use the admin API")
+        if not secret and hmac.compare_digest(presented.encode(), token.encode()):
+            raise MissingKeyError(  # the right token in the wrong header
+                "the admin token goes in Authorization: Bearer <admin token>, not x-api-key"
+            )
         raise InvalidKeyError("the admin token is not valid")
 
     endpoint.__name__ = handler.__name__

@@ -83,15 +83,18 @@ async def list_keys(request: Request, gate: MjGate) -> Response:
     return ok({"keys": [info.to_dict() for info in await gate.clients.list()]})
 
 
+def _refuse_static(gate: MjGate, kid: str, what: str) -> None:
+    """A static key (MJGATE_CLIENT_KEYS) is not the admin API's to change or revoke."""
+    if gate.clients.static.has(kid):
+        raise ForbiddenError(f"key {kid} is a static key (MJGATE_CLIENT_KEYS): {what}", key_id=kid)
+
+
 async def patch_key(request: Request, gate: MjGate) -> Response:
     kid = request.path_params["key_id"]
     change = json_object(await read_body(request, gate.settings.body_limit) or b"{}")
-    if gate.clients.static.has(kid):
-        raise ForbiddenError(
-            f"key {kid} is a static key (MJGATE_CLIENT_KEYS): it has no policy to change; "
-            "create a managed key with the policy instead",
-            key_id=kid,
-        )
+    _refuse_static(
+        gate, kid, "it has no policy to change; create a managed key with the policy instead"
+    )
     info = await gate.clients.update(kid, lambda stored: patched(stored, change))
     if info is None:
         raise NotFoundError(f"no managed key with id {kid}", key_id=kid)
@@ -104,6 +107,7 @@ async def patch_key(request: Request, gate: MjGate) -> Response:
 
 async def revoke_key(request: Request, gate: MjGate) -> Response:
     kid = request.path_params["key_id"]
+    _refuse_static(gate, kid, "remove it from MJGATE_CLIENT_KEYS and restart to revoke it")
     if not await gate.clients.revoke(kid):
         raise NotFoundError(f"no managed key with id {kid}", key_id=kid)
     return ok({"id": kid, "revoked": True})

@@ -22,9 +22,12 @@ def _cap(value: str) -> int:
     if value.strip().lower() in ("none", "-", ""):
         return NO_CAP
     try:
-        return int(value)
+        jobs = int(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of jobs (or none)") from exc
+    if jobs < 0:  # -1 would read as `none` (NO_CAP): a typo must not lift a cap
+        raise argparse.ArgumentTypeError(f"{value!r} is negative: a number of jobs, or none")
+    return jobs
 
 
 def _yes_no(value: str) -> bool:

@@ -103,6 +103,7 @@ async def test_auth_matrix(redis: Redis, prefix: str, method: str, path: str, bo
         # the admin token in x-api-key is not how the admin API is called
         sideways = await call(h, method, path, headers={"x-api-key": ADMIN_TOKEN}, **kw)
         assert sideways.status_code == 401
+        assert "Authorization: Bearer" in sideways.json()["message"]  # says where it goes
         allowed = await call(h, method, path, **kw)
         assert allowed.status_code == ok, allowed.text
         assert allowed.json()["code"] == ok

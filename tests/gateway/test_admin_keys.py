@@ -99,7 +99,9 @@ async def test_a_static_key_is_refused_saying_why(redis: Redis, prefix: str) -> 
         answer = await call(h, "PATCH", f"/keys/{kid}", body={"jobs_per_day": 1})
         assert error(answer, 403) == {"type": "forbidden", "key_id": kid}
         assert "MJGATE_CLIENT_KEYS" in answer.json()["message"]
-        assert (await h.create(prompt="x")).status_code == 200  # still unlimited
+        revoked = await call(h, "DELETE", f"/keys/{kid}")  # nor revoked through the API
+        assert error(revoked, 403) == {"type": "forbidden", "key_id": kid}
+        assert (await h.create(prompt="x")).status_code == 200  # still unlimited, still valid
 
 
 async def test_a_raised_quota_keeps_the_counts_of_the_day(redis: Redis, prefix: str) -> None:

@@ -4,6 +4,7 @@ next ready, and the listing says whether each account is available now or why no
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import Redis
 
 from gateway.cli import accounts as admin_cli
@@ -117,6 +118,8 @@ def test_the_cli_options_become_the_pacing_object() -> None:
     ) == {"weight": 2}
     off = build_parser().parse_args(["accounts", "set", "7", "--no-pacing"])
     assert admin_cli._definition(off) == {"pacing": None}
+    with pytest.raises(SystemExit):  # -1 is not `none`: a typo never lifts a cap
+        build_parser().parse_args(["accounts", "set", "7", "--fast-cap", "-1"])
 
 
 async def test_the_cli_shows_availability_and_the_profile(redis: Redis, prefix: str) -> None:
