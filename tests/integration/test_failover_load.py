@@ -179,7 +179,12 @@ def test_a_primary_killed_under_load(
                         n += 1
                         await asyncio.sleep(0.05)
                     told = [task_id for status, _, _, task_id in answers if status == 200]
-                    done = await _wait_all(client, replicas[0].url, told, timeout=120)
+                    # without MIN_REPLICAS a failover may drop a task's reservation and its
+                    # upstream-id map while its record stays: nothing then ends it ("stuck",
+                    # counted and printed; docs/redis.md). With it, every task ends.
+                    done = await _wait_all(
+                        client, replicas[0].url, told, timeout=120, strict=min_replicas > 0
+                    )
                     assert owner != old
                     return answers, burst, recovered - since, done
 
@@ -217,7 +222,7 @@ def test_a_primary_killed_under_load(
             + "".join(
                 f"\n  failed {t['task_id']}: {t.get('error')}"
                 for t in done.values()
-                if t["status"] in ("failed", "lost")
+                if t["status"] in ("failed", "lost", "stuck")
             )
         )
         assert len(done) == outcomes[(200, "")]  # every task told to exist ended (or was lost)
