@@ -1,11 +1,16 @@
 """Redis time per routing decision, from `INFO commandstats`.
 
-`cmdstat_evalsha` (usec / calls) is Redis's own time in the scripts, the commands they run
-included: no network, no client. Commandstats aggregates every EVALSHA, so each window runs
-one script only: `CONFIG RESETSTAT`, then a batch of reserve_root calls (or settle calls),
-then INFO. The windows are repeated and the median is the figure. On a shared Redis other
-clients' EVALSHA calls land in the window too: the call count is checked against the
-bench's, and a window with more than 1% foreign calls is measured again.
+`cmdstat_fcall` (usec / calls; `cmdstat_evalsha` and `cmdstat_eval` added in, for scripts
+called that way) is Redis's own time in the scripts, the commands they run included: no
+network, no client. Commandstats aggregates every call, so each window runs one script only:
+`CONFIG RESETSTAT`, then a batch of reserve_root calls (or settle calls), then INFO. The
+windows are repeated and the median is the figure. On a shared Redis other clients' script
+calls land in the window too: the call count is checked against the bench's, and a window
+with more than 1% foreign calls is measured again.
+
+Each pool is measured twice per repeat, alternately: with the scripts called as Redis
+Functions (the default, the figure) and as EVALSHA scripts (the reference: what the
+library definitions created at every call cost), on the same accounts.
 
 Redis 7 also counts the commands a script runs under their own names: their sum is the time
 in Redis commands proper, and the rest of the script's time is Lua and `redis.call`
@@ -28,6 +33,7 @@ from bench.pools import CONCURRENCY, gather_limited, load_accounts, new_pool
 from bench.report import Report, Row
 from routing.model import Mode
 from routing.pacing import Pacing
+from routing.pipe import Pipe
 from routing.results import Outcome, Reservation
 from routing.scripts import pool_script
 from routing.store import PoolStore
@@ -35,6 +41,7 @@ from routing.store import PoolStore
 MAX_FOREIGN_SHARE = 0.01
 PACED_STEP_SECONDS = 0.1  # simulated time per script call in the paced pools
 ATTEMPTS = 3
+SCRIPT_CALLS = ("cmdstat_fcall", "cmdstat_evalsha", "cmdstat_eval")
 
 
 @dataclass(frozen=True)
@@ -49,13 +56,13 @@ class Window:
         return self.usec_per_call - sum(self.commands_usec_per_call.values())
 
 
-async def evalsha_window(
+async def script_window(
     redis: Redis,
     expected: int,
     work: Callable[[], Awaitable[None]],
     prepare: Callable[[], Awaitable[None]] | None = None,
 ) -> Window:
-    """Redis time per EVALSHA over `work`, which makes `expected` calls; `prepare` runs
+    """Redis time per script call over `work`, which makes `expected` calls; `prepare` runs
     before each attempt, outside the window."""
     best: Window | None = None
     for _ in range(ATTEMPTS):
@@ -64,15 +71,15 @@ async def evalsha_window(
         await redis.config_resetstat()
         await work()
         stats: dict[str, Any] = await redis.info("commandstats")
-        entry = stats.get("cmdstat_evalsha", {})
-        calls = max(1, int(entry.get("calls", 0)))
+        entries = [stats.get(name, {}) for name in SCRIPT_CALLS]
+        calls = max(1, sum(int(entry.get("calls", 0)) for entry in entries))
         commands = {
             name.removeprefix("cmdstat_"): round(float(value["usec"]) / calls, 2)
             for name, value in stats.items()
-            if name not in ("cmdstat_evalsha", "cmdstat_config|resetstat")
+            if name not in (*SCRIPT_CALLS, "cmdstat_config|resetstat")
             and float(value.get("usec", 0)) / calls >= 0.05
         }
-        usec = float(entry.get("usec", 0)) / calls
+        usec = sum(float(entry.get("usec", 0)) for entry in entries) / calls
         window = Window(calls, max(0, calls - expected), usec, commands)
         if best is None or window.foreign_calls < best.foreign_calls:
             best = window
@@ -102,19 +109,25 @@ async def decision_cost(
 ) -> dict[str, Any]:
     """Load `count` accounts (each with `pacing`), then `repeats` times: reserve `tasks`
     tasks in one window and settle them in another. At most 2 x `tasks` reservations are
-    held at once."""
+    held at once. Each window is repeated with the scripts called as EVALSHA (`evalsha_*`)."""
     load_seconds = await load_accounts(store, count, pacing)
+    functions = store
+    as_evalsha = PoolStore(
+        store.redis, store.keys, clock=store.clock, pipe=Pipe.of(store.redis, functions=False)
+    )
     batches: list[list[str]] = []
     made = 0
-    reserve = partial(
-        store.reserve_root,
-        mode=Mode.FAST,
-        cost=60,
-        client_id="bench",
-        lease_seconds=3600,
-        staged_limit=50,
-        staged_timeout=900,
-    )
+
+    def reserve(task: str) -> Awaitable[Reservation | object]:
+        return store.reserve_root(
+            task,
+            mode=Mode.FAST,
+            cost=60,
+            client_id="bench",
+            lease_seconds=3600,
+            staged_limit=50,
+            staged_timeout=900,
+        )
 
     async def reserve_batch() -> None:
         nonlocal made
@@ -136,12 +149,19 @@ async def decision_cost(
 
     await reserve_batch()  # warm-up: scripts, indexes, connections (not measured)
     await settle_batch()
-    reserves, settles = [], []
+    reserves, settles, eval_reserves, eval_settles = [], [], [], []
     for _ in range(repeats):
-        reserves.append(await evalsha_window(store.redis, tasks, reserve_batch))
-        settles.append(await evalsha_window(store.redis, tasks, settle_batch, one_batch_reserved))
+        reserves.append(await script_window(store.redis, tasks, reserve_batch))
+        settles.append(await script_window(store.redis, tasks, settle_batch, one_batch_reserved))
+        store = as_evalsha
+        eval_reserves.append(await script_window(store.redis, tasks, reserve_batch))
+        eval_settles.append(
+            await script_window(store.redis, tasks, settle_batch, one_batch_reserved)
+        )
+        store = functions
     while batches:
         await settle_batch()
+    await as_evalsha.pipe.aclose()
     return {
         "accounts": count,
         "pacing": pacing is not None,
@@ -150,6 +170,8 @@ async def decision_cost(
         "accounts_per_second": round(count / load_seconds),
         **_summary("reserve", reserves),
         **_summary("settle", settles),
+        **_summary("evalsha_reserve", eval_reserves),
+        **_summary("evalsha_settle", eval_settles),
     }
 
 
@@ -232,6 +254,24 @@ async def decisions_part(
         )
     )
     _paced_rows(report, paced)
+    for label, result in (("reserve", large), ("paced reserve", paced[-1])):
+        _reference_row(report, label, result)
+
+
+def _reference_row(report: Report, label: str, result: dict[str, Any]) -> None:
+    """The reserve with the scripts called as Redis Functions against EVALSHA, same pool."""
+    ratio = result["reserve_usec"] / result["evalsha_reserve_usec"]
+    report.add(
+        Row(
+            part="redis",
+            metric=f"{label} at {result['accounts']:,}: functions / EVALSHA",
+            mjgate=result["reserve_usec"],
+            reference=result["evalsha_reserve_usec"],
+            value=ratio,
+            unit="x",
+            side_unit="us",
+        )
+    )
 
 
 def _paced_rows(report: Report, paced: Sequence[dict[str, Any]]) -> None:

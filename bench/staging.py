@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench.decisions import Window, evalsha_window, median
+from bench.decisions import Window, median, script_window
 from bench.pools import gather_limited, new_pool
 from bench.report import Report, Row
 from routing.accounts import AccountSpec
@@ -82,8 +82,8 @@ async def staging_cost(
 
     handovers: list[Window] = []
     for _ in range(repeats):
-        stages.append(await evalsha_window(store.redis, tasks, stage_batch))
-        handovers.append(await evalsha_window(store.redis, tasks, hand_over))
+        stages.append(await script_window(store.redis, tasks, stage_batch))
+        handovers.append(await script_window(store.redis, tasks, hand_over))
     return {
         "keys": keys,
         "staged": await store.staged_count(),
@@ -109,7 +109,7 @@ async def quota_cost(store: PoolStore, tasks: int, repeats: int) -> dict[str, fl
             async def batch(ids: list[str] = ids, extra: dict[str, Any] = extra) -> None:
                 await gather_limited([partial(_reserve(store, "q", **extra), t) for t in ids])
 
-            windows.append(await evalsha_window(store.redis, len(ids), batch))
+            windows.append(await script_window(store.redis, len(ids), batch))
             await gather_limited([partial(store.settle, t, Outcome.COMPLETED) for t in ids])
         figures[name] = round(median(windows).usec_per_call, 2)
     return figures

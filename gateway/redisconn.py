@@ -115,8 +115,10 @@ def redis_client(settings: Settings) -> Redis:
 
 def hot_pipe(settings: Settings, client: Redis) -> Pipe:
     """The hot path's pipelined connection(s), following `client`'s topology, with
-    MJGATE_REDIS_MIN_REPLICAS."""
-    return Pipe.of(client, min_replicas=settings.redis_min_replicas)
+    MJGATE_REDIS_MIN_REPLICAS and MJGATE_REDIS_FUNCTIONS."""
+    return Pipe.of(
+        client, min_replicas=settings.redis_min_replicas, functions=settings.redis_functions
+    )
 
 
 def print_topology(settings: Settings) -> int:

@@ -51,6 +51,7 @@ class Settings:
     sentinel_username: str = ""
     sentinel_password: str = ""
     redis_min_replicas: int = 0
+    redis_functions: bool = True
     data_dir: Path = Path(".mjgate")
     client_keys: tuple[str, ...] = ()
     static_keys_passthrough: bool = True

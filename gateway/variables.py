@@ -137,6 +137,10 @@ SETTINGS: tuple[Variable, ...] = (
             "of the primary (WAIT, within half MJGATE_REDIS_TIMEOUT) and fails with 503 when "
             "fewer than N acknowledged it; 0: off",
             _non_negative_int),
+    Variable("MJGATE_REDIS_FUNCTIONS", "redis_functions", "true",
+            "call the pool's scripts as Redis Functions (one library loaded once per server, "
+            "Redis 7+; EVALSHA on older servers or users not allowed FUNCTION LOAD); false: "
+            "EVALSHA always", _bool),
     Variable("MJGATE_DATA_DIR", "data_dir", ".mjgate",
             "folder of the embedded Redis's data, socket and pid file, and of the sandbox "
             "emulator's pid file", Path),

@@ -29,6 +29,12 @@ Replies meaning "not here" or "not now" (nothing ran: `MOVED`, `ASK`, `TRYAGAIN`
 in `routing.redirects`: the command is sent again, where and when they say. The connections
 themselves, made and remade when needed, are `routing.connector`'s.
 
+Scripts are called as Redis Functions (`fcall`: FCALL of a library loaded once per server,
+`routing.functions`) while `functions` is on (MJGATE_REDIS_FUNCTIONS) and the servers have
+them; a server that lacks the library or Functions altogether runs the script's EVAL source
+instead, at once (`routing.redirects`): the library is loaded again, or, on a server without
+Functions (Redis 6.2) or a user not allowed to load them, the pipe uses EVALSHA from then on.
+
 With `min_replicas` (MJGATE_REDIS_MIN_REPLICAS), every write to a server ends with
 `WAIT <min_replicas> <half the timeout>`, in the same round trip, and the replies of that
 write are held until WAIT answers: with fewer replicas acknowledging, each command of the
@@ -52,14 +58,29 @@ from redis.exceptions import ResponseError
 from routing import redirects
 from routing.address import Address, Arg
 from routing.connector import Connector, Parked, Repair
-from routing.redirects import DEFAULT_DEADLINE, ScriptSources, backoff, moved_to
+from routing.functions import Library
+from routing.redirects import (
+    DEFAULT_DEADLINE,
+    FunctionSources,
+    ScriptSources,
+    backoff,
+    moved_to,
+    no_functions,
+)
 from routing.resolvers import Fixed, Resolver, key_slot, resolver_for
 from routing.wire import Connection, Pending, Wait, pack
 
 __all__ = ["Address", "Pipe"]
 
 _ASKING = pack((b"ASKING",))
-_SCRIPTS = (b"EVALSHA", b"EVAL", "EVALSHA", "EVAL")
+_SCRIPTS = (b"EVALSHA", b"EVAL", b"FCALL", "EVALSHA", "EVAL", "FCALL")
+_EXISTS = "already exists"  # FUNCTION LOAD of a library another process loaded first
+
+
+def _unable(error: ResponseError) -> bool:
+    """Does this FUNCTION LOAD error mean the server will never run our functions (no
+    Functions before Redis 7.0; a user without the right)? Other errors pass (a failover)."""
+    return no_functions(str(error)) or str(error).startswith("NOPERM")
 
 
 def _as_bytes(value: Arg) -> bytes:
@@ -70,7 +91,12 @@ class Pipe:
     """Lazily (re)connected pipelined connections; see the module's docstring."""
 
     def __init__(
-        self, target: Address | Resolver, *, timeout: float | None = None, min_replicas: int = 0
+        self,
+        target: Address | Resolver,
+        *,
+        timeout: float | None = None,
+        min_replicas: int = 0,
+        functions: bool = True,
     ) -> None:
         self.resolver: Resolver = Fixed(target) if isinstance(target, Address) else target
         self.timeout = timeout
@@ -85,16 +111,21 @@ class Pipe:
         self._single: Connection | None = None  # one server (not a cluster): its connection
         self._parked: list[Parked] = []  # sent while (re)connecting
         self._sources = ScriptSources()  # for NOSCRIPT
+        # Call scripts as Redis Functions (`fcall`) until a server is found without them.
+        self.functions = functions
+        self._functions = FunctionSources()  # for NOFUNCTION
+        self._libraries: dict[str, Library] = {}  # by name, to load again
+        self._loading: set[str] = set()  # libraries being loaded again
         self._repairing: asyncio.Task[Repair] | None = None
         self._closed = False
 
     @classmethod
-    def of(cls, redis: Redis, *, min_replicas: int = 0) -> Pipe:
+    def of(cls, redis: Redis, *, min_replicas: int = 0, functions: bool = True) -> Pipe:
         """A pipe to the server(s) `redis` talks to (standalone, Sentinel-managed or a
         RedisCluster), with the same credentials, database, TLS and socket timeout.
-        `min_replicas`: see the module's docstring."""
+        `min_replicas`, `functions`: see the module's docstring."""
         resolver, timeout = resolver_for(redis)
-        return cls(resolver, timeout=timeout, min_replicas=min_replicas)
+        return cls(resolver, timeout=timeout, min_replicas=min_replicas, functions=functions)
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, *args: Arg, route: Arg | None = None) -> asyncio.Future[Any]:
@@ -180,6 +211,41 @@ class Pipe:
         self._sources.remember(sha, source)
         return self.send(b"EVALSHA", sha, len(keys), *keys, *args)
 
+    def fcall(
+        self,
+        library: Library,
+        script: str,
+        sha: str,
+        source: str,
+        keys: Sequence[Arg],
+        args: Sequence[Arg],
+    ) -> asyncio.Future[Any]:
+        """FCALL of `script`'s function in `library`, sent now; a server that lacks it (see
+        `routing.redirects`) runs the EVAL `source` instead, sent as soon as the error is read
+        (so scripts sent in a row still run in that order), and gets the library again.
+        EVALSHA when functions are off (`functions`, or a server without them)."""
+        if not self.functions:
+            return self.evalsha(sha, source, keys, args)
+        function = library.function(script)
+        self._functions.remember(function, library.name, source)
+        self._libraries[library.name] = library
+        return self.send(b"FCALL", function, len(keys), *keys, *args)
+
+    async def load_library(self, library: Library, route: Arg) -> bool:
+        """FUNCTION LOAD `library` on the server that holds `route` (a key), unless it is
+        there already; False (and functions off from now on) on a server that can't."""
+        self._libraries[library.name] = library
+        if not self.functions:
+            return False
+        try:
+            await self.call(b"FUNCTION", b"LOAD", library.code, route=route)
+        except ResponseError as error:
+            if _unable(error):
+                self.functions = False
+            elif _EXISTS not in str(error):
+                raise
+        return self.functions
+
     async def aclose(self) -> None:
         self._closed = True
         if self._repairing is not None:
@@ -201,6 +267,17 @@ class Pipe:
                 future.set_exception(redirects.error(error))
             else:  # same connection, same server, queued now: the order is kept
                 connection.send(as_eval, future, pending.slot, pending.started, pending.attempt)
+            return
+        if kind == b"NOFUNCTION":
+            as_eval = self._functions.as_eval(pending.packed) if pending.attempt >= 0 else None
+            if as_eval is None:
+                future.set_exception(redirects.error(error))
+                return
+            connection.send(as_eval, future, pending.slot, pending.started, pending.attempt)
+            if no_functions(str(error)):
+                self.functions = False
+            else:
+                self._reload(connection, self._functions.library_of(pending.packed))
             return
         if kind in (b"MOVED", b"ASK"):
             slot, host, port = moved_to(error)
@@ -239,6 +316,22 @@ class Pipe:
             pending.attempt + 1,
             None,
         )
+
+    def _reload(self, connection: Connection, name: str | None) -> None:
+        """Load library `name` again on `connection`'s server (once at a time); a server
+        that refuses it gets EVALSHA from now on."""
+        library = self._libraries.get(name or "")
+        if library is None or library.name in self._loading:
+            return
+        self._loading.add(library.name)
+
+        def loaded(reply: asyncio.Future[Any]) -> None:
+            self._loading.discard(library.name)
+            failed = None if reply.cancelled() else reply.exception()
+            if isinstance(failed, ResponseError) and _unable(failed):
+                self.functions = False
+
+        connection.send(pack((b"FUNCTION", b"LOAD", library.code))).add_done_callback(loaded)
 
     def _retire(self, connection: Connection) -> None:
         if self._connector.retire(connection):

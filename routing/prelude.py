@@ -18,6 +18,7 @@ brace is refused when the libraries are read.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -116,15 +117,36 @@ def needed(body: str) -> list[Definition]:
     return [definitions[index] for index in sorted(kept)]
 
 
-def compose(body: str) -> str:
-    """The text Redis runs: the definitions `body` uses (each library's header with its
-    first one), then `body`."""
+BEGIN = "begin(ARGV)"  # every script's first step (accounts.lua: per-call state)
+
+
+def _definitions_text(definitions: list[Definition]) -> list[str]:
+    """The definitions' texts, each library's header before its first one."""
     headers, _ = _libraries()
     parts: list[str] = []
     seen: set[str] = set()
-    for definition in needed(body):
+    for definition in definitions:
         if definition.library not in seen:
             seen.add(definition.library)
             parts.append(headers[definition.library])
         parts.append(definition.text)
-    return "\n".join([*parts, body])
+    return parts
+
+
+def compose(body: str) -> str:
+    """The text Redis runs with EVAL: the definitions `body` uses (each library's header
+    with its first one), then `begin(ARGV)` and `body`."""
+    return "\n".join([*_definitions_text(needed(f"{BEGIN}\n{body}")), BEGIN, body])
+
+
+def library(name: str, bodies: Mapping[str, str]) -> str:
+    """A Redis Functions library `name` (Redis 7+): the definitions the `bodies` use, loaded
+    once per server, then each body registered as the function its key names, called with
+    (KEYS, ARGV) and starting with `begin(ARGV)` as with EVAL."""
+    wanted = "\n".join([BEGIN, *bodies.values()])
+    parts = [f"#!lua name={name}", *_definitions_text(needed(wanted))]
+    for function, body in bodies.items():
+        parts.append(
+            f"redis.register_function('{function}', function(KEYS, ARGV)\n{BEGIN}\n{body}\nend)"
+        )
+    return "\n".join(parts)

@@ -19,7 +19,11 @@ queueing of staged work), `selection.lua` (one tier's decision), `decide.lua` (t
 rules, reserving) and `staging.lua` (staging, dispatching staged work); each script is
 loaded with only the library definitions it uses
 (`routing.prelude`), so every script counts and decides with the same code and pays only
-for what it runs. `Scripts` runs them for one pool; `Scripts.load()` registers them all.
+for what it runs. On Redis 7+ they are called as Redis Functions instead: one library holding
+every pool script (`routing.functions`, `pool_library`), loaded once per server, so a call
+doesn't create the library definitions again; the EVAL text stays the fallback
+(`routing.pipe.Pipe.fcall`). `Scripts` runs them for one pool; `Scripts.load()` registers
+them all.
 
 Conventions of the pool's scripts (see accounts.lua): KEYS[1] is the pool's meta hash, ARGV[1]
 the key base, ARGV[2] now in unix milliseconds from the store's clock; the rest is per script.
@@ -39,6 +43,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from routing.address import Arg
+from routing.functions import Library, build
 from routing.keys import Keys
 from routing.pipe import Pipe
 from routing.prelude import compose
@@ -112,6 +117,12 @@ def pool_script(name: str) -> Script:
     return Script.of(name, compose(read("routing", name)))
 
 
+@cache
+def pool_library() -> Library:
+    """Every pool script, as one Redis Functions library."""
+    return build({name: read("routing", name) for name in SCRIPT_NAMES})
+
+
 def source(name: str) -> str:
     """The full text Redis runs for pool script `name`."""
     return pool_script(name).source
@@ -126,13 +137,22 @@ class Scripts:
         self._meta = keys.pool_meta()
 
     async def load(self) -> None:
-        """SCRIPT LOAD every script, so the first calls don't pay for it."""
+        """FUNCTION LOAD the library, or SCRIPT LOAD every script on a server without
+        Functions, so the first calls don't pay for it."""
+        if await self._pipe.load_library(pool_library(), self._meta):
+            return
         for name in SCRIPT_NAMES:
             await pool_script(name).load_on_pipe(self._pipe, self._meta)
 
     def run(self, name: str, now_ms: int, *args: str | int) -> Awaitable[Any]:
         """Run script `name` with the conventional KEYS/ARGV head, then `args`. The command
         is sent when this is called, not when the result is awaited."""
-        return pool_script(name).on_pipe(
-            self._pipe, (self._meta,), (self._keys.base, now_ms, *args)
+        script = pool_script(name)
+        return self._pipe.fcall(
+            pool_library(),
+            name,
+            script.sha,
+            script.source,
+            (self._meta,),
+            (self._keys.base, now_ms, *args),
         )

@@ -22,21 +22,21 @@
 --   fi/ri fast/relax tasks in flight. Empty values are absent fields.
 -- Pacing (present only on accounts with a profile; routing/pacing.py computes the plan):
 
-local BASE = ARGV[1]
-local NOW = tonumber(ARGV[2])
+-- Per call (`begin`): the key base (ARGV[1]) and now (ARGV[2], unix ms).
+local BASE, NOW
 
 -- Key names are made on first use (a script uses a few of them; building a string costs
--- time at every call): `names` gives each one's suffix after the base; `fields` (or {}) is
--- the table returned, with any other fields it should have.
-local function keyset(names, fields)
-  return setmetatable(fields or {}, {__index = function(t, name)
+-- time at every call): `keyset(names)` is a metatable (made once) whose tables build each
+-- name from its suffix after the base, and keep it for the rest of the call.
+local function keyset(names)
+  return {__index = function(t, name)
     local key = BASE .. names[name]
     t[name] = key
     return key
-  end})
+  end}
 end
 
-local K = keyset({
+local K_NAMES = keyset({
   meta = 'meta', -- strategy, seq (staged order), gen (incarnations)
   agg = 'agg', -- pool-wide aggregates, kept incrementally
   all = 'accts', -- set of every bot_id
@@ -58,15 +58,28 @@ local K = keyset({
   brs = 'ix:brs', bfp = 'ix:bfp', brp = 'ix:brp', -- the same six
   pace = 'ix:pace', -- paced accounts, by their next time-driven change (ms)
   pref = 'ix:pref', -- paced accounts whose plan needs computing again (tick)
+  stk = 'stk', kvf = 'kvf', kif = 'kif', -- client keys' fair queue (tenants.lua)
 })
 -- The selection indexes of each tier: primary accounts, and backups (used only when no
 -- primary can take a task: decide.lua).
-local IX = {
-  p = keyset({fs = 'ix:fs', ff = 'ix:ff', fb = 'ix:fb', rs = 'ix:rs', fp = 'ix:fp',
-              rp = 'ix:rp'}, {name = 'p'}),
-  b = keyset({fs = 'ix:bfs', ff = 'ix:bff', fb = 'ix:bfb', rs = 'ix:brs', fp = 'ix:bfp',
-              rp = 'ix:brp'}, {name = 'b'}),
-}
+local IXP_NAMES = keyset({fs = 'ix:fs', ff = 'ix:ff', fb = 'ix:fb', rs = 'ix:rs',
+                          fp = 'ix:fp', rp = 'ix:rp'})
+local IXB_NAMES = keyset({fs = 'ix:bfs', ff = 'ix:bff', fb = 'ix:bfb', rs = 'ix:brs',
+                          fp = 'ix:bfp', rp = 'ix:brp'})
+
+-- Per call (`begin`): the pool's keys `K`, each tier's indexes `IX.p` and `IX.b`, the
+-- accounts read so far (`loaded`, see acct_load) and the other per-call caches (`CALL`).
+local K, IX, loaded, CALL
+
+-- Every script's first step (routing/prelude.py puts it there): as a Redis Function the
+-- libraries' locals outlive a call, so nothing a call learnt may reach the next one.
+local function begin(argv)
+  BASE, NOW = argv[1], tonumber(argv[2])
+  K = setmetatable({}, K_NAMES)
+  IX = {p = setmetatable({name = 'p'}, IXP_NAMES), b = setmetatable({name = 'b'}, IXB_NAMES)}
+  loaded, CALL = {}, {}
+end
+
 local function k_acct(id) return BASE .. 'acct:' .. id end
 local function k_hist(id) return BASE .. 'hist:' .. id end
 local function k_res(task) return BASE .. 'res:' .. task end
@@ -87,11 +100,10 @@ local function hash_table(key)
   return t
 end
 
--- The accounts this call has read, by bot_id (false: absent), kept current by acct_save, so
--- an account read twice (a candidate, then its reservation) is read from Redis once. A loaded
--- account is never changed in place: callers change a copy and save it (acct_save).
-local loaded = {}
-
+-- The accounts this call has read, by bot_id (false: absent), are kept in `loaded` (made by
+-- begin) and kept current by acct_save, so an account read twice (a candidate, then its
+-- reservation) is read from Redis once. A loaded account is never changed in place: callers
+-- change a copy and save it (acct_save).
 local function acct_load(id)
   local hit = loaded[id]
   if hit ~= nil then return hit or nil end

@@ -4,12 +4,12 @@
 -- pacing changes due by now, applied through it.
 local Q = 1048576 -- 2^20: resolution of in_flight/slots ratios (exact for slots <= 1000)
 
-local strategy_cache
+-- The pool's strategy, read once per call.
 local function strategy()
-  if not strategy_cache then
-    strategy_cache = redis.call('HGET', K.meta, 'strategy') or 'least_busy'
+  if not CALL.strategy then
+    CALL.strategy = redis.call('HGET', K.meta, 'strategy') or 'least_busy'
   end
-  return strategy_cache
+  return CALL.strategy
 end
 
 -- Which tier's indexes the account is in.

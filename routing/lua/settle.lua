@@ -46,7 +46,7 @@ if old and old.g == r[4] then
 end
 local dispatched = {}
 local limit = tonumber(ARGV[5]) or 0
-if limit > 0 and redis.call('EXISTS', TN.stk) == 1 then
+if limit > 0 and redis.call('EXISTS', K.stk) == 1 then
   dispatched = dispatch(limit, tonumber(ARGV[6]), tonumber(ARGV[7]))
 end
 return {tonumber(id), mode, outcome, refunded, dispatched}

@@ -32,7 +32,7 @@ local function conclude(d, req, fields, cost)
   if d[1] == 'R' then
     local left, alerts, extra = TN.charge(client, q, d[4])
     if q and q.mi then
-      redis.call('HINCRBY', TN.kif, client, 1)
+      redis.call('HINCRBY', K.kif, client, 1)
       extra[#extra + 1] = 'qi'
       extra[#extra + 1] = 1
     end
@@ -113,7 +113,7 @@ local function dispatch(limit, default_lease, window)
   pace_due(PACE_BATCH)
   while taken < limit and looked < window do
     local client, tag
-    local firsts = redis.call('ZRANGE', TN.stk, 0, nblocked, 'WITHSCORES')
+    local firsts = redis.call('ZRANGE', K.stk, 0, nblocked, 'WITHSCORES')
     for i = 1, #firsts, 2 do
       if not blocked[firsts[i]] then
         client, tag = firsts[i], tonumber(firsts[i + 1])
@@ -141,7 +141,7 @@ local function dispatch(limit, default_lease, window)
           if e.qk then
             extra = {'qk', e.qk, 'qd', e.qd or '', 'qm', e.qm or '', 'qf', math.min(charged, d[4])}
             if e.mi and e.mi ~= '' then
-              redis.call('HINCRBY', TN.kif, client, 1)
+              redis.call('HINCRBY', K.kif, client, 1)
               extra[#extra + 1] = 'qi'
               extra[#extra + 1] = 1
             end

@@ -17,9 +17,6 @@
 -- charged, `qf` fast seconds charged, `qi` 1 when counted in `kif`.
 
 local TN = {
-  stk = BASE .. 'stk',
-  kvf = BASE .. 'kvf',
-  kif = BASE .. 'kif',
   VQ = 1048576, -- virtual time of one task at weight 1 (a weight w adds floor(VQ / w))
   GRACE = 7 * 86400000, -- a period's counters outlive its reset by this much (late refunds)
   LIMITS = { -- name, period, field, terms key
@@ -114,30 +111,30 @@ end
 function TN.flight_full(client, limit)
   limit = tonumber(limit)
   if not limit then return false end
-  return tonumber(redis.call('HGET', TN.kif, client) or 0) >= limit
+  return tonumber(redis.call('HGET', K.kif, client) or 0) >= limit
 end
 
 function TN.flight_end(client)
-  if redis.call('HINCRBY', TN.kif, client, -1) <= 0 then redis.call('HDEL', TN.kif, client) end
+  if redis.call('HINCRBY', K.kif, client, -1) <= 0 then redis.call('HDEL', K.kif, client) end
 end
 
 -- A key gets staged work: it joins the queue of keys at max(virtual time, its finish tag).
 function TN.join(client)
-  if redis.call('ZSCORE', TN.stk, client) then return end
+  if redis.call('ZSCORE', K.stk, client) then return end
   local vt = tonumber(redis.call('HGET', K.meta, 'vt') or 0)
-  local f = tonumber(redis.call('HGET', TN.kvf, client) or 0)
-  if f > 0 then redis.call('HDEL', TN.kvf, client) end
-  redis.call('ZADD', TN.stk, n2s(math.max(vt, f)), client)
+  local f = tonumber(redis.call('HGET', K.kvf, client) or 0)
+  if f > 0 then redis.call('HDEL', K.kvf, client) end
+  redis.call('ZADD', K.stk, n2s(math.max(vt, f)), client)
 end
 
 -- The key's staged work ran out: it leaves the queue of keys, keeping its finish tag while
 -- that is ahead of the virtual time (an idle key earns no credit).
 function TN.leave(client)
-  local tag = redis.call('ZSCORE', TN.stk, client)
+  local tag = redis.call('ZSCORE', K.stk, client)
   if not tag then return end
-  redis.call('ZREM', TN.stk, client)
+  redis.call('ZREM', K.stk, client)
   if tonumber(tag) > tonumber(redis.call('HGET', K.meta, 'vt') or 0) then
-    redis.call('HSET', TN.kvf, client, tag)
+    redis.call('HSET', K.kvf, client, tag)
   end
 end
 
@@ -147,5 +144,5 @@ function TN.served(client, tag, weight)
   local vt = tonumber(redis.call('HGET', K.meta, 'vt') or 0)
   if tag > vt then redis.call('HSET', K.meta, 'vt', n2s(tag)) end
   local w = math.max(1, tonumber(weight) or 1)
-  redis.call('ZADD', TN.stk, 'XX', n2s(tag + math.floor(TN.VQ / w)), client)
+  redis.call('ZADD', K.stk, 'XX', n2s(tag + math.floor(TN.VQ / w)), client)
 end

@@ -24,10 +24,11 @@ from routing.catalog import Catalog
 from routing.keys import Keys
 from routing.model import AccountState, Mode, Strategy
 from routing.pacing import Pacing
+from routing.pipe import Pipe
 from routing.resolvers import key_slot
 from routing.results import Outcome
 from routing.schedule import CheckSchedule
-from routing.scripts import SCRIPT_NAMES, source
+from routing.scripts import SCRIPT_NAMES, pool_library, source
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, child, reserved, root, staged
 
@@ -54,6 +55,7 @@ class ScriptWatch:
         self.client = client
         self.marker = f"{prefix}:"
         self.runs: list[set[int]] = []
+        self.functions: set[str] = set()  # the functions FCALL called
         self._tasks: list[asyncio.Task[None]] = []
         self._ready: list[asyncio.Event] = []
 
@@ -81,6 +83,9 @@ class ScriptWatch:
                 while True:
                     info = await monitor.next_command()
                     if info["client_type"] != "lua":
+                        called = info["command"].split(" ", 2)
+                        if called[0].upper() == "FCALL":
+                            self.functions.add(called[1])
                         if run:
                             self.runs.append(run)
                             run = set()
@@ -111,16 +116,22 @@ async def test_the_watch_sees_a_script_crossing_slots(
     assert [len(run) for run in watch.runs] == [2]
 
 
+@pytest.mark.parametrize("functions", [False, True], ids=["eval", "functions"])
 async def test_every_script_runs_on_a_cluster_within_one_slot(
-    cluster_client: RedisCluster, keys: Keys, prefix: str
+    cluster_client: RedisCluster, keys: Keys, prefix: str, functions: bool
 ) -> None:
-    """Scripts flushed first and not loaded: each call caches its script on the pool's
-    primary (EVAL after NOSCRIPT), so SCRIPT EXISTS shows that each one ran; the watch shows
-    that each touched one slot. The records' and the outbox's scripts too."""
+    """As EVAL scripts: flushed first and not loaded, each call caches its script on the
+    pool's primary (EVAL after NOSCRIPT), so SCRIPT EXISTS shows that each one ran. As Redis
+    Functions: the library flushed, then loaded, and each script's FCALL seen. Either way the
+    watch shows that each touched one slot. The records' and the outbox's scripts too."""
     node = cluster_client.get_node_from_key(keys.pool_meta())
     await cluster_client.execute_command("SCRIPT", "FLUSH", target_nodes=node)
+    await cluster_client.execute_command("FUNCTION", "FLUSH", target_nodes=node)
     clock = FakeClock()
-    store = PoolStore(cluster_client, keys, clock=clock)  # type: ignore[arg-type]
+    pipe = Pipe.of(cluster_client, functions=functions)  # type: ignore[arg-type]
+    store = PoolStore(cluster_client, keys, clock=clock, pipe=pipe)  # type: ignore[arg-type]
+    if functions:
+        await store.load_scripts()
     records = RecordStore(cluster_client, keys, ttl=60, pipe=store.pipe)  # type: ignore[arg-type]
     outbox = Outbox(cluster_client, keys, records, Metrics(CollectorRegistry()), allow_private=True)  # type: ignore[arg-type]
     try:
@@ -162,9 +173,14 @@ async def test_every_script_runs_on_a_cluster_within_one_slot(
     finally:
         await outbox.aclose()
         await store.aclose()
+        await pipe.aclose()
     shas = [hashlib.sha1(source(name).encode()).hexdigest() for name in SCRIPT_NAMES]
     exists = await cluster_client.execute_command("SCRIPT", "EXISTS", *shas, target_nodes=node)
-    assert dict(zip(SCRIPT_NAMES, exists, strict=True)) == dict.fromkeys(SCRIPT_NAMES, 1)
+    if functions:
+        assert watch.functions == {pool_library().function(name) for name in SCRIPT_NAMES}
+        assert set(exists) == {0}
+    else:
+        assert dict(zip(SCRIPT_NAMES, exists, strict=True)) == dict.fromkeys(SCRIPT_NAMES, 1)
     assert len(watch.runs) >= len(SCRIPT_NAMES)
     assert [run for run in watch.runs if len(run) > 1] == []
 

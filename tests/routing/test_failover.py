@@ -26,7 +26,7 @@ from routing.keys import Keys
 from routing.pipe import Address, Pipe
 from routing.resolvers import ClusterSlots, SentinelPrimary, key_slot
 from routing.results import Outcome
-from routing.scripts import pool_script
+from routing.scripts import pool_library, pool_script
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, add, reserved, root
 
@@ -43,9 +43,10 @@ def on(port: int, *command: str | int) -> Any:
         return client.execute_command(*command)
 
 
-async def _store(url: str, keys: Keys) -> tuple[Redis, PoolStore]:
+async def _store(url: str, keys: Keys, *, functions: bool = True) -> tuple[Redis, PoolStore]:
     client = redis_client(Settings(redis_url=url, redis_timeout=TIMEOUT))
-    store = PoolStore(client, keys, clock=FakeClock(), timeout=3 * TIMEOUT)  # Pipe.of(client)
+    pipe = Pipe.of(client, functions=functions)
+    store = PoolStore(client, keys, clock=FakeClock(), timeout=3 * TIMEOUT, pipe=pipe)
     await store.load_scripts()
     await add(store, 1, fast_slots=1000)
     return client, store
@@ -91,9 +92,16 @@ async def _redis_py_follows(client: Redis, key: str, deadline: float) -> bool:
         await asyncio.sleep(0.05)
 
 
-async def test_sentinel_failover(sentinel_setup: SentinelSetup, keys: Keys) -> None:
-    client, store = await _store(sentinel_setup.url, keys)
+@pytest.mark.parametrize("functions", [False, True], ids=["eval", "functions"])
+async def test_sentinel_failover(
+    sentinel_setup: SentinelSetup, keys: Keys, functions: bool
+) -> None:
+    """As EVAL scripts, the promoted replica has none cached (NOSCRIPT, then EVAL caches
+    them); as Redis Functions, it has the library (replicated) and runs FCALL at once."""
     old = sentinel_setup.primary()
+    on(old, "FUNCTION", "FLUSH")  # the topology is shared: other tests loaded the library
+    client, store = await _store(sentinel_setup.url, keys, functions=functions)
+    on(old, "WAIT", len(sentinel_setup.data_ports) - 1, 2000)  # the replicas have it, or not
     try:
         assert isinstance(store.pipe.resolver, SentinelPrimary)
         sha = pool_script("reserve_root").sha
@@ -104,6 +112,9 @@ async def test_sentinel_failover(sentinel_setup: SentinelSetup, keys: Keys) -> N
             if port != old:
                 on(port, "SCRIPT", "FLUSH")
         assert on(replica, "SCRIPT", "EXISTS", sha) == [0]  # not replicated
+        library = pool_library().name
+        loaded = on(replica, "FUNCTION", "LIST", "LIBRARYNAME", library)
+        assert bool(loaded) == functions  # FUNCTION LOAD is replicated
 
         sentinel_setup.servers.kill(old)
         killed = time.monotonic()
@@ -113,11 +124,14 @@ async def test_sentinel_failover(sentinel_setup: SentinelSetup, keys: Keys) -> N
         switched = await asyncio.wait_for(switch, 30)
         assert recovered - switched <= RECOVERY, (switched - killed, recovered - killed)
         new = sentinel_setup.primary()
-        # the promoted replica had no scripts: NOSCRIPT, then EVAL cached them there
-        assert on(new, "SCRIPT", "EXISTS", sha) == [1]
+        # the promoted replica had no scripts: NOSCRIPT, then EVAL cached them there; or it
+        # had the library, and FCALL needed no EVAL
+        assert on(new, "SCRIPT", "EXISTS", sha) == [0 if functions else 1]
+        assert store.pipe.functions == functions
         assert await client.ping()  # redis-py's client followed too
     finally:
         await store.aclose()
+        await store.pipe.aclose()
         await client.aclose()
         if old not in sentinel_setup.servers.processes:
             sentinel_setup.servers.restart(old)
@@ -150,6 +164,7 @@ async def test_cluster_primary_killed(cluster: Cluster, keys: Keys) -> None:
         assert await _redis_py_follows(client, keys.task("kept"), switched + RECOVERY)
     finally:
         await store.aclose()
+        await store.pipe.aclose()
         await client.aclose()
         if old not in cluster.servers.processes:
             cluster.servers.restart(old)

@@ -20,6 +20,7 @@ from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -42,6 +43,7 @@ from routing.errors import (
 from routing.keys import Keys
 from routing.model import PLANS, AccountState, Mode, Plan, Setting, Strategy
 from routing.pacing import Pacing, Tier, phase_at
+from routing.pipe import Pipe
 from routing.results import Dropped, Outcome, Reservation, Staged
 from routing.store import PoolStore
 from tests.routing.helpers import START, FakeClock, totals_from_accounts
@@ -108,7 +110,10 @@ def _outcome(result: Reservation | Staged | Dropped | Exception) -> Decision:
     raise result
 
 
-def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
+@pytest.mark.parametrize("functions", [True, False], ids=["functions", "eval"])
+def test_the_scripts_follow_the_rules(redis_url: str, prefix: str, functions: bool) -> None:
+    """Called as Redis Functions (the libraries' locals outlive a call: nothing may leak
+    from one call or pool into the next) and as EVAL scripts alike."""
     loop = asyncio.new_event_loop()
     client = Redis.from_url(redis_url)
 
@@ -116,8 +121,9 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
         def __init__(self) -> None:
             super().__init__()
             self.clock = FakeClock(START)
+            self.pipe = Pipe.of(client, functions=functions)
             self.store = PoolStore(
-                client, Keys(f"{prefix}:{uuid.uuid4().hex[:8]}"), clock=self.clock
+                client, Keys(f"{prefix}:{uuid.uuid4().hex[:8]}"), clock=self.clock, pipe=self.pipe
             )
             self.catalog = Catalog(self.store)
             self.model = Pool()
@@ -129,6 +135,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str) -> None:
 
         def teardown(self) -> None:
             self.run(self.store.aclose())
+            self.run(self.pipe.aclose())
 
         def attempt(self, call: Awaitable[Any]) -> Decision:
             try:
