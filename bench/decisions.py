@@ -29,8 +29,9 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
-from bench.pools import CONCURRENCY, gather_limited, load_accounts, new_pool
-from bench.report import Report, Row
+from bench.decisionrows import MAX_FOREIGN_SHARE, rows
+from bench.pools import gather_limited, load_accounts, new_pool
+from bench.report import Report
 from routing.model import Mode
 from routing.pacing import Pacing
 from routing.pipe import Pipe
@@ -38,7 +39,6 @@ from routing.results import Outcome, Reservation
 from routing.scripts import pool_script
 from routing.store import PoolStore
 
-MAX_FOREIGN_SHARE = 0.01
 PACED_STEP_SECONDS = 0.1  # simulated time per script call in the paced pools
 ATTEMPTS = 3
 SCRIPT_CALLS = ("cmdstat_fcall", "cmdstat_evalsha", "cmdstat_eval")
@@ -175,13 +175,6 @@ async def decision_cost(
     }
 
 
-def _foreign_note(result: dict[str, Any], what: str) -> str:
-    foreign = int(result[f"{what}_foreign_calls"])
-    if foreign <= int(result["tasks"]) * MAX_FOREIGN_SHARE:
-        return ""
-    return f"{foreign} EVALSHA calls from other clients in the window"
-
-
 class SteppingClock:
     """Unix seconds that move on by `step` at every reading: each script call sees time
     pass, so the gaps the paced bench accounts start end before their next decision."""
@@ -194,7 +187,7 @@ class SteppingClock:
         return self.now
 
 
-def paced_profile(start: float) -> Pacing:
+def paced_profile(start: float, *, gaps: bool = True) -> Pacing:
     """Pacing on every bench account that never holds work back yet runs every rule's code:
     Berlin time, one active window of 22 h from an hour before `start` (the bench's stepped
     time stays inside it), caps too high to reach, and a gap of 40-80 ms that every
@@ -202,8 +195,9 @@ def paced_profile(start: float) -> Pacing:
     local = datetime.fromtimestamp(start - 3600, ZoneInfo("Europe/Berlin"))
     end = local + timedelta(hours=22)
     window = f"{local:%H:%M}-{end:%H:%M}"
+    gap = 0.04 if gaps else 0.0
     return Pacing(timezone="Europe/Berlin", active_hours=(window,), fast_cap=1_000_000,
-                  relax_cap=1_000_000, min_gap_seconds=0.04, gap_jitter_seconds=0.04)  # fmt: skip
+                  relax_cap=1_000_000, min_gap_seconds=gap, gap_jitter_seconds=gap)  # fmt: skip
 
 
 async def decisions_part(
@@ -214,108 +208,18 @@ async def decisions_part(
         async with new_pool(redis, "redis") as store:
             results.append(await decision_cost(store, count, tasks, repeats))
     paced = []
-    for count in (sizes[0], sizes[-1]):  # pacing on every account: the smallest and largest
+    # pacing on every account: the smallest and largest, then the largest with gaps 0
+    for count, gaps in ((sizes[0], True), (sizes[-1], True), (sizes[-1], False)):
         clock = SteppingClock(time.time(), PACED_STEP_SECONDS)
+        profile = paced_profile(clock.now, gaps=gaps)
         async with new_pool(redis, "redis", clock=clock) as store:
-            paced.append(
-                await decision_cost(store, count, tasks, repeats, paced_profile(clock.now))
-            )
+            paced.append(await decision_cost(store, count, tasks, repeats, profile))
+    gapless = paced.pop()
     report.details["redis"] = {
         "reserve_sha": pool_script("reserve_root").sha,
         "settle_sha": pool_script("settle").sha,
         "pools": results,
         "paced_pools": paced,
+        "paced_gaps_0": gapless,
     }
-    for script in ("reserve", "settle"):
-        for result in results:
-            figure = result[f"{script}_usec"]
-            report.add(
-                Row(
-                    part="redis",
-                    metric=f"{script}, {result['accounts']:,} accounts",
-                    mjgate=figure,
-                    reference=None,
-                    value=figure,
-                    unit="us",
-                    note=_foreign_note(result, script),
-                )
-            )
-    small, large = results[0], results[-1]
-    _scaling_rows(report, "reserve", small, large)
-    report.add(
-        Row(
-            part="redis",
-            metric=f"load {large['accounts']:,} accounts",
-            mjgate=None,
-            reference=None,
-            value=large["load_seconds"],
-            unit="s",
-            note=f"{large['accounts_per_second']:,} apply_account/s, {CONCURRENCY} in flight",
-        )
-    )
-    _paced_rows(report, paced)
-    for label, result in (("reserve", large), ("paced reserve", paced[-1])):
-        _reference_row(report, label, result)
-
-
-def _reference_row(report: Report, label: str, result: dict[str, Any]) -> None:
-    """The reserve with the scripts called as Redis Functions against EVALSHA, same pool."""
-    ratio = result["reserve_usec"] / result["evalsha_reserve_usec"]
-    report.add(
-        Row(
-            part="redis",
-            metric=f"{label} at {result['accounts']:,}: functions / EVALSHA",
-            mjgate=result["reserve_usec"],
-            reference=result["evalsha_reserve_usec"],
-            value=ratio,
-            unit="x",
-            side_unit="us",
-        )
-    )
-
-
-def _paced_rows(report: Report, paced: Sequence[dict[str, Any]]) -> None:
-    small, large = paced[0], paced[-1]
-    report.add(
-        Row(
-            part="redis",
-            metric=f"paced reserve, {small['accounts']:,} / {large['accounts']:,} accounts",
-            mjgate=None,
-            reference=None,
-            value=large["reserve_usec"],
-            unit="us",
-            note=f"paced reserve {small['reserve_usec']} / {large['reserve_usec']} us",
-        )
-    )
-    _scaling_rows(report, "paced reserve", small, large)
-
-
-def _scaling_rows(report: Report, label: str, small: dict[str, Any], large: dict[str, Any]) -> None:
-    """The targets: the reserve at the largest pool size within 1.5x of the smallest, and
-    within 50 us."""
-    ratio = large["reserve_usec"] / small["reserve_usec"]
-    report.add(
-        Row(
-            part="redis",
-            metric=f"{label} at {large['accounts']:,} vs {small['accounts']:,} accounts",
-            mjgate=large["reserve_usec"],
-            reference=small["reserve_usec"],
-            value=ratio,
-            unit="x",
-            target="<= 1.5x",
-            passed=ratio <= 1.5,
-            side_unit="us",
-        )
-    )
-    report.add(
-        Row(
-            part="redis",
-            metric=f"{label} at {large['accounts']:,} accounts",
-            mjgate=large["reserve_usec"],
-            reference=None,
-            value=large["reserve_usec"],
-            unit="us",
-            target="<= 50 us",
-            passed=large["reserve_usec"] <= 50,
-        )
-    )
+    rows(report, results, paced, gapless)

@@ -14,7 +14,7 @@ so two mjgate versions sharing a server (a rolling upgrade) each call their own 
 older version's library stays loaded until an operator deletes it (`FUNCTION DELETE`,
 docs/redis.md). A server without Functions (Redis 6.2: the embedded server), one that lost
 them (restarted empty, FUNCTION FLUSH) or a user not allowed to load them is met by
-`routing.pipe.Pipe.fcall`: the call is sent as EVAL at once, and the library loaded again.
+`routing.scriptcalls`: the call is sent as EVAL at once, and the library loaded again.
 """
 
 from __future__ import annotations

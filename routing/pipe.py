@@ -25,15 +25,11 @@ Failures are redis-py's exception types, so callers handle one family:
   connection is deemed dead, closed, and everything in flight fails. No reply can then reach
   the wrong caller, since a reconnect starts a fresh reply stream.
 Replies meaning "not here" or "not now" (nothing ran: `MOVED`, `ASK`, `TRYAGAIN`,
-`CLUSTERDOWN`, `LOADING`, `MASTERDOWN`, `READONLY`, `NOSCRIPT`) are handled here, by the rules
-in `routing.redirects`: the command is sent again, where and when they say. The connections
-themselves, made and remade when needed, are `routing.connector`'s.
-
-Scripts are called as Redis Functions (`fcall`: FCALL of a library loaded once per server,
-`routing.functions`) while `functions` is on (MJGATE_REDIS_FUNCTIONS) and the servers have
-them; a server that lacks the library or Functions altogether runs the script's EVAL source
-instead, at once (`routing.redirects`): the library is loaded again, or, on a server without
-Functions (Redis 6.2) or a user not allowed to load them, the pipe uses EVALSHA from then on.
+`CLUSTERDOWN`, `LOADING`, `MASTERDOWN`, `READONLY`) are handled here, by the rules in
+`routing.redirects`: the command is sent again, where and when they say. Scripts are called as
+Redis Functions while `scripts.functions` is on, else with EVALSHA; a server that lacks them
+(`NOSCRIPT`, no function) is answered by `routing.scriptcalls`. The connections themselves,
+made and remade when needed, are `routing.connector`'s.
 
 With `min_replicas` (MJGATE_REDIS_MIN_REPLICAS), every write to a server ends with
 `WAIT <min_replicas> <half the timeout>`, in the same round trip, and the replies of that
@@ -55,32 +51,17 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from routing import redirects
 from routing.address import Address, Arg
 from routing.connector import Connector, Parked, Repair
-from routing.functions import Library
-from routing.redirects import (
-    DEFAULT_DEADLINE,
-    FunctionSources,
-    ScriptSources,
-    backoff,
-    moved_to,
-    no_functions,
-)
+from routing.redirects import DEFAULT_DEADLINE, backoff, moved_to
 from routing.resolvers import Fixed, Resolver, key_slot, resolver_for
+from routing.scriptcalls import ScriptCalls
 from routing.wire import Connection, Pending, Wait, pack
 
 __all__ = ["Address", "Pipe"]
 
 _ASKING = pack((b"ASKING",))
 _SCRIPTS = (b"EVALSHA", b"EVAL", b"FCALL", "EVALSHA", "EVAL", "FCALL")
-_EXISTS = "already exists"  # FUNCTION LOAD of a library another process loaded first
-
-
-def _unable(error: ResponseError) -> bool:
-    """Does this FUNCTION LOAD error mean the server will never run our functions (no
-    Functions before Redis 7.0; a user without the right)? Other errors pass (a failover)."""
-    return no_functions(str(error)) or str(error).startswith("NOPERM")
 
 
 def _as_bytes(value: Arg) -> bytes:
@@ -110,12 +91,7 @@ class Pipe:
         self._last: tuple[Address | None, Connection | None] = (None, None)
         self._single: Connection | None = None  # one server (not a cluster): its connection
         self._parked: list[Parked] = []  # sent while (re)connecting
-        self._sources = ScriptSources()  # for NOSCRIPT
-        # Call scripts as Redis Functions (`fcall`) until a server is found without them.
-        self.functions = functions
-        self._functions = FunctionSources()  # for NOFUNCTION
-        self._libraries: dict[str, Library] = {}  # by name, to load again
-        self._loading: set[str] = set()  # libraries being loaded again
+        self.scripts = ScriptCalls(functions)  # EVALSHA or FCALL; NOSCRIPT, NOFUNCTION
         self._repairing: asyncio.Task[Repair] | None = None
         self._closed = False
 
@@ -205,46 +181,8 @@ class Pipe:
     def evalsha(
         self, sha: str | bytes, source: str, keys: Sequence[Arg], args: Sequence[Arg]
     ) -> asyncio.Future[Any]:
-        """EVALSHA, sent now; should Redis have lost the script (restart, SCRIPT FLUSH,
-        failover), EVAL with its source, sent as soon as the NOSCRIPT reply is read (so
-        scripts sent in a row still run in that order), which caches it again."""
-        self._sources.remember(sha, source)
-        return self.send(b"EVALSHA", sha, len(keys), *keys, *args)
-
-    def fcall(
-        self,
-        library: Library,
-        script: str,
-        sha: str,
-        source: str,
-        keys: Sequence[Arg],
-        args: Sequence[Arg],
-    ) -> asyncio.Future[Any]:
-        """FCALL of `script`'s function in `library`, sent now; a server that lacks it (see
-        `routing.redirects`) runs the EVAL `source` instead, sent as soon as the error is read
-        (so scripts sent in a row still run in that order), and gets the library again.
-        EVALSHA when functions are off (`functions`, or a server without them)."""
-        if not self.functions:
-            return self.evalsha(sha, source, keys, args)
-        function = library.function(script)
-        self._functions.remember(function, library.name, source)
-        self._libraries[library.name] = library
-        return self.send(b"FCALL", function, len(keys), *keys, *args)
-
-    async def load_library(self, library: Library, route: Arg) -> bool:
-        """FUNCTION LOAD `library` on the server that holds `route` (a key), unless it is
-        there already; False (and functions off from now on) on a server that can't."""
-        self._libraries[library.name] = library
-        if not self.functions:
-            return False
-        try:
-            await self.call(b"FUNCTION", b"LOAD", library.code, route=route)
-        except ResponseError as error:
-            if _unable(error):
-                self.functions = False
-            elif _EXISTS not in str(error):
-                raise
-        return self.functions
+        """EVALSHA, sent now (EVAL with `source` if the server lost it: `routing.scriptcalls`)."""
+        return self.send(*self.scripts.evalsha(sha, source, keys, args))
 
     async def aclose(self) -> None:
         self._closed = True
@@ -261,23 +199,7 @@ class Pipe:
     ) -> None:
         loop = asyncio.get_running_loop()
         future, resolver = pending.future, self.resolver
-        if kind == b"NOSCRIPT":
-            as_eval = self._sources.as_eval(pending.packed) if pending.attempt >= 0 else None
-            if as_eval is None:
-                future.set_exception(redirects.error(error))
-            else:  # same connection, same server, queued now: the order is kept
-                connection.send(as_eval, future, pending.slot, pending.started, pending.attempt)
-            return
-        if kind == b"NOFUNCTION":
-            as_eval = self._functions.as_eval(pending.packed) if pending.attempt >= 0 else None
-            if as_eval is None:
-                future.set_exception(redirects.error(error))
-                return
-            connection.send(as_eval, future, pending.slot, pending.started, pending.attempt)
-            if no_functions(str(error)):
-                self.functions = False
-            else:
-                self._reload(connection, self._functions.library_of(pending.packed))
+        if self.scripts.resend(connection, pending, error, kind):
             return
         if kind in (b"MOVED", b"ASK"):
             slot, host, port = moved_to(error)
@@ -316,22 +238,6 @@ class Pipe:
             pending.attempt + 1,
             None,
         )
-
-    def _reload(self, connection: Connection, name: str | None) -> None:
-        """Load library `name` again on `connection`'s server (once at a time); a server
-        that refuses it gets EVALSHA from now on."""
-        library = self._libraries.get(name or "")
-        if library is None or library.name in self._loading:
-            return
-        self._loading.add(library.name)
-
-        def loaded(reply: asyncio.Future[Any]) -> None:
-            self._loading.discard(library.name)
-            failed = None if reply.cancelled() else reply.exception()
-            if isinstance(failed, ResponseError) and _unable(failed):
-                self.functions = False
-
-        connection.send(pack((b"FUNCTION", b"LOAD", library.code))).add_done_callback(loaded)
 
     def _retire(self, connection: Connection) -> None:
         if self._connector.retire(connection):

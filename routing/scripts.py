@@ -22,7 +22,7 @@ loaded with only the library definitions it uses
 for what it runs. On Redis 7+ they are called as Redis Functions instead: one library holding
 every pool script (`routing.functions`, `pool_library`), loaded once per server, so a call
 doesn't create the library definitions again; the EVAL text stays the fallback
-(`routing.pipe.Pipe.fcall`). `Scripts` runs them for one pool; `Scripts.load()` registers
+(`routing.scriptcalls`). `Scripts` runs them for one pool; `Scripts.load()` registers
 them all.
 
 Conventions of the pool's scripts (see accounts.lua): KEYS[1] is the pool's meta hash, ARGV[1]
@@ -40,7 +40,7 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from routing.address import Arg
 from routing.functions import Library, build
@@ -117,6 +117,18 @@ def pool_script(name: str) -> Script:
     return Script.of(name, compose(read("routing", name)))
 
 
+async def load_library(pipe: Pipe, library: Library, route: Arg) -> bool:
+    """FUNCTION LOAD `library` where `route` (a key) lives, unless it is there already;
+    False on a server that can't (functions are then off on `pipe`)."""
+    if not pipe.scripts.to_load(library):
+        return False
+    try:
+        await pipe.call(b"FUNCTION", b"LOAD", library.code, route=route)
+    except ResponseError as error:
+        pipe.scripts.load_refused(error)
+    return pipe.scripts.functions
+
+
 @cache
 def pool_library() -> Library:
     """Every pool script, as one Redis Functions library."""
@@ -139,7 +151,7 @@ class Scripts:
     async def load(self) -> None:
         """FUNCTION LOAD the library, or SCRIPT LOAD every script on a server without
         Functions, so the first calls don't pay for it."""
-        if await self._pipe.load_library(pool_library(), self._meta):
+        if await load_library(self._pipe, pool_library(), self._meta):
             return
         for name in SCRIPT_NAMES:
             await pool_script(name).load_on_pipe(self._pipe, self._meta)
@@ -148,11 +160,8 @@ class Scripts:
         """Run script `name` with the conventional KEYS/ARGV head, then `args`. The command
         is sent when this is called, not when the result is awaited."""
         script = pool_script(name)
-        return self._pipe.fcall(
-            pool_library(),
-            name,
-            script.sha,
-            script.source,
-            (self._meta,),
-            (self._keys.base, now_ms, *args),
+        keys, head = (self._meta,), (self._keys.base, now_ms, *args)
+        calls = self._pipe.scripts
+        return self._pipe.send(
+            *calls.fcall(pool_library(), name, script.sha, script.source, keys, head)
         )

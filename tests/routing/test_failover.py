@@ -127,7 +127,7 @@ async def test_sentinel_failover(
         # the promoted replica had no scripts: NOSCRIPT, then EVAL cached them there; or it
         # had the library, and FCALL needed no EVAL
         assert on(new, "SCRIPT", "EXISTS", sha) == [0 if functions else 1]
-        assert store.pipe.functions == functions
+        assert store.pipe.scripts.functions == functions
         assert await client.ping()  # redis-py's client followed too
     finally:
         await store.aclose()

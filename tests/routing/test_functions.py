@@ -47,7 +47,7 @@ async def test_two_pools_called_in_turn_keep_their_own_keys_and_strategy(
     stores = [PoolStore(redis, Keys(f"{prefix}:{side}"), clock=clock, pipe=pipe) for side in "ab"]
     try:
         await stores[0].load_scripts()
-        assert pipe.functions
+        assert pipe.scripts.functions
         await Catalog(stores[0]).set_strategy(Strategy.MOST_FAST_LEFT)
         for store in stores:
             await add(store, 1, Plan.PRO, fast_seconds_left=10_000)
