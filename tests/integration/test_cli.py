@@ -330,6 +330,11 @@ def test_pool_pacing_commands(server: Gateway) -> None:
     assert shown["pacing"]["min_gap_seconds"] == 30.0
     ok(mjgate(server, "accounts", "set", "702", "--tier", "backup"))
     ok(mjgate(server, "accounts", "set", "703", "--no-pacing"))
+    for action, bot_id in (("add", "705"), ("set", "701")):  # null or keys, as in the API
+        contradiction = refused(mjgate(server, "accounts", action, bot_id, "--no-pacing",
+                                       "--timezone", "UTC", "--min-gap", "5"), code=2)  # fmt: skip
+        assert "--no-pacing (unpaced) contradicts --timezone, --min-gap" in contradiction
+    assert "account_not_found" in refused(mjgate(server, "accounts", "show", "705"))
     changed = as_json(mjgate(server, "pool", "pacing", "set", "--min-gap", "5", "--json"))
     assert changed["pacing"]["timezone"] == "Europe/Berlin"  # the other keys stay
     assert changed["accounts_updated"] == [701, 702]  # 703 opted out
