@@ -262,18 +262,24 @@ def test_tasks_show(server: Gateway) -> None:
 
 
 def test_pool_commands(server: Gateway, tmp_path: Path) -> None:
+    ok(mjgate(server, "accounts", "state", "703", "paused"))  # its 3.3 h can't be spent
     status = ok(mjgate(server, "pool", "status"))
     for text in (
         "accounts",
         "least_busy",
         "fast slots",
-        "0 in use of 18",
+        "0 in use of 15",
         "by plan",
         "basic 1, pro 1, standard 1",
+        "fast time usable",
+        "45.0 h (active accounts with setting fast)",
+        "fast time, all accounts",
+        "48.3 h (3.3 h on accounts that take no fast work",
     ):
         assert text in status, text
     totals = as_json(mjgate(server, "pool", "status", "--json"))
-    assert totals["accounts"] == 3 and totals["by_state"] == {"active": 3}
+    assert totals["accounts"] == 3 and totals["by_state"] == {"active": 2, "paused": 1}
+    assert (totals["fast_hours_usable"], totals["fast_hours_left"]) == (45.0, 48.3)
 
     exported = yaml.safe_load(ok(mjgate(server, "pool", "export")))
     assert [a["bot_id"] for a in exported["accounts"]] == [701, 702, 703]
