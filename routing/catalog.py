@@ -43,6 +43,7 @@ from routing.poolfile import PoolChange, PoolFile, dump_pool
 from routing.snapshot import PoolSnapshot
 from routing.store import PoolStore, ms
 from routing.storeops import StoreOp
+from routing.upkeep import RENEWAL_PERIOD_SECONDS
 
 RESCORE_BATCH = 500  # accounts rescored per script call after a strategy change
 
@@ -54,10 +55,9 @@ class Catalog:
 
     # -- accounts ---------------------------------------------------------------------------
     async def apply_account(self, spec: AccountSpec) -> str:
-        """Create or update an account's definition; returns 'created', 'updated' or
-        'unchanged'. Live counters are kept. fast time, setting and state are applied only
-        when the declared value differs from the last declared one (re-applying a file
-        restores nothing consumed since)."""
+        """Create or update an account's definition: 'created', 'updated' or 'unchanged'.
+        Live counters are kept; a declared figure is applied only when it differs from the
+        last declared one (re-applying a file restores nothing consumed since)."""
         action, _ = await self.apply_account_diff(spec)
         return action
 
@@ -97,7 +97,8 @@ class Catalog:
             spec.effective_relax_slots, spec.weight,
             json.dumps(list(spec.tags), separators=(",", ":")), spec.state.value,
             PLANS[spec.plan].fast_seconds_per_month, int(dry_run),
-            pacing.profile_json(profile, ms(self.store.clock())))  # fmt: skip
+            pacing.profile_json(profile, ms(self.store.clock())),
+            RENEWAL_PERIOD_SECONDS * 1000)  # fmt: skip
         async with store_errors(StoreOp.APPLY_ACCOUNT, self.store.timeout):
             now, was, reply = await asyncio.gather(
                 pipe.send(b"GET", self.keys.pacing_default()),
@@ -157,7 +158,9 @@ class Catalog:
 
     async def remove_account(self, bot_id: int, *, force: bool = False) -> None:
         """Remove an account; AccountBusyError while it has tasks in flight, unless `force`
-        (their reservations still settle later, touching nothing but themselves)."""
+        (their reservations still settle later, touching nothing but themselves). Its last
+        renewal is kept (`Keys.renewed`): creating it again never grants that one twice."""
+        await self._keep_renewal(bot_id)
         reply = await self.store.run(StoreOp.REMOVE_ACCOUNT, "remove_account", bot_id, int(force))
         if codec.text(reply[0]) == "E":
             if codec.text(reply[1]) == "busy":
@@ -165,6 +168,17 @@ class Catalog:
             raise AccountNotFoundError(bot_id)
         async with store_errors(StoreOp.REMOVE_ACCOUNT, self.store.timeout):
             await self.redis.hdel(self.keys.pacing_own(), str(bot_id))
+
+    async def _keep_renewal(self, bot_id: int) -> None:
+        """apply_account.lua's `renewed` mark, from the account about to go: a renewal moved
+        `rn` on past the declared `drn`, a period after the last one granted."""
+        async with store_errors(StoreOp.REMOVE_ACCOUNT, self.store.timeout):
+            rn, drn = await self.redis.hmget(self.keys.account(bot_id), ["rn", "drn"])
+            if rn is not None and drn is not None and float(rn) > float(drn):
+                last = int(float(rn)) - RENEWAL_PERIOD_SECONDS * 1000
+                kept = await self.redis.hget(self.keys.renewed(), str(bot_id))
+                if kept is None or last > float(kept):
+                    await self.redis.hset(self.keys.renewed(), str(bot_id), str(last))
 
     async def set_state(
         self, bot_id: int, state: AccountState, *, until: float | None = None, reason: str = ""

@@ -66,6 +66,11 @@ class Keys:
         """Each account's own pacing as declared: bot_id -> inherit | off | JSON keys."""
         return f"{self.base}paceown"
 
+    def renewed(self) -> str:
+        """bot_id -> the last renewal instant granted to it (ms; apply_account.lua): kept
+        after the account's removal, so no pool file grants one renewal twice."""
+        return f"{self.base}renewed"
+
     def accounts(self) -> str:
         """The set of every bot_id in the pool."""
         return f"{self.base}accts"

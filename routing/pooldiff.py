@@ -1,9 +1,10 @@
 """An account's declared definition read back from the pool, and an apply's changes described
 field by field (from, to) for the logs.
 
-`spec_of(status)` is what the operator last declared for an account (what `export_pool` writes
-and what re-applying it changes nothing of); `describe` turns a `PoolChange` into
-(field, from, to) triples, by the field names an apply reports.
+`spec_of(status)` is what the operator last declared for an account, its renewal date as
+renewals moved it on (what `export_pool` writes and what re-applying it changes nothing of);
+`describe` turns a `PoolChange` into (field, from, to) triples, by the field names an apply
+reports.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from routing.poolfile import PoolChange, PoolFile
 
 
 def spec_of(status: AccountStatus) -> AccountSpec:
-    """The account's declared definition (its pacing as declared: own keys or inherited)."""
+    """The account's declared definition (its pacing as declared: own keys or inherited),
+    with its next renewal: the declared date as renewals moved it on. A past date that was
+    already renewed would say nothing true (apply_account.lua grants no renewal twice)."""
     return AccountSpec(
         bot_id=status.bot_id,
         name=status.name,
         plan=status.plan,
         setting=status.declared_setting,
         fast_seconds_left=status.declared_fast_seconds,
-        renews_at=status.declared_renews_at,
+        renews_at=status.renews_at,
         fast_slots=status.fast_slots,
         relax_slots=status.relax_slots,
         weight=status.weight,

@@ -4,6 +4,11 @@ The scripts keep pool-wide aggregates up to date in one hash (`Keys.pool_totals`
 change accounts: each account contributes a pure function of its fields, and every script
 applies the difference between an account's old and new contribution. Reading the totals is
 one HGETALL; per-account figures are one pipeline of HMGETs.
+
+The fast time the routing can spend (`fast_seconds_usable`) is read off the selection indexes
+that hold the accounts fast work can go to, scored by their fast seconds left (`ix:ff`,
+`ix:fb`, `ix:fp` and the backup tier's): the scripts' own rule (indexes.lua's `eligible`), in
+the same round trip, O(those accounts). An aggregate kept by the scripts would make it O(1).
 """
 
 from __future__ import annotations
@@ -38,8 +43,12 @@ class PoolSnapshot:
     """Totals over the pool (`mjgate_accounts`, `mjgate_pool_*`, `mjgate_staged_tasks`).
 
     `accounts` counts accounts per (plan, state, setting), zero counts left out.
-    `fast_seconds_left` sums every account's unreserved fast time. Slot capacity and use are
-    over active accounts only (the ones that take new root work).
+    `fast_seconds_left` sums every account's unreserved fast time, whatever its state;
+    `fast_seconds_usable` only the accounts fast work can go to (active, setting fast, fast
+    time left: paused, cooling, disabled and draining accounts' is not), of which
+    `fast_seconds_held` is on accounts pacing holds now (outside hours, in a gap, at the fast
+    cap). Slot capacity and use are over active accounts only (the ones that take new root
+    work).
     """
 
     accounts: Mapping[tuple[Plan, AccountState, Setting], int]
@@ -50,14 +59,26 @@ class PoolSnapshot:
     staged: int
     per_account: tuple[AccountFigures, ...] = field(default=())
     eligible_now: int = 0  # active accounts pacing lets take new root work now
+    fast_seconds_usable: int = 0
+    fast_seconds_held: int = 0
 
     @property
     def account_count(self) -> int:
         return sum(self.accounts.values())
 
 
-def from_totals(totals: Mapping[str, str], staged: int) -> PoolSnapshot:
-    """Build a snapshot (without per-account figures) from the aggregates hash."""
+# The selection indexes scored by fast seconds left: the accounts fast work can go to, per
+# tier, with a free fast slot (ff), every fast slot busy (fb), or held by pacing (fp).
+FAST_INDEXES = ("ff", "fb", "fp", "bff", "bfb", "bfp")
+HELD_INDEXES = frozenset({"fp", "bfp"})
+
+
+def from_totals(
+    totals: Mapping[str, str], staged: int, fast: Mapping[str, Sequence[Any]] | None = None
+) -> PoolSnapshot:
+    """Build a snapshot (without per-account figures) from the aggregates hash and the
+    members of FAST_INDEXES with their scores (`fast`, by index name)."""
+    left = {name: sum(int(score) for _, score in rows) for name, rows in (fast or {}).items()}
     accounts: dict[tuple[Plan, AccountState, Setting], int] = {}
     for name, value in totals.items():
         if name.startswith("n|") and int(value) > 0:
@@ -78,6 +99,8 @@ def from_totals(totals: Mapping[str, str], staged: int) -> PoolSnapshot:
             count for (_, state, _), count in accounts.items() if state is AccountState.ACTIVE
         )
         - total("held"),
+        fast_seconds_usable=sum(left.values()),
+        fast_seconds_held=sum(n for name, n in left.items() if name in HELD_INDEXES),
     )
 
 
@@ -103,19 +126,23 @@ def figures(ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> tuple[AccountF
 
 
 async def read(redis: Redis, keys: Keys, timeout: float | None, per_account: bool) -> PoolSnapshot:
-    """The totals (one HGETALL, the staged count) and, with `per_account`, every account's
-    figures (one pipeline of HMGETs): two round trips at most, whatever the pool's size."""
+    """The totals (one HGETALL, the staged count, the fast indexes' scores) and, with
+    `per_account`, every account's figures (one pipeline of HMGETs): two round trips at most,
+    whatever the pool's size."""
     async with store_errors(StoreOp.POOL_SNAPSHOT, timeout):
         async with redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.pool_totals())
             pipe.zcard(keys.staged_queue())
+            for name in FAST_INDEXES:
+                pipe.zrange(keys.index(name), 0, -1, withscores=True)
             if per_account:
                 pipe.smembers(keys.accounts())
             replies = await pipe.execute()
-        totals = from_totals(codec.fields(replies[0]), int(replies[1]))
+        fast = dict(zip(FAST_INDEXES, replies[2 : 2 + len(FAST_INDEXES)], strict=True))
+        totals = from_totals(codec.fields(replies[0]), int(replies[1]), fast)
         if not per_account:
             return totals
-        ids = sorted(int(item) for item in replies[2])
+        ids = sorted(int(item) for item in replies[-1])
         async with redis.pipeline(transaction=False) as pipe:
             for bot_id in ids:
                 pipe.hmget(keys.account(bot_id), *FIGURE_FIELDS)

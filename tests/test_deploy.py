@@ -202,7 +202,8 @@ def test_dashboard_is_importable_json() -> None:
 # What the issue asks an operator to read from the dashboard: (words in a panel title, a
 # metric its queries read, a string its queries contain).
 OPERATOR_QUESTIONS = [
-    ("fast time left (pool)", "mjgate_pool_fast_seconds_remaining", ""),
+    ("fast time usable (pool)", "mjgate_pool_fast_seconds_usable", ""),
+    ("fast time left, pool", "mjgate_pool_fast_seconds_remaining", ""),
     ("fast time left per account", "mjgate_account_fast_seconds_remaining", ""),
     ("slots busy", "mjgate_pool_slots", 'kind="in_use"'),
     ("staged tasks", "mjgate_staged_tasks", ""),

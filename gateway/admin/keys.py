@@ -2,7 +2,8 @@
 
 A change (PATCH) is merged, field by field, with the body that would create the key as it is
 stored (`key_body`), and the result is validated as a create body is (`KeyBody`, one place
-for the rules) before it replaces the policy. A field absent keeps its value; `null` sets it
+for the rules) before it replaces the policy. A body naming no field (`{}`, or empty) is 400,
+as for an account's PATCH. A field absent keeps its value; `null` sets it
 back to what create gives when it is absent (no limit, `UTC`, weight 1, every mode, any
 account, never expires); `name` can't be null. The key's usage (quota counters, tasks in
 flight) is kept by key id, so a change never resets it. The key's staged tasks take the new
@@ -92,6 +93,8 @@ def _refuse_static(gate: MjGate, kid: str, what: str) -> None:
 async def patch_key(request: Request, gate: MjGate) -> Response:
     kid = request.path_params["key_id"]
     change = json_object(await read_body(request, gate.settings.body_limit) or b"{}")
+    if not change:  # as an account's PATCH: a change that names nothing is a mistake
+        raise InvalidRequestError("body", "names no field to change")
     _refuse_static(
         gate, kid, "it has no policy to change; create a managed key with the policy instead"
     )

@@ -44,6 +44,10 @@ async def pool_status(request: Request, gate: MjGate) -> Response:
         "by_setting": dict(by["setting"]),
         "fast_seconds_left": snap.fast_seconds_left,
         "fast_hours_left": hours(snap.fast_seconds_left),
+        "fast_seconds_usable": snap.fast_seconds_usable,
+        "fast_hours_usable": hours(snap.fast_seconds_usable),
+        "fast_seconds_held": snap.fast_seconds_held,
+        "fast_hours_held": hours(snap.fast_seconds_held),
         "slots": slots, "relax_capable": snap.relax_capable, "staged": snap.staged,
         "pacing": dump_block(default) if default is not None else None,
     })  # fmt: skip

@@ -65,6 +65,10 @@ def _definition(args: argparse.Namespace) -> dict[str, Any]:
     names = ("name", "plan", "setting", "fast_hours_left", "renews_at", "fast_slots",
              "relax_slots", "weight", "state")  # fmt: skip
     body = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    paced = cli_pacing.given_flags(args)
+    if args.no_pacing and paced:  # the API's `pacing` is null or keys, never both
+        raise CliError(EXIT_USAGE, f"--no-pacing (unpaced) contradicts {', '.join(paced)}:"
+                       " give --no-pacing alone, or the pacing options without it")  # fmt: skip
     if args.tags is not None:
         body["tags"] = csv_list(args.tags)
     return body | cli_pacing.body(args)

@@ -79,6 +79,13 @@ def add_options(parser: argparse.ArgumentParser, *, account: bool = True) -> Non
         )
 
 
+def given_flags(args: argparse.Namespace) -> list[str]:
+    """The pacing options given on the command line, as typed (`--timezone`, `--min-gap`)."""
+    flags = {"min_gap_seconds": "--min-gap", "gap_jitter_seconds": "--gap-jitter"}
+    return [flags.get(name, "--" + name.replace("_", "-")) for name in OPTIONS
+            if getattr(args, name, None) is not None]  # fmt: skip
+
+
 def body(args: argparse.Namespace) -> dict[str, Any]:
     """`{"pacing": ...}` for the options given (the keys given only; null with
     --no-pacing), or {} when none was."""

@@ -24,7 +24,8 @@ def pool_status(args: argparse.Namespace) -> None:
         return
     rows: list[tuple[str, Any]] = [
         ("accounts", p["accounts"]), ("strategy", p["strategy"]),
-        ("fast time left", f"{p['fast_hours_left']} h"),
+        ("fast time usable", _usable(p)),
+        ("fast time, all accounts", _all_fast(p)),
         ("relax-capable accounts", p["relax_capable"]), ("staged tasks", p["staged"]),
     ]  # fmt: skip
     for kind, slots in sorted(p["slots"].items()):
@@ -33,6 +34,20 @@ def pool_status(args: argparse.Namespace) -> None:
         counts = ", ".join(f"{name} {count}" for name, count in sorted(p[group].items()))
         rows.append((group.replace("_", " "), counts or "-"))
     console().print(fields_table("Pool", rows))
+
+
+def _usable(p: dict[str, Any]) -> str:
+    """What routing can spend: accounts fast work can go to (pacing's hold said apart)."""
+    held = f", {p['fast_hours_held']} h of it held by pacing now" if p["fast_seconds_held"] else ""
+    return f"{p['fast_hours_usable']} h (active accounts with setting fast{held})"
+
+
+def _all_fast(p: dict[str, Any]) -> str:
+    idle = round((p["fast_seconds_left"] - p["fast_seconds_usable"]) / 3600, 3)
+    if not idle:
+        return f"{p['fast_hours_left']} h"
+    return (f"{p['fast_hours_left']} h ({idle} h on accounts that take no fast work: paused,"
+            " cooling, disabled, draining or setting relax)")  # fmt: skip
 
 
 _MARKS = {"created": "+", "updated": "~", "removed": "-", "draining": "!", "unchanged": "="}

@@ -50,7 +50,12 @@ def _pool_families(pool: PoolSnapshot | None) -> tuple[Metric, ...]:
     )
     fast_left = GaugeMetricFamily(
         "mjgate_pool_fast_seconds_remaining",
-        "Fast GPU time left, not reserved, summed over every account, seconds",
+        "Fast GPU time left, not reserved, summed over every account whatever its state, seconds",
+    )
+    fast_usable = GaugeMetricFamily(
+        "mjgate_pool_fast_seconds_usable",
+        "Fast GPU time left, not reserved, on the accounts fast work can go to (active, setting"
+        " fast; pacing may hold some for now), seconds",
     )
     slots = GaugeMetricFamily(
         "mjgate_pool_slots",
@@ -75,13 +80,14 @@ def _pool_families(pool: PoolSnapshot | None) -> tuple[Metric, ...]:
                     count = pool.accounts.get((plan, state, setting), 0)
                     accounts.add_metric([plan.value, state.value, setting.value], count)
         fast_left.add_metric([], pool.fast_seconds_left)
+        fast_usable.add_metric([], pool.fast_seconds_usable)
         for mode in SlotKind:
             slots.add_metric([mode.value, "capacity"], pool.slot_capacity.get(mode, 0))
             slots.add_metric([mode.value, "in_use"], pool.slots_in_use.get(mode, 0))
         relax_capable.add_metric([], pool.relax_capable)
         staged.add_metric([], pool.staged)
         eligible.add_metric([], pool.eligible_now)
-    return accounts, fast_left, slots, relax_capable, staged, eligible
+    return accounts, fast_left, fast_usable, slots, relax_capable, staged, eligible
 
 
 def _account_families(rows: Iterable[AccountFigures]) -> tuple[Metric, ...]:

@@ -440,6 +440,9 @@ async def test_pool_status_totals(redis: Redis, prefix: str) -> None:
         assert pool["slots"] == {"fast": {"capacity": 18, "in_use": 0},
                                  "relax": {"capacity": 6, "in_use": 0}}  # fmt: skip
         assert pool["fast_seconds_left"] == int(3.3 * 3600) + (15 + 30 + 60) * 3600
+        # what routing can spend: not the paused account's 60 h
+        assert pool["fast_seconds_usable"] == int(3.3 * 3600) + (15 + 30) * 3600
+        assert (pool["fast_hours_usable"], pool["fast_hours_held"]) == (48.3, 0)
         assert pool["relax_capable"] == 2 and pool["staged"] == 0
 
 

@@ -34,6 +34,7 @@ def snapshot(**changes: object) -> PoolSnapshot:
             (Plan.BASIC, AccountState.COOLING, Setting.FAST): 1,
         },
         "fast_seconds_left": 7200,
+        "fast_seconds_usable": 3600,  # the cooling account's is not
         "slot_capacity": {SlotKind.FAST: 24, SlotKind.RELAX: 6},
         "slots_in_use": {SlotKind.FAST: 5, SlotKind.RELAX: 1},
         "relax_capable": 2,
@@ -51,6 +52,7 @@ def snapshot(**changes: object) -> PoolSnapshot:
 POOL_FAMILIES = {
     "mjgate_accounts",
     "mjgate_pool_fast_seconds_remaining",
+    "mjgate_pool_fast_seconds_usable",
     "mjgate_pool_slots",
     "mjgate_pool_relax_capable_accounts",
     "mjgate_staged_tasks",
@@ -236,6 +238,7 @@ def test_pool_gauges_read_the_latest_snapshot(
     metrics.set_pool(snapshot())
     assert value(registry, "mjgate_store_up") == 1
     assert value(registry, "mjgate_pool_fast_seconds_remaining") == 7200
+    assert value(registry, "mjgate_pool_fast_seconds_usable") == 3600
     assert value(registry, "mjgate_pool_slots", mode="fast", kind="capacity") == 24
     assert value(registry, "mjgate_pool_slots", mode="fast", kind="in_use") == 5
     assert value(registry, "mjgate_pool_slots", mode="relax", kind="capacity") == 6

@@ -262,18 +262,24 @@ def test_tasks_show(server: Gateway) -> None:
 
 
 def test_pool_commands(server: Gateway, tmp_path: Path) -> None:
+    ok(mjgate(server, "accounts", "state", "703", "paused"))  # its 3.3 h can't be spent
     status = ok(mjgate(server, "pool", "status"))
     for text in (
         "accounts",
         "least_busy",
         "fast slots",
-        "0 in use of 18",
+        "0 in use of 15",
         "by plan",
         "basic 1, pro 1, standard 1",
+        "fast time usable",
+        "45.0 h (active accounts with setting fast)",
+        "fast time, all accounts",
+        "48.3 h (3.3 h on accounts that take no fast work",
     ):
         assert text in status, text
     totals = as_json(mjgate(server, "pool", "status", "--json"))
-    assert totals["accounts"] == 3 and totals["by_state"] == {"active": 3}
+    assert totals["accounts"] == 3 and totals["by_state"] == {"active": 2, "paused": 1}
+    assert (totals["fast_hours_usable"], totals["fast_hours_left"]) == (45.0, 48.3)
 
     exported = yaml.safe_load(ok(mjgate(server, "pool", "export")))
     assert [a["bot_id"] for a in exported["accounts"]] == [701, 702, 703]
@@ -330,6 +336,11 @@ def test_pool_pacing_commands(server: Gateway) -> None:
     assert shown["pacing"]["min_gap_seconds"] == 30.0
     ok(mjgate(server, "accounts", "set", "702", "--tier", "backup"))
     ok(mjgate(server, "accounts", "set", "703", "--no-pacing"))
+    for action, bot_id in (("add", "705"), ("set", "701")):  # null or keys, as in the API
+        contradiction = refused(mjgate(server, "accounts", action, bot_id, "--no-pacing",
+                                       "--timezone", "UTC", "--min-gap", "5"), code=2)  # fmt: skip
+        assert "--no-pacing (unpaced) contradicts --timezone, --min-gap" in contradiction
+    assert "account_not_found" in refused(mjgate(server, "accounts", "show", "705"))
     changed = as_json(mjgate(server, "pool", "pacing", "set", "--min-gap", "5", "--json"))
     assert changed["pacing"]["timezone"] == "Europe/Berlin"  # the other keys stay
     assert changed["accounts_updated"] == [701, 702]  # 703 opted out

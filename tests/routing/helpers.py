@@ -110,4 +110,22 @@ def totals_from_accounts(accounts: list[AccountStatus], staged: int) -> PoolSnap
             for a in accounts
             if a.state is AccountState.ACTIVE and (a.pace is None or not a.pace.held)
         ),
+        fast_seconds_usable=sum(a.fast_seconds_left for a in accounts if _takes_fast(a)),
+        fast_seconds_held=sum(
+            a.fast_seconds_left for a in accounts if _takes_fast(a) and _fast_held(a)
+        ),
     )
+
+
+def _takes_fast(a: AccountStatus) -> bool:
+    """Fast work can go to the account (now, or when pacing lets it)."""
+    return a.state is AccountState.ACTIVE and a.setting is Setting.FAST and a.fast_seconds_left > 0
+
+
+def _fast_held(a: AccountStatus) -> bool:
+    """Pacing holds new fast root work off the account now."""
+    if a.pace is None:
+        return False
+    cap = a.pacing.fast_cap if a.pacing is not None else None
+    capped = cap is not None and a.pace.fast_today >= cap
+    return a.pace.phase != "active" or a.pace.gap_until is not None or capped

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from routing.catalog import Catalog
 from routing.model import AccountState, Mode, Plan, Setting, SlotKind
+from routing.pacing import Pacing, Tier
 from routing.results import Outcome
 from routing.snapshot import AccountFigures
 from routing.store import PoolStore
@@ -28,6 +29,30 @@ async def test_snapshot_totals(store: PoolStore, catalog: Catalog, clock: FakeCl
     assert snapshot.slot_capacity == {SlotKind.FAST: 15, SlotKind.RELAX: 6}  # active only
     assert snapshot.slots_in_use == {SlotKind.FAST: 1, SlotKind.RELAX: 2}
     assert (snapshot.relax_capable, snapshot.staged, snapshot.per_account) == (2, 0, ())
+
+
+async def test_usable_fast_time_leaves_out_accounts_that_take_no_fast_work(
+    store: PoolStore, catalog: Catalog, clock: FakeClock
+) -> None:
+    """Paused, cooling, disabled and draining accounts' fast time (and a relax setting's) is
+    in the total, not in what routing can spend; pacing's hold is shown apart."""
+    await add(store, 1, Plan.PRO, fast_seconds_left=1000)
+    await add(store, 2, Plan.PRO, fast_seconds_left=2000, state=AccountState.PAUSED)
+    await add(store, 3, Plan.PRO, fast_seconds_left=4000, state=AccountState.DISABLED)
+    await add(store, 4, Plan.PRO, fast_seconds_left=8000, state=AccountState.DRAINING)
+    await add(store, 5, Plan.PRO, fast_seconds_left=16000)
+    await store.set_state(5, AccountState.COOLING, until=clock() + 60)
+    await add(store, 6, Plan.PRO, fast_seconds_left=32000, setting=Setting.RELAX)
+    await add(store, 7, Plan.PRO, fast_seconds_left=64000, fast_slots=1,
+              pacing=Pacing(tier=Tier.BACKUP))  # fmt: skip
+    await add(store, 8, Plan.PRO, fast_seconds_left=128000, pacing=Pacing(fast_cap=0))
+    reserved(await root(store, "f1", exclude=[1, 8]))  # on 7, the backup: its one slot busy
+    snapshot = await catalog.pool_snapshot()
+    assert snapshot.fast_seconds_left == 255000 - 60  # every account's, less 7's reserved
+    assert snapshot.fast_seconds_usable == 1000 + 63940 + 128000  # 1, 7 (busy), 8 (capped)
+    assert snapshot.fast_seconds_held == 128000  # 8: at its fast cap
+    expected = totals_from_accounts(await catalog.list_accounts(), await store.staged_count())
+    assert await catalog.pool_snapshot(per_account=True) == expected
 
 
 async def test_snapshot_per_account_figures(store: PoolStore, catalog: Catalog) -> None:
