@@ -25,6 +25,7 @@ from routing.errors import RoutingError, StoreError, store_errors, translated
 from routing.pooldiff import describe
 from routing.poolfile import PoolChange, PoolFile, parse_pool_file
 from routing.storeops import StoreOp
+from routing.upkeep import recount_fast
 
 if TYPE_CHECKING:
     from gateway.state import MjGate
@@ -79,11 +80,13 @@ async def _mark(gate: MjGate) -> None:
 
 
 async def load(gate: MjGate, *, why: str = "start") -> None:
-    """Scripts, pool file, strategy override, epoch; raises StoreError or a file error."""
+    """Scripts, layout, fast-time aggregates, pool file, strategy override, epoch; raises
+    StoreError or a file error."""
     settings = gate.settings
     await gate.store.load_scripts()
     async with store_errors(StoreOp.UPGRADE):
         await upgrade_layout(gate.redis, gate.store.keys)
+    await recount_fast(gate.store)
     await _mark(gate)  # first: a file that does not load leaves a marked store all the same
     pool = read_pool_file(gate)
     if pool is not None:

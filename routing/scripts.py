@@ -67,6 +67,7 @@ SCRIPT_NAMES = (
     "track_claim",
     "track_take",
     "pace_plan",
+    "recount_fast",
 )
 
 

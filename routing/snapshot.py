@@ -5,10 +5,10 @@ change accounts: each account contributes a pure function of its fields, and eve
 applies the difference between an account's old and new contribution. Reading the totals is
 one HGETALL; per-account figures are one pipeline of HMGETs.
 
-The fast time the routing can spend (`fast_seconds_usable`) is read off the selection indexes
-that hold the accounts fast work can go to, scored by their fast seconds left (`ix:ff`,
-`ix:fb`, `ix:fp` and the backup tier's): the scripts' own rule (indexes.lua's `eligible`), in
-the same round trip, O(those accounts). An aggregate kept by the scripts would make it O(1).
+The fast time the routing can spend (`fast_seconds_usable`) is the total less the aggregate
+`flx` (fast seconds on accounts not active or set to relax), and the part pacing holds now is
+`flh` (indexes.lua's contribution; counted again from the fast indexes at every start,
+routing.upkeep.recount_fast).
 """
 
 from __future__ import annotations
@@ -67,18 +67,8 @@ class PoolSnapshot:
         return sum(self.accounts.values())
 
 
-# The selection indexes scored by fast seconds left: the accounts fast work can go to, per
-# tier, with a free fast slot (ff), every fast slot busy (fb), or held by pacing (fp).
-FAST_INDEXES = ("ff", "fb", "fp", "bff", "bfb", "bfp")
-HELD_INDEXES = frozenset({"fp", "bfp"})
-
-
-def from_totals(
-    totals: Mapping[str, str], staged: int, fast: Mapping[str, Sequence[Any]] | None = None
-) -> PoolSnapshot:
-    """Build a snapshot (without per-account figures) from the aggregates hash and the
-    members of FAST_INDEXES with their scores (`fast`, by index name)."""
-    left = {name: sum(int(score) for _, score in rows) for name, rows in (fast or {}).items()}
+def from_totals(totals: Mapping[str, str], staged: int) -> PoolSnapshot:
+    """Build a snapshot (without per-account figures) from the aggregates hash."""
     accounts: dict[tuple[Plan, AccountState, Setting], int] = {}
     for name, value in totals.items():
         if name.startswith("n|") and int(value) > 0:
@@ -99,8 +89,8 @@ def from_totals(
             count for (_, state, _), count in accounts.items() if state is AccountState.ACTIVE
         )
         - total("held"),
-        fast_seconds_usable=sum(left.values()),
-        fast_seconds_held=sum(n for name, n in left.items() if name in HELD_INDEXES),
+        fast_seconds_usable=total("fl") - total("flx"),
+        fast_seconds_held=total("flh"),
     )
 
 
@@ -126,20 +116,17 @@ def figures(ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> tuple[AccountF
 
 
 async def read(redis: Redis, keys: Keys, timeout: float | None, per_account: bool) -> PoolSnapshot:
-    """The totals (one HGETALL, the staged count, the fast indexes' scores) and, with
+    """The totals (one HGETALL, the staged count) and, with
     `per_account`, every account's figures (one pipeline of HMGETs): two round trips at most,
     whatever the pool's size."""
     async with store_errors(StoreOp.POOL_SNAPSHOT, timeout):
         async with redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.pool_totals())
             pipe.zcard(keys.staged_queue())
-            for name in FAST_INDEXES:
-                pipe.zrange(keys.index(name), 0, -1, withscores=True)
             if per_account:
                 pipe.smembers(keys.accounts())
             replies = await pipe.execute()
-        fast = dict(zip(FAST_INDEXES, replies[2 : 2 + len(FAST_INDEXES)], strict=True))
-        totals = from_totals(codec.fields(replies[0]), int(replies[1]), fast)
+        totals = from_totals(codec.fields(replies[0]), int(replies[1]))
         if not per_account:
             return totals
         ids = sorted(int(item) for item in replies[-1])

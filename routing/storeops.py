@@ -27,6 +27,7 @@ class StoreOp(StrEnum):
     CANCEL_STAGED = "cancel_staged"
     STAGED_COUNT = "staged_count"
     TICK = "tick"
+    RECOUNT_FAST = "recount_fast"
     SET_STATE = "set_state"
     SET_FAST_TIME = "set_fast_time"
     # what the pool is (routing.catalog.Catalog)

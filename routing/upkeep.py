@@ -67,3 +67,10 @@ async def _replan(store: PoolStore, limit: int) -> list[int]:
         return []
     done = await store.run(StoreOp.TICK, "pace_plan", *args)
     return [int(item) for item in done]
+
+
+async def recount_fast(store: PoolStore) -> tuple[int, int]:
+    """Count the fast-time aggregates again from the fast indexes (`recount_fast.lua`), at
+    every start: the usable and the held fast seconds."""
+    usable, held = await store.run(StoreOp.RECOUNT_FAST, "recount_fast")
+    return int(usable), int(held)

@@ -84,6 +84,14 @@ local function contribution(a)
   if not a then return c end
   c['n|' .. a.p .. '|' .. a.st .. '|' .. a.se] = 1
   c.fl = a.fl
+  -- Fast time routing can't spend (`flx`: not active, setting relax) and the part of what it
+  -- can that pacing holds now (`flh`): the usable fast time is fl - flx, and neither changes
+  -- when an unpaced account's fast time does (recount_fast.lua sets both once per start).
+  if a.st == 'active' and a.se == 'fast' then
+    if not pace_root_ok(a, 'f') then c.flh = a.fl end
+  else
+    c.flx = a.fl
+  end
   if a.st == 'active' then
     c.fc, c.fu, c.rc, c.ru = a.fs, a.fi, a.rs, a.ri
     if relax_capable(a) then

@@ -30,6 +30,7 @@ from routing.results import Outcome
 from routing.schedule import CheckSchedule
 from routing.scripts import SCRIPT_NAMES, pool_library, source
 from routing.store import PoolStore
+from routing.upkeep import recount_fast
 from tests.routing.helpers import FakeClock, add, child, reserved, root, staged
 
 
@@ -156,6 +157,7 @@ async def test_every_script_runs_on_a_cluster_within_one_slot(
             clock.advance(3600)
             await store.claim_expired_leases(10, 30)  # claim_leases
             await store.tick()  # tick
+            await recount_fast(store)  # recount_fast
             await store.set_fast_time(2, 100)  # set_fast_time
             await store.set_state(2, AccountState.PAUSED)  # set_state
             await Catalog(store).remove_account(2, force=True)  # remove_account

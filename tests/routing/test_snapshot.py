@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from redis.asyncio import Redis
+
 from routing.catalog import Catalog
+from routing.keys import Keys
 from routing.model import AccountState, Mode, Plan, Setting, SlotKind
 from routing.pacing import Pacing, Tier
 from routing.results import Outcome
 from routing.snapshot import AccountFigures
 from routing.store import PoolStore
+from routing.upkeep import recount_fast
 from tests.routing.helpers import FakeClock, add, reserved, root, staged, totals_from_accounts
 
 
@@ -53,6 +57,22 @@ async def test_usable_fast_time_leaves_out_accounts_that_take_no_fast_work(
     assert snapshot.fast_seconds_held == 128000  # 8: at its fast cap
     expected = totals_from_accounts(await catalog.list_accounts(), await store.staged_count())
     assert await catalog.pool_snapshot(per_account=True) == expected
+
+
+async def test_fast_time_totals_kept_before_they_existed_are_counted_again_at_start(
+    store: PoolStore, catalog: Catalog, redis: Redis, keys: Keys
+) -> None:
+    """A pool whose totals an older version kept has no `flx`/`flh`: every account's fast
+    time would read as usable. The recount every start runs puts them right, O(1) after."""
+    await add(store, 1, Plan.PRO, fast_seconds_left=1000)
+    await add(store, 2, Plan.PRO, fast_seconds_left=2000, state=AccountState.PAUSED)
+    await add(store, 3, Plan.PRO, fast_seconds_left=4000, pacing=Pacing(fast_cap=0))
+    await redis.hdel(keys.pool_totals(), "flx", "flh")  # as an older version left them
+    assert (await catalog.pool_snapshot()).fast_seconds_usable == 7000
+    assert await recount_fast(store) == (5000, 4000)
+    snapshot = await catalog.pool_snapshot()
+    assert (snapshot.fast_seconds_usable, snapshot.fast_seconds_held) == (5000, 4000)
+    assert await recount_fast(store) == (5000, 4000)  # the same again: nothing drifts
 
 
 async def test_snapshot_per_account_figures(store: PoolStore, catalog: Catalog) -> None:
