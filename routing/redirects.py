@@ -51,7 +51,9 @@ def redirection(reply: ResponseError) -> bytes | None:
 def no_functions(message: str) -> bool:
     """Is this the error of a server without Redis Functions (before 7.0)?"""
     lowered = message.lower()
-    return lowered.startswith("err unknown command") and "fcall" in lowered
+    return lowered.startswith("err unknown command") and (
+        "fcall" in lowered or "function" in lowered
+    )
 
 
 def error(reply: ResponseError) -> ResponseError:

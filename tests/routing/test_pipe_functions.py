@@ -73,6 +73,23 @@ async def test_a_missing_function_runs_as_eval_in_order_and_its_library_is_loade
             await _on_node_of(redis, key, "FUNCTION", "DELETE", library.name)
 
 
+async def test_loading_the_library_on_a_server_without_functions_says_it_cannot() -> None:
+    """What a start on the embedded server (Redis 6.2) does first: FUNCTION LOAD is an
+    unknown command there; the pipe uses EVALSHA from then on."""
+    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="mjp")))
+    client = Redis.from_url(server.start())
+    pipe = Pipe.of(client)
+    library, script = _library("old-load")
+    try:
+        assert await load_library(pipe, library, "k") is False
+        assert not pipe.scripts.functions
+        assert await _push(pipe, library, script, "k", "a") == 1
+    finally:
+        await pipe.aclose()
+        await client.aclose()
+        server.stop()
+
+
 async def test_a_server_without_functions_gets_evalsha() -> None:
     """Redis 6.2 (the embedded server) has no FCALL: the call runs as EVAL, and from then on
     the pipe sends EVALSHA; loading the library says it can't."""
