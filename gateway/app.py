@@ -133,6 +133,7 @@ def create_app(
             metrics=metrics,
             outbox=outbox,
             policies=clients,
+            clients=clients,
             alerts=alerts,
             webhook=credentials.goapi_webhook(settings),
             clock=clock,

@@ -103,6 +103,27 @@ class RecordStore:
         send = self.pipe.send(b"ZREM", self.keys.open_tasks(client_id), task_id)
         return self._call(StoreOp.RECORD_INDEX, lambda: send)
 
+    def remap(self, record: TaskRecord) -> Coroutine[Any, Any, Any]:
+        """Write the upstream-id map of a sent task again (a failover lost it)."""
+        assert record.upstream_id is not None
+        key = self.keys.upstream_task(record.upstream_id)
+        send = self.pipe.send(b"SET", key, record.task_id, b"EX", self.ttl)
+        return self._call(StoreOp.RECORD_SAVE, lambda: send)
+
+    async def open_after(
+        self, client_id: str, after: float, before: float, limit: int
+    ) -> list[tuple[str, float]]:
+        """The client's open tasks created after `after` and before `before` (unix s), oldest
+        first, with their creation times."""
+        key = self.keys.open_tasks(client_id)
+        raw = await self._call(
+            StoreOp.RECORD_INDEX,
+            lambda: self.pipe.send(
+                b"ZRANGEBYSCORE", key, f"({after}", f"({before}", b"WITHSCORES", b"LIMIT", 0, limit
+            ),
+        )
+        return [(_text(raw[i]), float(raw[i + 1])) for i in range(0, len(raw), 2)]
+
     async def open_before(self, client_id: str, before: float, limit: int = 1000) -> list[str]:
         """The client's open tasks created before `before` (unix s), oldest first. An index:
         the records say whether each is still open."""

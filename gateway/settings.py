@@ -74,6 +74,7 @@ class Settings:
     poll_refresh_timeout: float = 2.0
     lease_seconds: float = 120.0
     reconcile_interval: float = 2.0
+    sweep_interval: float = 60.0
     staged_limit: int = 50
     staged_timeout: float = 900.0
     task_ttl: int = 7 * 86400

@@ -199,6 +199,10 @@ SETTINGS: tuple[Variable, ...] = (
             _positive_float),
     Variable("MJGATE_RECONCILE_INTERVAL", "reconcile_interval", "2",
             "seconds between reconciler/dispatcher passes in each replica", _positive_float),
+    Variable("MJGATE_SWEEP_INTERVAL", "sweep_interval", "60",
+            "seconds between sweeps for open tasks nothing holds (a failover lost their "
+            "reservation, queue entry or check: tracked again or ended; one replica per pass)",
+            _positive_float),
     Variable("MJGATE_STAGED_LIMIT", "staged_limit", "50", "staged tasks allowed per client key",
             _positive_int),
     Variable("MJGATE_STAGED_TIMEOUT", "staged_timeout", "900",

@@ -137,3 +137,8 @@ class Keys:
     def outbox_attempts(self) -> str:
         """Delivery attempts so far, per task id."""
         return f"{self.prefix}:{{outbox}}:attempts"
+
+    # -- the sweep of open tasks nothing holds (gateway.tasks.sweeping) ---------------------
+    def sweep_lock(self) -> str:
+        """Held by the replica sweeping now, for one pass's length."""
+        return f"{self.prefix}:{{sweep}}:lock"

@@ -50,6 +50,7 @@ class StoreOp(StrEnum):
     RECORD_LOAD = "record_load"
     RECORD_LOOKUP = "record_lookup"
     RECORD_INDEX = "record_index"
+    SWEEP = "sweep"
     RECORD_DELETE = "record_delete"
     IDEMPOTENCY = "idempotency"
     KEY_LOOKUP = "key_lookup"

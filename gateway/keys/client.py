@@ -58,6 +58,10 @@ class StaticKeys:
     def __init__(self, secrets: tuple[str, ...]) -> None:
         self._digests = [(hashlib.sha256(s.encode()).digest(), key_id(s)) for s in secrets]
 
+    def ids(self) -> list[str]:
+        """The keys' ids (their clients' ids)."""
+        return [kid for _, kid in self._digests]
+
     def has(self, kid: str) -> bool:
         """Is `kid` the id of one of these keys (they have no policy to change)?"""
         return any(known == kid for _, known in self._digests)

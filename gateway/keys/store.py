@@ -186,6 +186,13 @@ class KeyStore:
 
         return await self._call(StoreOp.KEY_LIST, read)
 
+    async def client_ids(self) -> tuple[str, ...]:
+        """Every client id that may have tasks: the static keys' and the managed keys'."""
+        members = await self._call(
+            StoreOp.KEY_LIST, lambda: self.redis.zrange(self.keys.client_keys(), 0, -1)
+        )
+        return (*self.static.ids(), *(_text(m) for m in members if isinstance(m, bytes | str)))
+
     async def update(self, kid: str, change: Callable[[KeyInfo], KeyInfo]) -> KeyInfo | None:
         """Replace a managed key's name and policy with those of `change(the key as stored)`
         (which may raise to refuse it); None when there is no managed key with this id. A

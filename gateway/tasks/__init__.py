@@ -19,6 +19,8 @@
   schedule (`routing.schedule`), the reconciler of expired leases; the maintenance tick;
 - `handoff`: queues from the stages to the loops (staged tasks a settle reserved, records for
   client webhooks, webhook news that arrived while Redis was down); nothing calls back up;
+- `sweeping`: open tasks nothing holds any more (a failover lost their reservation, queue
+  entry or check): tracked again or ended;
 - `loops`: the background loops, which only drain queues and run passes.
 """
 
@@ -39,6 +41,7 @@ from gateway.tasks.loops import Loops
 from gateway.tasks.refusals import AccountRefusals
 from gateway.tasks.rerouting import KeyPolicies, Rerouter
 from gateway.tasks.sending import Sender
+from gateway.tasks.sweeping import ClientIds, Sweeper
 from gateway.tasks.tracking import Tracker
 from gateway.upstream import UpstreamClient
 from gateway.webhooks.alerts import AlertWebhook
@@ -57,6 +60,7 @@ class Tasks:
     sender: Sender
     creator: Creator
     checker: Checker
+    sweeper: Sweeper
     loops: Loops
 
 
@@ -69,6 +73,7 @@ def build(
     metrics: Metrics,
     outbox: Outbox,
     policies: KeyPolicies,
+    clients: ClientIds,
     webhook: dict[str, str] | None,
     clock: Callable[[], float],
     alerts: AlertWebhook | None = None,
@@ -131,10 +136,21 @@ def build(
         metrics=metrics,
         handoff=handoff,
     )
+    sweeper = Sweeper(
+        store=store,
+        records=records,
+        checker=checker,
+        tracker=tracker,
+        clients=clients,
+        grace=2 * settings.lease_seconds,
+        every=settings.sweep_interval,
+        clock=clock,
+    )
     loops = Loops(
         store=store,
         schedule=schedule,
         checker=checker,
+        sweeper=sweeper,
         sender=sender,
         tracker=tracker,
         handoff=handoff,
@@ -142,4 +158,5 @@ def build(
         interval=settings.reconcile_interval,
         lease_seconds=settings.lease_seconds,
     )
-    return Tasks(handoff, schedule, tracker, Canceller(tracker), sender, creator, checker, loops)
+    canceller = Canceller(tracker)
+    return Tasks(handoff, schedule, tracker, canceller, sender, creator, checker, sweeper, loops)

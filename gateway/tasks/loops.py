@@ -4,6 +4,7 @@ queue or runs one pass of a component, and keeps running whatever a pass raises.
 - check: the completion tracker (`Checker.check_due`), woken for the earliest next check;
 - reconcile: reservations whose lease ran out (`Checker.reconcile`);
 - upkeep: renewals, cooling deadlines, staged timeouts (`Checker.upkeep`);
+- sweep: open tasks nothing holds any more (`Sweeper.sweep`), every MJGATE_SWEEP_INTERVAL;
 - dispatch: staged tasks reserved as slots free (`PoolStore.dispatch_staged`), put in the
   Handoff; woken at once when a settle asks, otherwise every MJGATE_RECONCILE_INTERVAL;
 - handoff: the Handoff's reserved staged tasks sent (`Sender.send_staged`), dropped ones failed
@@ -28,6 +29,7 @@ from gateway.errors import GatewayError
 from gateway.tasks.checking import Checker
 from gateway.tasks.handoff import Handoff
 from gateway.tasks.sending import Sender
+from gateway.tasks.sweeping import Sweeper
 from gateway.tasks.tracking import Tracker
 from gateway.webhooks.outbound import Outbox
 from routing.errors import RoutingError, StoreError
@@ -61,6 +63,7 @@ class Loops:
         store: PoolStore,
         schedule: CheckSchedule,
         checker: Checker,
+        sweeper: Sweeper,
         sender: Sender,
         tracker: Tracker,
         handoff: Handoff,
@@ -71,6 +74,7 @@ class Loops:
         self.store = store
         self.schedule = schedule
         self.checker = checker
+        self.sweeper = sweeper
         self.sender = sender
         self.tracker = tracker
         self.handoff = handoff
@@ -86,6 +90,7 @@ class Loops:
             "check": lambda: self._loop("check", self.check, self._until_next_check),
             "reconcile": lambda: self._loop("reconcile", self.checker.reconcile, self._sleep),
             "upkeep": lambda: self._loop("upkeep", self.checker.upkeep, self._sleep),
+            "sweep": lambda: self._loop("sweep", self.sweeper.sweep, self._sweep_wait),
             "dispatch": lambda: self._loop("dispatch", self.dispatch, self._dispatch_wanted),
             "deliver": lambda: self._loop("deliver", self.deliver, self._deliveries),
             "handoff": self._drain_handoff,
@@ -128,6 +133,9 @@ class Loops:
     # -- waits ------------------------------------------------------------------------------
     async def _sleep(self) -> None:
         await asyncio.sleep(self.interval)
+
+    async def _sweep_wait(self) -> None:
+        await asyncio.sleep(self.sweeper.every)
 
     async def _wait_for(self, event: asyncio.Event, timeout: float) -> None:
         # asyncio.timeout, not wait_for: wait_for can swallow a cancellation that arrives as

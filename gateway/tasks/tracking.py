@@ -204,22 +204,30 @@ class Tracker:
         )
 
     # -- endings mjgate decides -------------------------------------------------------------
-    async def fail(self, record: TaskRecord, error_type: str, message: str) -> TaskRecord:
+    async def fail(
+        self, record: TaskRecord, error_type: str, message: str, *, only_if: str = ""
+    ) -> bool:
         """End a task as `failed` with `error.type` (its reservation, if any, is the
-        caller's to settle)."""
+        caller's to settle). `only_if`: only if the stored record's status is still that
+        one; False, and nothing done, when it is not."""
         record = record.evolve(
             status=TaskStatus.FAILED,
             error_type=error_type,
             error_message=message,
             updated_at=self.clock(),
         ).with_event("failed", error_type=error_type)
-        await asyncio.gather(
-            self.records.save(record), self.records.closed(record.client_id, record.task_id)
-        )
+        if only_if:
+            if not await self.records.save_if(record, only_if):
+                return False
+            await self.records.closed(record.client_id, record.task_id)
+        else:
+            await asyncio.gather(
+                self.records.save(record), self.records.closed(record.client_id, record.task_id)
+            )
         ended = Outcome.CANCELLED if error_type == "cancelled" else Outcome.FAILED
         self.metrics.task_finished(record.task_type, record.mode or "none", ended, None)
         self.handoff.change(record)
-        return record
+        return True
 
     async def lose(self, record: TaskRecord) -> None:
         """The upstream no longer knows a task it accepted."""
