@@ -69,6 +69,7 @@ class Outcome(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    REFUSED = "refused"  # the upstream refused the create: never ran; its daily-cap count back
 
 
 @dataclass(frozen=True)

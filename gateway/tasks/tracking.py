@@ -100,6 +100,11 @@ class Tracker:
     async def release(self, task_id: str) -> None:
         await self.settle(task_id, Outcome.FAILED)
 
+    async def unsent(self, task_id: str) -> None:
+        """The upstream refused the task's create (it never ran): its reservation released,
+        its count toward the account's daily cap given back."""
+        await self.settle(task_id, Outcome.REFUSED)
+
     # -- news -------------------------------------------------------------------------------
     async def mode_used(self, record: TaskRecord, task: dict[str, Any]) -> TaskRecord:
         """A task reserved fast or turbo that the upstream says it ran relax

@@ -114,6 +114,8 @@ local function decide_child(pid, pmode, cost)
 end
 
 -- Take the slot and the fast time; returns {'R', bot_id, mode, cost, decision, staged, task}.
+-- The reservation's fields: b bot_id, m mode, c cost, d decision, s staged, g incarnation,
+-- pd the day pacing counted it in, and `extra`'s.
 -- `kind` root | child: what pacing counts (caps, gaps). `extra`: more fields for the
 -- reservation (a client key's quota charge), or nil.
 local function reserve(task, id, mode, cost, decision, lease_ms, staged, kind, extra)
@@ -124,10 +126,14 @@ local function reserve(task, id, mode, cost, decision, lease_ms, staged, kind, e
   else
     a.fi, a.fl, a.fr = a.fi + 1, a.fl - cost, a.fr + cost
   end
-  pace_take(a, kind, mode, task)
+  local day = pace_take(a, kind, mode, task)
   acct_save(old, a)
-  redis.call('HSET', k_res(task), 'b', id, 'm', mode, 'c', cost, 'd', decision, 's', staged,
-             'g', a.g, unpack(extra or {}))
+  local fields = {'b', id, 'm', mode, 'c', cost, 'd', decision, 's', staged, 'g', a.g,
+                  unpack(extra or {})}
+  if day then -- the day pacing counted it in (settle gives a refused one back)
+    fields[#fields + 1], fields[#fields + 2] = 'pd', n2s(day)
+  end
+  redis.call('HSET', k_res(task), unpack(fields))
   redis.call('ZADD', K.lease, n2s(NOW + lease_ms), task)
   return {'R', tonumber(id), mode, cost, decision, staged, task}
 end

@@ -65,15 +65,27 @@ local function pace_advance(a)
 end
 
 -- Count a submission on its account (caps) and start its gap. `jitter_key` makes the
--- gap's random part: the first 32 bits of SHA-1(task id), modulo jitter + 1 ms.
+-- gap's random part: the first 32 bits of SHA-1(task id), modulo jitter + 1 ms. Returns the
+-- day it was counted in (its end, the next local midnight), nil when not counted.
 local function pace_take(a, kind, mode, jitter_key)
-  if not a.tz then return end
+  if not a.tz then return nil end
+  local day
   if kind == 'root' or a.cc ~= '0' then
     if mode == 'relax' then a.nr = (a.nr or 0) + 1 else a.nf = (a.nf or 0) + 1 end
+    day = a.de
   end
   local gap = a.gm or 0
   if a.gj and a.gj > 0 then
     gap = gap + tonumber(string.sub(redis.sha1hex(jitter_key), 1, 8), 16) % (a.gj + 1)
   end
   if gap > 0 then a.gp, a.gr = '1', NOW + gap else a.gp, a.gr = nil, nil end
+  return day
+end
+
+-- A submission the upstream refused (it never ran): its count given back, if the day it was
+-- counted in (`day`, pace_take's) is still the account's today. Its gap stays.
+local function pace_untake(a, mode, day)
+  if day == nil or a.de ~= day then return end
+  if mode == 'relax' then a.nr = math.max(0, (a.nr or 0) - 1)
+  else a.nf = math.max(0, (a.nf or 0) - 1) end
 end

@@ -1,10 +1,11 @@
 -- settle: end a reservation exactly once: free its slot; a completed task keeps the fast time
--- it reserved, a failed or cancelled one gets it back. An account left with no fast time at
+-- it reserved, a failed, cancelled or refused one gets it back; a refused one (the upstream
+-- refused its create: it never ran) also gives back its count toward the daily cap. An account left with no fast time at
 -- all (left and reserved both 0) switches to setting relax. The task leaves the completion-check
 -- schedule (track_claim) with its reservation. An account removed (or removed
 -- and created again) since the reservation is not touched.
 -- KEYS[1] pool meta hash   ARGV[1] key base   ARGV[2] now (unix ms)
--- ARGV[3] task id          ARGV[4] outcome: completed | failed | cancelled
+-- ARGV[3] task id          ARGV[4] outcome: completed | failed | cancelled | refused
 -- ARGV[5] dispatch: at most this many staged tasks to hand the freed slot to at once (0: none)
 -- ARGV[6] lease (ms) for dispatched entries that have none   ARGV[7] dispatch window
 -- Returns {bot_id, mode, outcome, refunded fast seconds, {dispatched...}} (as dispatch_staged's
@@ -14,7 +15,8 @@
 -- quota charge (tenants.lua) is given back like the fast time (failed or cancelled), and its
 -- task in flight ends before the hand-over.
 local task, outcome = ARGV[3], ARGV[4]
-local r = redis.call('HMGET', k_res(task), 'b', 'm', 'c', 'g', 'qk', 'qd', 'qm', 'qf', 'qi')
+local r = redis.call('HMGET', k_res(task), 'b', 'm', 'c', 'g', 'qk', 'qd', 'qm', 'qf', 'qi',
+                    'pd')
 if not r[1] then return nil end
 if r[5] then
   if r[9] == '1' then TN.flight_end(r[5]) end
@@ -41,6 +43,7 @@ if old and old.g == r[4] then
       refunded = held
     end
   end
+  if outcome == 'refused' then pace_untake(a, mode, tonumber(r[10])) end
   if a.se == 'fast' and a.fl <= 0 and a.fr <= 0 then change_setting(a, 'relax', 'no_fast_time') end
   acct_save(old, a)
 end

@@ -104,10 +104,12 @@ class Account:
         times = [self.day_end, self.gap_until, plan(self.profile, now).until]
         return min(t for t in times if t is not None)
 
-    def take(self, kind: str, mode: str, task_id: str, now: int) -> None:
-        """A submission: checks the rules it must meet, then counts it and starts a gap."""
+    def take(self, kind: str, mode: str, task_id: str, now: int) -> int | None:
+        """A submission: checks the rules it must meet, then counts it and starts a gap.
+        Returns the day it was counted in (its end), None when not counted."""
         if self.profile is None:
-            return
+            return None
+        day = None
         cls = "relax" if mode == "relax" else "fast"
         if kind == "root":
             assert self.root_ok(cls, now)
@@ -115,6 +117,7 @@ class Account:
             assert self.phase(now) != OFF
             assert not (self.profile.caps_count_children and self.capped(cls))
         if kind == "root" or self.profile.caps_count_children:
+            day = self.day_end
             if cls == "relax":
                 self.relax_today += 1
             else:
@@ -124,6 +127,16 @@ class Account:
         if jitter_ms:
             gap += int(hashlib.sha1(task_id.encode()).hexdigest()[:8], 16) % (jitter_ms + 1)
         self.gap_until = now + gap if gap > 0 else None
+        return day
+
+    def untake(self, mode: str, day: int | None) -> None:
+        """A refused submission: its count back, if counted in the account's today."""
+        if day is None or day != self.day_end:
+            return
+        if mode == "relax":
+            self.relax_today = max(0, self.relax_today - 1)
+        else:
+            self.fast_today = max(0, self.fast_today - 1)
 
     @property
     def fast_eligible(self) -> bool:
@@ -150,6 +163,7 @@ class Held:
     mode: str
     cost: int
     lease: int
+    day: int | None = None  # the day pacing counted it in
 
 
 @dataclass
@@ -297,14 +311,14 @@ class Pool:
     ) -> Decision:
         _, bot_id, mode, cost, decision = d
         a = self.accounts[int(str(bot_id))]
-        a.take(kind, str(mode), task_id, now)
+        day = a.take(kind, str(mode), task_id, now)
         if mode == "relax":
             a.relax_in_flight += 1
         else:
             a.fast_in_flight += 1
             a.left -= int(str(cost))
             a.reserved += int(str(cost))
-        self.held[task_id] = Held(a.bot_id, str(mode), int(str(cost)), lease)
+        self.held[task_id] = Held(a.bot_id, str(mode), int(str(cost)), lease, day)
         return ("R", bot_id, mode, cost, decision, staged)
 
     def _stage(self, d: Decision, entry: Waiting, limit: int) -> Decision:
@@ -393,6 +407,8 @@ class Pool:
                 else:
                     a.left += kept
                     refunded = kept
+            if outcome == "refused":
+                a.untake(held.mode, held.day)
             if a.setting is Setting.FAST and a.left <= 0 and a.reserved <= 0:
                 a.setting = Setting.RELAX
         return (held.bot_id, held.mode, outcome, refunded)
