@@ -91,20 +91,23 @@ async def test_a_staged_task_that_lost_its_queue_entry_fails_as_task_lost(
         assert record is not None and record.error_type == "task_lost"
 
 
+async def open_record(h: Harness, task_id: str, age: float) -> TaskRecord:
+    """A reserved task's record `age` seconds old, in its client's open tasks, held by
+    nothing (no reservation, no staged entry)."""
+    at = time.time() - age
+    record = TaskRecord(task_id, key_id(CLIENT_KEY), "imagine", TaskStatus.RESERVED, {},
+                        created_at=at, updated_at=at)  # fmt: skip
+    await h.gate.records.save(record)
+    await h.gate.records.opened(record)
+    return record
+
+
 async def test_a_task_never_sent_and_held_by_nothing_fails_as_outcome_unknown(
     redis: Redis, prefix: str, keys: Keys
 ) -> None:
     async with harness(redis, prefix, accounts=ONE, webhooks=False, settings=SETTINGS) as h:
-        client = key_id(CLIENT_KEY)
-        old = time.time() - 10
-        record = TaskRecord("orphan-1", client, "imagine", TaskStatus.RESERVED, {},
-                            created_at=old, updated_at=old)  # fmt: skip
-        await h.gate.records.save(record)
-        await h.gate.records.opened(record)
-        fresh = TaskRecord("fresh-1", client, "imagine", TaskStatus.RESERVED, {},
-                           created_at=time.time(), updated_at=time.time())  # fmt: skip
-        await h.gate.records.save(fresh)
-        await h.gate.records.opened(fresh)
+        await open_record(h, "orphan-1", 10)
+        await open_record(h, "fresh-1", 0)
         assert await sweep(h, redis, keys) == 1  # the fresh one may be a create in progress
         ended = await h.gate.records.load("orphan-1")
         assert ended is not None and ended.error_type == "upstream_outcome_unknown"
@@ -117,12 +120,7 @@ async def test_a_record_that_changed_meanwhile_is_not_ended(
 ) -> None:
     """The sweep ends a task only if its record is still as it read it (compare-and-set)."""
     async with harness(redis, prefix, accounts=ONE, webhooks=False, settings=SETTINGS) as h:
-        client = key_id(CLIENT_KEY)
-        old = time.time() - 10
-        record = TaskRecord("racing-1", client, "imagine", TaskStatus.RESERVED, {},
-                            created_at=old, updated_at=old)  # fmt: skip
-        await h.gate.records.save(record)
-        await h.gate.records.opened(record)
+        record = await open_record(h, "racing-1", 10)
         moved = record.evolve(status=TaskStatus.STAGED)
         await h.gate.records.save(moved)  # what the sweep will not have read
         assert not await h.gate.tasks.tracker.fail(

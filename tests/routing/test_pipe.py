@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,6 @@ from gateway.local.embedded import EmbeddedRedis
 from routing.pipe import Address, Pipe
 
 pytestmark = pytest.mark.topologies
-
-
-@pytest.fixture
-async def pipe(redis: Redis) -> AsyncIterator[Pipe]:
-    pipe = Pipe.of(redis)
-    yield pipe
-    await pipe.aclose()
 
 
 def _private_server(*extra: str) -> EmbeddedRedis:

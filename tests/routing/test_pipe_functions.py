@@ -26,13 +26,6 @@ from tests.routing.test_pipe import _on_node_of
 pytestmark = pytest.mark.topologies
 
 
-@pytest.fixture
-async def pipe(redis: Redis) -> AsyncIterator[Pipe]:
-    pipe = Pipe.of(redis)
-    yield pipe
-    await pipe.aclose()
-
-
 def _library(prefix: str) -> tuple[Library, str]:
     """A one-function library named after the test (so deleting it touches nothing else),
     and the same script as EVAL source."""
@@ -42,6 +35,20 @@ def _library(prefix: str) -> tuple[Library, str]:
     register = f"redis.register_function('{function}', function(KEYS, ARGV)\n{script}\nend)"
     code = f"#!lua name={name}\n{register}"
     return Library(name, code, {"push": function}), script
+
+
+@contextlib.asynccontextmanager
+async def _old_server() -> AsyncIterator[Pipe]:
+    """A pipe to a private Redis 6.2 (the embedded server: no Functions)."""
+    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="mjp")))
+    client = Redis.from_url(server.start())
+    pipe = Pipe.of(client)
+    try:
+        yield pipe
+    finally:
+        await pipe.aclose()
+        await client.aclose()
+        server.stop()
 
 
 def _push(pipe: Pipe, library: Library, script: str, key: str, value: str) -> Any:
@@ -76,38 +83,24 @@ async def test_a_missing_function_runs_as_eval_in_order_and_its_library_is_loade
 async def test_loading_the_library_on_a_server_without_functions_says_it_cannot() -> None:
     """What a start on the embedded server (Redis 6.2) does first: FUNCTION LOAD is an
     unknown command there; the pipe uses EVALSHA from then on."""
-    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="mjp")))
-    client = Redis.from_url(server.start())
-    pipe = Pipe.of(client)
     library, script = _library("old-load")
-    try:
+    async with _old_server() as pipe:
         assert await load_library(pipe, library, "k") is False
         assert not pipe.scripts.functions
         assert await _push(pipe, library, script, "k", "a") == 1
-    finally:
-        await pipe.aclose()
-        await client.aclose()
-        server.stop()
 
 
 async def test_a_server_without_functions_gets_evalsha() -> None:
     """Redis 6.2 (the embedded server) has no FCALL: the call runs as EVAL, and from then on
     the pipe sends EVALSHA; loading the library says it can't."""
-    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="mjp")))
-    client = Redis.from_url(server.start())
-    pipe = Pipe.of(client)
     library, script = _library("old")
     sha = hashlib.sha1(script.encode()).hexdigest()
-    try:
+    async with _old_server() as pipe:
         assert await _push(pipe, library, script, "k", "a") == 1
         assert not pipe.scripts.functions
         assert await _push(pipe, library, script, "k", "b") == 2
         assert await pipe.call(b"SCRIPT", b"EXISTS", sha) == [1]
         assert await load_library(pipe, library, "k") is False
-    finally:
-        await pipe.aclose()
-        await client.aclose()
-        server.stop()
 
 
 async def test_a_user_not_allowed_to_load_functions_gets_evalsha(tmp_path: Path) -> None:
