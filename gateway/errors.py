@@ -245,6 +245,17 @@ _RETRY_AFTER = {
 }
 
 
+def status_of(exc: BaseException) -> tuple[int, str]:
+    """The status and error.type the handler table answers `exc` with."""
+    if isinstance(exc, GatewayError):
+        return exc.status, exc.type
+    for cls in type(exc).__mro__:
+        if cls in ROUTING_ERRORS:
+            status, type_, _ = ROUTING_ERRORS[cls]
+            return status, type_
+    return 500, "internal_error"
+
+
 def routing_error_response(exc: rerr.RoutingError) -> Response:
     for cls in type(exc).__mro__:
         if cls in ROUTING_ERRORS:
