@@ -17,13 +17,14 @@
     ├── ReservationExpiredError    503 reservation_expired (not sent: its lease ran out first)
     └── UpstreamError
         ├── UpstreamUnavailableError   502 upstream_unavailable, raised as its subclass:
-        │   └── UpstreamNotSentError   never reached the upstream: retried elsewhere first
+        │   ├── UpstreamNotSentError   never reached the upstream: retried elsewhere first
+        │   └── UpstreamFailedError    answered a 5xx: not retried (+ Retry-After)
         ├── UpstreamTimeoutError       504 upstream_timeout (sent; outcome unknown)
         ├── UpstreamInvalidAnswerError 502 upstream_invalid_answer (2xx without a task)
         ├── UpstreamRateLimitedError   429 upstream_rate_limited (+ Retry-After)
         ├── NoAccountAcceptedError     503 no_account_accepted (+ Retry-After)
-        └── UpstreamRejectedError      upstream_rejected with the upstream's own status (any
-                                       non-2xx the retry rules don't cover, 5xx included)
+        └── UpstreamRejectedError      upstream_rejected with the upstream's own 4xx status
+                                       (400 for a 5xx about the request)
 
 Errors raised by `routing` (StoreError, NoRelaxCapableAccountError, ...) are translated by
 `ROUTING_ERRORS` below. A pass-through answer is relayed, not raised: `gateway.api.passthrough`
@@ -133,6 +134,22 @@ class UpstreamNotSentError(UpstreamUnavailableError):
     """The request never reached the upstream: safe to retry elsewhere."""
 
 
+class UpstreamFailedError(UpstreamUnavailableError):
+    """The upstream answered a create with a 5xx (not a gateway timeout): it failed to create
+    it. Released at once, never retried on another account (gateway.tasks.refusals)."""
+
+    def __init__(self, upstream_status: int, message: str, retry_after: int) -> None:
+        wait = max(1, retry_after)
+        said = f": {message[:200]}" if message else ""
+        super().__init__(
+            f"the upstream (GoAPI) failed to create the task (HTTP {upstream_status}{said}); "
+            f"nothing is held for it and it was not sent again; retry in {wait} s",
+            headers={"retry-after": str(wait)},
+            upstream_status=upstream_status,
+            retry_after=wait,
+        )
+
+
 class UpstreamTimeoutError(UpstreamError):
     status, type = 504, "upstream_timeout"
 
@@ -226,6 +243,17 @@ _RETRY_AFTER = {
     "no_relax_capable_account": "30",
     "pool_empty": "30",
 }
+
+
+def status_of(exc: BaseException) -> tuple[int, str]:
+    """The status and error.type the handler table answers `exc` with."""
+    if isinstance(exc, GatewayError):
+        return exc.status, exc.type
+    for cls in type(exc).__mro__:
+        if cls in ROUTING_ERRORS:
+            status, type_, _ = ROUTING_ERRORS[cls]
+            return status, type_
+    return 500, "internal_error"
 
 
 def routing_error_response(exc: rerr.RoutingError) -> Response:

@@ -11,6 +11,7 @@ import contextvars
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -54,12 +55,16 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
 
 
 def event(name: str, level: int = logging.INFO, **fields: Any) -> None:
+    line(name, fields, level)
+
+
+def line(name: str, fields: Mapping[str, object], level: int = logging.INFO) -> None:
+    """`event` with its fields as one mapping (built by the caller, e.g. the audit log)."""
     if not LOGGER.isEnabledFor(level):
         return
     rid = request_id.get()
-    if rid:
-        fields = {"request_id": rid, **fields}
-    LOGGER.log(level, name, extra={"fields": fields})
+    entry = {"request_id": rid, **fields} if rid else dict(fields)
+    LOGGER.log(level, name, extra={"fields": entry})
 
 
 def exception(name: str, **fields: Any) -> None:

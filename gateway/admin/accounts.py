@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admin import pacing
+from gateway.admin.audit import Change, Value
 from gateway.admin.handler import body_of, bot_id_of, flag
 from gateway.admin.schemas import AccountBody, AccountPatch, StateBody, account_view, ok, unix
 from gateway.errors import InvalidRequestError
@@ -19,7 +20,7 @@ from gateway.state import MjGate
 from routing.accounts import AccountSpec, AccountStatus
 from routing.errors import AccountNotFoundError
 from routing.model import AccountState, Plan
-from routing.pooldiff import spec_of
+from routing.pooldiff import declared, spec_of
 
 _NULLABLE = frozenset({"renews_at", "fast_slots", "relax_slots", "pacing"})  # null: none
 
@@ -43,6 +44,12 @@ def _reason(text: str) -> str:
     return f"operator: {text}" if text else "operator"
 
 
+def _live(status: AccountStatus) -> dict[str, Value]:
+    """The live figures an operator sets at once (PATCH, POST .../state), for the audit log."""
+    return {"fast_seconds_left": status.fast_seconds_left, "state": str(status.state),
+            "state_until": status.state_until}  # fmt: skip
+
+
 async def list_accounts(request: Request, gate: MjGate) -> Response:
     accounts = await gate.catalog.list_accounts()
     state = request.query_params.get("state")
@@ -59,8 +66,9 @@ async def show_account(request: Request, gate: MjGate) -> Response:
     return ok(account_view(await _account(gate, bot_id_of(request))))
 
 
-async def put_account(request: Request, gate: MjGate) -> Response:
+async def put_account(request: Request, gate: MjGate, change: Change) -> Response:
     bot_id = bot_id_of(request)
+    change.target["bot_id"] = bot_id
     body = await body_of(request, gate, AccountBody)
     if body.bot_id is not None and body.bot_id != bot_id:
         raise InvalidRequestError("bot_id", f"is {body.bot_id} but the path says {bot_id}")
@@ -79,18 +87,22 @@ async def put_account(request: Request, gate: MjGate) -> Response:
             "state",
             "cooling needs a deadline: use POST /admin/v1/accounts/{bot_id}/state with until",
         )
+    before = await gate.catalog.get_account(bot_id)
     try:
         action = await gate.catalog.apply_account(spec)
     except ValueError as exc:  # limits the catalog enforces (slots, weight)
         raise InvalidRequestError("account", str(exc)) from exc
     status = await _account(gate, bot_id)
+    change.outcome = action  # the definition as declared (the pool file's fields)
+    change.diff(declared(before) if before is not None else {}, declared(status))
     return ok(
         {"action": action, "account": account_view(status)}, 201 if action == "created" else 200
     )
 
 
-async def patch_account(request: Request, gate: MjGate) -> Response:
+async def patch_account(request: Request, gate: MjGate, change: Change) -> Response:
     bot_id = bot_id_of(request)
+    change.target["bot_id"] = bot_id
     body = await body_of(request, gate, AccountPatch)
     given = body.model_fields_set - {"reason"}
     if not given:
@@ -121,17 +133,30 @@ async def patch_account(request: Request, gate: MjGate) -> Response:
         )
     if body.state is not None:
         await gate.store.set_state(bot_id, AccountState(body.state), reason=_reason(body.reason))
-    return ok({"action": "updated", "account": account_view(await _account(gate, bot_id))})
+    status = await _account(gate, bot_id)
+    if definition:  # every declared field: a new plan brings its own slots
+        change.diff(declared(current), declared(status))
+    live = {"fast_seconds_left"} if body.fast_hours_left is not None else set()
+    change.diff(_live(current), _live(status), live | ({"state"} if body.state else set()))
+    change.outcome = "updated" if change.fields else "unchanged"
+    change.details["reason"] = body.reason
+    return ok({"action": "updated", "account": account_view(status)})
 
 
-async def delete_account(request: Request, gate: MjGate) -> Response:
+async def delete_account(request: Request, gate: MjGate, change: Change) -> Response:
     bot_id = bot_id_of(request)
-    await gate.catalog.remove_account(bot_id, force=flag(request, "force"))
+    change.target["bot_id"] = bot_id
+    force = flag(request, "force")
+    before = await _account(gate, bot_id)
+    await gate.catalog.remove_account(bot_id, force=force)
+    change.outcome, change.details["force"] = "removed", force
+    change.diff(declared(before), {})  # what it was: enough to add it back
     return ok({"bot_id": bot_id, "removed": True})
 
 
-async def set_state(request: Request, gate: MjGate) -> Response:
+async def set_state(request: Request, gate: MjGate, change: Change) -> Response:
     bot_id = bot_id_of(request)
+    change.target["bot_id"] = bot_id
     body = await body_of(request, gate, StateBody)
     until = unix(body.until)
     if body.state is AccountState.COOLING:
@@ -141,7 +166,11 @@ async def set_state(request: Request, gate: MjGate) -> Response:
             raise InvalidRequestError("until", "must be in the future")
     elif until is not None:
         raise InvalidRequestError("until", "only cooling has a deadline")
+    before = await _account(gate, bot_id)
     status = await gate.catalog.set_state(
         bot_id, body.state, until=until, reason=_reason(body.reason)
     )
+    change.diff(_live(before), _live(status), ("state", "state_until"))
+    change.outcome = "updated" if change.fields else "unchanged"
+    change.details["reason"] = body.reason
     return ok(account_view(status))

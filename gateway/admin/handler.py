@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.admin.audit import unauthorized
 from gateway.admin.schemas import Model, parse
 from gateway.bodies import read_body
 from gateway.errors import (
     ForbiddenError,
+    GatewayError,
     InvalidKeyError,
     InvalidRequestError,
     MissingKeyError,
@@ -41,19 +43,26 @@ def admin(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         secret = value.strip() if scheme.lower() == "bearer" else ""
         if secret and hmac.compare_digest(secret.encode(), token.encode()):
             return await handler(request, gate)
-        presented = secret or request.headers.get("x-api-key", "")
-        if not presented:
-            raise MissingKeyError("the admin API needs Authorization: Bearer <admin token>")
-        if await gate.clients.lookup(presented) is not None:
-            raise ForbiddenError("a client key can't use the admin API")
-        if not secret and hmac.compare_digest(presented.encode(), token.encode()):
-            raise MissingKeyError(  # the right token in the wrong header
-                "the admin token goes in Authorization: Bearer <admin token>, not x-api-key"
-            )
-        raise InvalidKeyError("the admin token is not valid")
+        refusal = await _refusal(gate, secret, request.headers.get("x-api-key", ""))
+        unauthorized(request, refusal.type)  # the audit log (gateway.admin.audit)
+        raise refusal
 
     endpoint.__name__ = handler.__name__
     return endpoint
+
+
+async def _refusal(gate: MjGate, secret: str, api_key: str) -> GatewayError:
+    """Why a request without the admin token is refused."""
+    presented = secret or api_key
+    if not presented:
+        return MissingKeyError("the admin API needs Authorization: Bearer <admin token>")
+    if await gate.clients.lookup(presented) is not None:
+        return ForbiddenError("a client key can't use the admin API")
+    if not secret and hmac.compare_digest(presented.encode(), gate.settings.admin_token.encode()):
+        return MissingKeyError(  # the right token in the wrong header
+            "the admin token goes in Authorization: Bearer <admin token>, not x-api-key"
+        )
+    return InvalidKeyError("the admin token is not valid")
 
 
 _BOT_ID = re.compile(r"[0-9]{1,16}")  # ASCII digits only ("²".isdigit() is true)

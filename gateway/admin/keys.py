@@ -12,6 +12,7 @@ weight, account tags and tasks-in-flight limit (`PoolStore.restage_key`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -20,6 +21,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.admin.audit import REDACTED, Change
 from gateway.admin.handler import body_of
 from gateway.admin.schemas import KeyBody, ok, parse
 from gateway.bodies import json_object, read_body
@@ -74,14 +76,22 @@ def patched(info: KeyInfo, change: Mapping[str, Any]) -> KeyInfo:
     return replace(info, name=body.name, policy=key_policy(body))
 
 
-async def create_key(request: Request, gate: MjGate) -> Response:
+async def create_key(request: Request, gate: MjGate, change: Change) -> Response:
     body = await body_of(request, gate, KeyBody)
     info, secret = await gate.clients.create(body.name, key_policy(body))
+    change.target["key_id"], change.outcome = info.id, "created"
+    change.diff({}, key_body(info))  # its name and policy; the secret is in the answer only
     return ok({**info.to_dict(), "secret": secret}, 201)
 
 
 async def list_keys(request: Request, gate: MjGate) -> Response:
     return ok({"keys": [info.to_dict() for info in await gate.clients.list()]})
+
+
+def logged_id(kid: str) -> str:
+    """A key id from a path, for the audit log: an id is 16 hex digits; anything else may be
+    a secret pasted in its place, and is not written."""
+    return kid if re.fullmatch(r"[0-9a-f]{16}", kid) else REDACTED
 
 
 def _refuse_static(gate: MjGate, kid: str, what: str) -> None:
@@ -90,17 +100,26 @@ def _refuse_static(gate: MjGate, kid: str, what: str) -> None:
         raise ForbiddenError(f"key {kid} is a static key (MJGATE_CLIENT_KEYS): {what}", key_id=kid)
 
 
-async def patch_key(request: Request, gate: MjGate) -> Response:
+async def patch_key(request: Request, gate: MjGate, change: Change) -> Response:
     kid = request.path_params["key_id"]
-    change = json_object(await read_body(request, gate.settings.body_limit) or b"{}")
-    if not change:  # as an account's PATCH: a change that names nothing is a mistake
+    change.target["key_id"] = logged_id(kid)
+    given = json_object(await read_body(request, gate.settings.body_limit) or b"{}")
+    if not given:  # as an account's PATCH: a change that names nothing is a mistake
         raise InvalidRequestError("body", "names no field to change")
     _refuse_static(
         gate, kid, "it has no policy to change; create a managed key with the policy instead"
     )
-    info = await gate.clients.update(kid, lambda stored: patched(stored, change))
+    seen: list[KeyInfo] = []  # the key as stored when the change was made (the last try)
+
+    def patch(stored: KeyInfo) -> KeyInfo:
+        seen.append(stored)
+        return patched(stored, given)
+
+    info = await gate.clients.update(kid, patch)
     if info is None:
         raise NotFoundError(f"no managed key with id {kid}", key_id=kid)
+    change.diff(key_body(seen[-1]), key_body(info))
+    change.outcome = "updated" if change.fields else "unchanged"
     policy = info.policy  # its staged tasks follow: a narrower key reaches no more accounts
     await gate.store.restage_key(
         info.id, weight=policy.weight, tags=policy.tags, max_in_flight=policy.quota.max_in_flight
@@ -108,9 +127,14 @@ async def patch_key(request: Request, gate: MjGate) -> Response:
     return ok(info.to_dict())
 
 
-async def revoke_key(request: Request, gate: MjGate) -> Response:
+async def revoke_key(request: Request, gate: MjGate, change: Change) -> Response:
     kid = request.path_params["key_id"]
+    change.target["key_id"] = logged_id(kid)
     _refuse_static(gate, kid, "remove it from MJGATE_CLIENT_KEYS and restart to revoke it")
+    before = await gate.clients.get(kid)
     if not await gate.clients.revoke(kid):
         raise NotFoundError(f"no managed key with id {kid}", key_id=kid)
+    change.outcome = "revoked"
+    if before is not None:
+        change.details["key_name"] = before.name
     return ok({"id": kid, "revoked": True})

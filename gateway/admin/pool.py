@@ -4,6 +4,7 @@ setting it re-applies it to every account that inherits from it)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 import yaml
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admin import pacing
+from gateway.admin.audit import Change, Value
 from gateway.admin.handler import body_of, flag, nullable_body_of
 from gateway.admin.schemas import hours, ok
 from gateway.bodies import read_body
@@ -19,7 +21,10 @@ from gateway.state import MjGate
 from routing.pacedefault import PacingKeys, keys_of
 from routing.pacefile import dump_block
 from routing.pacing import Pacing
-from routing.poolfile import parse_pool_file
+from routing.pooldiff import describe
+from routing.poolfile import PoolChange, parse_pool_file
+
+AUDITED_CHANGES = 100  # accounts an apply's audit line describes; the rest are counted
 
 
 async def pool_status(request: Request, gate: MjGate) -> Response:
@@ -53,7 +58,7 @@ async def pool_status(request: Request, gate: MjGate) -> Response:
     })  # fmt: skip
 
 
-async def apply_pool(request: Request, gate: MjGate) -> Response:
+async def apply_pool(request: Request, gate: MjGate, change: Change) -> Response:
     dry_run = flag(request, "dry_run")
     raw = await read_body(request, gate.settings.body_limit)
     try:
@@ -64,9 +69,24 @@ async def apply_pool(request: Request, gate: MjGate) -> Response:
         pool = parse_pool_file(text)
     except yaml.YAMLError as exc:  # the YAML reader's own refusals (e.g. control characters)
         raise InvalidRequestError("body", f"is not a pool file: {exc}") from exc
-    changes = await gate.catalog.apply_pool(pool, dry_run=dry_run)
+    catalog = gate.catalog
+    before = {} if dry_run else {a.bot_id: a for a in await catalog.list_accounts()}
+    strategy, default = str(await catalog.get_strategy()), await catalog.pacing_default()
+    changes = await catalog.apply_pool(pool, dry_run=dry_run)
     rows = [{"bot_id": c.bot_id, "action": c.action, "fields": list(c.fields)} for c in changes]
     counts = Counter(c.action for c in changes)
+    change.wrote = not dry_run  # a dry run changes nothing: no audit line
+    made: list[PoolChange] = [c for c in changes if c.action != "unchanged"]
+    described: list[Value] = [
+        {"bot_id": c.bot_id, "action": c.action,
+         "fields": {name: {"from": was, "to": now}
+                    for name, was, now in describe(c, before, pool, strategy, default)}}
+        for c in made[:AUDITED_CHANGES]
+    ]  # fmt: skip
+    change.outcome = "applied" if made else "unchanged"
+    change.details |= {"counts": dict(counts), "changes": described,
+                       "changes_left_off": max(0, len(made) - AUDITED_CHANGES),
+                       "file_sha256": hashlib.sha256(raw).hexdigest()}  # fmt: skip
     return ok({"dry_run": dry_run, "changes": rows, "counts": dict(counts)})
 
 
@@ -88,14 +108,24 @@ async def show_pacing(request: Request, gate: MjGate) -> Response:
     return _pacing(await gate.catalog.pacing_default())
 
 
-async def put_pacing(request: Request, gate: MjGate) -> Response:
+async def _set_default(gate: MjGate, change: Change, profile: Pacing | None) -> Response:
+    """Set the pool's default pacing profile, for the audit log too."""
+    was = await gate.catalog.pacing_default()
+    updated = await gate.catalog.set_pacing_default(profile)
+    block = None if profile is None else dump_block(profile)
+    change.diff({"pacing": None if was is None else dump_block(was)}, {"pacing": block})
+    change.outcome = "updated" if change.fields else "unchanged"
+    change.details["accounts_updated"] = len(updated)
+    return _pacing(profile, updated)
+
+
+async def put_pacing(request: Request, gate: MjGate, change: Change) -> Response:
     """A whole profile (keys left out: the built-in defaults), or null: no default."""
     body = await nullable_body_of(request, gate, pacing.PacingBody)
-    profile = None if body is None else pacing.profile(body)
-    return _pacing(profile, await gate.catalog.set_pacing_default(profile))
+    return await _set_default(gate, change, None if body is None else pacing.profile(body))
 
 
-async def patch_pacing(request: Request, gate: MjGate) -> Response:
+async def patch_pacing(request: Request, gate: MjGate, change: Change) -> Response:
     """The keys given over the current default (over the built-in defaults when none)."""
     body = await body_of(request, gate, pacing.PacingBody)
     if not body.model_fields_set:
@@ -103,8 +133,8 @@ async def patch_pacing(request: Request, gate: MjGate) -> Response:
     given = pacing.keys(body, field="")
     current = await gate.catalog.pacing_default()
     profile = Pacing(**((keys_of(current) if current is not None else PacingKeys()) | given))
-    return _pacing(profile, await gate.catalog.set_pacing_default(profile))
+    return await _set_default(gate, change, profile)
 
 
-async def delete_pacing(request: Request, gate: MjGate) -> Response:
-    return _pacing(None, await gate.catalog.set_pacing_default(None))
+async def delete_pacing(request: Request, gate: MjGate, change: Change) -> Response:
+    return await _set_default(gate, change, None)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.admin import accounts, keys, pool
+from gateway.admin.audit import WriteHandler, audited
 from gateway.admin.handler import Handler, admin
 from gateway.admin.schemas import ok, task_view
 from gateway.api.passthrough import own_webhook
@@ -52,25 +53,29 @@ def routes() -> list[BaseRoute]:
     def route(path: str, handler: Handler, method: str) -> Route:
         return Route(path, admin(handler), methods=[method], middleware=[Middleware(HeaderLimit)])
 
+    def write(path: str, action: str, handler: WriteHandler, method: str) -> Route:
+        """A route that changes something: its one audit line (gateway.admin.audit)."""
+        return route(path, audited(action, handler), method)
+
     return [
         route("/accounts", accounts.list_accounts, "GET"),
         route("/accounts/{bot_id}", accounts.show_account, "GET"),
-        route("/accounts/{bot_id}", accounts.put_account, "PUT"),
-        route("/accounts/{bot_id}", accounts.patch_account, "PATCH"),
-        route("/accounts/{bot_id}", accounts.delete_account, "DELETE"),
-        route("/accounts/{bot_id}/state", accounts.set_state, "POST"),
+        write("/accounts/{bot_id}", "account_put", accounts.put_account, "PUT"),
+        write("/accounts/{bot_id}", "account_patch", accounts.patch_account, "PATCH"),
+        write("/accounts/{bot_id}", "account_remove", accounts.delete_account, "DELETE"),
+        write("/accounts/{bot_id}/state", "account_state", accounts.set_state, "POST"),
         route("/keys", keys.list_keys, "GET"),
-        route("/keys", keys.create_key, "POST"),
-        route("/keys/{key_id}", keys.patch_key, "PATCH"),
-        route("/keys/{key_id}", keys.revoke_key, "DELETE"),
+        write("/keys", "key_create", keys.create_key, "POST"),
+        write("/keys/{key_id}", "key_patch", keys.patch_key, "PATCH"),
+        write("/keys/{key_id}", "key_revoke", keys.revoke_key, "DELETE"),
         route("/tasks/{task_id}", show_task, "GET"),
         route("/pool", pool.pool_status, "GET"),
-        route("/pool/apply", pool.apply_pool, "POST"),
+        write("/pool/apply", "pool_apply", pool.apply_pool, "POST"),
         route("/pool/export", pool.export_pool, "GET"),
         route("/pool/pacing", pool.show_pacing, "GET"),
-        route("/pool/pacing", pool.put_pacing, "PUT"),
-        route("/pool/pacing", pool.patch_pacing, "PATCH"),
-        route("/pool/pacing", pool.delete_pacing, "DELETE"),
+        write("/pool/pacing", "pacing_default_put", pool.put_pacing, "PUT"),
+        write("/pool/pacing", "pacing_default_patch", pool.patch_pacing, "PATCH"),
+        write("/pool/pacing", "pacing_default_remove", pool.delete_pacing, "DELETE"),
         route("/notifications", notifications, "GET"),
     ]
 

@@ -4,6 +4,7 @@ tables people see (rich). The commands themselves are in `gateway.cli.commands`.
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import re
 import sys
@@ -59,6 +60,9 @@ def call(
     if not token:
         raise CliError(EXIT_USAGE, "no admin token: pass --token or set MJGATE_ADMIN_TOKEN")
     headers = {"authorization": f"Bearer {token}"}
+    name = operator()
+    if name:  # who is changing things, for the audit log (docs/operators.md)
+        headers["x-mjgate-operator"] = name
     if content is not None:
         headers["content-type"] = "application/yaml"
     try:
@@ -89,6 +93,19 @@ def call(
     if warning:
         print(f"mjgate: warning: {warning}", file=sys.stderr)
     return body.get("data")
+
+
+def operator() -> str:
+    """The name the audit log records for this operator: MJGATE_OPERATOR, else the login
+    name; empty when neither is known or it is not plain text (a header must be ASCII)."""
+    name = os.environ.get("MJGATE_OPERATOR", "")
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (OSError, KeyError):  # no login name (a container without a passwd entry)
+            return ""
+    name = name.strip()[:64]
+    return name if name.isascii() and name.isprintable() else ""
 
 
 def exit_code(run: Callable[[argparse.Namespace], None]) -> Command:

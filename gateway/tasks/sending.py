@@ -7,10 +7,11 @@ released at once, the account updated (`AccountRefusals.refused`), and the task 
 on another account (`gateway.tasks.rerouting`). An account-level refusal is never passed on as
 the client's error.
 
-What is never retried: a refusal about the request itself (passed on, 4xx), and an answer that
-may mean the task exists upstream (a timeout after sending, a 2xx without a task): the
-reservation is then kept, the record marked `unknown`, and the reconciler ends it
-(`upstream_outcome_unknown`) once its lease runs out: a task is never sent twice.
+What is never retried: a refusal about the request itself (passed on, 4xx), a 5xx (about GoAPI,
+not an account: released, `upstream_unavailable`; gateway.tasks.refusals), and an answer that
+may mean the task exists upstream (a timeout after sending, the upstream front's own 504, a 2xx
+without a task): the reservation is then kept, the record marked `unknown`, and the reconciler
+ends it (`upstream_outcome_unknown`) once its lease runs out: a task is never sent twice.
 
 A 429 is about the GoAPI key: no account is touched; creates are refused for the
 `Retry-After` the upstream asked (this replica's own backoff) before anything is reserved.
@@ -32,7 +33,6 @@ from gateway.errors import (
     UpstreamInvalidAnswerError,
     UpstreamNotSentError,
     UpstreamRateLimitedError,
-    UpstreamRejectedError,
     UpstreamTimeoutError,
 )
 from gateway.metrics import Metrics
@@ -40,10 +40,17 @@ from gateway.records import RecordStore
 from gateway.taskrecord import TaskRecord, TaskStatus
 from gateway.tasks.body import decision_of, upstream_body
 from gateway.tasks.leasing import LeaseGuard
-from gateway.tasks.refusals import ACCOUNT_REFUSALS, AccountRefusals, Refusal, classify
+from gateway.tasks.refusals import (
+    ACCOUNT_REFUSALS,
+    AccountRefusals,
+    Refusal,
+    classify,
+    passed_on,
+    retry_after,
+)
 from gateway.tasks.rerouting import Rerouter
 from gateway.tasks.tracking import Tracker
-from gateway.upstream import UpstreamAnswer, UpstreamClient
+from gateway.upstream import UpstreamClient
 from routing.durations import CheckPlan
 from routing.errors import RoutingError, StoreError
 from routing.results import Reservation
@@ -51,6 +58,10 @@ from routing.schedule import CheckSchedule
 
 UNKNOWN = TaskStatus.UNKNOWN  # sent; whether the upstream has the task is not known
 DEFAULT_RETRY_AFTER = 10.0  # seconds of backoff after a 429 without Retry-After
+GATEWAY_TIMEOUT_MESSAGE = (
+    "the upstream's own front timed out waiting for it (a gateway timeout); the task may or "
+    "may not have been created, and mjgate will not send it again"
+)
 T = TypeVar("T")
 
 
@@ -61,14 +72,6 @@ def count_created(metrics: Metrics, record: TaskRecord) -> None:
     logs.event("task_created", task_id=record.task_id, task_type=record.task_type,
                requested_mode=record.requested_mode, mode=record.mode, bot_id=record.bot_id,
                decision=record.decision, status=record.status)  # fmt: skip
-
-
-def _retry_after(answer: UpstreamAnswer) -> float:
-    raw = answer.headers.get("retry-after", "")
-    try:
-        return min(3600.0, max(1.0, float(raw)))
-    except ValueError:
-        return DEFAULT_RETRY_AFTER
 
 
 class Sender:
@@ -213,17 +216,22 @@ class Sender:
                     await self.records.save(record.evolve(status=UNKNOWN).with_event("unclear"))
                     raise UpstreamInvalidAnswerError(answer.status)
                 refusal = classify(answer)
+                if refusal is Refusal.GATEWAY_TIMEOUT:  # as a read timeout: it may exist
+                    unclear = record.evolve(status=UNKNOWN)
+                    await self.records.save(unclear.with_event("timeout", status=answer.status))
+                    raise UpstreamTimeoutError(
+                        GATEWAY_TIMEOUT_MESSAGE, upstream_status=answer.status
+                    )
                 await self.tracker.release(record.task_id)
                 if refusal is Refusal.RATE_LIMITED:
-                    wait = _retry_after(answer)
+                    wait = retry_after(answer, DEFAULT_RETRY_AFTER)
                     self._backoff_until = time.monotonic() + wait
                     await self.tracker.fail(record, "upstream_rate_limited", answer.message)
                     raise UpstreamRateLimitedError(round(wait))
-                if refusal not in ACCOUNT_REFUSALS:
-                    await self.tracker.fail(record, "upstream_rejected", answer.message)
-                    raise UpstreamRejectedError(
-                        answer.status, answer.message, upstream_status=answer.status
-                    )
+                if refusal not in ACCOUNT_REFUSALS:  # the request's, or a 5xx: not retried
+                    error = passed_on(answer, refusal)
+                    await self.tracker.fail(record, error.type, answer.message)
+                    raise error
                 await self.refusals.refused(reservation.bot_id, refusal, answer.message)
             if refusal is None:  # never reached
                 await self.tracker.release(record.task_id)

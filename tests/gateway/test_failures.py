@@ -220,7 +220,10 @@ async def test_banned_refusal_without_notification_cools_the_account(
         assert await h.assert_ran_as_routed() == 1
 
 
-async def test_upstream_4xx_is_passed_on_and_released(redis: Redis, prefix: str) -> None:
+async def test_upstream_refusal_of_the_request_is_passed_on_as_4xx_and_released(
+    redis: Redis, prefix: str
+) -> None:
+    """GoAPI's 500 for a prompt format problem is the client's error: 400, never a 5xx."""
     async with harness(redis, prefix) as h:
         faulty = h.faulty
         faulty.faults = [
@@ -234,7 +237,8 @@ async def test_upstream_4xx_is_passed_on_and_released(redis: Redis, prefix: str)
             )
         ]
         answer = await h.create(prompt="x--fast")
-        assert answer.status_code == 500
+        assert answer.status_code == 400 and error_type(answer) == "upstream_rejected"
+        assert answer.json()["error"]["upstream_status"] == 500
         assert answer.json()["message"].startswith("Invalid Param Format")
         assert faulty.creates == 1
         for spec in DEMO:

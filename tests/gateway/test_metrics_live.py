@@ -73,16 +73,16 @@ async def test_each_metric_moves_through_a_scenario(redis: Redis, prefix: str) -
         assert value(s, "mjgate_staged_tasks") == 1
         assert value(s, "mjgate_tasks_created_total", decision="staged") == 1
 
-        # an upstream failure: counted by status, the request's answer passed on
+        # an upstream failure: counted by its status upstream, answered upstream_unavailable
         h.faulty.faults = [httpx.Response(500, json={"code": 500, "message": "boom"})]
         await h.gate.store.set_fast_time(1, 600, reason="test")
         failed = await h.create(prompt="d --fast")
-        assert failed.status_code == 500
+        assert failed.status_code == 502
         _, s = await scrape(h)
         assert value(s, "mjgate_upstream_requests_total", op="create", status="500") == 1
         assert (
             value(
-                s, "mjgate_http_requests_total", route="/api/v1/task", method="POST", status="500"
+                s, "mjgate_http_requests_total", route="/api/v1/task", method="POST", status="502"
             )
             == 1
         )

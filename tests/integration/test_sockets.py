@@ -125,3 +125,28 @@ def test_timeout_after_sending_over_real_sockets(
         finally:
             stop(gate.process)
         assert len(emu.received()) == 1
+
+
+def test_a_5xx_create_over_real_sockets(tmp_path: Path, redis_url: str, prefix: str) -> None:
+    """The emulator answers the create 503 (and creates nothing): 502 `upstream_unavailable`
+    with Retry-After, not sent to the other account, nothing held: the next create runs."""
+    pool = tmp_path / "pool.yaml"
+    pool.write_text("accounts:\n  - {bot_id: 31, plan: pro}\n  - {bot_id: 32, plan: pro}\n")
+    accounts = [{"bot_id": 31, "plan": "pro"}, {"bot_id": 32, "plan": "pro"}]
+    body = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": "x --fast"}}
+    with emulator(tmp_path, accounts, pending=0.2, processing=0.2) as emu:
+        gate = start_gateway(redis_url, prefix, emu.url, pool)
+        try:
+            httpx.post(f"{emu.url}/_emulator/faults", json={"status": 503})
+            with httpx.Client(base_url=gate.url, headers=HEADERS, timeout=10) as client:
+                answer = client.post("/api/v1/task", json=body)
+                assert answer.status_code == 502, answer.text
+                error = answer.json()["error"]
+                assert error["type"] == "upstream_unavailable" and error["upstream_status"] == 503
+                assert answer.headers["retry-after"] == "5"
+                assert [r["status"] for r in emu.received()] == [503]
+                again = client.post("/api/v1/task", json=body)
+                assert again.status_code == 200, again.text
+        finally:
+            stop(gate.process)
+        assert [r["status"] for r in emu.received()] == [503, 200]
