@@ -222,7 +222,10 @@ class Sender:
                     raise UpstreamTimeoutError(
                         GATEWAY_TIMEOUT_MESSAGE, upstream_status=answer.status
                     )
-                await self.tracker.release(record.task_id)
+                if refusal is Refusal.UPSTREAM_FAILED:  # a 5xx: it may have run, count it
+                    await self.tracker.release(record.task_id)
+                else:  # refused: it never ran, its daily-cap count given back
+                    await self.tracker.unsent(record.task_id)
                 if refusal is Refusal.RATE_LIMITED:
                     wait = retry_after(answer, DEFAULT_RETRY_AFTER)
                     self._backoff_until = time.monotonic() + wait
@@ -233,8 +236,8 @@ class Sender:
                     await self.tracker.fail(record, error.type, answer.message)
                     raise error
                 await self.refusals.refused(reservation.bot_id, refusal, answer.message)
-            if refusal is None:  # never reached
-                await self.tracker.release(record.task_id)
+            if refusal is None:  # never reached: it never ran
+                await self.tracker.unsent(record.task_id)
             next_one = await self.rerouter.another_account(record, parent, attempts, refusal)
             if isinstance(next_one, TaskRecord):
                 return next_one

@@ -14,6 +14,7 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 from redis.asyncio import Redis
 
 from gateway.settings import Settings
@@ -118,3 +119,22 @@ def check_the_log(received: list[dict[str, Any]]) -> None:
             per_day[datetime.fromtimestamp(at, ZoneInfo(BERLIN)).date().isoformat()] += 1
         assert max(per_day.values()) <= 3, (bot_id, per_day)
         assert per_day == {"2025-06-16": 3, "2025-06-17": 1}
+
+
+async def test_a_create_the_upstream_refused_does_not_use_up_the_daily_cap(
+    redis: Redis, prefix: str
+) -> None:
+    """GoAPI refused the request (it never ran): the account's one job of the day is still
+    there for the next create. A 5xx, which may have run, still counts."""
+    capped = (AccountSpec(bot_id=1, plan=Plan.PRO, pacing=Pacing(fast_cap=1)),)
+    async with harness(redis, prefix, accounts=capped) as h:
+        h.faulty.faults = [
+            httpx.Response(400, json={"code": 400, "data": None, "message": "bad prompt"})
+        ]
+        assert (await h.create(prompt="refused --fast")).status_code == 400
+        view = await h.gate.catalog.get_account(1)
+        assert view is not None and view.pace is not None and view.pace.fast_today == 0
+        answer = await h.create(prompt="runs --fast")
+        assert answer.status_code == 200 and answer.json()["data"]["status"] != "staged"
+        view = await h.gate.catalog.get_account(1)
+        assert view is not None and view.pace is not None and view.pace.fast_today == 1
