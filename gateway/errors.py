@@ -205,6 +205,18 @@ class UpstreamRejectedError(UpstreamError):
         self.status = status
 
 
+# A create that failed with one of these ran nothing upstream and holds nothing: a retry with
+# the same Idempotency-Key is a new attempt (a timeout or an unclear answer keeps the key: the
+# task may exist).
+NOTHING_RAN = (
+    UpstreamUnavailableError,
+    UpstreamRateLimitedError,
+    NoAccountAcceptedError,
+    UpstreamRejectedError,
+    ReservationExpiredError,
+)
+
+
 def envelope(
     status: int, type_: str, message: str, headers: dict[str, str] | None = None, **details: Any
 ) -> Response:

@@ -11,7 +11,9 @@ staged task always finds its record) → sent (`gateway.tasks.sending`) → answ
 - A child task runs on its parent's account in the parent's mode; a `process_mode: relax` the
   client sends on a child is honoured (a relax never costs fast time), any other is ignored.
 - A create refused before anything was sent (no account can run it, the key's staged limit, a
-  store failure) leaves nothing behind: its record is deleted, its reservation released.
+  store failure) leaves nothing behind: its record is deleted, its reservation released. One
+  the upstream refused or failed (`gateway.errors.NOTHING_RAN`) frees its Idempotency-Key: a
+  retry with the same key is a new attempt (a timeout keeps it: the task may exist).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import orjson
 from gateway import logs
 from gateway.api.validation import CreateRequest
 from gateway.errors import (
+    NOTHING_RAN,
     IdempotencyInProgressError,
     IdempotencyKeyReusedError,
     InvalidRequestError,
@@ -203,7 +206,12 @@ class Creator:
             self.metrics.task_staged(decision.reason)
             return CreateResult(record, timings=timings, quota=decision.quota)
         sending = time.perf_counter()
-        record = await self.sender.send(record, decision, parent=parent, timings=timings)
+        try:
+            record = await self.sender.send(record, decision, parent=parent, timings=timings)
+        except NOTHING_RAN:
+            if idempotency_key:  # nothing ran: a retry with the same key is a new attempt
+                await self._forget_key(client.id, idempotency_key)
+            raise
         upstream = timings.setdefault("upstream", 0.0)
         timings["record"] = max(0.0, time.perf_counter() - sending - upstream)
         return CreateResult(record, timings=timings, quota=decision.quota)
@@ -231,8 +239,12 @@ class Creator:
             await self.records.delete(record.task_id)
         with contextlib.suppress(Exception):
             await self.records.closed(record.client_id, record.task_id)
-            if idempotency_key:
-                await self.records.forget_idempotency(record.client_id, idempotency_key)
+        if idempotency_key:
+            await self._forget_key(record.client_id, idempotency_key)
+
+    async def _forget_key(self, client_id: str, idempotency_key: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.records.forget_idempotency(client_id, idempotency_key)
 
     async def _replay(self, task_id: str, printed: str, mine: str) -> CreateResult:
         if printed and printed != mine:

@@ -136,3 +136,33 @@ def _answer(status: int, raw: bytes) -> UpstreamAnswer:
 )
 def test_what_a_non_2xx_create_answer_means(status: int, raw: bytes, expected: Refusal) -> None:
     assert classify(_answer(status, raw)) is expected
+
+
+async def test_a_retry_with_the_same_idempotency_key_after_a_5xx_is_a_new_attempt(
+    redis: Redis, prefix: str
+) -> None:
+    """Nothing ran and nothing is held: the key is free again (a client retrying a 502 with
+    the key it used gets a task, not the failed attempt back)."""
+    async with harness(redis, prefix, notifications=False) as h:
+        headers = {"idempotency-key": "order-5xx"}
+        await h.emulator.post("/_emulator/faults", json={"status": 503})
+        assert (await h.create(prompt="x --fast", headers=headers)).status_code == 502
+        again = await h.create(prompt="x --fast", headers=headers)
+        assert again.status_code == 200 and "idempotent-replayed" not in again.headers
+        assert again.json()["data"]["status"] != "failed"
+        same = await h.create(prompt="x --fast", headers=headers)  # now it names that task
+        assert same.headers["idempotent-replayed"] == "true"
+        assert same.json()["data"]["task_id"] == again.json()["data"]["task_id"]
+        assert [r["status"] for r in await h.received()] == [503, 200]
+
+
+async def test_a_gateway_timeout_keeps_the_idempotency_key(redis: Redis, prefix: str) -> None:
+    """A 504 may have created the task: the same key answers it, never a second create."""
+    async with harness(redis, prefix, notifications=False) as h:
+        headers = {"idempotency-key": "order-504"}
+        await h.emulator.post("/_emulator/faults", json={"status": 504})
+        first = await h.create(prompt="x --fast", headers=headers)
+        assert first.status_code == 504
+        again = await h.create(prompt="x --fast", headers=headers)
+        assert again.headers.get("idempotent-replayed") == "true"
+        assert len(await h.received()) == 1
