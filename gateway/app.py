@@ -195,14 +195,14 @@ def create_app(
         Route("/metrics", health.metrics, methods=["GET"], middleware=bounded),
     ]
     if settings.admin_port is None:  # else `mjgate serve` serves it alone on its own port
-        routes.append(Mount("/admin/v1", routes=admin.routes()))
+        routes.append(Mount("/admin/v1", app=admin.router()))
     handlers: dict[Any, Any] = {
         HTTPException: _http_error,
         GatewayError: _gateway_error,
         RoutingError: _routing_error,
         Exception: _internal_error,
     }
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=handlers,
@@ -211,3 +211,6 @@ def create_app(
             Middleware(PoolFileWarning, settings=settings),
         ],
     )
+    # `/api/v1/task/` is no route: a 404 envelope, not a 307 to a URL built from the Host header
+    app.router.redirect_slashes = False
+    return app

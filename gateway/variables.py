@@ -5,6 +5,7 @@ README's settings table is generated from `SETTINGS` (see `mjgate settings`); `S
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +32,13 @@ class Variable:
 
 
 def _at_least(kind: Callable[[str], N], *, positive: bool) -> Callable[[str], N]:
-    """A parser of `kind` numbers greater than 0 (`positive`), or not negative."""
+    """A parser of `kind` numbers greater than 0 (`positive`), or not negative; finite (a
+    `nan` or `inf` would pass both comparisons' intent and break what uses it)."""
 
     def parse(value: str) -> N:
         number = kind(value)
+        if not math.isfinite(number):
+            raise ValueError("must be a finite number")
         if positive and number <= 0:
             raise ValueError("must be greater than 0")
         if number < 0:

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 
 from gateway.admin import accounts, keys, pool
 from gateway.admin.audit import WriteHandler, audited
@@ -80,13 +80,18 @@ def routes() -> list[BaseRoute]:
     ]
 
 
+def router() -> Router:
+    """The admin routes; a path with a trailing slash is no route (no redirect)."""
+    return Router(routes=routes(), redirect_slashes=False)
+
+
 def admin_only_app(main: Starlette) -> Starlette:
     """The admin API alone, for serving it on its own port next to `main` in one process.
 
     It shares `main`'s state (so `state.mjgate`, set by main's lifespan), handler table and
     middleware; it has no lifespan of its own."""
     app = Starlette(
-        routes=[Mount("/admin/v1", routes=routes())],
+        routes=[Mount("/admin/v1", app=router())],
         exception_handlers=main.exception_handlers,
         middleware=main.user_middleware,
     )

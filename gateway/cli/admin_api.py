@@ -10,6 +10,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from rich.console import Console
@@ -42,6 +43,12 @@ def count(n: int, noun: str) -> str:
 
 
 # -- talking to the admin API -----------------------------------------------------------------
+
+
+def segment(value: object) -> str:
+    """`value` as one path segment: encoded, so an id like `../accounts/1` names nothing
+    else (the HTTP client would resolve dot segments into another admin route)."""
+    return quote(str(value), safe="")
 
 
 def call(

@@ -24,6 +24,7 @@ from gateway.cli.admin_api import (
     exit_code,
     fields_table,
     history_table,
+    segment,
 )
 from gateway.cli.keys import add_key_commands
 from gateway.cli.pool import add_pool_commands
@@ -32,7 +33,7 @@ from gateway.cli.pool import add_pool_commands
 
 
 def tasks_show(args: argparse.Namespace) -> None:
-    t = call(args, "GET", f"/tasks/{args.task_id}")
+    t = call(args, "GET", f"/tasks/{segment(args.task_id)}")
     if args.json:
         return
     error = t.get("error") or {}

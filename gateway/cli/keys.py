@@ -26,6 +26,7 @@ from gateway.cli.admin_api import (
     count,
     csv_list,
     fields_table,
+    segment,
     text,
 )
 from gateway.keys.tenancy import add_tenancy_options, tenancy_options
@@ -70,7 +71,7 @@ def keys_set(args: argparse.Namespace) -> None:
         body["name"] = args.name
     if not body:
         raise CliError(EXIT_USAGE, "nothing to change: give at least one option (see --help)")
-    data = call(args, "PATCH", f"/keys/{args.key_id}", json=body)
+    data = call(args, "PATCH", f"/keys/{segment(args.key_id)}", json=body)
     if not args.json:
         print(f"key {data['id']} ({data['name']}) updated")
         show_key(data)
@@ -95,7 +96,7 @@ def keys_show(args: argparse.Namespace) -> None:
     data = call(argparse.Namespace(**{**vars(args), "json": False}), "GET", "/keys")  # one key
     key = next((k for k in data["keys"] if k["id"] == args.key_id), None)
     if key is None:
-        raise CliError(EXIT_REFUSED, f"no managed key with id {args.key_id}")
+        raise CliError(EXIT_REFUSED, f"no managed key with id {args.key_id} (not_found, HTTP 404)")
     if args.json:  # the shape --json gives everywhere: the admin API's envelope
         print(json.dumps({"code": 200, "data": key, "message": "success"}, indent=2))
     else:
@@ -144,7 +145,7 @@ def _when(value: str | float | None) -> str | None:
 
 
 def keys_revoke(args: argparse.Namespace) -> None:
-    call(args, "DELETE", f"/keys/{args.key_id}")
+    call(args, "DELETE", f"/keys/{segment(args.key_id)}")
     if not args.json:
         print(f"key {args.key_id} revoked")
 

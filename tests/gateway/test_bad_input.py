@@ -102,6 +102,24 @@ async def test_odd_ids_headers_and_admin_paths_are_4xx(redis: Redis, prefix: str
         assert m.sent == []
 
 
+async def test_a_trailing_slash_is_no_route_and_never_a_redirect(redis: Redis, prefix: str) -> None:
+    """Starlette would answer 307 with a Location built from the Host header: a 404 envelope
+    instead, on the client API and the admin API alike."""
+    async with mocked(redis, prefix, admin_token="admin-token-0001") as m:
+        host = [(b"host", b"evil.example"), (b"x-api-key", KEY_B)]
+        admin = [*host, (b"authorization", b"Bearer admin-token-0001")]
+        for method, path, headers in (
+            ("GET", "/api/v1/task/", host),
+            ("POST", "/api/v1/task/", host),
+            ("DELETE", "/api/v1/task/", host),
+            ("GET", "/admin/v1/accounts/", admin),
+        ):
+            status, body = await asgi_call(m.app, method, path, headers)
+            assert status in (404, 405), (path, status, body)
+            assert orjson.loads(body)["error"]["type"], body
+            assert b"evil.example" not in body
+
+
 async def raw_get_any(m: Mocked, task_id: str) -> tuple[int, bytes]:
     return await asgi_call(m.app, "GET", f"/api/v1/task/{task_id}", [(b"x-api-key", KEY_B)])
 

@@ -33,6 +33,9 @@ def test_defaults_match_the_table() -> None:
         ("MJGATE_COSTS", "paint=3"),
         ("MJGATE_STRATEGY", "random"),
         ("MJGATE_METRICS_PER_ACCOUNT", "maybe"),
+        ("MJGATE_SWEEP_INTERVAL", "nan"),  # passed every comparison, then broke the sweep
+        ("MJGATE_LEASE_SECONDS", "inf"),
+        ("MJGATE_REDIS_TIMEOUT", "-inf"),
     ],
 )
 def test_invalid_values_name_the_variable(env: str, value: str) -> None:

@@ -412,3 +412,14 @@ def test_a_reader_that_goes_away_gets_no_traceback() -> None:
         _, errors = process.communicate(timeout=30)
     assert process.returncode in (0, 1)
     assert b"Traceback" not in errors and b"BrokenPipe" not in errors, errors.decode()
+
+
+def test_an_id_names_one_path_segment(server: Gateway) -> None:
+    """An id with dot segments reaches no other admin route (the HTTP client would resolve
+    `../accounts/1009` into DELETE /admin/v1/accounts/1009): it is encoded, and unknown."""
+    ok(mjgate(server, "accounts", "add", "1009", "--plan", "pro"))
+    assert "HTTP 404" in refused(mjgate(server, "keys", "revoke", "../accounts/1009"))
+    assert "HTTP 404" in refused(mjgate(server, "keys", "set", "../accounts/1009", "--weight", "2"))
+    assert "HTTP 404" in refused(mjgate(server, "tasks", "show", "../pool/export"))
+    assert "1009" in ok(mjgate(server, "accounts", "show", "1009"))  # still there
+    assert "HTTP 404" in refused(mjgate(server, "keys", "show", "nope"))
