@@ -19,7 +19,6 @@ staged task always finds its record) → sent (`gateway.tasks.sending`) → answ
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -43,6 +42,7 @@ from gateway.records import RecordStore
 from gateway.settings import Settings
 from gateway.taskrecord import TaskRecord, TaskStatus, new_task_id
 from gateway.tasks.sending import Sender, count_created
+from gateway.tasks.undoing import Undo
 from gateway.webhooks.alerts import AlertWebhook
 from routing.costs import CostTable
 from routing.errors import (
@@ -108,6 +108,7 @@ class Creator:
         self.records = records
         self.sender = sender
         self.metrics = metrics
+        self._undo = Undo(records=records, store=store, tracker=sender.tracker)
         self.costs = costs
         self.clock = clock
 
@@ -163,10 +164,10 @@ class Creator:
             try:
                 existing = await claiming
             except BaseException:
-                await self._forget(record, None, saving, opening)
+                await self._undo.forget(record, None, saving, opening)
                 raise
             if existing is not None:
-                await self._forget(record, None, saving, opening)
+                await self._undo.forget(record, None, saving, opening)
                 return await self._replay(*existing, printed)
         else:
             saving = self.records.save(record)  # sent now; the reservation goes right after
@@ -174,7 +175,7 @@ class Creator:
         try:
             decision = await self._reserve(client, record, request, parent)
         except NoRelaxCapableAccountError as exc:
-            await self._forget(record, idempotency_key, saving, opening)
+            await self._undo.forget(record, idempotency_key, saving, opening)
             if not client.tags or isinstance(exc, PoolEmptyError):
                 raise
             tags = ", ".join(client.tags)
@@ -182,17 +183,12 @@ class Creator:
                 f"no active account carrying this key's tags ({tags}) can run this task"
             ) from exc
         except BaseException:
-            await self._forget(record, idempotency_key, saving, opening)
+            await self._undo.forget(record, idempotency_key, saving, opening)
             raise
         try:
             await _all(saving, opening)
         except BaseException:  # no record, no task: give back what was taken
-            with contextlib.suppress(Exception):
-                if isinstance(decision, Reservation):
-                    await self.sender.tracker.release(task_id)
-                else:
-                    await self.store.cancel_staged(task_id)
-            await self._forget(record, idempotency_key)
+            await self._undo.forget(record, idempotency_key, taken=decision)
             raise
         timings = {"route": time.perf_counter() - started}
         self._thresholds(client, decision.alerts)
@@ -210,7 +206,7 @@ class Creator:
             record = await self.sender.send(record, decision, parent=parent, timings=timings)
         except NOTHING_RAN:
             if idempotency_key:  # nothing ran: a retry with the same key is a new attempt
-                await self._forget_key(client.id, idempotency_key)
+                await self._undo.forget_key(client.id, idempotency_key)
             raise
         upstream = timings.setdefault("upstream", 0.0)
         timings["record"] = max(0.0, time.perf_counter() - sending - upstream)
@@ -225,26 +221,6 @@ class Creator:
             if self.alerts is not None:
                 self.alerts.send("quota_threshold", key=client.id, key_name=client.name,
                                  quota=quota, percent=percent)  # fmt: skip
-
-    async def _forget(
-        self, record: TaskRecord, idempotency_key: str | None, *sent: Awaitable[Any]
-    ) -> None:
-        """A create that failed before the client heard of its task leaves nothing behind:
-        the writes `sent` for it are awaited whatever they hold (the caller is already
-        failing), then undone."""
-        for reply in sent:
-            with contextlib.suppress(Exception):
-                await reply
-        with contextlib.suppress(Exception):
-            await self.records.delete(record.task_id)
-        with contextlib.suppress(Exception):
-            await self.records.closed(record.client_id, record.task_id)
-        if idempotency_key:
-            await self._forget_key(record.client_id, idempotency_key)
-
-    async def _forget_key(self, client_id: str, idempotency_key: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.records.forget_idempotency(client_id, idempotency_key)
 
     async def _replay(self, task_id: str, printed: str, mine: str) -> CreateResult:
         if printed and printed != mine:
