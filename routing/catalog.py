@@ -54,15 +54,15 @@ class Catalog:
         self._seen: tuple[bytes | None, Pacing | None] | None = None  # the default last read
 
     # -- accounts ---------------------------------------------------------------------------
-    async def apply_account(self, spec: AccountSpec) -> str:
+    async def apply_account(self, spec: AccountSpec, *, why: str = "pool_file") -> str:
         """Create or update an account's definition: 'created', 'updated' or 'unchanged'.
-        Live counters are kept; a declared figure is applied only when it differs from the
-        last declared one (re-applying a file restores nothing consumed since)."""
-        action, _ = await self.apply_account_diff(spec)
+        Live counters kept; a declared figure applied only when it differs from the last
+        declared one (re-applying restores nothing consumed since); `why`: history's reason."""
+        action, _ = await self.apply_account_diff(spec, why=why)
         return action
 
     async def apply_account_diff(
-        self, spec: AccountSpec, *, dry_run: bool = False
+        self, spec: AccountSpec, *, dry_run: bool = False, why: str = "pool_file"
     ) -> tuple[str, tuple[str, ...]]:
         """`apply_account`, also naming the fields that changed; `dry_run` writes nothing.
         Its pacing: `spec.own_pacing` over the pool's default. One round trip: the default
@@ -73,14 +73,14 @@ class Catalog:
         if self._seen is None:
             await self.pacing_default()
         raw, guess = self._seen or (None, None)
-        action, changed, now = await self._apply(spec, guess, dry_run)
+        action, changed, now = await self._apply(spec, guess, dry_run, why)
         if now != raw:
-            again, changed, _ = await self._apply(spec, self._decode(now), dry_run)
+            again, changed, _ = await self._apply(spec, self._decode(now), dry_run, why)
             action = action if action == "created" else again
         return action, changed
 
     async def _apply(
-        self, spec: AccountSpec, default: Pacing | None, dry_run: bool
+        self, spec: AccountSpec, default: Pacing | None, dry_run: bool, why: str = "pool_file"
     ) -> tuple[str, tuple[str, ...], bytes | None]:
         """One round trip on the store's pipe: the pool's default and the account's
         declaration as they were, and the script; then the declaration written when it
@@ -98,7 +98,7 @@ class Catalog:
             json.dumps(list(spec.tags), separators=(",", ":")), spec.state.value,
             PLANS[spec.plan].fast_seconds_per_month, int(dry_run),
             pacing.profile_json(profile, ms(self.store.clock())),
-            RENEWAL_PERIOD_SECONDS * 1000)  # fmt: skip
+            RENEWAL_PERIOD_SECONDS * 1000, why)  # fmt: skip
         async with store_errors(StoreOp.APPLY_ACCOUNT, self.store.timeout):
             now, was, reply = await asyncio.gather(
                 pipe.send(b"GET", self.keys.pacing_default()),

@@ -89,7 +89,7 @@ async def put_account(request: Request, gate: MjGate, change: Change) -> Respons
         )
     before = await gate.catalog.get_account(bot_id)
     try:
-        action = await gate.catalog.apply_account(spec)
+        action = await gate.catalog.apply_account(spec, why="operator")
     except ValueError as exc:  # limits the catalog enforces (slots, weight)
         raise InvalidRequestError("account", str(exc)) from exc
     status = await _account(gate, bot_id)
@@ -126,7 +126,7 @@ async def patch_account(request: Request, gate: MjGate, change: Change) -> Respo
             changes["tags"] = tuple(changes["tags"])
         if "renews_at" in changes:
             changes["renews_at"] = _renews_at(gate, changes["renews_at"])
-        await gate.catalog.apply_account(replace(spec, **changes))
+        await gate.catalog.apply_account(replace(spec, **changes), why=_reason(body.reason))
     if body.fast_hours_left is not None:
         await gate.store.set_fast_time(
             bot_id, round(body.fast_hours_left * 3600), reason=_reason(body.reason)

@@ -17,12 +17,14 @@
 --   kr cc gm gj ti; ph pu pn pw de dn: pacing.lua), "" for an account without pacing. A
 --   changed profile keeps today's counts and a gap in progress.
 -- ARGV[17] the renewal period (ms; routing/upkeep.py)
+-- ARGV[18] why, for the history of a setting, fast time or state it changes ("pool_file")
 -- Returns {'created'} | {'unchanged'} | {'updated', changed field names...}
 local id, dry = ARGV[3], ARGV[15] == '1'
 local d = {n = ARGV[4], p = ARGV[5], ds = ARGV[6], dfl = tonumber(ARGV[7]),
            drn = tonumber(ARGV[8]), fs = tonumber(ARGV[9]), rs = tonumber(ARGV[10]),
            w = tonumber(ARGV[11]), tg = ARGV[12], dst = ARGV[13], mf = tonumber(ARGV[14])}
 local period, k_renewed = tonumber(ARGV[17]), BASE .. 'renewed'
+local why = (ARGV[18] or '') ~= '' and ARGV[18] or 'pool_file'
 local PACE_DEF = {{'tz', 'timezone'}, {'ah', 'active_hours'}, {'ao', 'actions_only_hours'},
                   {'kf', 'daily_caps'}, {'kr', 'daily_caps'}, {'cc', 'caps_count_children'},
                   {'gm', 'min_gap_seconds'}, {'gj', 'gap_jitter_seconds'}, {'ti', 'tier'}}
@@ -92,20 +94,20 @@ a.n, a.p, a.fs, a.rs, a.w, a.tg, a.mf = d.n, d.p, d.fs, d.rs, d.w, d.tg, d.mf
 if old.ds ~= d.ds then
   a.ds = d.ds
   if d.ds == 'fast' and a.fl + a.fr <= 0 then
-    change_setting(a, 'relax', 'pool_file')
+    change_setting(a, 'relax', why)
   else
-    change_setting(a, d.ds, 'pool_file')
+    change_setting(a, d.ds, why)
   end
 end
 if old.dfl ~= d.dfl then
   a.dfl = d.dfl
-  change_fast(a, d.dfl, 'pool_file')
+  change_fast(a, d.dfl, why)
 end
 local g = granted(old)
 if old.drn ~= d.drn then a.drn, a.rn = d.drn, next_renewal(d.drn, g) end
 if old.dst ~= d.dst then
   a.dst = d.dst
-  change_state(a, d.dst, nil, 'pool_file')
+  change_state(a, d.dst, nil, why)
 end
 set_pacing(a)
 acct_save(old, a)

@@ -192,6 +192,12 @@ async def test_patch_changes_only_the_given_fields(redis: Redis, prefix: str) ->
         plan = data(await call(h, "PATCH", "/accounts/1002", body={"plan": "pro"}))["account"]
         assert plan["plan"] == "pro" and plan["slots"] == {"fast": 12, "relax": 3}
 
+        body = {"setting": "relax", "reason": "saving hours"}  # a declared figure: its reason
+        relaxed = data(await call(h, "PATCH", "/accounts/1002", body=body))["account"]
+        entry = relaxed["history"][0]
+        assert (entry["what"], entry["to"]) == ("setting", "relax")
+        assert entry["reason"] == "operator: saving hours"
+
         none_left = data(await call(h, "PATCH", "/accounts/1004", body={"fast_hours_left": 0}))[
             "account"
         ]
