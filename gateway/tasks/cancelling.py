@@ -4,7 +4,8 @@ A staged task is taken out of the queue (nothing was sent); a pending one is can
 (GoAPI allows it only while pending) and its reservation settled with a refund; a task being
 sent (taken from the queue by a settle or the dispatcher, or a create still waiting for the
 upstream's answer) is waited for up to CANCEL_WAIT, then cancelled upstream as a pending one;
-anything else is `task_not_cancellable`. Each cancel is logged (`task_cancelled`).
+anything else (a task known to be processing, or one the upstream answers 400 for: no longer
+pending there) is `task_not_cancellable`. Each cancel is logged (`task_cancelled`).
 """
 
 from __future__ import annotations
@@ -34,12 +35,18 @@ class Canceller:
                 return f"task {record.task_id} canceled"
             record = await self.records.load(record.task_id) or record
         record = await self._sent(record)
-        if record.terminal or not record.upstream_id:
+        if record.terminal or not record.upstream_id or record.status == TaskStatus.PROCESSING:
             raise TaskNotCancellableError(
                 f"task {record.task_id} is {record.status}; only pending tasks can be canceled"
             )
         answer = await self.tracker.upstream.cancel(record.upstream_id)
         self.tracker.metrics.upstream_request("cancel", str(answer.status), answer.seconds)
+        if answer.status == 400:  # GoAPI: not pending (any more: mjgate's view was older)
+            raise TaskNotCancellableError(
+                f"task {record.task_id} is no longer pending upstream; only pending tasks can "
+                f"be canceled ({answer.message})",
+                upstream_status=answer.status,
+            )
         if answer.status != 200:
             raise UpstreamRejectedError(
                 answer.status, answer.message, upstream_status=answer.status

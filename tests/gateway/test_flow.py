@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 
 from bench.loadgen import server_timing
 from emulator.config import EmulatorConfig
+from gateway.settings import Settings
 from tests.harness import CLIENT_KEY, OTHER_KEY, harness
 
 pytestmark = pytest.mark.topologies  # standalone, Sentinel, Cluster
@@ -155,3 +158,28 @@ async def test_a_task_finished_in_the_create_answer_is_settled_at_once(
         record = await h.gate.records.load(task["task_id"])
         assert record.status == "completed"
         assert await h.assert_ran_as_routed() == 1
+
+
+async def test_a_task_no_longer_pending_is_not_cancellable(redis: Redis, prefix: str) -> None:
+    """Known to be processing: refused without asking the upstream; believed pending but
+    processing upstream (mjgate's view older): the upstream's 400 is task_not_cancellable."""
+    config = EmulatorConfig(pending_seconds=0.05, processing_seconds=30)
+    settings = Settings(track_interval=60.0)
+    async with harness(
+        redis, prefix, emulator_config=config, settings=settings, webhooks=False
+    ) as h:
+        stale = (await h.create(prompt="stale --fast")).json()["data"]["task_id"]
+        await asyncio.sleep(0.3)  # processing upstream; mjgate's record still says pending
+        answer = await h.client.delete(f"/api/v1/task/{stale}", headers={"x-api-key": CLIENT_KEY})
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert error["type"] == "task_not_cancellable" and error["upstream_status"] == 400
+        known = (await h.create(prompt="known --fast")).json()["data"]["task_id"]
+        await asyncio.sleep(0.3)
+        record = await h.gate.records.load(known)
+        record = await h.gate.tasks.checker.check_upstream(record, source="test")  # learnt
+        assert record.status == "processing"
+        answer = await h.client.delete(f"/api/v1/task/{known}", headers={"x-api-key": CLIENT_KEY})
+        error = answer.json()["error"]
+        assert answer.status_code == 400 and error["type"] == "task_not_cancellable"
+        assert "upstream_status" not in error  # not asked upstream
