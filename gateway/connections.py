@@ -19,7 +19,8 @@ headers are complete, which a slow client never reaches, and it has no setting b
 headers with httptools (`h11_max_incomplete_event_size` is for its h11 protocol only): measured,
 a 1 MiB header was read whole and 10,000 headers reached the app. An exception in the
 parser's header callback ends the parse, and uvicorn answers it 400: that answer is turned
-into the 431.
+into the 431. Whatever else the parser refuses gets the envelope too (400 `invalid_request`),
+never uvicorn's plain text.
 """
 
 from __future__ import annotations
@@ -102,10 +103,20 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def send_400_response(self, msg: str) -> None:
+        """What the parser refuses (not HTTP, a bad Content-Length, a request line it won't
+        take): the envelope with `invalid_request`, not uvicorn's text/plain, and the
+        connection closed as uvicorn does."""
         if self._head_too_large:
             self._refuse_head()
-        else:
-            super().send_400_response(msg)
+            return
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        message = f"the request is not valid HTTP/1.1 ({msg.rstrip('.')})"
+        self.transport.write(
+            _answer(400, "Bad Request", "invalid_request", message, field="request")
+        )
+        self.transport.close()
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False

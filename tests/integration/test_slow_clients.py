@@ -205,3 +205,31 @@ def test_ten_thousand_small_headers_are_refused(
 def test_a_head_within_the_bounds_is_served(default_bounds: Gateway) -> None:
     headers = {f"x-h{i}": "v" * 100 for i in range(MAX_HEADER_COUNT - 10)}  # 25 KB, 246
     assert httpx.get(f"{default_bounds.url}/healthz", headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /api/v1/task/" + b"a" * 100_000 + b" HTTP/1.1\r\nhost: x\r\n\r\n",
+        b"POST /api/v1/task HTTP/1.1\r\nhost: x\r\ncontent-length: ten\r\n\r\n",
+        b"POST /api/v1/task HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n"
+        b"transfer-encoding: chunked\r\n\r\n",
+        b"\x16\x03\x01 not http at all\r\n\r\n",
+    ],
+    ids=["request-line-100k", "content-length-text", "length-and-chunked", "garbage"],
+)
+def test_what_the_parser_refuses_gets_the_envelope(
+    default_bounds: Gateway, sockets: list[socket.socket], head: bytes
+) -> None:
+    """Found from outside: these got uvicorn's text/plain 400 with no error.type."""
+    sock = _connect(default_bounds, sockets)
+    sock.setblocking(True)
+    with contextlib.suppress(OSError):
+        sock.sendall(head)
+    sock.setblocking(False)
+    answer = _until_closed(sock, 5)
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 400"), answer[:200]
+    error = json.loads(body)["error"]
+    assert error["type"] == "invalid_request", error
+    assert _healthy(default_bounds)
