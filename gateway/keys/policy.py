@@ -94,10 +94,16 @@ class KeyInfo:
     created_at: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        created = datetime.fromtimestamp(self.created_at, UTC).isoformat(timespec="seconds")
+        expires = self.policy.expires_at
         return {
             "id": self.id,
             "name": self.name,
-            "created_at": created.replace("+00:00", "Z"),  # ISO 8601 UTC, like every admin time
+            "created_at": _iso(self.created_at),  # ISO 8601 UTC, like every admin time
             **self.policy.to_dict(),
+            "expires_at": None if expires is None else _iso(expires),
         }
+
+
+def _iso(seconds: float) -> str:
+    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+    return text.replace("+00:00", "Z")

@@ -33,6 +33,7 @@ async def test_patch_merges_with_the_stored_policy(redis: Redis, prefix: str) ->
         body = {"jobs_per_day": 5, "weight": 3, "name": "team-b"}
         changed = data(await call(h, "PATCH", f"/keys/{kid}", body=body))
         view = {k: v for k, v in created.items() if k != "secret"}
+        assert view["expires_at"] == TEAM["expires_at"]  # ISO 8601 UTC, as every admin time
         assert changed == {**view, "jobs_per_day": 5, "weight": 3, "name": "team-b"}
         assert "secret" not in changed
         assert data(await call(h, "GET", "/keys"))["keys"] == [changed]
