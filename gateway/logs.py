@@ -20,12 +20,24 @@ LOGGER = logging.getLogger("mjgate")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 
+# the HTTP server's own loggers, given mjgate's handler: in JSON mode every line is JSON
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error")
+
+
+def _event_of(record: logging.LogRecord) -> dict[str, Any]:
+    """mjgate's records name their event; another library's say a sentence: its logger
+    names the event (`uvicorn_error`) and the sentence is the `message`."""
+    if record.name == LOGGER.name:
+        return {"event": record.getMessage()}
+    return {"event": record.name.replace(".", "_"), "message": record.getMessage()}
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
-            "event": record.getMessage(),
+            **_event_of(record),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
@@ -47,11 +59,18 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    """mjgate's logger, and the HTTP server's (run with `log_config=None`, so it keeps
+    these), on one handler and format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     LOGGER.handlers[:] = [handler]
     LOGGER.setLevel(level.upper())
     LOGGER.propagate = False
+    for name in SERVER_LOGGERS:
+        server = logging.getLogger(name)
+        server.handlers[:] = [handler]
+        server.setLevel(max(logging.WARNING, LOGGER.level))
+        server.propagate = False
 
 
 def event(name: str, level: int = logging.INFO, **fields: Any) -> None:

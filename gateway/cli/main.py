@@ -87,6 +87,7 @@ def _run(settings: Settings) -> None:
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            log_config=None,  # its loggers keep mjgate's handler (gateway.logs)
             access_log=False,
             loop="uvloop",
             http=_protocol(settings),
@@ -111,6 +112,7 @@ def _serve_with_admin_port(app: Starlette, settings: Settings) -> None:
     common: dict[str, Any] = {
         "host": settings.host,
         "log_level": "warning",
+        "log_config": None,
         "access_log": False,
         "http": _protocol(settings),
     }

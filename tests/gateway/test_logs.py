@@ -70,6 +70,34 @@ def test_text_format_and_levels() -> None:
         LOGGER.setLevel(level)
 
 
+def test_the_http_servers_lines_are_json_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """uvicorn's own warnings (`Invalid HTTP request received.`, with a traceback) were plain
+    text among the JSON lines: its loggers take mjgate's handler."""
+    saved = {
+        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level,
+               logging.getLogger(name).propagate)
+        for name in (LOGGER.name, *logs.SERVER_LOGGERS)
+    }  # fmt: skip
+    logs.configure_logging("info", "json")
+    try:
+        try:
+            raise ValueError("bad bytes")
+        except ValueError:
+            logging.getLogger("uvicorn.error").warning("Invalid HTTP request received.",
+                                                       exc_info=True)  # fmt: skip
+        logging.getLogger("uvicorn.error").info("below warning: not shown")
+        lines = [orjson.loads(x) for x in capsys.readouterr().err.splitlines() if x.strip()]
+        assert len(lines) == 1, lines
+        assert lines[0]["event"] == "uvicorn_error" and lines[0]["level"] == "warning"
+        assert lines[0]["message"] == "Invalid HTTP request received."
+        assert "bad bytes" in str(lines[0]["exception"])
+    finally:
+        for name, (handlers, level, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            logger.handlers[:], logger.propagate = handlers, propagate
+            logger.setLevel(level)
+
+
 def test_the_canary_check_would_catch_a_leak() -> None:
     handler = CanaryHandler()  # fed directly: the session's own handler must stay clean
     record = logging.LogRecord("mjgate", logging.INFO, __file__, 1, "oops", None, None)
