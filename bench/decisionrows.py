@@ -13,6 +13,20 @@ from bench.report import Report, Row
 MAX_FOREIGN_SHARE = 0.01
 
 
+def _row(
+    metric: str,
+    value: float,
+    unit: str,
+    *,
+    mjgate: float | None = None,
+    reference: float | None = None,
+    **more: Any,
+) -> Row:
+    """One row of the part `redis`."""
+    return Row(part="redis", metric=metric, mjgate=mjgate, reference=reference, value=value,
+               unit=unit, **more)  # fmt: skip
+
+
 def rows(
     report: Report,
     results: Sequence[dict[str, Any]],
@@ -24,108 +38,47 @@ def rows(
     for script in ("reserve", "settle"):
         for result in results:
             figure = result[f"{script}_usec"]
-            report.add(
-                Row(
-                    part="redis",
-                    metric=f"{script}, {result['accounts']:,} accounts",
-                    mjgate=figure,
-                    reference=None,
-                    value=figure,
-                    unit="us",
-                    note=_foreign_note(result, script),
-                )
-            )
+            metric = f"{script}, {result['accounts']:,} accounts"
+            note = _foreign_note(result, script)
+            report.add(_row(metric, figure, "us", mjgate=figure, note=note))
     small, large = results[0], results[-1]
     _scaling_rows(report, "reserve", small, large)
-    report.add(
-        Row(
-            part="redis",
-            metric=f"load {large['accounts']:,} accounts",
-            mjgate=None,
-            reference=None,
-            value=large["load_seconds"],
-            unit="s",
-            note=f"{large['accounts_per_second']:,} apply_account/s, {CONCURRENCY} in flight",
-        )
-    )
+    note = f"{large['accounts_per_second']:,} apply_account/s, {CONCURRENCY} in flight"
+    report.add(_row(f"load {large['accounts']:,} accounts", large["load_seconds"], "s", note=note))
     _paced_rows(report, paced)
     figure = gapless["reserve_usec"]
-    report.add(
-        Row(
-            part="redis",
-            metric=f"paced reserve at {gapless['accounts']:,} accounts, gaps 0",
-            mjgate=figure,
-            reference=None,
-            value=figure,
-            unit="us",
-            note="every pacing rule but the gap: what gaps cost is the difference",
-        )
-    )
+    metric = f"paced reserve at {gapless['accounts']:,} accounts, gaps 0"
+    note = "every pacing rule but the gap: what gaps cost is the difference"
+    report.add(_row(metric, figure, "us", mjgate=figure, note=note))
     for label, result in (("reserve", large), ("paced reserve", paced[-1])):
         _reference_row(report, label, result)
 
 
 def _reference_row(report: Report, label: str, result: dict[str, Any]) -> None:
     """The reserve with the scripts called as Redis Functions against EVALSHA, same pool."""
-    ratio = result["reserve_usec"] / result["evalsha_reserve_usec"]
-    report.add(
-        Row(
-            part="redis",
-            metric=f"{label} at {result['accounts']:,}: functions / EVALSHA",
-            mjgate=result["reserve_usec"],
-            reference=result["evalsha_reserve_usec"],
-            value=ratio,
-            unit="x",
-            side_unit="us",
-        )
-    )
+    mine, theirs = result["reserve_usec"], result["evalsha_reserve_usec"]
+    metric = f"{label} at {result['accounts']:,}: functions / EVALSHA"
+    report.add(_row(metric, mine / theirs, "x", mjgate=mine, reference=theirs, side_unit="us"))
 
 
 def _paced_rows(report: Report, paced: Sequence[dict[str, Any]]) -> None:
     small, large = paced[0], paced[-1]
-    report.add(
-        Row(
-            part="redis",
-            metric=f"paced reserve, {small['accounts']:,} / {large['accounts']:,} accounts",
-            mjgate=None,
-            reference=None,
-            value=large["reserve_usec"],
-            unit="us",
-            note=f"paced reserve {small['reserve_usec']} / {large['reserve_usec']} us",
-        )
-    )
+    metric = f"paced reserve, {small['accounts']:,} / {large['accounts']:,} accounts"
+    note = f"paced reserve {small['reserve_usec']} / {large['reserve_usec']} us"
+    report.add(_row(metric, large["reserve_usec"], "us", note=note))
     _scaling_rows(report, "paced reserve", small, large)
 
 
 def _scaling_rows(report: Report, label: str, small: dict[str, Any], large: dict[str, Any]) -> None:
     """The targets: the reserve at the largest pool size within 1.5x of the smallest, and
     within 50 us."""
-    ratio = large["reserve_usec"] / small["reserve_usec"]
-    report.add(
-        Row(
-            part="redis",
-            metric=f"{label} at {large['accounts']:,} vs {small['accounts']:,} accounts",
-            mjgate=large["reserve_usec"],
-            reference=small["reserve_usec"],
-            value=ratio,
-            unit="x",
-            target="<= 1.5x",
-            passed=ratio <= 1.5,
-            side_unit="us",
-        )
-    )
-    report.add(
-        Row(
-            part="redis",
-            metric=f"{label} at {large['accounts']:,} accounts",
-            mjgate=large["reserve_usec"],
-            reference=None,
-            value=large["reserve_usec"],
-            unit="us",
-            target="<= 50 us",
-            passed=large["reserve_usec"] <= 50,
-        )
-    )
+    big, little = large["reserve_usec"], small["reserve_usec"]
+    ratio = big / little
+    metric = f"{label} at {large['accounts']:,} vs {small['accounts']:,} accounts"
+    report.add(_row(metric, ratio, "x", mjgate=big, reference=little, target="<= 1.5x",
+                    passed=ratio <= 1.5, side_unit="us"))  # fmt: skip
+    report.add(_row(f"{label} at {large['accounts']:,} accounts", big, "us", mjgate=big,
+                    target="<= 50 us", passed=big <= 50))  # fmt: skip
 
 
 def _foreign_note(result: dict[str, Any], what: str) -> str:

@@ -66,13 +66,20 @@ async def test_a_stale_export_after_a_renewal_and_an_undated_file_grants_nothing
     assert (await store.tick()).renewed == ()
 
 
-async def test_the_export_writes_the_next_renewal_and_reads_back_unchanged(
-    store: PoolStore, catalog: Catalog, clock: FakeClock
-) -> None:
+async def _renewed_once(store: PoolStore, catalog: Catalog, clock: FakeClock) -> float:
+    """An account declared to renew in a day, that day passed and the renewal granted: the
+    declared date."""
     renews = clock() + DAY
     await _apply(catalog, _dated(renews))
     clock.advance(DAY + 60)
     assert (await store.tick()).renewed == (1,)
+    return renews
+
+
+async def test_the_export_writes_the_next_renewal_and_reads_back_unchanged(
+    store: PoolStore, catalog: Catalog, clock: FakeClock
+) -> None:
+    renews = await _renewed_once(store, catalog, clock)
     exported = await catalog.export_pool()
     assert f"renews_at: '{_iso(renews + RENEWAL_PERIOD_SECONDS)[:19]}" in exported
     assert {c.action for c in await _apply(catalog, exported)} == {"unchanged"}
@@ -85,10 +92,7 @@ async def test_the_export_writes_the_next_renewal_and_reads_back_unchanged(
 async def test_removing_and_creating_again_from_a_stale_file_grants_nothing(
     store: PoolStore, catalog: Catalog, clock: FakeClock
 ) -> None:
-    renews = clock() + DAY
-    await _apply(catalog, _dated(renews))
-    clock.advance(DAY + 60)
-    assert (await store.tick()).renewed == (1,)
+    renews = await _renewed_once(store, catalog, clock)
     assert PoolChange(1, "removed") in await _apply(catalog, WITHOUT)
     assert PoolChange(1, "created") in await _apply(catalog, _dated(renews))
     assert (await store.tick()).renewed == ()
