@@ -142,3 +142,8 @@ class Keys:
     def sweep_lock(self) -> str:
         """Held by the replica sweeping now, for one pass's length."""
         return f"{self.prefix}:{{sweep}}:lock"
+
+    # -- the upstream's rate limit, shared by replicas (gateway.tasks.backoff) --------------
+    def upstream_backoff(self) -> str:
+        """When the pause the upstream asked for ends (unix ms); expires with it."""
+        return f"{self.prefix}:{{backoff}}:until"

@@ -51,6 +51,7 @@ class StoreOp(StrEnum):
     RECORD_LOOKUP = "record_lookup"
     RECORD_INDEX = "record_index"
     SWEEP = "sweep"
+    UPSTREAM_BACKOFF = "upstream_backoff"
     RECORD_DELETE = "record_delete"
     IDEMPOTENCY = "idempotency"
     KEY_LOOKUP = "key_lookup"

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from gateway.metrics import Metrics
 from gateway.records import RecordStore
 from gateway.settings import Settings
+from gateway.tasks.backoff import UpstreamBackoff
 from gateway.tasks.cancelling import Canceller
 from gateway.tasks.checking import Checker
 from gateway.tasks.creating import Creator
@@ -114,6 +115,7 @@ def build(
         webhook=webhook,
         patience=settings.lease_seconds / 2,
         lease_guard=LeaseGuard(leases=store, window=send_window(settings), clock=clock),
+        backoff=UpstreamBackoff(store.pipe, store.keys, clock=clock),
         clock=clock,
     )
     creator = Creator(

@@ -3,7 +3,8 @@ queue or runs one pass of a component, and keeps running whatever a pass raises.
 
 - check: the completion tracker (`Checker.check_due`), woken for the earliest next check;
 - reconcile: reservations whose lease ran out (`Checker.reconcile`);
-- upkeep: renewals, cooling deadlines, staged timeouts (`Checker.upkeep`);
+- upkeep: renewals, cooling deadlines, staged timeouts (`Checker.upkeep`), and the upstream's
+  pause another replica was told of (`UpstreamBackoff.refresh`);
 - sweep: open tasks nothing holds any more (`Sweeper.sweep`), every MJGATE_SWEEP_INTERVAL;
 - dispatch: staged tasks reserved as slots free (`PoolStore.dispatch_staged`), put in the
   Handoff; woken at once when a settle asks, otherwise every MJGATE_RECONCILE_INTERVAL;
@@ -89,7 +90,7 @@ class Loops:
         loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "check": lambda: self._loop("check", self.check, self._until_next_check),
             "reconcile": lambda: self._loop("reconcile", self.checker.reconcile, self._sleep),
-            "upkeep": lambda: self._loop("upkeep", self.checker.upkeep, self._sleep),
+            "upkeep": lambda: self._loop("upkeep", self.upkeep, self._sleep),
             "sweep": lambda: self._loop("sweep", self.sweeper.sweep, self._sweep_wait),
             "dispatch": lambda: self._loop("dispatch", self.dispatch, self._dispatch_wanted),
             "deliver": lambda: self._loop("deliver", self.deliver, self._deliveries),
@@ -169,6 +170,11 @@ class Loops:
 
     # -- passes -----------------------------------------------------------------------------
     _check_full = False
+
+    async def upkeep(self) -> None:
+        """The maintenance tick, then the upstream's pause another replica may have heard."""
+        await self.checker.upkeep()
+        await self.sender.backoff.refresh()
 
     async def check(self) -> None:
         claimed = await self.checker.check_due()

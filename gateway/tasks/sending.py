@@ -38,6 +38,7 @@ from gateway.errors import (
 from gateway.metrics import Metrics
 from gateway.records import RecordStore
 from gateway.taskrecord import TaskRecord, TaskStatus
+from gateway.tasks.backoff import UpstreamBackoff
 from gateway.tasks.body import decision_of, upstream_body
 from gateway.tasks.leasing import LeaseGuard
 from gateway.tasks.refusals import (
@@ -88,6 +89,7 @@ class Sender:
         webhook: dict[str, str] | None,
         patience: float,
         lease_guard: LeaseGuard,
+        backoff: UpstreamBackoff,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.records = records
@@ -101,14 +103,11 @@ class Sender:
         self.patience = patience  # seconds a handed-over task waits for Redis before sending
         self.lease_guard = lease_guard
         self.clock = clock
-        self._backoff_until = 0.0
+        self.backoff = backoff  # the upstream's rate limit, shared by replicas
 
-    # -- the upstream's rate limit ----------------------------------------------------------
     def check_backoff(self) -> None:
         """Raise before anything is reserved while the upstream asked mjgate to back off."""
-        wait = self._backoff_until - time.monotonic()
-        if wait > 0:
-            raise UpstreamRateLimitedError(round(wait + 0.5))
+        self.backoff.check()
 
     # -- sending ----------------------------------------------------------------------------
     async def send_staged(self, reservation: Reservation) -> None:
@@ -122,7 +121,7 @@ class Sender:
             return
         parent_id = record.parent_id
         parent = await self._patiently(lambda: self.records.load(parent_id)) if parent_id else None
-        wait = self._backoff_until - time.monotonic()
+        wait = self.backoff.remaining()
         if wait > 0:  # hold the slot: the upstream asked for a pause, not for another account
             await asyncio.sleep(wait)
         try:
@@ -228,7 +227,7 @@ class Sender:
                     await self.tracker.unsent(record.task_id)
                 if refusal is Refusal.RATE_LIMITED:
                     wait = retry_after(answer, DEFAULT_RETRY_AFTER)
-                    self._backoff_until = time.monotonic() + wait
+                    await self.backoff.pause(wait)
                     await self.tracker.fail(record, "upstream_rate_limited", answer.message)
                     raise UpstreamRateLimitedError(round(wait))
                 if refusal not in ACCOUNT_REFUSALS:  # the request's, or a 5xx: not retried

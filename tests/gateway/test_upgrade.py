@@ -51,7 +51,9 @@ async def _downgrade(redis: Redis, keys: Keys) -> int:
     renamed = 0
     async for raw in redis.scan_iter(match=f"{keys.prefix}:*"):
         name = raw.decode()
-        if name.startswith(keys.base) or any(t in name for t in (":{o:", ":{r:", ":{sweep}:")):
+        if name.startswith(keys.base) or any(
+            t in name for t in (":{o:", ":{r:", ":{sweep}:", ":{backoff}:")
+        ):
             continue
         await redis.rename(name, old_name(keys, name))
         renamed += 1
