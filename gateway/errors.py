@@ -241,6 +241,8 @@ ROUTING_ERRORS: dict[type[rerr.RoutingError], RoutingTranslation] = {
     rerr.StagedLimitError: (429, "staged_limit", lambda e: {"limit": e.limit}),
     rerr.QuotaExceededError: (
         429, "quota_exceeded", lambda e: {"quota": e.quota, "retry_after": e.retry_after}),
+    rerr.PacedUnavailableError: (
+        503, "paced_unavailable", lambda e: {"reason": e.reason, "retry_after": e.retry_after}),
     rerr.PinnedAccountUnavailableError: (
         409, "pinned_account_unavailable", lambda e: {"bot_id": e.bot_id, "reason": e.reason}),
     rerr.AccountNotFoundError: (404, "account_not_found", lambda e: {"bot_id": e.bot_id}),
@@ -284,8 +286,8 @@ def routing_error_response(exc: rerr.RoutingError) -> Response:
             if isinstance(exc, rerr.TaggedAccountsUnavailableError):
                 message = str(exc)
             retry = _RETRY_AFTER.get(type_)
-            if isinstance(exc, rerr.QuotaExceededError):
-                retry = str(exc.retry_after)  # the quota's reset
+            if isinstance(exc, rerr.QuotaExceededError | rerr.PacedUnavailableError):
+                retry = str(exc.retry_after)  # the quota's reset, pacing's first change
             headers = {"retry-after": retry} if retry else None
             return envelope(status, type_, message, headers, **details(exc))
     return envelope(500, "internal_error", "internal error")

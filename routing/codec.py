@@ -14,6 +14,7 @@ from typing import Any
 from routing.accounts import AccountStatus, PaceStatus
 from routing.errors import (
     NoRelaxCapableAccountError,
+    PacedUnavailableError,
     ParentAccountUnavailableError,
     PinnedAccountUnavailableError,
     PoolEmptyError,
@@ -140,6 +141,8 @@ def error(op: StoreOp, reply: Sequence[Any], bot_id: int = 0) -> RoutingError:
         return PinnedAccountUnavailableError(bot_id, text(reply[2]))
     if code == "quota_exceeded":
         return QuotaExceededError(text(reply[2]), int(reply[3]))
+    if code == "paced":
+        return PacedUnavailableError(text(reply[2]), int(reply[3]))
     return StoreError(op, f"unexpected script reply {code!r}")
 
 

@@ -6,6 +6,7 @@ RoutingError
 ├── ParentAccountUnavailableError   child task, parent's account can't take it (409)
 ├── StagedLimitError                the client already has its limit of staged tasks (429)
 ├── QuotaExceededError              the client key's quota for the period is spent (429)
+├── PacedUnavailableError           pacing holds every account past the staged timeout (503)
 ├── PinnedAccountUnavailableError   a task pinned to an account that can never run it (409)
 ├── AccountNotFoundError            no account with that bot_id (404)
 ├── AccountBusyError                removing an account with tasks in flight (409)
@@ -121,6 +122,23 @@ class QuotaExceededError(RoutingError):
 
     def __reduce__(self) -> tuple[type[QuotaExceededError], tuple[str, int]]:
         return type(self), (self.quota, self.retry_after)
+
+
+class PacedUnavailableError(RoutingError):
+    """Pacing holds every account that could run the task (`reason`, paced:...) and nothing
+    time-driven frees one within the staged timeout: staged, it could only time out.
+    `retry_after`: whole seconds until the first account's pacing, cooling or renewal change."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(
+            f"every account that could run this task is held by pacing ({reason}) for longer "
+            f"than a task may wait staged; the first can change in {retry_after} s"
+        )
+        self.reason = reason
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[type[PacedUnavailableError], tuple[str, int]]:
+        return type(self), (self.reason, self.retry_after)
 
 
 class PinnedAccountUnavailableError(RoutingError):

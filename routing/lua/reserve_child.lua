@@ -14,6 +14,7 @@
 --       | {'S', reason, left, alerts}
 --       | {'E', 'parent_unavailable', reason} | {'E', 'staged_limit', limit}
 --       | {'E', 'quota_exceeded', limit name, retry after (s)}
+--       | {'E', 'paced', reason, retry after (s)}: pacing would hold it past the staged timeout
 local task, pid, pmode, cost, client = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local lease_ms, limit, timeout_ms = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local seen = known(task)

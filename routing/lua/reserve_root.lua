@@ -15,6 +15,7 @@
 --       | {'S', reason, left, alerts} | {'E', 'no_relax_capable_account'}
 --       | {'E', 'staged_limit', limit} | {'E', 'quota_exceeded', limit name, retry after (s)}
 --       | {'E', 'pinned_unavailable', reason}
+--       | {'E', 'paced', reason, retry after (s)}: pacing would hold it past the staged timeout
 -- (`left`: {limit name, what is left, ...}; `alerts`: {limit name, percent, ...} crossed now.)
 -- A task id already reserved or staged returns what it holds (a retried call is harmless).
 local task, mode, cost, client = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]

@@ -20,14 +20,32 @@ local function stage(task, reason, client, limit, deadline_ms, fields, weight)
   return {'S', reason}
 end
 
+-- Pacing holds a task past its staged timeout when nothing time-driven can free an account
+-- before then: the earliest pacing change (`ix:pace`: a window's edge, a local midnight, a
+-- gap's end), cooling deadline or renewal of any account is later than now + the timeout.
+-- Returns the whole seconds until that instant (the client's Retry-After), else nil: stage it.
+local function paced_past(timeout_ms)
+  local first
+  for _, key in ipairs({K.pace, K.cool, K.renew}) do
+    local top = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if top[2] and (first == nil or tonumber(top[2]) < first) then first = tonumber(top[2]) end
+  end
+  if first == nil or first <= NOW + timeout_ms then return nil end
+  return math.ceil((first - NOW) / 1000)
+end
+
 -- A fresh request's outcome (reserve_root, reserve_child): decision `d` becomes a
 -- reservation (charged to the client key's quotas, counted in its tasks in flight), a staged
 -- entry (`fields` to retry it; charged `cost`, what the requested mode costs) or stays an
--- error. `req`: task, kind (root | child), client, q (quota terms or nil), lease_ms, limit
+-- error; staging that pacing holds past the staged timeout is {'E', 'paced', reason, wait}. `req`: task, kind (root | child), client, q (quota terms or nil), lease_ms, limit
 -- (staged), timeout_ms (staged), weight (fair queue). Replies carry what is left of each
 -- quota limit and the thresholds crossed now (tenants.lua).
 local function conclude(d, req, fields, cost)
   local client, q = req.client, req.q
+  if d[1] == 'S' and string.sub(d[2], 1, 6) == 'paced:' then
+    local wait = paced_past(req.timeout_ms)
+    if wait then return {'E', 'paced', d[2], wait} end
+  end
   if d[1] == 'R' and q and TN.flight_full(client, q.mi) then d = {'S', 'key_in_flight_limit'} end
   if d[1] == 'R' then
     local left, alerts, extra = TN.charge(client, q, d[4])

@@ -138,3 +138,21 @@ async def test_a_create_the_upstream_refused_does_not_use_up_the_daily_cap(
         assert answer.status_code == 200 and answer.json()["data"]["status"] != "staged"
         view = await h.gate.catalog.get_account(1)
         assert view is not None and view.pace is not None and view.pace.fast_today == 1
+
+
+async def test_a_task_pacing_would_hold_past_the_staged_timeout_is_503_with_retry_after(
+    redis: Redis, prefix: str
+) -> None:
+    """Staged, it could only end `staged_timeout`: refused now, with when to come back (the
+    first pacing change: local midnight, 3 h after 21:00 Berlin)."""
+    clock = FakeClock(ms("2025-06-16T21:00:00", BERLIN) / 1000)
+    night = (AccountSpec(bot_id=1, plan=Plan.PRO, pacing=PROFILE),)
+    async with harness(redis, prefix, accounts=night, clock=clock) as h:
+        answer = await h.create(prompt="late --fast")
+        assert answer.status_code == 503, answer.text
+        error = answer.json()["error"]
+        assert error["type"] == "paced_unavailable" and error["reason"] == "paced:outside_hours"
+        assert answer.headers["retry-after"] == str(3 * 3600) == str(error["retry_after"])
+        assert await h.gate.store.staged_count() == 0
+        view = await h.gate.catalog.get_account(1)
+        assert view is not None and view.in_flight == 0

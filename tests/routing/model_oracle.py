@@ -11,6 +11,7 @@ Decisions are tuples: ('R', bot_id, mode, cost, decision, staged) | ('S', reason
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -334,6 +335,21 @@ class Pool:
         if not any(w.client == entry.client for w in self.queue):
             self.finish[entry.client] = self.tags.pop(entry.client)
 
+    def paced_past(self, d: Decision, timeout: int, now: int) -> Decision | None:
+        """A staging pacing would hold past the timeout: nothing time-driven (a pacing
+        change, a cooling deadline, a renewal) comes within it. The error, else None."""
+        if d[0] != "S" or not str(d[1]).startswith("paced:"):
+            return None
+        times = [a.next_change(now) for a in self.accounts.values() if a.profile is not None]
+        for a in self.accounts.values():
+            if a.state is AccountState.COOLING and a.until is not None:
+                times.append(a.until)
+            if a.renews_at is not None:
+                times.append(a.renews_at)
+        if not times or min(times) <= now + timeout:
+            return None
+        return ("E", "paced", d[1], math.ceil((min(times) - now) / 1000))
+
     def reserve_root(
         self,
         task_id: str,
@@ -350,6 +366,9 @@ class Pool:
         d = self.decide_root(mode, cost, exclude, now)
         if d[0] == "R":
             return self._take(task_id, d, now + lease, 0, "root", now)
+        refused = self.paced_past(d, timeout, now)
+        if refused is not None:
+            return refused
         if d[0] == "S":
             entry = Waiting(
                 task_id, "root", mode, cost, 0, exclude, client, now + timeout, lease, weight
@@ -373,6 +392,9 @@ class Pool:
         d = self.decide_child(parent, mode, cost, now)
         if d[0] == "R":
             return self._take(task_id, d, now + lease, 0, "child", now)
+        refused = self.paced_past(d, timeout, now)
+        if refused is not None:
+            return refused
         if d[0] == "S":
             entry = Waiting(
                 task_id,

@@ -37,6 +37,7 @@ from routing.accounts import AccountSpec
 from routing.catalog import Catalog
 from routing.errors import (
     NoRelaxCapableAccountError,
+    PacedUnavailableError,
     ParentAccountUnavailableError,
     StagedLimitError,
 )
@@ -107,6 +108,8 @@ def _outcome(result: Reservation | Staged | Dropped | Exception) -> Decision:
         return ("E", "no_relax_capable_account")
     if isinstance(result, StagedLimitError):
         return ("E", "staged_limit")
+    if isinstance(result, PacedUnavailableError):
+        return ("E", "paced", result.reason, result.retry_after)
     raise result
 
 
@@ -144,6 +147,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str, functions: bo
                 NoRelaxCapableAccountError,
                 ParentAccountUnavailableError,
                 StagedLimitError,
+                PacedUnavailableError,
             ) as exc:
                 return _outcome(exc)
 
