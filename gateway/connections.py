@@ -132,7 +132,7 @@ class GuardedProtocol(HttpToolsProtocol):
         """431 for a head over the bounds, and the connection closed: the rest of it is
         never read."""
         self._disarm()
-        if self.transport.is_closing():
+        if self._lingering or self.transport.is_closing():  # answered already: once only
             return
         message = (
             f"the request headers are larger than {MAX_HEADER_BYTES} bytes "

@@ -20,8 +20,9 @@ LOGGER = logging.getLogger("mjgate")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 
-# the HTTP server's own loggers, given mjgate's handler: in JSON mode every line is JSON
-SERVER_LOGGERS = ("uvicorn", "uvicorn.error")
+# the HTTP server's and the event loop's own loggers, given mjgate's handler: in JSON mode
+# every line is JSON (asyncio reports a transport's fatal errors there)
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "asyncio")
 
 
 def _event_of(record: logging.LogRecord) -> dict[str, Any]:

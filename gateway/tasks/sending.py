@@ -23,6 +23,7 @@ A task is sent only inside its reservation's lease, with room for the whole send
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -203,6 +204,7 @@ class Sender:
             except UpstreamTimeoutError:
                 self.metrics.upstream_request("create", "timeout", None)
                 await self.records.save(record.evolve(status=UNKNOWN).with_event("timeout"))
+                self._unconfirmed(record, "timeout")
                 raise
             else:
                 self.metrics.upstream_request("create", str(answer.status), answer.seconds)
@@ -218,6 +220,7 @@ class Sender:
                 if refusal is Refusal.GATEWAY_TIMEOUT:  # as a read timeout: it may exist
                     unclear = record.evolve(status=UNKNOWN)
                     await self.records.save(unclear.with_event("timeout", status=answer.status))
+                    self._unconfirmed(record, f"upstream {answer.status}")
                     raise UpstreamTimeoutError(
                         GATEWAY_TIMEOUT_MESSAGE, upstream_status=answer.status
                     )
@@ -241,6 +244,12 @@ class Sender:
             if isinstance(next_one, TaskRecord):
                 return next_one
             reservation = next_one
+
+    @staticmethod
+    def _unconfirmed(record: TaskRecord, why: str) -> None:
+        """A create that may exist upstream, holding its slot until the reconciler knows."""
+        logs.event("task_unconfirmed", logging.WARNING, task_id=record.task_id,
+                   bot_id=record.bot_id, why=why)  # fmt: skip
 
     async def _sent(
         self,

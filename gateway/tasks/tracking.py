@@ -231,6 +231,9 @@ class Tracker:
             )
         ended = Outcome.CANCELLED if error_type == "cancelled" else Outcome.FAILED
         self.metrics.task_finished(record.task_type, record.mode or "none", ended, None)
+        if error_type != "cancelled":  # a cancel logs task_cancelled
+            logs.event("task_failed", task_id=record.task_id, bot_id=record.bot_id,
+                       error=error_type, upstream_id=record.upstream_id)  # fmt: skip
         self.handoff.change(record)
         return True
 

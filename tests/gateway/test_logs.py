@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from emulator.config import EmulatorConfig
 from gateway import logs
 from gateway.logs import LOGGER, JsonFormatter, TextFormatter
+from gateway.settings import Settings
 from tests.canary import CANARY_CLIENT_KEY, CanaryHandler
 from tests.harness import CLIENT_KEY as KEY
 from tests.harness import harness
@@ -86,11 +87,13 @@ def test_the_http_servers_lines_are_json_too(capsys: pytest.CaptureFixture[str])
             logging.getLogger("uvicorn.error").warning("Invalid HTTP request received.",
                                                        exc_info=True)  # fmt: skip
         logging.getLogger("uvicorn.error").info("below warning: not shown")
+        logging.getLogger("asyncio").error("Fatal error on transport")  # the event loop's
         lines = [orjson.loads(x) for x in capsys.readouterr().err.splitlines() if x.strip()]
-        assert len(lines) == 1, lines
+        assert len(lines) == 2, lines
         assert lines[0]["event"] == "uvicorn_error" and lines[0]["level"] == "warning"
         assert lines[0]["message"] == "Invalid HTTP request received."
         assert "bad bytes" in str(lines[0]["exception"])
+        assert lines[1]["event"] == "asyncio" and lines[1]["level"] == "error"
     finally:
         for name, (handlers, level, propagate) in saved.items():
             logger = logging.getLogger(name)
@@ -129,3 +132,25 @@ async def test_a_cancel_and_a_refused_client_webhook_are_logged(
     retrying = lines["webhook_retrying"]
     assert retrying["task_id"] == task_id and retrying["reason"] == "status 500"
     assert sum(1 for line in collected.lines if line["event"] == "webhook_retrying") == 1
+
+
+async def test_a_task_that_may_exist_upstream_and_its_failure_are_logged(
+    redis: Redis, prefix: str, collected: Collect
+) -> None:
+    """A 504 create (the task may exist upstream, holding its slot) leaves task_unconfirmed;
+    the failure the reconciler then decides leaves task_failed (found from outside: neither
+    left a line)."""
+    quick = Settings(lease_seconds=0.5, upstream_timeout=0.5, upstream_connect_timeout=0.2)
+    async with harness(redis, prefix, settings=quick, notifications=False) as h:
+        await h.emulator.post("/_emulator/faults", json={"status": 504})
+        answer = await h.create(prompt="x --fast")
+        assert answer.status_code == 504
+        events = {str(line["event"]): line for line in collected.lines}
+        assert events["task_unconfirmed"]["why"] == "upstream 504"
+        for _ in range(100):
+            await h.gate.tasks.checker.reconcile()
+            if any(line["event"] == "task_failed" for line in collected.lines):
+                break
+            await asyncio.sleep(0.05)
+        failed = next(line for line in collected.lines if line["event"] == "task_failed")
+        assert failed["error"] == "upstream_outcome_unknown"
