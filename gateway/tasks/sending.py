@@ -201,10 +201,11 @@ class Sender:
                 answer = await self.upstream.create(body)
             except UpstreamNotSentError:
                 self.metrics.upstream_request("create", "not_sent", None)
-            except UpstreamTimeoutError:
+            except UpstreamTimeoutError as exc:
                 self.metrics.upstream_request("create", "timeout", None)
                 await self.records.save(record.evolve(status=UNKNOWN).with_event("timeout"))
                 self._unconfirmed(record, "timeout")
+                exc.details["task_id"] = record.task_id  # the client can follow it
                 raise
             else:
                 self.metrics.upstream_request("create", str(answer.status), answer.seconds)
@@ -222,7 +223,9 @@ class Sender:
                     await self.records.save(unclear.with_event("timeout", status=answer.status))
                     self._unconfirmed(record, f"upstream {answer.status}")
                     raise UpstreamTimeoutError(
-                        GATEWAY_TIMEOUT_MESSAGE, upstream_status=answer.status
+                        GATEWAY_TIMEOUT_MESSAGE,
+                        upstream_status=answer.status,
+                        task_id=record.task_id,
                     )
                 if refusal is Refusal.UPSTREAM_FAILED:  # a 5xx: it may have run, count it
                     await self.tracker.release(record.task_id)

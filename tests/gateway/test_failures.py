@@ -252,6 +252,8 @@ async def test_timeout_after_sending_is_504_and_never_resent(redis: Redis, prefi
         h.faulty.faults = [SentThenTimeout()]
         answer = await h.create(prompt="x --fast")
         assert answer.status_code == 504 and error_type(answer) == "upstream_timeout"
+        task_id = answer.json()["error"]["task_id"]  # the client can follow the task
+        assert (await h.get(task_id)).json()["data"]["status"] == "pending"
         assert len(await h.received()) == 1
         held = sum([await in_flight(h, s.bot_id) for s in DEMO])
         assert held == 1  # the lease is kept until the reconciler knows

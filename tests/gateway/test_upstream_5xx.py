@@ -163,6 +163,8 @@ async def test_a_gateway_timeout_keeps_the_idempotency_key(redis: Redis, prefix:
         await h.emulator.post("/_emulator/faults", json={"status": 504})
         first = await h.create(prompt="x --fast", headers=headers)
         assert first.status_code == 504
+        task_id = first.json()["error"]["task_id"]
         again = await h.create(prompt="x --fast", headers=headers)
         assert again.headers.get("idempotent-replayed") == "true"
+        assert again.json()["data"]["task_id"] == task_id
         assert len(await h.received()) == 1
