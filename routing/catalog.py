@@ -128,7 +128,7 @@ class Catalog:
             raw, history, own, default = await pipe.execute()
         if not raw:
             return None
-        status = codec.account_status(bot_id, codec.fields(raw), history)
+        status = codec.account_status(bot_id, codec.fields(raw), self.store.clock(), history)
         return self._declared(status, own, self._decode(default))
 
     async def list_accounts(self) -> list[AccountStatus]:
@@ -141,14 +141,13 @@ class Catalog:
                 pipe.hgetall(self.keys.pacing_own())
                 pipe.get(self.keys.pacing_default())
                 *raws, owns, default = await pipe.execute()
-        owned, pool = codec.fields(owns), self._decode(default)
-        return [
-            self._declared(
-                codec.account_status(bot_id, codec.fields(raw)), owned.get(str(bot_id)), pool
-            )
+        owned, pool, now = codec.fields(owns), self._decode(default), self.store.clock()
+        statuses = [
+            codec.account_status(bot_id, codec.fields(raw), now)
             for bot_id, raw in zip(ids, raws, strict=True)
             if raw
         ]
+        return [self._declared(s, owned.get(str(s.bot_id)), pool) for s in statuses]
 
     @staticmethod
     def _declared(status: AccountStatus, own: object, pool: Pacing | None) -> AccountStatus:
@@ -241,7 +240,8 @@ class Catalog:
     # -- the pool as a whole ----------------------------------------------------------------
     async def pool_snapshot(self, per_account: bool = False) -> PoolSnapshot:
         """Totals for metrics in two round trips at most, whatever the pool's size."""
-        return await snapshot.read(self.redis, self.keys, self.store.timeout, per_account)
+        store = self.store
+        return await snapshot.read(self.redis, self.keys, store.timeout, per_account, store.clock())
 
     async def apply_pool(self, pool_file: PoolFile, *, dry_run: bool = False) -> list[PoolChange]:
         """Make the pool match the file (the module's docstring)."""

@@ -147,9 +147,10 @@ def error(op: StoreOp, reply: Sequence[Any], bot_id: int = 0) -> RoutingError:
 
 
 def account_status(
-    bot_id: int, raw: Mapping[str, str], history: Sequence[Any] = ()
+    bot_id: int, raw: Mapping[str, str], now: float, history: Sequence[Any] = ()
 ) -> AccountStatus:
-    """An account hash (see accounts.lua) and its history list as an AccountStatus."""
+    """An account hash (see accounts.lua) and its history list as an AccountStatus at `now`
+    (unix seconds: a gap is read against it)."""
     entries: list[dict[str, object]] = [json.loads(text(item)) for item in history]
     return AccountStatus(
         bot_id=bot_id,
@@ -174,18 +175,28 @@ def account_status(
         declared_state=AccountState(raw["dst"]),
         declared_renews_at=_seconds(raw.get("drn")),
         pacing=Pacing.from_fields(dict(raw)),
-        pace=pace_status(raw),
+        pace=pace_status(raw, now),
     )
 
 
 PHASES = {"a": "active", "o": "actions_only", "x": "off"}
 
 
-def pace_status(raw: Mapping[str, str]) -> PaceStatus | None:
-    """Where an account stands against its pacing profile (pacing.lua's fields), None
-    without one. `held` names the rule as a staged task's reason would."""
+def gap_end(raw: Mapping[str, str], now: float) -> str | None:
+    """The end (ms) of the gap the account is in at `now` (unix seconds), None outside one:
+    held (`gp`, until `gr`) or not met by routing yet (`gu`, a field left after it ends)."""
+    if raw.get("gp"):
+        return raw.get("gr")
+    until = raw.get("gu")
+    return until if until and int(until) > now * 1000 else None
+
+
+def pace_status(raw: Mapping[str, str], now: float) -> PaceStatus | None:
+    """Where an account stands against its pacing profile (pacing.lua's fields) at `now`,
+    None without one. `held` names the rule as a staged task's reason would."""
     if "tz" not in raw:
         return None
+    gap = gap_end(raw, now)
     fast, relax = int(raw.get("nf") or 0), int(raw.get("nr") or 0)
     capped_fast = bool(raw.get("kf")) and fast >= int(raw["kf"])
     capped_relax = bool(raw.get("kr")) and relax >= int(raw["kr"])
@@ -197,13 +208,13 @@ def pace_status(raw: Mapping[str, str]) -> PaceStatus | None:
         held = "paced:outside_hours"
     elif capped_fast and capped_relax:
         held = "paced:daily_cap"
-    elif raw.get("gp"):
+    elif gap:
         held = "paced:gap"
     ready = {
         "paced:actions_only": raw.get("pu") if raw.get("pn") == "a" else None,
         "paced:outside_hours": raw.get("pu") if raw.get("pn") == "a" else None,
         "paced:daily_cap": raw.get("de"),
-        "paced:gap": raw.get("gr"),
+        "paced:gap": gap,
     }.get(held)
     return PaceStatus(
         phase=PHASES.get(phase, "off"),
@@ -212,7 +223,7 @@ def pace_status(raw: Mapping[str, str]) -> PaceStatus | None:
         fast_today=fast,
         relax_today=relax,
         day_ends=_seconds(raw.get("de")),
-        gap_until=_seconds(raw.get("gr")) if raw.get("gp") else None,
+        gap_until=_seconds(gap),
         held=held,
         ready_at=_seconds(ready),
     )

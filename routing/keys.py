@@ -76,7 +76,8 @@ class Keys:
         return f"{self.base}accts"
 
     def index(self, name: str) -> str:
-        """A sorted set of accounts: fs, ff, fb, rs (selection), renew, cool (deadlines)."""
+        """A sorted set of accounts: fs, ff, fb, rs (selection), renew, cool (deadlines), pace,
+        gap (pacing; accounts.lua's key layout names them all)."""
         return f"{self.base}ix:{name}"
 
     def leases(self) -> str:

@@ -67,8 +67,10 @@ class PoolSnapshot:
         return sum(self.accounts.values())
 
 
-def from_totals(totals: Mapping[str, str], staged: int) -> PoolSnapshot:
-    """Build a snapshot (without per-account figures) from the aggregates hash."""
+def from_totals(totals: Mapping[str, str], staged: int, in_gaps: int = 0) -> PoolSnapshot:
+    """Build a snapshot (without per-account figures) from the aggregates hash; `in_gaps`:
+    the accounts in a gap routing has not held yet (`ix:gap`, pacing.lua), which the
+    aggregates count as eligible."""
     accounts: dict[tuple[Plan, AccountState, Setting], int] = {}
     for name, value in totals.items():
         if name.startswith("n|") and int(value) > 0:
@@ -88,7 +90,8 @@ def from_totals(totals: Mapping[str, str], staged: int) -> PoolSnapshot:
         eligible_now=sum(
             count for (_, state, _), count in accounts.items() if state is AccountState.ACTIVE
         )
-        - total("held"),
+        - total("held")
+        - in_gaps,
         fast_seconds_usable=total("fl") - total("flx"),
         fast_seconds_held=total("flh"),
     )
@@ -115,18 +118,21 @@ def figures(ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> tuple[AccountF
     )
 
 
-async def read(redis: Redis, keys: Keys, timeout: float | None, per_account: bool) -> PoolSnapshot:
-    """The totals (one HGETALL, the staged count) and, with
-    `per_account`, every account's figures (one pipeline of HMGETs): two round trips at most,
-    whatever the pool's size."""
+async def read(
+    redis: Redis, keys: Keys, timeout: float | None, per_account: bool, now: float
+) -> PoolSnapshot:
+    """The totals (one HGETALL, the staged count, the gaps running at `now`, unix seconds)
+    and, with `per_account`, every account's figures (one pipeline of HMGETs): two round
+    trips at most, whatever the pool's size."""
     async with store_errors(StoreOp.POOL_SNAPSHOT, timeout):
         async with redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.pool_totals())
             pipe.zcard(keys.staged_queue())
+            pipe.zcount(keys.index("gap"), f"({round(now * 1000)}", "+inf")
             if per_account:
                 pipe.smembers(keys.accounts())
             replies = await pipe.execute()
-        totals = from_totals(codec.fields(replies[0]), int(replies[1]))
+        totals = from_totals(codec.fields(replies[0]), int(replies[1]), int(replies[2]))
         if not per_account:
             return totals
         ids = sorted(int(item) for item in replies[-1])

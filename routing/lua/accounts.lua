@@ -57,6 +57,8 @@ local K_NAMES = keyset({
   bfs = 'ix:bfs', bff = 'ix:bff', bfb = 'ix:bfb', -- backup tier:
   brs = 'ix:brs', bfp = 'ix:bfp', brp = 'ix:brp', -- the same six
   pace = 'ix:pace', -- paced accounts, by their next time-driven change (ms)
+  gap = 'ix:gap', -- accounts in a gap routing has not met (pacing.lua), by its end (ms)
+  gapx = 'ix:gapx', -- the same, on accounts something else holds (not active, hours, caps)
   pref = 'ix:pref', -- paced accounts whose plan needs computing again (tick)
   stk = 'stk', kvf = 'kvf', kif = 'kif', -- client keys' fair queue (tenants.lua)
 })
@@ -88,7 +90,7 @@ local function k_tag(tag) return BASE .. 'tag:' .. tag end -- set of bot_ids car
 
 local NUMERIC = {w = 1, fs = 1, rs = 1, mf = 1, dfl = 1, drn = 1, su = 1, rn = 1,
                  fl = 1, fr = 1, fi = 1, ri = 1, kf = 1, kr = 1, nf = 1, nr = 1, gm = 1,
-                 gj = 1, gr = 1, pu = 1, pw = 1, de = 1, dn = 1}
+                 gj = 1, gr = 1, gu = 1, pu = 1, pw = 1, de = 1, dn = 1}
 
 -- Scores must reach ZADD exactly: Lua's default number formatting keeps 14 digits only.
 local function n2s(x) return string.format('%.17g', x) end

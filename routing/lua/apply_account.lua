@@ -28,7 +28,7 @@ local why = (ARGV[18] or '') ~= '' and ARGV[18] or 'pool_file'
 local PACE_DEF = {{'tz', 'timezone'}, {'ah', 'active_hours'}, {'ao', 'actions_only_hours'},
                   {'kf', 'daily_caps'}, {'kr', 'daily_caps'}, {'cc', 'caps_count_children'},
                   {'gm', 'min_gap_seconds'}, {'gj', 'gap_jitter_seconds'}, {'ti', 'tier'}}
-local PACE_LIVE = {'ph', 'pu', 'pn', 'pw', 'de', 'dn', 'nf', 'nr', 'gp', 'gr', 'pz'}
+local PACE_LIVE = {'ph', 'pu', 'pn', 'pw', 'de', 'dn', 'nf', 'nr', 'gp', 'gr', 'gu', 'pz'}
 local pacing = {}
 if ARGV[16] and ARGV[16] ~= '' then
   for f, v in pairs(cjson.decode(ARGV[16])) do

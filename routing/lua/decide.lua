@@ -140,6 +140,7 @@ end
 
 -- What an already-known task id holds (a retried call): its reservation or its staging.
 local function known(task)
+  if redis.call('EXISTS', k_res(task), k_stg(task)) == 0 then return nil end
   local r = redis.call('HMGET', k_res(task), 'b', 'm', 'c', 'd', 's')
   if r[1] then return {'R', tonumber(r[1]), r[2], tonumber(r[3]), r[4], tonumber(r[5]), task} end
   local reason = redis.call('HGET', k_stg(task), 'r')

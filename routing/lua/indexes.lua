@@ -60,6 +60,12 @@ local function memberships(a)
   local due = pace_next(a)
   if rpaced then m[T.rp] = due or 2 ^ 52 end
   if due then m[K.pace] = due end
+  -- A gap not held yet: held before a decision stages, counted out of "eligible now" where
+  -- it holds the account back (`ix:gap`), seen by paced_past until it ends (both; the tick
+  -- drops ended ones: harmless to a later diff).
+  if a.gu and not a.gp then
+    if gap_matters(a) then m[K.gap] = a.gu else m[K.gapx] = a.gu end
+  end
   if a.pz then m[K.pref] = 0 end
   if a.rn then m[K.renew] = a.rn end
   if a.st == 'cooling' and a.su then m[K.cool] = a.su end
@@ -181,10 +187,51 @@ local function pace_due(limit)
 end
 
 -- True when the account has no pacing change due; else applies it (it may leave the
--- selection indexes) and returns false: the caller looks again.
+-- selection indexes) and returns false: the caller looks again. Its fields say when (its
+-- `ix:pace` score is pace_next of them: memberships), so an account read already costs
+-- no command here.
 local function pace_fresh(id)
-  local due = redis.call('ZSCORE', K.pace, id)
-  if not due or tonumber(due) > NOW then return true end
+  local a = acct_load(id)
+  local due = a and pace_next(a)
+  if not due or due > NOW then return true end
   pace_apply(id)
   return false
+end
+
+-- Routing has met the account inside a gap it does not hold yet (pacing.lua): hold it now
+-- (`gp` until the gap's end: out of the selection indexes, the end in `ix:pace`), through the
+-- funnel. Returns whether it did.
+local function gap_hold(id)
+  local old = acct_load(id)
+  if not (old and gap_unheld(old)) then return false end
+  local a = copy(old)
+  a.gp, a.gr, a.gu = '1', old.gu, nil
+  acct_save(old, a)
+  return true
+end
+
+-- Is a candidate current: no pacing change due, no gap it does not hold yet? Else brings
+-- it up to date (it may leave the selection indexes) and returns false: look again.
+local function current(id)
+  return pace_fresh(id) and not gap_hold(id)
+end
+
+local GAP_BATCH = 32 -- gaps not yet held that a decision about to stage holds (PACE_BATCH's role)
+
+-- Before a decision stages: hold the running gaps routing has not met (up to GAP_BATCH, the
+-- earliest-ending first; those on accounts something else holds too, so that the held
+-- accounts' order by next change, `ix:rp`, counts their gaps), so the reason it gives and
+-- paced_past see every gap as the rules state them. Each gap is held once: amortised, a gap
+-- costs at most what holding it at its start would. Returns how many it held.
+local function gaps_held()
+  local n = 0
+  for _, key in ipairs({K.gap, K.gapx}) do
+    local ids = redis.call('ZRANGEBYSCORE', key, '(' .. n2s(NOW), '+inf',
+                           'LIMIT', 0, GAP_BATCH - n)
+    for _, id in ipairs(ids) do
+      if gap_hold(id) then n = n + 1 end
+    end
+    if n >= GAP_BATCH then break end
+  end
+  return n
 end

@@ -4,8 +4,15 @@
 --   fast(+turbo)/relax, cc '0' when child tasks don't count, gm/gj gap and jitter (ms),
 --   ti 'backup' for the backup tier; the plan: ph phase now (a active | o actions-only |
 --   x off), pu its end (ms), pn the next phase, pw its end, de/dn the next two local
---   midnights (ms); live: nf/nr jobs today, gp '1' inside a gap until gr (ms), pz '1' when
---   the plan's look-ahead is used up and the tick should compute a new one.
+--   midnights (ms); live: nf/nr jobs today, gu the end (ms) of the gap the last submission
+--   started, gp '1' once routing has met the account inside that gap and holds it until gr
+--   (ms; then gu is moved there), pz '1' when the plan's look-ahead is used up and the tick
+--   should compute a new one.
+-- A gap is held lazily: the submission that starts it only writes `gu`, and the account
+-- stays in the selection indexes; routing checks every candidate it picks and holds one in
+-- its gap then (indexes.lua's gap_hold: out of the indexes, its end in `ix:pace`), as it
+-- does every gap still running before a decision stages. A gap nothing meets costs no
+-- write at its end.
 -- `class`: 'f' fast/turbo work, 'r' relax work. All of it reads fields only: index
 -- membership stays a pure function of the account's fields; time moves the fields
 -- (pace_advance) at the instants the account's `ix:pace` score names; indexes.lua's
@@ -22,12 +29,21 @@ local function pace_root_ok(a, class)
   return in_hours(a) and not a.gp and not capped(a, class)
 end
 
+-- Inside a gap routing has not met yet (`gu` running, not held)?
+local function gap_unheld(a) return a.gu ~= nil and a.gp == nil and a.gu > NOW end
+
+-- Does a gap hold the account back: it is active, inside its hours and not at both caps
+-- (otherwise something else holds it, and its gap's end changes nothing)?
+local function gap_matters(a)
+  return a.st == 'active' and in_hours(a) and not (capped(a, 'f') and capped(a, 'r'))
+end
+
 -- The rule that holds a root task of `class` on this account (nil: none).
 local function pace_reason(a, class)
   if a.ph == 'o' then return 'paced:actions_only' end
   if a.ph == 'x' then return 'paced:outside_hours' end
   if capped(a, class) then return 'paced:daily_cap' end
-  if a.gp then return 'paced:gap' end
+  if a.gp or gap_unheld(a) then return 'paced:gap' end
   return nil
 end
 
@@ -38,7 +54,8 @@ local function pace_child_reason(a, class)
   return nil
 end
 
--- The account's next time-driven change (ms): a phase edge, a local midnight, a gap's end.
+-- The account's next time-driven change (ms): a phase edge, a local midnight, a held gap's
+-- end (one not held changes nothing when it ends: its field is left for the next save).
 local function pace_next(a)
   local t = a.pu
   if a.de and (t == nil or a.de < t) then t = a.de end
@@ -62,10 +79,12 @@ local function pace_advance(a)
     a.nf, a.nr, a.de, a.dn, a.pz = nil, nil, a.dn, nil, '1'
   end
   if a.gp and (a.gr == nil or a.gr <= NOW) then a.gp, a.gr = nil, nil end
+  if a.gu and a.gu <= NOW then a.gu = nil end
 end
 
--- Count a submission on its account (caps) and start its gap. `jitter_key` makes the
--- gap's random part: the first 32 bits of SHA-1(task id), modulo jitter + 1 ms. Returns the
+-- Count a submission on its account (caps) and start its gap (`gu`: routing holds the
+-- account when it meets it inside; a child task on a held account holds it longer).
+-- `jitter_key` makes the gap's random part: the first 32 bits of SHA-1(task id), modulo jitter + 1 ms. Returns the
 -- day it was counted in (its end, the next local midnight), nil when not counted.
 local function pace_take(a, kind, mode, jitter_key)
   if not a.tz then return nil end
@@ -78,7 +97,13 @@ local function pace_take(a, kind, mode, jitter_key)
   if a.gj and a.gj > 0 then
     gap = gap + tonumber(string.sub(redis.sha1hex(jitter_key), 1, 8), 16) % (a.gj + 1)
   end
-  if gap > 0 then a.gp, a.gr = '1', NOW + gap else a.gp, a.gr = nil, nil end
+  if gap == 0 then
+    a.gp, a.gr, a.gu = nil, nil, nil
+  elseif a.gp then -- held already (a child task): held longer
+    a.gr = NOW + gap
+  else
+    a.gu = NOW + gap
+  end
   return day
 end
 

@@ -24,13 +24,14 @@ end
 
 -- The best free fast account of tier `T` by strategy with fast time >= cost: the first PICK
 -- candidates by score, then the free account with the most fast time. Never misses a
--- feasible account. A candidate with a pacing change due is brought up to date first (it
--- may leave the index: the look starts again; each such step is a change made once).
+-- feasible account. A candidate not current (indexes.lua: a pacing change due, a gap not
+-- held yet) is brought up to date first (it may leave the index: the look starts again;
+-- each such step is a change made once).
 local function pick_fast(T, cost, ex, nex)
   for _ = 1, PICK do
     local id = first_open(redis.call('ZRANGE', T.fs, 0, PICK + nex - 1), ex, cost)
       or most_free_fast(T, cost, ex, nex)
-    if id == nil or pace_fresh(id) then return id end
+    if id == nil or current(id) then return id end
   end
   return nil
 end
@@ -53,9 +54,19 @@ end
 local function pick_relax(T, ex, nex)
   for _ = 1, PICK do
     local id = first_open(redis.call('ZRANGE', T.rs, 0, nex), ex, nil)
-    if id == nil or pace_fresh(id) then return id end
+    if id == nil or current(id) then return id end
   end
   return nil
+end
+
+-- A tag-limited key's accounts, each made current first (indexes.lua; O(their number)).
+local function catch_up(members, ex)
+  for _, id in ipairs(members) do
+    if not ex[id] then
+      pace_fresh(id)
+      gap_hold(id)
+    end
+  end
 end
 
 -- The accounts carrying any of `tags` (a client key limited to some account tags).
@@ -79,6 +90,7 @@ local function reason_of(id, class) return pace_reason(acct_load(id), class) end
 -- accounts (O(their number)); nil: the whole tier by its indexes (O(log N)).
 local function fast_tier(T, mode, cost, ex, nex, members)
   if members then
+    catch_up(members, ex)
     local best, best_score, busy, held = nil, nil, false, nil
     for _, id in ipairs(members) do
       if not ex[id] then
@@ -103,6 +115,10 @@ local function fast_tier(T, mode, cost, ex, nex, members)
     return nil
   end
   local id = pick_fast(T, cost, ex, nex)
+  -- Nothing free: hold the gaps not met yet (a burst of candidates in their gaps at the front
+  -- of the index may have used up the pick's look), then look again; a decision that stages
+  -- has seen every gap.
+  if id == nil and gaps_held() > 0 then id = pick_fast(T, cost, ex, nex) end
   if id then return {'R', id, mode, cost, 'routed'} end
   if most_fast_time({T.ff, T.fb}, ex, nex) >= cost then return {'S', 'fast_slots_busy'} end
   local left, held = most_fast_time({T.fp}, ex, nex)
@@ -128,6 +144,7 @@ local function relax_tier(T, ex, nex, decision, members)
       and tier(x) == T
   end
   if members then
+    catch_up(members, ex)
     local best, best_score, busy, held = nil, nil, false, nil
     for _, id in ipairs(members) do
       if not ex[id] then
@@ -146,6 +163,7 @@ local function relax_tier(T, ex, nex, decision, members)
     return nil
   end
   local id = pick_relax(T, ex, nex)
+  if id == nil and gaps_held() > 0 then id = pick_relax(T, ex, nex) end -- as fast_tier
   if id then return {'R', id, 'relax', 0, decision} end
   -- Relax-capable accounts of the tier that pacing doesn't hold: capable ones minus held ones.
   local t = redis.call('HMGET', K.agg, 'rcap', 'rcb')

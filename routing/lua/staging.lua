@@ -22,12 +22,18 @@ end
 
 -- Pacing holds a task past its staged timeout when nothing time-driven can free an account
 -- before then: the earliest pacing change (`ix:pace`: a window's edge, a local midnight, a
--- gap's end), cooling deadline or renewal of any account is later than now + the timeout.
+-- held gap's end; `ix:gap`, `ix:gapx`: the end of a running gap not held yet), cooling
+-- deadline or renewal of any account is later than now + the timeout.
 -- Returns the whole seconds until that instant (the client's Retry-After), else nil: stage it.
 local function paced_past(timeout_ms)
   local first
   for _, key in ipairs({K.pace, K.cool, K.renew}) do
     local top = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if top[2] and (first == nil or tonumber(top[2]) < first) then first = tonumber(top[2]) end
+  end
+  for _, key in ipairs({K.gap, K.gapx}) do
+    local top = redis.call('ZRANGEBYSCORE', key, '(' .. n2s(NOW), '+inf', 'WITHSCORES',
+                           'LIMIT', 0, 1)
     if top[2] and (first == nil or tonumber(top[2]) < first) then first = tonumber(top[2]) end
   end
   if first == nil or first <= NOW + timeout_ms then return nil end

@@ -4,7 +4,8 @@
 --   cooling accounts past their deadline: back to active;
 --   staged tasks past their deadline: out of the queue (the gateway fails them), their quota
 --     charge given back.
---   pacing changes due (a window edge, a local midnight, a gap's end): applied.
+--   pacing changes due (a window edge, a local midnight, a held gap's end): applied; ended
+--     gaps never held leave `ix:gap` and `ix:gapx`.
 -- KEYS[1] pool meta hash   ARGV[1] key base   ARGV[2] now (unix ms)
 -- ARGV[3] at most this many per kind   ARGV[4] renewal period (ms)
 -- Returns {{renewed bot_id...}, {woken bot_id...}, {expired task_id...}, {paced bot_id...}}
@@ -38,4 +39,7 @@ for _, task in ipairs(redis.call('ZRANGEBYSCORE', K.stdl, '-inf', NOW, 'LIMIT', 
   expired[#expired + 1] = task
 end
 for _, id in ipairs(pace_due(limit)) do paced[#paced + 1] = tonumber(id) end
+-- Gaps not held that have ended leave `ix:gap`/`ix:gapx` (their fields go at the next save).
+redis.call('ZREMRANGEBYSCORE', K.gap, '-inf', n2s(NOW))
+redis.call('ZREMRANGEBYSCORE', K.gapx, '-inf', n2s(NOW))
 return {renewed, woken, expired, paced}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 from routing.accounts import AccountSpec, AccountStatus
@@ -71,8 +72,12 @@ def staged(result: Reservation | Staged) -> Staged:
     return result
 
 
-def totals_from_accounts(accounts: list[AccountStatus], staged: int) -> PoolSnapshot:
-    """The pool snapshot recomputed the slow way, to check the scripts' running totals."""
+def totals_from_accounts(
+    accounts: list[AccountStatus], staged: int, gaps_held: Collection[int] = ()
+) -> PoolSnapshot:
+    """The pool snapshot recomputed the slow way, to check the scripts' running totals.
+    `gaps_held`: the accounts routing has met in their gap (their fast time counts as held;
+    in a gap not met yet, as usable: pacing.lua)."""
     counts: Counter[tuple[Plan, AccountState, Setting]] = Counter()
     capacity: Counter[SlotKind] = Counter({SlotKind.FAST: 0, SlotKind.RELAX: 0})
     in_use: Counter[SlotKind] = Counter({SlotKind.FAST: 0, SlotKind.RELAX: 0})
@@ -112,7 +117,9 @@ def totals_from_accounts(accounts: list[AccountStatus], staged: int) -> PoolSnap
         ),
         fast_seconds_usable=sum(a.fast_seconds_left for a in accounts if _takes_fast(a)),
         fast_seconds_held=sum(
-            a.fast_seconds_left for a in accounts if _takes_fast(a) and _fast_held(a)
+            a.fast_seconds_left
+            for a in accounts
+            if _takes_fast(a) and _fast_held(a, a.bot_id in gaps_held)
         ),
     )
 
@@ -122,10 +129,10 @@ def _takes_fast(a: AccountStatus) -> bool:
     return a.state is AccountState.ACTIVE and a.setting is Setting.FAST and a.fast_seconds_left > 0
 
 
-def _fast_held(a: AccountStatus) -> bool:
-    """Pacing holds new fast root work off the account now."""
+def _fast_held(a: AccountStatus, gap_held: bool) -> bool:
+    """Pacing holds new fast root work off the account now (as routing knows it)."""
     if a.pace is None:
         return False
     cap = a.pacing.fast_cap if a.pacing is not None else None
     capped = cap is not None and a.pace.fast_today >= cap
-    return a.pace.phase != "active" or a.pace.gap_until is not None or capped
+    return a.pace.phase != "active" or gap_held or capped
