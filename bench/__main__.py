@@ -55,7 +55,7 @@ BUSY_LOAD = 0.5  # a 1-minute load average above this at start flags the run as 
 class RedisPlan:
     sizes: tuple[int, ...] = (10, 1_000, 100_000)
     tasks: int = 3_000  # reservations per commandstats window
-    repeats: int = 3  # windows per script and pool size; the median is the figure
+    repeats: int = 5  # windows per script and pool size; the median is the figure
     memory_accounts: int = 100_000
     records: int = 200
 

@@ -59,14 +59,16 @@ local function pick_relax(T, ex, nex)
   return nil
 end
 
--- A tag-limited key's accounts, each made current first (indexes.lua; O(their number)).
-local function catch_up(members, ex)
-  for _, id in ipairs(members) do
-    if not ex[id] then
-      pace_fresh(id)
-      gap_hold(id)
-    end
+-- Is the account inside a gap routing has not held yet (pacing.lua)? Read from the account
+-- when this call has it, else its two fields: a tag-limited key's accounts (O(their number))
+-- are judged without holding them, as if their gaps were held.
+local function in_unheld_gap(id)
+  local a = loaded[id]
+  if a == nil then
+    local f = redis.call('HMGET', k_acct(id), 'gu', 'gp')
+    a = {gu = tonumber(f[1]), gp = f[2] or nil} -- a missing field reads false
   end
+  return a and gap_unheld(a) or false
 end
 
 -- The accounts carrying any of `tags` (a client key limited to some account tags).
@@ -90,13 +92,14 @@ local function reason_of(id, class) return pace_reason(acct_load(id), class) end
 -- accounts (O(their number)); nil: the whole tier by its indexes (O(log N)).
 local function fast_tier(T, mode, cost, ex, nex, members)
   if members then
-    catch_up(members, ex)
     local best, best_score, busy, held = nil, nil, false, nil
     for _, id in ipairs(members) do
       if not ex[id] then
         local free = redis.call('ZSCORE', T.ff, id)
         local left = tonumber(free or redis.call('ZSCORE', T.fb, id) or -1)
-        if left >= cost then
+        if left >= cost and in_unheld_gap(id) then
+          held = held or id
+        elseif left >= cost then
           if free then
             local score = tonumber(redis.call('ZSCORE', T.fs, id))
             if (best_score == nil or score < best_score) and pace_fresh(id) then
@@ -144,16 +147,18 @@ local function relax_tier(T, ex, nex, decision, members)
       and tier(x) == T
   end
   if members then
-    catch_up(members, ex)
     local best, best_score, busy, held = nil, nil, false, nil
     for _, id in ipairs(members) do
       if not ex[id] then
-        local score = redis.call('ZSCORE', T.rs, id)
+        local x = acct_load(id)
+        local gapped = x ~= nil and gap_unheld(x) -- judged as if held (fast_tier)
+        local score = not gapped and redis.call('ZSCORE', T.rs, id)
         if score and (best_score == nil or tonumber(score) < best_score) and pace_fresh(id) then
           best, best_score = id, tonumber(score)
         end
-        local x = acct_load(id)
-        if capable_ok(x) then busy = true end
+        if capable_ok(x) then
+          if gapped then held = held or id else busy = true end
+        end
         if not held and redis.call('ZSCORE', T.rp, id) then held = id end
       end
     end

@@ -9,7 +9,7 @@ import pytest
 
 from routing.catalog import Catalog
 from routing.errors import PacedUnavailableError
-from routing.model import Strategy
+from routing.model import Mode, Strategy
 from routing.pacing import Pacing
 from routing.results import Outcome
 from routing.store import PoolStore
@@ -119,3 +119,19 @@ async def test_a_pinned_task_waits_out_a_gap_not_met_yet(
     assert (refused.value.reason, refused.value.retry_after) == ("paced:gap", 600)
     clock.advance(600)
     assert [r.task_id for r in await store.dispatch_staged(10, 60)] == ["r2"]
+
+
+@pytest.mark.parametrize(("mode", "cost"), [(Mode.FAST, 60), (Mode.RELAX, 0)])
+async def test_a_tag_limited_key_never_reaches_an_account_in_its_gap(
+    store: PoolStore, clock: FakeClock, mode: Mode, cost: int
+) -> None:
+    """A tag-limited key's accounts are judged one by one (O(their number)): one in a gap not
+    held yet counts as held there, without a write."""
+    for bot_id in (1, 2):
+        await add(store, bot_id, tags=("eu",), pacing=Pacing(min_gap_seconds=60))
+    await add(store, 3)  # untagged, free: never for this key
+    first = reserved(await root(store, "r1", mode, cost, tags=("eu",))).bot_id
+    assert reserved(await root(store, "r2", mode, cost, tags=("eu",))).bot_id == 3 - first
+    assert staged(await root(store, "r3", mode, cost, tags=("eu",))).reason == "paced:gap"
+    clock.advance(60)
+    assert [r.task_id for r in await store.dispatch_staged(10, 60)] == ["r3"]
