@@ -14,9 +14,10 @@ from routing.accounts import AccountSpec
 from routing.catalog import Catalog
 from routing.keys import Keys
 from routing.model import Mode, Plan
+from routing.pacing import Pacing
 from routing.results import Reservation
 from routing.store import PoolStore
-from tests.routing.workers import prepare, reserve_many
+from tests.routing.workers import prepare, reserve_and_settle, reserve_many
 
 # bot_id: (fast slots, fast seconds): account 4 has fast time for two tasks only.
 POOL = {1: (3, 100_000), 2: (2, 100_000), 3: (4, 100_000), 4: (3, 120)}
@@ -88,3 +89,24 @@ async def test_concurrent_reserves_from_several_processes(
     taken = Counter(bot_id for bot_ids in outcome for bot_id in bot_ids)
     await _check_pool(store, taken)
     assert await store.staged_count() == 450 - sum(CAPACITY.values())
+
+
+@pytest.mark.slow
+async def test_gaps_hold_across_processes(redis_url: str, keys: Keys, store: PoolStore) -> None:
+    """Three processes reserve and at once settle 100 root tasks each on 10 accounts with a
+    10-minute gap: each account takes exactly one (free again at once, but inside its gap, which
+    nothing held before routing met it), the rest wait staged."""
+    for bot_id in range(1, 11):
+        spec = AccountSpec(bot_id=bot_id, plan=Plan.PRO, fast_slots=3, fast_seconds_left=100_000,
+                           pacing=Pacing(min_gap_seconds=600))  # fmt: skip
+        await Catalog(store).apply_account(spec)
+    context = multiprocessing.get_context("spawn")
+    jobs = [(redis_url, keys.prefix, worker, 100) for worker in range(3)]
+    loop = asyncio.get_running_loop()
+    ready = context.Barrier(len(jobs))
+    with context.Pool(len(jobs), initializer=prepare, initargs=(ready,)) as pool:
+        pending = pool.map_async(reserve_and_settle, jobs)
+        outcome = await loop.run_in_executor(None, pending.get, 120)
+    taken = Counter(bot_id for bot_ids in outcome for bot_id in bot_ids)
+    assert taken == {bot_id: 1 for bot_id in range(1, 11)}
+    assert await store.staged_count() == 300 - 10
