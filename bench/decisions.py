@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -201,7 +201,7 @@ def paced_profile(start: float, *, gap: float = 0.04) -> Pacing:
 
 def bench_zone(start: float) -> str:
     """The `Etc/GMT` zone (its sign reversed: Etc/GMT-9 is UTC+9) where `start` is 01:xx."""
-    hour = datetime.fromtimestamp(start, timezone.utc).hour
+    hour = datetime.fromtimestamp(start, UTC).hour
     offset = (1 - hour) % 24
     if offset > 14:
         offset -= 24
