@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
 from gateway import logs
@@ -90,21 +91,29 @@ def classify(answer: UpstreamAnswer) -> Refusal:
     return Refusal.REQUEST
 
 
-def retry_after(answer: UpstreamAnswer, default: float) -> float:
-    """The upstream's Retry-After in seconds (1 to 3600), or `default`."""
+def retry_after(answer: UpstreamAnswer, default: float, now: float) -> float:
+    """The upstream's Retry-After in seconds (1 to 3600): delay-seconds, or an HTTP-date
+    (RFC 9110, 10.2.3) counted from `now` (unix seconds); `default` when absent or unreadable."""
+    value = answer.headers.get("retry-after", "").strip()
     try:
-        return min(3600.0, max(1.0, float(answer.headers.get("retry-after", ""))))
+        wait = float(value)
     except ValueError:
+        try:
+            wait = parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return default
+    if wait != wait:  # nan
         return default
+    return min(3600.0, max(1.0, wait))
 
 
-def passed_on(answer: UpstreamAnswer, refusal: Refusal) -> GatewayError:
+def passed_on(answer: UpstreamAnswer, refusal: Refusal, now: float) -> GatewayError:
     """The client's error for a create that was refused for the request, or that the upstream
     failed (its reservation released): `upstream_unavailable` (502, Retry-After) for a 5xx,
     `upstream_rejected` with GoAPI's 4xx status, or 400 for a 5xx about the request (never a
     5xx for the client's input). Both carry `upstream_status`."""
     if refusal is Refusal.UPSTREAM_FAILED:
-        wait = retry_after(answer, DEFAULT_RETRY_AFTER)
+        wait = retry_after(answer, DEFAULT_RETRY_AFTER, now)
         said = answer.body.get("message") if answer.body else None  # GoAPI's, not an HTML page
         return UpstreamFailedError(
             answer.status, said if isinstance(said, str) else "", round(wait)

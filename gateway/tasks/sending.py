@@ -232,12 +232,12 @@ class Sender:
                 else:  # refused: it never ran, its daily-cap count given back
                     await self.tracker.unsent(record.task_id)
                 if refusal is Refusal.RATE_LIMITED:
-                    wait = retry_after(answer, DEFAULT_RETRY_AFTER)
+                    wait = retry_after(answer, DEFAULT_RETRY_AFTER, self.clock())
                     await self.backoff.pause(wait)
                     await self.tracker.fail(record, "upstream_rate_limited", answer.message)
                     raise UpstreamRateLimitedError(round(wait))
                 if refusal not in ACCOUNT_REFUSALS:  # the request's, or a 5xx: not retried
-                    error = passed_on(answer, refusal)
+                    error = passed_on(answer, refusal, self.clock())
                     await self.tracker.fail(record, error.type, answer.message)
                     raise error
                 await self.refusals.refused(reservation.bot_id, refusal, answer.message)

@@ -10,6 +10,8 @@ the client's 400.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -70,6 +72,10 @@ async def test_a_5xx_passes_the_upstreams_retry_after_on(redis: Redis, prefix: s
         assert answer.status_code == 502 and error_of(answer)["type"] == "upstream_unavailable"
         assert answer.headers["retry-after"] == "30"
         assert "service busy" in answer.json()["message"]
+        when = format_datetime(datetime.now(UTC) + timedelta(seconds=40), usegmt=True)
+        h.faulty.faults = [httpx.Response(503, json=body, headers={"retry-after": when})]
+        dated = await h.create(prompt="z --fast")  # an HTTP-date: seconds from now
+        assert dated.status_code == 502 and dated.headers["retry-after"] in ("39", "40")
         h.faulty.faults = [httpx.Response(500, content=b"<html>Internal Server Error</html>")]
         html = await h.create(prompt="y --fast")
         assert html.status_code == 502 and error_of(html)["type"] == "upstream_unavailable"
