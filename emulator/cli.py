@@ -9,6 +9,7 @@ python -m emulator --realistic --time-scale 0.05             # GoAPI-like times,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import uvicorn
@@ -74,8 +75,17 @@ def parser() -> argparse.ArgumentParser:
         help="HYA accounts: 'demo' (one per plan, bot_ids 1001-1004) or a JSON file; "
         "default: none (GoAPI's public pool)",
     )
-    p.add_argument("--notifications-url", default=None, help="where account notifications go")
-    p.add_argument("--notifications-secret", default="", help="their x-webhook-secret")
+    p.add_argument(
+        "--notifications-url",
+        default=os.environ.get("EMULATOR_NOTIFICATIONS_URL"),
+        help="where account notifications go (default: $EMULATOR_NOTIFICATIONS_URL)",
+    )
+    p.add_argument(
+        "--notifications-secret",
+        default=os.environ.get("EMULATOR_NOTIFICATIONS_SECRET", ""),
+        help="their x-webhook-secret (default: $EMULATOR_NOTIFICATIONS_SECRET; the environment "
+        "keeps it off the command line other users' `ps` shows)",
+    )
     p.add_argument("--log-level", default="warning", help="uvicorn's log level (warning)")
     return p
 

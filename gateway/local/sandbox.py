@@ -15,6 +15,7 @@ by anything else stops with that message instead of using it.
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import subprocess
 import sys
@@ -81,21 +82,30 @@ def _port_taken(port: int) -> bool:
 
 
 def emulator_command(settings: Settings) -> list[str]:
+    """The emulator's command line: nothing secret on it (`ps` shows it to every user)."""
+    args = [
+        sys.executable, "-m", "emulator",
+        "--port", str(settings.sandbox_emulator_port),
+        "--accounts", "demo",
+    ]  # fmt: skip
+    if settings.sandbox_speed == "instant":
+        args.append("--instant")
+    return args
+
+
+def emulator_environment(settings: Settings) -> dict[str, str]:
+    """The emulator's environment: where its account notifications go (the URL carries the
+    path token) and their secret, which the command line must not show."""
     assert settings.public_url is not None
     notify = (
         f"{settings.public_url}/webhooks/goapi/notifications/"
         f"{goapi_token(settings, 'notifications')}"
     )
-    args = [
-        sys.executable, "-m", "emulator",
-        "--port", str(settings.sandbox_emulator_port),
-        "--accounts", "demo",
-        "--notifications-url", notify,
-        "--notifications-secret", goapi_secret(settings),
-    ]  # fmt: skip
-    if settings.sandbox_speed == "instant":
-        args.append("--instant")
-    return args
+    return {
+        **os.environ,
+        "EMULATOR_NOTIFICATIONS_URL": notify,
+        "EMULATOR_NOTIFICATIONS_SECRET": goapi_secret(settings),
+    }
 
 
 def start_emulator(settings: Settings) -> subprocess.Popen[bytes]:
@@ -112,7 +122,11 @@ def start_emulator(settings: Settings) -> subprocess.Popen[bytes]:
             f"port {port} (MJGATE_SANDBOX_EMULATOR_PORT) is already in use by another "
             "process; stop it or choose another port"
         )
-    process = subprocess.Popen(emulator_command(settings), preexec_fn=children.die_with_parent())
+    process = subprocess.Popen(
+        emulator_command(settings),
+        env=emulator_environment(settings),
+        preexec_fn=children.die_with_parent(),
+    )
     children.write_pid(pid_file, process.pid)
     deadline = time.monotonic() + 15
     url = f"{settings.goapi_base_url}/_emulator/accounts"

@@ -64,6 +64,11 @@ def test_account_notifications_from_the_emulator_arrive(sandbox: serve.Served) -
         time.sleep(0.1)
     shown = _sandbox_admin(sandbox, "/accounts/1003").json()["data"]
     assert shown["state_reason"].startswith("goapi:")
+    # what let them in (the path token, the secret) went through the emulator's environment:
+    # its command line, which `ps` shows every user, carries neither
+    commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in sandbox.children()]
+    emulator = next(command for command in commands if b"emulator" in command)
+    assert b"notifications" not in emulator and b"secret" not in emulator, emulator
 
 
 def serve_port(served: serve.Served) -> int:
