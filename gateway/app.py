@@ -29,7 +29,12 @@ from gateway.admin import routes as admin
 from gateway.admin.poolwarning import PoolFileWarning
 from gateway.api import batch
 from gateway.api import handlers as api
-from gateway.errors import GatewayError, envelope, gateway_error_response, routing_error_response
+from gateway.errors import (
+    GatewayError,
+    envelope,
+    gateway_error_response,
+    routing_error_response,
+)
 from gateway.headerlimit import HeaderLimit
 from gateway.keys.client import StaticKeys
 from gateway.keys.store import KeyStore
@@ -40,6 +45,7 @@ from gateway.redisconn import hot_pipe, redis_client
 from gateway.settings import Settings
 from gateway.state import MjGate, state_of
 from gateway.tasks.loops import cancel_and_wait
+from gateway.upgrades import websocket_refusal
 from gateway.upstream import UpstreamClient
 from gateway.webhooks import credentials
 from gateway.webhooks import inbound as webhooks
@@ -171,6 +177,7 @@ def create_app(
 
     bounded = [Middleware(HeaderLimit)]  # request headers over 32 KiB: 431
     routes: list[BaseRoute] = [
+        websocket_refusal(),  # every WebSocket upgrade: the envelope, not uvicorn's 403
         Route("/api/v1/task", api.create_task, methods=["POST"], middleware=bounded),
         Route("/api/v1/task/{task_id}", api.get_task, methods=["GET"], middleware=bounded),
         Route("/api/v1/tasks", batch.cancel_tasks, methods=["DELETE"], middleware=bounded),

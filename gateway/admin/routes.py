@@ -26,6 +26,7 @@ from gateway.errors import NotFoundError
 from gateway.headerlimit import HeaderLimit
 from gateway.state import MjGate
 from gateway.taskrecord import TaskRecord
+from gateway.upgrades import websocket_refusal
 from gateway.webhooks.credentials import goapi_secret, goapi_token
 
 
@@ -91,7 +92,7 @@ def admin_only_app(main: Starlette) -> Starlette:
     It shares `main`'s state (so `state.mjgate`, set by main's lifespan), handler table and
     middleware; it has no lifespan of its own."""
     app = Starlette(
-        routes=[Mount("/admin/v1", app=router())],
+        routes=[websocket_refusal(), Mount("/admin/v1", app=router())],
         exception_handlers=main.exception_handlers,
         middleware=main.user_middleware,
     )

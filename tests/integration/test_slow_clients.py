@@ -233,3 +233,24 @@ def test_what_the_parser_refuses_gets_the_envelope(
     error = json.loads(body)["error"]
     assert error["type"] == "invalid_request", error
     assert _healthy(default_bounds)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/task", "/admin/v1/accounts", "/anything"])
+def test_a_websocket_upgrade_gets_the_envelope(
+    default_bounds: Gateway, sockets: list[socket.socket], path: str
+) -> None:
+    """Found from outside: an upgrade got uvicorn's text/plain 403 with no error.type."""
+    sock = _connect(default_bounds, sockets)
+    sock.setblocking(True)
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+        "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n".encode()
+    )
+    sock.setblocking(False)
+    answer = _until_closed(sock, 5)
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 404"), answer[:300]
+    assert b"application/json" in status.lower()
+    error = json.loads(body)["error"]
+    assert error["type"] == "not_found", error
+    assert _healthy(default_bounds)
