@@ -40,12 +40,12 @@ from gateway.keys.client import StaticKeys
 from gateway.keys.store import KeyStore
 from gateway.metrics import Metrics
 from gateway.middleware import RequestMiddleware
+from gateway.nowebsocket import websocket_refusal
 from gateway.records import RecordStore
 from gateway.redisconn import hot_pipe, redis_client
 from gateway.settings import Settings
 from gateway.state import MjGate, state_of
 from gateway.tasks.loops import cancel_and_wait
-from gateway.upgrades import websocket_refusal
 from gateway.upstream import UpstreamClient
 from gateway.webhooks import credentials
 from gateway.webhooks import inbound as webhooks

@@ -24,9 +24,9 @@ from gateway.admin.schemas import ok, task_view
 from gateway.api.passthrough import own_webhook
 from gateway.errors import NotFoundError
 from gateway.headerlimit import HeaderLimit
+from gateway.nowebsocket import websocket_refusal
 from gateway.state import MjGate
 from gateway.taskrecord import TaskRecord
-from gateway.upgrades import websocket_refusal
 from gateway.webhooks.credentials import goapi_secret, goapi_token
 
 
