@@ -46,8 +46,12 @@ class PacingBody(BaseModel):
     actions_only_hours: list[Window] | None = Field(default=None, max_length=24)
     daily_caps: DailyCaps | None = None
     caps_count_children: bool | None = None
-    min_gap_seconds: float | None = Field(default=None, ge=0, le=MAX_GAP_SECONDS)
-    gap_jitter_seconds: float | None = Field(default=None, ge=0, le=MAX_GAP_SECONDS)
+    min_gap_seconds: float | None = Field(
+        default=None, ge=0, le=MAX_GAP_SECONDS, allow_inf_nan=False
+    )
+    gap_jitter_seconds: float | None = Field(
+        default=None, ge=0, le=MAX_GAP_SECONDS, allow_inf_nan=False
+    )
     tier: Literal["primary", "backup"] | None = None
 
 

@@ -38,7 +38,7 @@ class AccountBody(_Body):
     name: str = Field(default="", max_length=200)
     plan: Plan = Plan.STANDARD
     setting: Setting = Setting.FAST
-    fast_hours_left: float | None = Field(default=None, ge=0, lt=1e6)
+    fast_hours_left: float | None = Field(default=None, ge=0, lt=1e6, allow_inf_nan=False)
     renews_at: Instant | None = None
     fast_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
     relax_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
@@ -56,7 +56,7 @@ class AccountPatch(_Body):
     name: str | None = Field(default=None, max_length=200)
     plan: Plan | None = None
     setting: Setting | None = None
-    fast_hours_left: float | None = Field(default=None, ge=0, lt=1e6)
+    fast_hours_left: float | None = Field(default=None, ge=0, lt=1e6, allow_inf_nan=False)
     renews_at: Instant | None = None
     fast_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
     relax_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)

@@ -127,7 +127,7 @@ def _account_options(parser: argparse.ArgumentParser, *, adding: bool) -> None:
     parser.add_argument(
         "--fast-hours",
         dest="fast_hours_left",
-        type=float,
+        type=cli_pacing.finite,
         metavar="H",
         help="fast time left, hours (as Midjourney's /info shows it)",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import math
 import os
 import re
 import sys
@@ -139,7 +140,10 @@ def duration(value: str) -> float:
     if not match:
         raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 90s, 30m, 2h, 1d")
     unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-    return float(match.group(1)) * unit
+    seconds = float(match.group(1)) * unit
+    if not math.isfinite(seconds):  # 400 digits: JSON has no such number
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite duration")
+    return seconds
 
 
 # -- rendering --------------------------------------------------------------------------------

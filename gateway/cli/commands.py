@@ -27,6 +27,7 @@ from gateway.cli.admin_api import (
     segment,
 )
 from gateway.cli.keys import add_key_commands
+from gateway.cli.pacing import finite
 from gateway.cli.pool import add_pool_commands
 
 # -- tasks --------------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     common.add_argument("--url", help=f"mjgate's URL (MJGATE_URL; default {DEFAULT_URL})")
     common.add_argument("--token", help="admin token (MJGATE_ADMIN_TOKEN)")
     common.add_argument("--json", action="store_true", help="print the API's JSON answer")
-    common.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    common.add_argument("--timeout", type=finite, default=10.0, help="seconds (default 10)")
 
     def group(name: str, help_: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
         parser = subparsers.add_parser(name, help=help_, description=help_)

@@ -5,6 +5,7 @@ and the rows `accounts show` and `pool pacing` print."""
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 OPTIONS = ("timezone", "active_hours", "actions_only_hours", "fast_cap", "relax_cap",
@@ -28,6 +29,18 @@ def _cap(value: str) -> int:
     if jobs < 0:  # -1 would read as `none` (NO_CAP): a typo must not lift a cap
         raise argparse.ArgumentTypeError(f"{value!r} is negative: a number of jobs, or none")
     return jobs
+
+
+def finite(value: str) -> float:
+    """A number option: `nan` and `inf` are refused as usage errors (JSON has no such
+    numbers; the request could not even be written)."""
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from exc
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
+    return number
 
 
 def _yes_no(value: str) -> bool:
@@ -59,14 +72,14 @@ def add_options(parser: argparse.ArgumentParser, *, account: bool = True) -> Non
     group.add_argument(
         "--min-gap",
         dest="min_gap_seconds",
-        type=float,
+        type=finite,
         metavar="S",
         help="seconds after a submission before the next root task",
     )
     group.add_argument(
         "--gap-jitter",
         dest="gap_jitter_seconds",
-        type=float,
+        type=finite,
         metavar="S",
         help="plus a random part of this many seconds",
     )

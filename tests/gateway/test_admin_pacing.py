@@ -4,6 +4,8 @@ next ready, and the listing says whether each account is available now or why no
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from redis.asyncio import Redis
 
@@ -11,7 +13,7 @@ from gateway.cli import accounts as admin_cli
 from gateway.cli import pacing as cli_pacing
 from gateway.cli.main import build_parser
 from routing.model import Mode
-from tests.gateway.test_admin import call, data, error
+from tests.gateway.test_admin import ADMIN, call, data, error
 from tests.harness import harness
 
 PACING = {
@@ -91,10 +93,18 @@ async def test_bad_profiles_are_400_naming_the_field(redis: Redis, prefix: str) 
             ({"tier": "spare"}, "pacing.tier"),
             ({"min_gap_seconds": -1}, "pacing.min_gap_seconds"),
             ({"naps": 1}, "pacing.naps"),
+            ({"min_gap_seconds": float("nan")}, "pacing.min_gap_seconds"),  # a JSON NaN
+            ({"gap_jitter_seconds": float("inf")}, "pacing.gap_jitter_seconds"),
         ):
-            body = {"plan": "pro", "pacing": pacing}
-            got = error(await call(h, "PUT", "/accounts/2001", body=body), 400)
+            text = json.dumps(
+                {"plan": "pro", "pacing": pacing}
+            )  # NaN, Infinity as Python writes them
+            answer = await call(h, "PUT", "/accounts/2001", content=text.encode(),
+                                headers={**ADMIN, "content-type": "application/json"})  # fmt: skip
+            got = error(answer, 400)
             assert got["type"] == "invalid_request" and got["field"] == field, (pacing, got)
+            if "gap" in field:  # said plainly, not as a bound NaN fails
+                assert "finite" in answer.json()["message"] or "-1" in str(pacing), answer.text
 
 
 def test_the_cli_options_become_the_pacing_object() -> None:
@@ -120,6 +130,28 @@ def test_the_cli_options_become_the_pacing_object() -> None:
     assert admin_cli._definition(off) == {"pacing": None}
     with pytest.raises(SystemExit):  # -1 is not `none`: a typo never lifts a cap
         build_parser().parse_args(["accounts", "set", "7", "--fast-cap", "-1"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["accounts", "set", "7", "--min-gap", "nan"],
+        ["accounts", "set", "7", "--min-gap", "inf"],
+        ["accounts", "add", "7", "--gap-jitter=-inf"],
+        ["accounts", "set", "7", "--fast-hours", "nan"],
+        ["pool", "pacing", "set", "--gap-jitter", "inf"],
+        ["accounts", "list", "--timeout", "nan"],
+        ["accounts", "state", "7", "cooling", "--for", "9" * 400 + "s"],
+    ],
+)
+def test_non_finite_numbers_are_usage_errors(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found from outside: they went on to a traceback (JSON has no nan or inf)."""
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(argv)
+    assert stopped.value.code == 2
+    assert "finite" in capsys.readouterr().err
 
 
 async def test_the_cli_shows_availability_and_the_profile(redis: Redis, prefix: str) -> None:
