@@ -84,8 +84,10 @@ end
 
 -- Count a submission on its account (caps) and start its gap (`gu`: routing holds the
 -- account when it meets it inside; a child task on a held account holds it longer).
--- `jitter_key` makes the gap's random part: the first 32 bits of SHA-1(task id), modulo jitter + 1 ms. Returns the
--- day it was counted in (its end, the next local midnight), nil when not counted.
+-- `jitter_key` (the task id) makes the gap's random part, modulo jitter + 1 ms: its last 8
+-- hex digits (mjgate's ids are random UUIDs: 32 random bits, read for free), else the
+-- first 32 bits of its SHA-1. Returns the day it was counted in (its end, the next local
+-- midnight), nil when not counted.
 local function pace_take(a, kind, mode, jitter_key)
   if not a.tz then return nil end
   local day
@@ -95,7 +97,10 @@ local function pace_take(a, kind, mode, jitter_key)
   end
   local gap = a.gm or 0
   if a.gj and a.gj > 0 then
-    gap = gap + tonumber(string.sub(redis.sha1hex(jitter_key), 1, 8), 16) % (a.gj + 1)
+    local tail = string.sub(jitter_key, -8)
+    local bits = string.find(tail, '^%x%x%x%x%x%x%x%x$') and tonumber(tail, 16)
+      or tonumber(string.sub(redis.sha1hex(jitter_key), 1, 8), 16)
+    gap = gap + bits % (a.gj + 1)
   end
   if gap == 0 then
     a.gp, a.gr, a.gu = nil, nil, nil

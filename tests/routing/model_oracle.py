@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import string
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -126,7 +127,12 @@ class Account:
         jitter_ms = round(self.profile.gap_jitter_seconds * 1000)
         gap = round(self.profile.min_gap_seconds * 1000)
         if jitter_ms:
-            gap += int(hashlib.sha1(task_id.encode()).hexdigest()[:8], 16) % (jitter_ms + 1)
+            tail = task_id[-8:]
+            if len(tail) == 8 and all(c in string.hexdigits for c in tail):
+                bits = int(tail, 16)  # a UUID's last 8 hex digits: random already
+            else:
+                bits = int(hashlib.sha1(task_id.encode()).hexdigest()[:8], 16)
+            gap += bits % (jitter_ms + 1)
         self.gap_until = now + gap if gap > 0 else None
         return day
 

@@ -135,3 +135,14 @@ async def test_a_tag_limited_key_never_reaches_an_account_in_its_gap(
     assert staged(await root(store, "r3", mode, cost, tags=("eu",))).reason == "paced:gap"
     clock.advance(60)
     assert [r.task_id for r in await store.dispatch_staged(10, 60)] == ["r3"]
+
+
+async def test_the_jitter_reads_a_uuid_ids_last_hex_digits(
+    store: PoolStore, clock: FakeClock
+) -> None:
+    """mjgate's task ids are random UUIDs: their last 32 bits are the jitter's random part
+    (no hashing); any other id's SHA-1 gives it (test_pacing.py's jitter bounds)."""
+    await paced(store, 1, min_gap_seconds=30, gap_jitter_seconds=20)
+    start = clock()
+    reserved(await root(store, "6f1c2d7e-5b4a-4c3d-9e8f-00000000400a"))  # 0x400a ms
+    assert (await status(store, 1)).pace.gap_until == start + 30 + 0x400A / 1000  # type: ignore[union-attr]
