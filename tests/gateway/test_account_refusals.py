@@ -15,6 +15,11 @@ from routing.model import AccountState, Plan
 from tests.gateway.test_failures import error_type, in_flight
 from tests.harness import DEMO, harness
 
+
+def refusal(message: str, status: int = 400) -> httpx.Response:
+    return httpx.Response(status, json={"code": status, "data": None, "message": message})
+
+
 TWO = (
     AccountSpec(bot_id=1, name="first", plan=Plan.PRO),  # most fast time: chosen first
     AccountSpec(bot_id=2, name="second", plan=Plan.STANDARD),
@@ -65,12 +70,7 @@ async def test_banned_refusal_without_notification_cools_the_account(
     redis: Redis, prefix: str
 ) -> None:
     async with harness(redis, prefix) as h:
-        faulty = h.faulty
-        faulty.faults = [
-            httpx.Response(
-                400, json={"code": 400, "data": None, "message": "mj_bot_banned: account banned"}
-            )
-        ]
+        h.faulty.faults = [refusal("mj_bot_banned: account banned")]
         answer = await h.create(prompt="x --fast")
         assert answer.status_code == 200, answer.text
         received = await h.received()
@@ -89,16 +89,7 @@ async def test_upstream_refusal_of_the_request_is_passed_on_as_4xx_and_released(
     """GoAPI's 500 for a prompt format problem is the client's error: 400, never a 5xx."""
     async with harness(redis, prefix) as h:
         faulty = h.faulty
-        faulty.faults = [
-            httpx.Response(
-                500,
-                json={
-                    "code": 500,
-                    "data": None,
-                    "message": "Invalid Param Format: there should be space before --",
-                },
-            )
-        ]
+        faulty.faults = [refusal("Invalid Param Format: there should be space before --", 500)]
         answer = await h.create(prompt="x--fast")
         assert answer.status_code == 400 and error_type(answer) == "upstream_rejected"
         assert answer.json()["error"]["upstream_status"] == 500
@@ -114,10 +105,6 @@ FIVE = (
     AccountSpec(bot_id=3, name="c", plan=Plan.PRO),
     AccountSpec(bot_id=4, name="d", plan=Plan.PRO, fast_seconds_left=10_000),
 )
-
-
-def refusal(message: str, status: int = 400) -> httpx.Response:
-    return httpx.Response(status, json={"code": status, "data": None, "message": message})
 
 
 async def test_a_create_tries_accounts_until_one_accepts(redis: Redis, prefix: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -74,19 +75,26 @@ async def test_concurrent_reserves_from_many_connections(redis_url: str, keys: K
             await client.aclose()
 
 
+async def _in_processes(
+    work: Callable[[tuple[str, str, int, int]], list[int]], redis_url: str, keys: Keys, tasks: int
+) -> Counter[int]:
+    """`work` in 3 processes at once (`tasks` each, started together): the bot_ids taken."""
+    context = multiprocessing.get_context("spawn")
+    jobs = [(redis_url, keys.prefix, worker, tasks) for worker in range(3)]
+    loop = asyncio.get_running_loop()
+    ready = context.Barrier(len(jobs))
+    with context.Pool(len(jobs), initializer=prepare, initargs=(ready,)) as pool:
+        pending = pool.map_async(work, jobs)
+        outcome = await loop.run_in_executor(None, pending.get, 120)
+    return Counter(bot_id for bot_ids in outcome for bot_id in bot_ids)
+
+
 @pytest.mark.slow
 async def test_concurrent_reserves_from_several_processes(
     redis_url: str, keys: Keys, store: PoolStore
 ) -> None:
     await _make_pool(store)
-    context = multiprocessing.get_context("spawn")
-    jobs = [(redis_url, keys.prefix, worker, 150) for worker in range(3)]
-    loop = asyncio.get_running_loop()
-    ready = context.Barrier(len(jobs))
-    with context.Pool(len(jobs), initializer=prepare, initargs=(ready,)) as pool:
-        pending = pool.map_async(reserve_many, jobs)
-        outcome = await loop.run_in_executor(None, pending.get, 120)
-    taken = Counter(bot_id for bot_ids in outcome for bot_id in bot_ids)
+    taken = await _in_processes(reserve_many, redis_url, keys, 150)
     await _check_pool(store, taken)
     assert await store.staged_count() == 450 - sum(CAPACITY.values())
 
@@ -100,13 +108,6 @@ async def test_gaps_hold_across_processes(redis_url: str, keys: Keys, store: Poo
         spec = AccountSpec(bot_id=bot_id, plan=Plan.PRO, fast_slots=3, fast_seconds_left=100_000,
                            pacing=Pacing(min_gap_seconds=600))  # fmt: skip
         await Catalog(store).apply_account(spec)
-    context = multiprocessing.get_context("spawn")
-    jobs = [(redis_url, keys.prefix, worker, 100) for worker in range(3)]
-    loop = asyncio.get_running_loop()
-    ready = context.Barrier(len(jobs))
-    with context.Pool(len(jobs), initializer=prepare, initargs=(ready,)) as pool:
-        pending = pool.map_async(reserve_and_settle, jobs)
-        outcome = await loop.run_in_executor(None, pending.get, 120)
-    taken = Counter(bot_id for bot_ids in outcome for bot_id in bot_ids)
+    taken = await _in_processes(reserve_and_settle, redis_url, keys, 100)
     assert taken == {bot_id: 1 for bot_id in range(1, 11)}
     assert await store.staged_count() == 300 - 10
