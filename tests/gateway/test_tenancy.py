@@ -132,7 +132,7 @@ async def test_admin_refuses_bad_tenancy_fields(redis: Redis, prefix: str) -> No
 async def test_a_pinned_task_refused_by_its_account_is_not_run_elsewhere(
     redis: Redis, prefix: str
 ) -> None:
-    from tests.gateway.test_failures import FIVE, refusal
+    from tests.gateway.test_account_refusals import FIVE, refusal
 
     async with harness(redis, prefix, accounts=FIVE, notifications=False) as h:
         body = {"name": "pinner", "allow_pinning": True, "jobs_per_day": 5}
@@ -152,7 +152,7 @@ async def test_a_task_moved_to_another_account_is_still_charged_to_its_key(
 ) -> None:
     """The refused attempt's release gives the charge back; the retry on another account
     charges it again: a key's job is never free because an account refused it."""
-    from tests.gateway.test_failures import FIVE, refusal
+    from tests.gateway.test_account_refusals import FIVE, refusal
 
     async with harness(redis, prefix, accounts=FIVE, notifications=False) as h:
         body = {"name": "team", "jobs_per_day": 2, "fast_hours_per_day": 1}
