@@ -67,7 +67,7 @@ class PoolSnapshot:
         return sum(self.accounts.values())
 
 
-def from_totals(totals: Mapping[str, str], staged: int, in_gaps: int = 0) -> PoolSnapshot:
+def from_totals(totals: Mapping[str, str], staged: int, in_gaps: int) -> PoolSnapshot:
     """Build a snapshot (without per-account figures) from the aggregates hash; `in_gaps`:
     the accounts in a gap routing has not held yet (`ix:gap`, pacing.lua), which the
     aggregates count as eligible."""

@@ -23,6 +23,7 @@ Everything else non-2xx is about the request and is passed on.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
@@ -102,7 +103,7 @@ def retry_after(answer: UpstreamAnswer, default: float, now: float) -> float:
             wait = parsedate_to_datetime(value).timestamp() - now
         except (TypeError, ValueError, IndexError, OverflowError):
             return default
-    if wait != wait:  # nan
+    if math.isnan(wait):
         return default
     return min(3600.0, max(1.0, wait))
 

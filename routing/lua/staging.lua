@@ -27,14 +27,14 @@ end
 -- Returns the whole seconds until that instant (the client's Retry-After), else nil: stage it.
 local function paced_past(timeout_ms)
   local first
-  for _, key in ipairs({K.pace, K.cool, K.renew}) do
-    local top = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local function earlier(top) -- {member, score} or {}
     if top[2] and (first == nil or tonumber(top[2]) < first) then first = tonumber(top[2]) end
   end
-  for _, key in ipairs({K.gap, K.gapx}) do
-    local top = redis.call('ZRANGEBYSCORE', key, '(' .. n2s(NOW), '+inf', 'WITHSCORES',
-                           'LIMIT', 0, 1)
-    if top[2] and (first == nil or tonumber(top[2]) < first) then first = tonumber(top[2]) end
+  for _, key in ipairs({K.pace, K.cool, K.renew}) do
+    earlier(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES'))
+  end
+  for _, key in ipairs({K.gap, K.gapx}) do -- running gaps only: ended ones wait for the tick
+    earlier(redis.call('ZRANGEBYSCORE', key, '(' .. n2s(NOW), '+inf', 'WITHSCORES', 'LIMIT', 0, 1))
   end
   if first == nil or first <= NOW + timeout_ms then return nil end
   return math.ceil((first - NOW) / 1000)
