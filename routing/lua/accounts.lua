@@ -22,8 +22,9 @@
 --   fi/ri fast/relax tasks in flight. Empty values are absent fields.
 -- Pacing (present only on accounts with a profile; routing/pacing.py computes the plan):
 
--- Per call (`begin`): the key base (ARGV[1]) and now (ARGV[2], unix ms).
-local BASE, NOW
+-- Per call (`begin`): the key base (ARGV[1]) and now (ARGV[2], unix ms; NOW_S as sent: an
+-- argument Redis needn't format).
+local BASE, NOW, NOW_S
 
 -- Key names are made on first use (a script uses a few of them; building a string costs
 -- time at every call): `keyset(names)` is a metatable (made once) whose tables build each
@@ -73,12 +74,24 @@ local IXB_NAMES = keyset({fs = 'ix:bfs', ff = 'ix:bff', fb = 'ix:bfb', rs = 'ix:
 -- accounts read so far (`loaded`, see acct_load) and the other per-call caches (`CALL`).
 local K, IX, loaded, CALL
 
+-- The key names of the last few key bases: a pure function of the base, so as a Redis
+-- Function (whose locals outlive a call) a pool's calls share them, and build each name
+-- once. Dropped whole past KEYSET_CAP bases (a server shared by many pools, the tests).
+local KEYSETS, NKEYSETS, KEYSET_CAP = {}, 0, 64
+
 -- Every script's first step (routing/prelude.py puts it there): as a Redis Function the
--- libraries' locals outlive a call, so nothing a call learnt may reach the next one.
+-- libraries' locals outlive a call, so nothing a call learnt may reach the next one (only
+-- key names, which the base alone decides).
 local function begin(argv)
-  BASE, NOW = argv[1], tonumber(argv[2])
-  K = setmetatable({}, K_NAMES)
-  IX = {p = setmetatable({name = 'p'}, IXP_NAMES), b = setmetatable({name = 'b'}, IXB_NAMES)}
+  BASE, NOW, NOW_S = argv[1], tonumber(argv[2]), argv[2]
+  local names = KEYSETS[BASE]
+  if not names then
+    if NKEYSETS >= KEYSET_CAP then KEYSETS, NKEYSETS = {}, 0 end
+    names = {setmetatable({}, K_NAMES), {p = setmetatable({name = 'p'}, IXP_NAMES),
+                                          b = setmetatable({name = 'b'}, IXB_NAMES)}}
+    KEYSETS[BASE], NKEYSETS = names, NKEYSETS + 1
+  end
+  K, IX = names[1], names[2]
   loaded, CALL = {}, {}
 end
 
@@ -93,7 +106,27 @@ local NUMERIC = {w = 1, fs = 1, rs = 1, mf = 1, dfl = 1, drn = 1, su = 1, rn = 1
                  gj = 1, gr = 1, gu = 1, pu = 1, pw = 1, de = 1, dn = 1}
 
 -- Scores must reach ZADD exactly: Lua's default number formatting keeps 14 digits only.
-local function n2s(x) return string.format('%.17g', x) end
+local function n2s(x)
+  if x % 1 == 0 and x > -9007199254740992 and x < 9007199254740992 then
+    return string.format('%d', x)
+  end
+  return string.format('%.17g', x)
+end
+
+-- A number argument of redis.call: Redis formats a number with %.17g at every call (about as
+-- long as a short command takes), so small whole numbers (counts, deltas, ranges) are passed
+-- as strings made once per server (a Redis Function's locals outlive a call); others as
+-- they are.
+local SMALL, SMALL_MAX = {}, 4096
+local function arg(x)
+  if x < -SMALL_MAX or x > SMALL_MAX or x % 1 ~= 0 then return x end
+  local s = SMALL[x]
+  if not s then
+    s = string.format('%d', x)
+    SMALL[x] = s
+  end
+  return s
+end
 
 local function hash_table(key)
   local raw = redis.call('HGETALL', key)

@@ -128,7 +128,7 @@ local function reserve(task, id, mode, cost, decision, lease_ms, staged, kind, e
   end
   local day = pace_take(a, kind, mode, task)
   acct_save(old, a)
-  local fields = {'b', id, 'm', mode, 'c', cost, 'd', decision, 's', staged, 'g', a.g,
+  local fields = {'b', id, 'm', mode, 'c', arg(cost), 'd', decision, 's', arg(staged), 'g', a.g,
                   unpack(extra or {})}
   if day then -- the day pacing counted it in (settle gives a refused one back)
     fields[#fields + 1], fields[#fields + 2] = 'pd', n2s(day)

@@ -3,6 +3,7 @@
 -- acct_save, the one function through which every change to an account is written; then
 -- pacing changes due by now, applied through it.
 local Q = 1048576 -- 2^20: resolution of in_flight/slots ratios (exact for slots <= 1000)
+local SPAN = {[23] = 2 ^ 23, [33] = 2 ^ 33} -- the tie-break's room, by its bits (load_score)
 
 -- The pool's strategy, read once per call.
 local function strategy()
@@ -29,10 +30,11 @@ end
 -- floor(num/den) at 2^-20 resolution in the high bits, the fast-time tie-break (more is
 -- better, so inverted) in the low `bits`: an integer below 2^53, exact in a double.
 local function load_score(num, den, left, bits)
-  local top = 2 ^ bits - 1
+  local span = SPAN[bits]
+  local top = span - 1
   if left > top then left = top end
   if left < 0 then left = 0 end
-  return math.floor(num * Q / den) * 2 ^ bits + (top - left)
+  return math.floor(num * Q / den) * span + (top - left)
 end
 
 local function fs_score(a)
@@ -116,10 +118,10 @@ local function reaggregate(old, a)
   local co, cn = contribution(old), contribution(a)
   for f, v in pairs(cn) do
     local d = v - (co[f] or 0)
-    if d ~= 0 then redis.call('HINCRBY', K.agg, f, d) end
+    if d ~= 0 then redis.call('HINCRBY', K.agg, f, arg(d)) end
   end
   for f, v in pairs(co) do
-    if cn[f] == nil and v ~= 0 then redis.call('HINCRBY', K.agg, f, -v) end
+    if cn[f] == nil and v ~= 0 then redis.call('HINCRBY', K.agg, f, arg(-v)) end
   end
 end
 
@@ -144,7 +146,7 @@ local function acct_save(old, a)
     for f, v in pairs(a) do
       if f ~= 'id' and (old == nil or old[f] ~= v) then
         set[#set + 1] = f
-        set[#set + 1] = v
+        set[#set + 1] = type(v) == 'number' and arg(v) or v
       end
     end
     if old then
@@ -181,7 +183,7 @@ end
 -- Apply pacing changes due by now to up to `limit` accounts, earliest first, through the
 -- funnel (the tick, and every decision before it looks at the indexes). Returns their ids.
 local function pace_due(limit)
-  local ids = redis.call('ZRANGEBYSCORE', K.pace, '-inf', NOW, 'LIMIT', 0, limit)
+  local ids = redis.call('ZRANGEBYSCORE', K.pace, '-inf', NOW_S, 'LIMIT', '0', arg(limit))
   for _, id in ipairs(ids) do pace_apply(id) end
   return ids
 end
@@ -226,8 +228,8 @@ local GAP_BATCH = 32 -- gaps not yet held that a decision about to stage holds (
 local function gaps_held()
   local n = 0
   for _, key in ipairs({K.gap, K.gapx}) do
-    local ids = redis.call('ZRANGEBYSCORE', key, '(' .. n2s(NOW), '+inf',
-                           'LIMIT', 0, GAP_BATCH - n)
+    local ids = redis.call('ZRANGEBYSCORE', key, '(' .. NOW_S, '+inf',
+                           'LIMIT', '0', arg(GAP_BATCH - n))
     for _, id in ipairs(ids) do
       if gap_hold(id) then n = n + 1 end
     end

@@ -12,7 +12,7 @@ end
 
 -- The free account of tier `T` with the most fast time, if that is >= cost.
 local function most_free_fast(T, cost, ex, nex)
-  local top = redis.call('ZREVRANGE', T.ff, 0, nex, 'WITHSCORES')
+  local top = redis.call('ZREVRANGE', T.ff, '0', arg(nex), 'WITHSCORES')
   for i = 1, #top, 2 do
     if not ex[top[i]] then
       if tonumber(top[i + 1]) < cost then return nil end
@@ -29,7 +29,7 @@ end
 -- each such step is a change made once).
 local function pick_fast(T, cost, ex, nex)
   for _ = 1, PICK do
-    local id = first_open(redis.call('ZRANGE', T.fs, 0, PICK + nex - 1), ex, cost)
+    local id = first_open(redis.call('ZRANGE', T.fs, '0', arg(PICK + nex - 1)), ex, cost)
       or most_free_fast(T, cost, ex, nex)
     if id == nil or current(id) then return id end
   end
@@ -40,7 +40,7 @@ end
 local function most_fast_time(keys, ex, nex)
   local best, who = -1, nil
   for _, key in ipairs(keys) do
-    local top = redis.call('ZREVRANGE', key, 0, nex, 'WITHSCORES')
+    local top = redis.call('ZREVRANGE', key, '0', arg(nex), 'WITHSCORES')
     for i = 1, #top, 2 do
       if not ex[top[i]] then
         if tonumber(top[i + 1]) > best then best, who = tonumber(top[i + 1]), top[i] end
@@ -53,7 +53,7 @@ end
 
 local function pick_relax(T, ex, nex)
   for _ = 1, PICK do
-    local id = first_open(redis.call('ZRANGE', T.rs, 0, nex), ex, nil)
+    local id = first_open(redis.call('ZRANGE', T.rs, '0', arg(nex)), ex, nil)
     if id == nil or current(id) then return id end
   end
   return nil
@@ -176,7 +176,7 @@ local function relax_tier(T, ex, nex, decision, members)
   if T == IX.p then capable = tonumber(t[1] or 0) - capable end
   local ok = capable - redis.call('ZCARD', T.rp)
   if ok - excluded_count(ex, capable_ok) > 0 then return {'S', 'relax_slots_busy'} end
-  for _, hid in ipairs(redis.call('ZRANGE', T.rp, 0, nex)) do
+  for _, hid in ipairs(redis.call('ZRANGE', T.rp, '0', arg(nex))) do
     if not ex[hid] then return {'S', reason_of(hid, 'r')} end
   end
   return nil

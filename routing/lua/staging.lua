@@ -31,10 +31,10 @@ local function paced_past(timeout_ms)
     if top[2] and (first == nil or tonumber(top[2]) < first) then first = tonumber(top[2]) end
   end
   for _, key in ipairs({K.pace, K.cool, K.renew}) do
-    earlier(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES'))
+    earlier(redis.call('ZRANGE', key, '0', '0', 'WITHSCORES'))
   end
   for _, key in ipairs({K.gap, K.gapx}) do -- running gaps only: ended ones wait for the tick
-    earlier(redis.call('ZRANGEBYSCORE', key, '(' .. n2s(NOW), '+inf', 'WITHSCORES', 'LIMIT', 0, 1))
+    earlier(redis.call('ZRANGEBYSCORE', key, '(' .. NOW_S, '+inf', 'WITHSCORES', 'LIMIT', '0', '1'))
   end
   if first == nil or first <= NOW + timeout_ms then return nil end
   return math.ceil((first - NOW) / 1000)

@@ -65,3 +65,27 @@ async def test_two_pools_called_in_turn_keep_their_own_keys_and_strategy(
         for store in stores:
             await store.aclose()
         await pipe.aclose()
+
+
+async def test_many_pools_in_turn_past_the_key_name_cache(redis: Redis, prefix: str) -> None:
+    """The library keeps the key names of the last 64 key bases across calls (accounts.lua's
+    KEYSETS): 70 pools called in turn, twice, so the cache fills and is dropped, and every
+    reservation still lands on its own pool's account, under its own prefix."""
+    pipe = Pipe.of(redis, functions=True)
+    stores = [PoolStore(redis, Keys(f"{prefix}:{n}"), clock=FakeClock(), pipe=pipe)
+              for n in range(70)]  # fmt: skip
+    try:
+        await stores[0].load_scripts()
+        for n, store in enumerate(stores):
+            await add(store, n + 1, Plan.PRO, fast_seconds_left=10_000)
+        for round_ in range(2):
+            for n, store in enumerate(stores):
+                assert reserved(await root(store, f"t{round_}")).bot_id == n + 1
+        for n, store in enumerate(stores):
+            view = await Catalog(store).get_account(n + 1)
+            assert view is not None and view.fast_in_flight == 2
+            assert await redis.exists(f"{prefix}:{n}:{{pool}}:res:t1") == 1
+    finally:
+        for store in stores:
+            await store.aclose()
+        await pipe.aclose()
