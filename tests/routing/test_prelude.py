@@ -26,7 +26,8 @@ def test_a_script_leaves_out_the_definitions_it_does_not_use() -> None:
                    "local NUMERIC", "tenants.lua:", "staging.lua:"):  # fmt: skip
         assert absent not in extend, absent
     per_call = {"BASE", "NOW", "NOW_S", "K", "IX", "loaded", "CALL", "begin", "keyset",
-                "K_NAMES", "IXP_NAMES", "IXB_NAMES", "KEYSETS", "NKEYSETS", "KEYSET_CAP"}  # fmt: skip
+                "K_NAMES", "IXP_NAMES", "IXB_NAMES", "KEYSETS", "NKEYSETS",
+                "KEYSET_CAP"}  # fmt: skip
     assert _defined(read("routing", "extend_lease")) == per_call | {"k_res", "n2s"}
     reserve = _defined(read("routing", "reserve_root"))
     assert {"decide_root", "decide_pinned", "reserve", "stage", "TN.charge"} <= reserve
