@@ -143,19 +143,19 @@ local function acct_save(old, a)
     redis.call('SREM', K.all, old.id)
   else
     local set, del = {}, {}
-    for f, v in pairs(a) do
-      if f ~= 'id' and (old == nil or old[f] ~= v) then
-        set[#set + 1] = f
-        set[#set + 1] = type(v) == 'number' and arg(v) or v
+    for i = 1, NFIELDS do
+      local f = FIELDS[i]
+      local v = a[f]
+      if v ~= (old and old[f]) then
+        if v == nil then
+          del[#del + 1] = f
+        else
+          set[#set + 1] = f
+          set[#set + 1] = type(v) == 'number' and arg(v) or v
+        end
       end
     end
-    if old then
-      for f in pairs(old) do
-        if a[f] == nil then del[#del + 1] = f end
-      end
-    else
-      redis.call('SADD', K.all, a.id)
-    end
+    if not old then redis.call('SADD', K.all, a.id) end
     if #set > 0 then redis.call('HSET', k_acct(a.id), unpack(set)) end
     if #del > 0 then redis.call('HDEL', k_acct(a.id), unpack(del)) end
   end

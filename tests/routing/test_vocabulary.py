@@ -56,3 +56,19 @@ def test_a_decision_this_version_does_not_know_is_kept_as_written() -> None:
     assert (got.decision, isinstance(got.decision, Decision)) == ("routed:somewhere_new", True)
     assert got.decision not in set(Decision)
     assert not got.decision.pinned
+
+
+def test_every_account_field_the_scripts_use_is_one_acct_save_writes() -> None:
+    """acct_save compares and writes the fields accounts.lua's FIELDS lists, no others: a
+    field a script sets on an account (`a`, `old`, `x`) but missing from it would be lost."""
+    listed = re.search(r"local FIELDS = \{([^}]*)\}", DECIDE)
+    assert listed is not None
+    fields = set(re.findall(r"'(\w+)'", listed.group(1)))
+    used = set(re.findall(r"\b(?:a|old|x)\.([a-z]+)\b", DECIDE)) - {"id"}
+    numeric = re.search(r"local NUMERIC = \{([^}]*)\}", DECIDE)
+    assert numeric is not None
+    used |= set(re.findall(r"(\w+) = 1", numeric.group(1)))
+    live = re.search(r"local PACE_LIVE = \{([^}]*)\}", DECIDE)
+    assert live is not None
+    used |= set(re.findall(r"'(\w+)'", live.group(1)))
+    assert len(used) > 35 and used <= fields, used - fields
