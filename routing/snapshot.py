@@ -7,7 +7,7 @@ one HGETALL; per-account figures are one pipeline of HMGETs.
 
 The fast time the routing can spend (`fast_seconds_usable`) is the total less the aggregate
 `flx` (fast seconds on accounts not active or set to relax), and the part pacing holds now is
-`flh` (indexes.lua's contribution; counted again from the fast indexes at every start,
+`flh` (indexes.lua's standing; counted again from the fast indexes at every start,
 routing.upkeep.recount_fast).
 """
 

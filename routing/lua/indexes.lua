@@ -4,6 +4,7 @@
 -- pacing changes due by now, applied through it.
 local Q = 1048576 -- 2^20: resolution of in_flight/slots ratios (exact for slots <= 1000)
 local SPAN = {[23] = 2 ^ 23, [33] = 2 ^ 33} -- the tie-break's room, by its bits (load_score)
+local NEVER = 2 ^ 52 -- the `ix:rp` score of an account held with no change ahead
 
 -- The pool's strategy, read once per call.
 local function strategy()
@@ -15,17 +16,6 @@ end
 
 -- Which tier's indexes the account is in.
 local function tier(a) return a.ti == 'backup' and IX.b or IX.p end
-
--- Which indexes an account belongs to: free fast, busy fast (with fast time), free relax,
--- fast-capable held by pacing, relax-capable held by pacing.
-local function eligible(a)
-  if not a or a.st ~= 'active' then return false, false, false, false, false end
-  local fast = a.se == 'fast' and a.fl > 0
-  local okf, okr = pace_root_ok(a, 'f'), pace_root_ok(a, 'r')
-  local relax = relax_capable(a)
-  return fast and okf and a.fi < a.fs, fast and okf and a.fi >= a.fs,
-         relax and okr and a.ri < a.rs, fast and not okf, relax and not okr
-end
 
 -- floor(num/den) at 2^-20 resolution in the high bits, the fast-time tie-break (more is
 -- better, so inverted) in the low `bits`: an integer below 2^53, exact in a double.
@@ -49,34 +39,62 @@ local function rs_score(a)
   return math.floor(a.ri * Q / a.rs)
 end
 
--- Every sorted set the account is in, with its score: a pure function of its fields.
-local function memberships(a)
-  local m = {}
-  if not a then return m end
-  local ffree, fbusy, rfree, fpaced, rpaced = eligible(a)
-  local T = tier(a)
-  if ffree then m[T.fs], m[T.ff] = fs_score(a), a.fl end
-  if fbusy then m[T.fb] = a.fl end
-  if rfree then m[T.rs] = rs_score(a) end
-  if fpaced then m[T.fp] = a.fl end
+-- Where an account stands, a pure function of its fields: every sorted set it is in with its
+-- score (`m`: free fast, busy fast (with fast time), free relax, fast-capable and
+-- relax-capable held by pacing, and the time-driven ones), and what it adds to the pool-wide
+-- aggregates (`c`): applying the difference between an account's old and new standing keeps
+-- both exact.
+local function standing(a)
+  local m, c = {}, {}
+  if not a then return m, c end
+  local st, fl, T = a.st, a.fl, tier(a)
+  local hours, okf, okr, capped_both = pace_view(a)
   local due = pace_next(a)
-  if rpaced then m[T.rp] = due or 2 ^ 52 end
+  c['n|' .. a.p .. '|' .. st .. '|' .. a.se] = 1
+  c.fl = fl
+  -- Fast time routing can't spend (`flx`: not active, setting relax) and the part of what it
+  -- can that pacing holds now (`flh`): the usable fast time is fl - flx, and neither changes
+  -- when an unpaced account's fast time does (recount_fast.lua sets both once per start).
+  if st == 'active' then
+    if a.se == 'fast' then
+      if not okf then c.flh = fl end
+      if fl > 0 then
+        if not okf then m[T.fp] = fl
+        elseif a.fi < a.fs then m[T.fs], m[T.ff] = fs_score(a), fl
+        else m[T.fb] = fl end
+      end
+    else
+      c.flx = fl
+    end
+    if relax_capable(a) then
+      if not okr then m[T.rp] = due or NEVER
+      elseif a.ri < a.rs then m[T.rs] = rs_score(a) end
+      c.rcap = 1
+      if a.ti == 'backup' then c.rcb = 1 end
+    end
+    c.fc, c.fu, c.rc, c.ru = a.fs, a.fi, a.rs, a.ri
+    -- Pacing's totals count only what pacing brings (backups, held accounts), so a pool whose
+    -- totals were kept before pacing existed has them right: absent fields read 0.
+    if a.ti == 'backup' then c.ab = 1 elseif not hours then c.aoff = 1 end
+    if not hours or a.gp or capped_both then c.held = 1 end
+  else
+    c.flx = fl
+  end
   if due then m[K.pace] = due end
   -- A gap not held yet: held before a decision stages, counted out of "eligible now" where
-  -- it holds the account back (`ix:gap`), seen by paced_past until it ends (both; the tick
-  -- drops ended ones: harmless to a later diff).
+  -- it holds the account back (`ix:gap`, gap_matters), seen by paced_past until it ends
+  -- (both; the tick drops ended ones: harmless to a later diff).
   if a.gu and not a.gp then
-    if gap_matters(a) then m[K.gap] = a.gu else m[K.gapx] = a.gu end
+    if st == 'active' and hours and not capped_both then m[K.gap] = a.gu
+    else m[K.gapx] = a.gu end
   end
   if a.pz then m[K.pref] = 0 end
   if a.rn then m[K.renew] = a.rn end
-  if a.st == 'cooling' and a.su then m[K.cool] = a.su end
-  return m
+  if st == 'cooling' and a.su then m[K.cool] = a.su end
+  return m, c
 end
 
-local function reindex(old, a)
-  local id = (a or old).id
-  local before, after = memberships(old), memberships(a)
+local function reindex(id, before, after)
   for key, score in pairs(after) do
     if before[key] ~= score then redis.call('ZADD', key, n2s(score), id) end
   end
@@ -85,37 +103,7 @@ local function reindex(old, a)
   end
 end
 
--- Pool-wide aggregates: each account contributes a pure function of its fields, so applying
--- the difference between its old and new contribution keeps the totals exact.
-local function contribution(a)
-  local c = {}
-  if not a then return c end
-  c['n|' .. a.p .. '|' .. a.st .. '|' .. a.se] = 1
-  c.fl = a.fl
-  -- Fast time routing can't spend (`flx`: not active, setting relax) and the part of what it
-  -- can that pacing holds now (`flh`): the usable fast time is fl - flx, and neither changes
-  -- when an unpaced account's fast time does (recount_fast.lua sets both once per start).
-  if a.st == 'active' and a.se == 'fast' then
-    if not pace_root_ok(a, 'f') then c.flh = a.fl end
-  else
-    c.flx = a.fl
-  end
-  if a.st == 'active' then
-    c.fc, c.fu, c.rc, c.ru = a.fs, a.fi, a.rs, a.ri
-    if relax_capable(a) then
-      c.rcap = 1
-      if a.ti == 'backup' then c.rcb = 1 end
-    end
-    -- Pacing's totals count only what pacing brings (backups, held accounts), so a pool whose
-    -- totals were kept before pacing existed has them right: absent fields read 0.
-    if a.ti == 'backup' then c.ab = 1 elseif not in_hours(a) then c.aoff = 1 end
-    if not in_hours(a) or a.gp or (capped(a, 'f') and capped(a, 'r')) then c.held = 1 end
-  end
-  return c
-end
-
-local function reaggregate(old, a)
-  local co, cn = contribution(old), contribution(a)
+local function reaggregate(co, cn)
   for f, v in pairs(cn) do
     local d = v - (co[f] or 0)
     if d ~= 0 then redis.call('HINCRBY', K.agg, f, arg(d)) end
@@ -159,8 +147,10 @@ local function acct_save(old, a)
     if #set > 0 then redis.call('HSET', k_acct(a.id), unpack(set)) end
     if #del > 0 then redis.call('HDEL', k_acct(a.id), unpack(del)) end
   end
-  reindex(old, a)
-  reaggregate(old, a)
+  local mo, co = standing(old)
+  local mn, cn = standing(a)
+  reindex((a or old).id, mo, mn)
+  reaggregate(co, cn)
   loaded[(a or old).id] = a or false
 end
 
@@ -190,7 +180,7 @@ end
 
 -- True when the account has no pacing change due; else applies it (it may leave the
 -- selection indexes) and returns false: the caller looks again. Its fields say when (its
--- `ix:pace` score is pace_next of them: memberships), so an account read already costs
+-- `ix:pace` score is pace_next of them: standing), so an account read already costs
 -- no command here.
 local function pace_fresh(id)
   local a = acct_load(id)

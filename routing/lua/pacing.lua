@@ -24,9 +24,19 @@ end
 
 local function in_hours(a) return a.ph == nil or a.ph == 'a' end
 
+-- Pacing's rules on the account in one look: inside its hours; may it take a new root task
+-- of fast (+turbo) work, of relax work; is it at both caps.
+local function pace_view(a)
+  local hours, cf, cr = in_hours(a), capped(a, 'f'), capped(a, 'r')
+  local open = hours and not a.gp
+  return hours, open and not cf, open and not cr, cf and cr
+end
+
 -- May pacing let the account take a new root task of `class` now?
 local function pace_root_ok(a, class)
-  return in_hours(a) and not a.gp and not capped(a, class)
+  local _, okf, okr = pace_view(a)
+  if class == 'f' then return okf end
+  return okr
 end
 
 -- Inside a gap routing has not met yet (`gu` running, not held)?
@@ -35,7 +45,8 @@ local function gap_unheld(a) return a.gu ~= nil and a.gp == nil and a.gu > NOW e
 -- Does a gap hold the account back: it is active, inside its hours and not at both caps
 -- (otherwise something else holds it, and its gap's end changes nothing)?
 local function gap_matters(a)
-  return a.st == 'active' and in_hours(a) and not (capped(a, 'f') and capped(a, 'r'))
+  local hours, _, _, both = pace_view(a)
+  return a.st == 'active' and hours and not both
 end
 
 -- The rule that holds a root task of `class` on this account (nil: none).

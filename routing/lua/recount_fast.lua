@@ -1,6 +1,6 @@
 -- recount_fast: the fast-time aggregates `flx` (fast seconds on accounts routing can't spend
 -- them on) and `flh` (the part of the usable ones pacing holds now), indexes.lua's
--- contribution, counted again from the fast selection indexes: for a pool whose totals were
+-- standing, counted again from the fast selection indexes: for a pool whose totals were
 -- kept before these existed, or by an older version during a rolling upgrade. The store runs
 -- it at every start: O(accounts that can take fast work), once.
 -- KEYS[1] pool meta hash   ARGV[1] key base   ARGV[2] now (unix ms, unused)

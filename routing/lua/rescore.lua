@@ -7,9 +7,9 @@ local n = 0
 for i = 3, #ARGV do
   local a = acct_load(ARGV[i])
   if a then
-    local free_fast, _, free_relax = eligible(a)
-    if free_fast then redis.call('ZADD', tier(a).fs, n2s(fs_score(a)), a.id) end
-    if free_relax then redis.call('ZADD', tier(a).rs, n2s(rs_score(a)), a.id) end
+    local T, m = tier(a), standing(a)
+    if m[T.fs] then redis.call('ZADD', T.fs, n2s(m[T.fs]), a.id) end
+    if m[T.rs] then redis.call('ZADD', T.rs, n2s(m[T.rs]), a.id) end
     n = n + 1
   end
 end

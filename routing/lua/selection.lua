@@ -129,7 +129,7 @@ local function fast_tier(T, mode, cost, ex, nex, members)
   return nil
 end
 
--- Whether an excluded account counts in an aggregate flag (see indexes.lua's contribution).
+-- Whether an excluded account counts in an aggregate flag (see indexes.lua's standing).
 local function excluded_count(ex, test)
   local n = 0
   for xid in pairs(ex) do
