@@ -65,9 +65,9 @@ def test_every_account_field_the_scripts_use_is_one_acct_save_writes() -> None:
     assert listed is not None
     fields = set(re.findall(r"'(\w+)'", listed.group(1)))
     used = set(re.findall(r"\b(?:a|old|x)\.([a-z]+)\b", DECIDE)) - {"id"}
-    numeric = re.search(r"local NUMERIC = \{([^}]*)\}", DECIDE)
+    numeric = re.search(r"local NUMERIC_FIELDS = \{([^}]*)\}", DECIDE)
     assert numeric is not None
-    used |= set(re.findall(r"(\w+) = 1", numeric.group(1)))
+    used |= set(re.findall(r"'(\w+)'", numeric.group(1)))
     live = re.search(r"local PACE_LIVE = \{([^}]*)\}", DECIDE)
     assert live is not None
     used |= set(re.findall(r"'(\w+)'", live.group(1)))
