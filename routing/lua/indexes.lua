@@ -39,46 +39,50 @@ local function rs_score(a)
   return math.floor(a.ri * Q / a.rs)
 end
 
+-- The pool-wide aggregates an account adds to besides its `n|plan|state|setting` count, by
+-- their place in a standing's `c` (absent: 0).
+local AGG = {'fl', 'flh', 'flx', 'fc', 'fu', 'rc', 'ru', 'rcap', 'rcb', 'ab', 'aoff', 'held'}
+local NAGG = #AGG
+
 -- Where an account stands, a pure function of its fields: every sorted set it is in with its
 -- score (`m`: free fast, busy fast (with fast time), free relax, fast-capable and
 -- relax-capable held by pacing, and the time-driven ones), and what it adds to the pool-wide
--- aggregates (`c`): applying the difference between an account's old and new standing keeps
--- both exact.
+-- aggregates (`c`: AGG's, and `c.n` the name of its count): applying the difference between
+-- an account's old and new standing keeps both exact.
 local function standing(a)
-  local m, c = {}, {}
-  if not a then return m, c end
+  local m = {}
+  if not a then return m, {} end
   local st, fl, T = a.st, a.fl, tier(a)
   local hours, okf, okr, capped_both = pace_view(a)
   local due = pace_next(a)
-  c['n|' .. a.p .. '|' .. st .. '|' .. a.se] = 1
-  c.fl = fl
   -- Fast time routing can't spend (`flx`: not active, setting relax) and the part of what it
   -- can that pacing holds now (`flh`): the usable fast time is fl - flx, and neither changes
   -- when an unpaced account's fast time does (recount_fast.lua sets both once per start).
+  local flh, flx, fc, fu, rc, ru, rcap, rcb, ab, aoff, held
   if st == 'active' then
     if a.se == 'fast' then
-      if not okf then c.flh = fl end
+      if not okf then flh = fl end
       if fl > 0 then
         if not okf then m[T.fp] = fl
         elseif a.fi < a.fs then m[T.fs], m[T.ff] = fs_score(a), fl
         else m[T.fb] = fl end
       end
     else
-      c.flx = fl
+      flx = fl
     end
     if relax_capable(a) then
       if not okr then m[T.rp] = due or NEVER
       elseif a.ri < a.rs then m[T.rs] = rs_score(a) end
-      c.rcap = 1
-      if a.ti == 'backup' then c.rcb = 1 end
+      rcap = 1
+      if a.ti == 'backup' then rcb = 1 end
     end
-    c.fc, c.fu, c.rc, c.ru = a.fs, a.fi, a.rs, a.ri
+    fc, fu, rc, ru = a.fs, a.fi, a.rs, a.ri
     -- Pacing's totals count only what pacing brings (backups, held accounts), so a pool whose
     -- totals were kept before pacing existed has them right: absent fields read 0.
-    if a.ti == 'backup' then c.ab = 1 elseif not hours then c.aoff = 1 end
-    if not hours or a.gp or capped_both then c.held = 1 end
+    if a.ti == 'backup' then ab = 1 elseif not hours then aoff = 1 end
+    if not hours or a.gp or capped_both then held = 1 end
   else
-    c.flx = fl
+    flx = fl
   end
   if due then m[K.pace] = due end
   -- A gap not held yet: held before a decision stages, counted out of "eligible now" where
@@ -91,7 +95,8 @@ local function standing(a)
   if a.pz then m[K.pref] = 0 end
   if a.rn then m[K.renew] = a.rn end
   if st == 'cooling' and a.su then m[K.cool] = a.su end
-  return m, c
+  return m, {fl, flh, flx, fc, fu, rc, ru, rcap, rcb, ab, aoff, held,
+             n = 'n|' .. a.p .. '|' .. st .. '|' .. a.se}
 end
 
 local function reindex(id, before, after)
@@ -104,12 +109,13 @@ local function reindex(id, before, after)
 end
 
 local function reaggregate(co, cn)
-  for f, v in pairs(cn) do
-    local d = v - (co[f] or 0)
-    if d ~= 0 then redis.call('HINCRBY', K.agg, f, arg(d)) end
+  for i = 1, NAGG do
+    local d = (cn[i] or 0) - (co[i] or 0)
+    if d ~= 0 then redis.call('HINCRBY', K.agg, AGG[i], arg(d)) end
   end
-  for f, v in pairs(co) do
-    if cn[f] == nil and v ~= 0 then redis.call('HINCRBY', K.agg, f, arg(-v)) end
+  if co.n ~= cn.n then
+    if co.n then redis.call('HINCRBY', K.agg, co.n, '-1') end
+    if cn.n then redis.call('HINCRBY', K.agg, cn.n, '1') end
   end
 end
 
