@@ -40,23 +40,31 @@ local function primary_active(ex, members)
   return n - excluded_count(ex, in_hours_primary) > 0
 end
 
+-- One tier's decision on a root task `r` (decide_root's): fast_tier's, or relax_tier's once
+-- `r.decision` says how relax work was reached.
+local function tier_decision(T, r)
+  if r.decision then return relax_tier(T, r.ex, r.nex, r.decision, r.members) end
+  return fast_tier(T, r.mode, r.cost, r.ex, r.nex, r.members)
+end
+
 -- Primaries first: a reservation there wins, and so does their staging while some primary is
 -- active (they have what the task needs; backups stay idle). Backups are tried when the
 -- primaries have nothing that could run it, or first when no primary is active; a routed
--- reservation on a backup says why (`backup:<why>`). `active` caches primary_active (read
+-- reservation on a backup says why (`backup:<why>`). `r.active` caches primary_active (read
 -- only when the primaries can't take the task now: one HGET).
-local function by_tier(attempt, why, active)
-  local dp = attempt(IX.p)
+local function by_tier(r, why)
+  local dp = tier_decision(IX.p, r)
   if dp and dp[1] == 'R' then return dp end
-  if active[1] == nil then active[1] = active.test() end
-  if not active[1] then why = 'no_active_primary' end
-  if active[1] and dp then return dp end
-  local db = attempt(IX.b)
+  if r.active == nil then r.active = primary_active(r.ex, r.members) end
+  local active = r.active
+  if not active then why = 'no_active_primary' end
+  if active and dp then return dp end
+  local db = tier_decision(IX.b, r)
   if db and db[1] == 'R' then
     if db[5] == 'routed' then db[5] = 'backup:' .. why end
     return db
   end
-  if active[1] then return db end
+  if active then return db end
   return db or dp
 end
 
@@ -69,16 +77,15 @@ local function decide_root(mode, cost, ex, nex, tags_json)
   if tags_json ~= nil and tags_json ~= '' and tags_json ~= '[]' then
     members = tagged(cjson.decode(tags_json))
   end
-  local active = {test = function() return primary_active(ex, members) end}
-  local decision = 'routed'
+  local r = {mode = mode, cost = cost, ex = ex, nex = nex, members = members}
   if mode ~= 'relax' then
-    local d = by_tier(function(T) return fast_tier(T, mode, cost, ex, nex, members) end,
-                      'no_fast_hours', active)
+    local d = by_tier(r, 'no_fast_hours')
     if d then return d end
-    decision = 'fallback_relax:no_fast_hours'
+    r.decision = 'fallback_relax:no_fast_hours'
+  else
+    r.decision = 'routed'
   end
-  local d = by_tier(function(T) return relax_tier(T, ex, nex, decision, members) end,
-                    'no_relax_primary', active)
+  local d = by_tier(r, 'no_relax_primary')
   if d then return d end
   return {'E', no_capable()}
 end
