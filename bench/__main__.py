@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 from bench import (
     decisions,
+    instructions,
     latency,
     memory,
     polls,
@@ -46,7 +47,17 @@ from bench.procs import BenchError, Services, raise_on_sigterm
 from bench.traffic import HttpPlan
 
 # Latency first, while the emulator holds few tasks (a big heap makes its GC pauses longer).
-PARTS = ("latency", "create", "poll", "scheduling", "memory", "redis", "scrape", "topologies")
+PARTS = (
+    "latency",
+    "create",
+    "poll",
+    "scheduling",
+    "memory",
+    "redis",
+    "scrape",
+    "topologies",
+    "instructions",
+)
 HERE = Path(__file__).resolve().parent
 BUSY_LOAD = 0.5  # a 1-minute load average above this at start flags the run as disturbed
 
@@ -192,6 +203,9 @@ def run(args: argparse.Namespace) -> int:
             ),
             "redis": redis_alone,
             "scrape": lambda: asyncio.run(scrape.scrape_part(redis_url, rep, redis_plan.sizes)),
+            "instructions": lambda: asyncio.run(
+                instructions.instructions_part(rep, workdir, 200 if args.quick else 1_000)
+            ),
             "topologies": lambda: topologies.topologies_part(
                 lab,
                 wrk_path,
