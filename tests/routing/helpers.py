@@ -6,6 +6,8 @@ from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
+import pytest
+
 from routing.accounts import AccountSpec, AccountStatus
 from routing.catalog import Catalog
 from routing.model import AccountState, Mode, Plan, Setting, SlotKind
@@ -136,3 +138,11 @@ def _fast_held(a: AccountStatus, gap_held: bool) -> bool:
     cap = a.pacing.fast_cap if a.pacing is not None else None
     capped = cap is not None and a.pace.fast_today >= cap
     return a.pace.phase != "active" or gap_held or capped
+
+
+async def needs_functions(redis: Any) -> None:
+    """Skip the test on a server without Redis Functions (before 7.0: the embedded 6.2)."""
+    info = await redis.info("server")
+    nodes = [info] if "redis_version" in info else list(info.values())
+    if any(int(str(node["redis_version"]).split(".")[0]) < 7 for node in nodes):
+        pytest.skip("needs Redis Functions (Redis 7+)")

@@ -12,7 +12,7 @@ from routing.pipe import Pipe
 from routing.prelude import BEGIN
 from routing.scripts import SCRIPT_NAMES, pool_library, read
 from routing.store import PoolStore
-from tests.routing.helpers import FakeClock, add, reserved, root
+from tests.routing.helpers import FakeClock, add, needs_functions, reserved, root
 
 
 def test_the_library_holds_every_pool_script_started_by_begin() -> None:
@@ -42,6 +42,7 @@ async def test_two_pools_called_in_turn_keep_their_own_keys_and_strategy(
 ) -> None:
     """Pools under two prefixes with two strategies, their calls interleaved on one pipe of
     function calls: each decision uses its own pool's strategy and keys."""
+    await needs_functions(redis)
     pipe = Pipe.of(redis, functions=True)
     clock = FakeClock()
     stores = [PoolStore(redis, Keys(f"{prefix}:{side}"), clock=clock, pipe=pipe) for side in "ab"]
@@ -71,6 +72,7 @@ async def test_many_pools_in_turn_past_the_key_name_cache(redis: Redis, prefix: 
     """The library keeps the key names of the last 64 key bases across calls (accounts.lua's
     KEYSETS): 70 pools called in turn, twice, so the cache fills and is dropped, and every
     reservation still lands on its own pool's account, under its own prefix."""
+    await needs_functions(redis)
     pipe = Pipe.of(redis, functions=True)
     stores = [PoolStore(redis, Keys(f"{prefix}:{n}"), clock=FakeClock(), pipe=pipe)
               for n in range(70)]  # fmt: skip

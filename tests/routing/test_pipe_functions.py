@@ -21,6 +21,7 @@ from gateway.local.topologies import Servers, free_port
 from routing.functions import Library
 from routing.pipe import Pipe
 from routing.scripts import load_library
+from tests.routing.helpers import needs_functions
 from tests.routing.test_pipe import _on_node_of
 
 pytestmark = pytest.mark.topologies
@@ -61,6 +62,7 @@ async def test_a_missing_function_runs_as_eval_in_order_and_its_library_is_loade
 ) -> None:
     """A server that lacks the library (restarted empty, FUNCTION FLUSH) runs every FCALL
     sent meanwhile as EVAL, in the order sent, and gets the library back."""
+    await needs_functions(redis)
     key = f"{prefix}:fn"
     library, script = _library(prefix)
     try:
