@@ -4,9 +4,11 @@
     python -m bench --quick --only redis     # a smoke run, a few seconds
     python -m bench --only create,latency --connections 64
     python -m bench --only topologies        # Sentinel and Cluster against standalone
+    python -m bench --only instructions      # instructions per decision, under callgrind
 
-Parts: latency, create, poll, scheduling, memory, redis, scrape, topologies (run in that
-order; topologies starts its own Sentinel setup and Redis Cluster). Prints a table and writes
+Parts: latency, create, poll, scheduling, memory, redis, scrape, topologies, instructions (run
+in that order; topologies starts its own Sentinel setup and Redis Cluster, instructions its own
+redis-server under valgrind's callgrind). Prints a table and writes
 bench/results.json. Every process the bench starts listens on a free 127.0.0.1 port and is
 stopped on exit (errors and Ctrl-C included); every Redis key it writes is under a prefix it
 deletes, or on a server it started and stops.
