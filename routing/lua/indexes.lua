@@ -86,11 +86,10 @@ local function standing(a)
   end
   if due then m[K.pace] = due end
   -- A gap not held yet: held before a decision stages, counted out of "eligible now" where
-  -- it holds the account back (`ix:gap`, gap_matters), seen by paced_past until it ends
-  -- (both; the tick drops ended ones: harmless to a later diff).
+  -- it holds the account back (`ix:gap`), seen by paced_past until it ends (both; the tick
+  -- drops ended ones: harmless to a later diff).
   if a.gu and not a.gp then
-    if st == 'active' and hours and not capped_both then m[K.gap] = a.gu
-    else m[K.gapx] = a.gu end
+    if gap_matters(a) then m[K.gap] = a.gu else m[K.gapx] = a.gu end
   end
   if a.pz then m[K.pref] = 0 end
   if a.rn then m[K.renew] = a.rn end
