@@ -15,7 +15,7 @@
 -- ARGV[13] declared state   ARGV[14] the plan's monthly fast seconds   ARGV[15] dry run (1/0)
 -- ARGV[16] pacing: a JSON object of the profile's and its plan's account fields (tz ah ao kf
 --   kr cc gm gj ti; ph pu pn pw de dn: pacing.lua), "" for an account without pacing. A
---   changed profile keeps today's counts and a gap in progress.
+--   changed profile keeps today's counts, and a gap in progress up to its new longest gap.
 -- ARGV[17] the renewal period (ms; routing/upkeep.py)
 -- ARGV[18] why, for the history of a setting, fast time or state it changes ("pool_file")
 -- Returns {'created'} | {'unchanged'} | {'updated', changed field names...}
@@ -37,7 +37,9 @@ if ARGV[16] and ARGV[16] ~= '' then
     end
   end
 end
--- Put the profile and its plan on `a` (counts and gaps stay while it has one).
+-- Put the profile and its plan on `a` (counts and gaps stay while it has one). A running
+-- gap ends no later than the new profile's longest gap from now: a lowered gap applies at
+-- once, a raised one from the next submission (an unchanged profile never shortens one).
 local function set_pacing(a)
   pace_advance(a)
   for _, f in ipairs(PACE_DEF) do a[f[1]] = pacing[f[1]] end
@@ -45,6 +47,12 @@ local function set_pacing(a)
   a.pz = nil
   if not pacing.tz then
     for _, f in ipairs(PACE_LIVE) do a[f] = nil end
+    return
+  end
+  local last = NOW + (a.gm or 0) + (a.gj or 0)
+  if a.gu and a.gu > last then a.gu = last > NOW and last or nil end
+  if a.gp and a.gr and a.gr > last then
+    if last > NOW then a.gr = last else a.gp, a.gr = nil, nil end
   end
 end
 -- The last renewal instant granted to this bot_id (nil: none known), kept in `renewed`.

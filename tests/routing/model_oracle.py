@@ -73,6 +73,12 @@ class Account:
             self.gap_until = None
         else:
             self.day_end = local_midnights(profile, now)[0]
+            # A running gap ends no later than the new profile's longest gap from now.
+            longest = round(profile.min_gap_seconds * 1000) + round(
+                profile.gap_jitter_seconds * 1000
+            )
+            if self.gap_until is not None and self.gap_until > now + longest:
+                self.gap_until = now + longest if longest else None
         self.profile = profile
 
     @property

@@ -146,3 +146,40 @@ async def test_the_jitter_reads_a_uuid_ids_last_hex_digits(
     start = clock()
     reserved(await root(store, "6f1c2d7e-5b4a-4c3d-9e8f-00000000400a"))  # 0x400a ms
     assert (await status(store, 1)).pace.gap_until == start + 30 + 0x400A / 1000  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["not met yet", "held"])
+async def test_a_lowered_gap_shortens_the_running_one(
+    store: PoolStore, clock: FakeClock, held: bool
+) -> None:
+    """An operator who lowers a gap set too long frees the account within the new gap, not at
+    the old gap's end; a raised gap starts with the next submission; no gap frees it at once."""
+    await paced(store, 1, min_gap_seconds=3600)
+    reserved(await root(store, "r1"))
+    await store.settle("r1", Outcome.COMPLETED)
+    start = clock()
+    if held:  # routing met it: held until the gap's end
+        assert staged(await root(store, "r0")).reason == "paced:gap"
+        assert (await status(store, 1)).pace.held  # type: ignore[union-attr]
+    clock.advance(100)
+    await paced(store, 1, min_gap_seconds=3600)  # unchanged: its gap keeps its end
+    assert (await status(store, 1)).pace.gap_until == start + 3600  # type: ignore[union-attr]
+    await paced(store, 1, min_gap_seconds=7200)  # raised: from the next submission
+    assert (await status(store, 1)).pace.gap_until == start + 3600  # type: ignore[union-attr]
+    await paced(store, 1, min_gap_seconds=20, gap_jitter_seconds=10)
+    assert (await status(store, 1)).pace.gap_until == clock() + 30  # type: ignore[union-attr]
+    clock.advance(29)
+    await store.tick()
+    assert staged(await root(store, "r2")).reason == "paced:gap"
+    clock.advance(1)
+    await store.tick()
+    dispatched = [r.task_id for r in await store.dispatch_staged(10, 60)]
+    assert dispatched == (["r0"] if held else ["r2"])
+    await store.settle(dispatched[0], Outcome.COMPLETED)
+    await paced(store, 1, min_gap_seconds=600)
+    assert (await status(store, 1)).pace.gap_until is not None
+    await paced(store, 1, fast_cap=5)  # no gap at all: free at once
+    pace = (await status(store, 1)).pace
+    assert pace is not None and (pace.gap_until, pace.held) == (None, "")
+    assert await members(store, "gap") == {}
+    assert "1" in await members(store, "fs")

@@ -356,7 +356,7 @@ def test_the_scripts_follow_the_rules(redis_url: str, prefix: str, functions: bo
 
         @rule(bot_id=st.integers(1, 5), profile=profiles)
         def change_profile(self, bot_id: int, profile: Pacing | None) -> None:
-            """The operator changes an account's pacing (today's counts and a gap stay)."""
+            """The operator changes an account's pacing (counts stay, a gap at most the new one)."""
             if bot_id not in self.specs:
                 return
             self.specs[bot_id] = replace(self.specs[bot_id], pacing=profile)
