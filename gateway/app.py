@@ -29,12 +29,7 @@ from gateway.admin import routes as admin
 from gateway.admin.poolwarning import PoolFileWarning
 from gateway.api import batch
 from gateway.api import handlers as api
-from gateway.errors import (
-    GatewayError,
-    envelope,
-    gateway_error_response,
-    routing_error_response,
-)
+from gateway.errors import GatewayError, envelope, gateway_error_response
 from gateway.headerlimit import HeaderLimit
 from gateway.keys.client import StaticKeys
 from gateway.keys.store import KeyStore
@@ -43,6 +38,7 @@ from gateway.middleware import RequestMiddleware
 from gateway.nowebsocket import websocket_refusal
 from gateway.records import RecordStore
 from gateway.redisconn import hot_pipe, redis_client
+from gateway.routingerrors import routing_error_response
 from gateway.settings import Settings
 from gateway.state import MjGate, state_of
 from gateway.tasks.loops import cancel_and_wait

@@ -1,4 +1,4 @@
-"""The gateway's exception tree and the one table that turns every error into the envelope.
+"""The gateway's exception tree and the envelope every error is answered with.
 
     GatewayError (status, error.type)
     ├── InvalidRequestError        400 invalid_request (names the field)
@@ -18,7 +18,8 @@
     └── UpstreamError
         ├── UpstreamUnavailableError   502 upstream_unavailable, raised as its subclass:
         │   ├── UpstreamNotSentError   never reached the upstream: retried elsewhere first
-        │   └── UpstreamFailedError    answered a 5xx: not retried (+ Retry-After)
+        │   ├── UpstreamFailedError    answered a 5xx: not retried (+ Retry-After)
+        │   └── UpstreamPausedError    503: a 503 said GoAPI is down for a while (+ Retry-After)
         ├── UpstreamTimeoutError       504 upstream_timeout (sent; outcome unknown)
         ├── UpstreamInvalidAnswerError 502 upstream_invalid_answer (2xx without a task)
         ├── UpstreamRateLimitedError   429 upstream_rate_limited (+ Retry-After)
@@ -27,23 +28,21 @@
                                        (400 for a 5xx about the request)
 
 Errors raised by `routing` (StoreError, NoRelaxCapableAccountError, ...) are translated by
-`ROUTING_ERRORS` below. A pass-through answer is relayed, not raised: `gateway.api.passthrough`
-types its errors by status (`upstream_unavailable` for a 5xx there). Exceptions that never
-become an HTTP answer stay outside the tree: `SettingsError` (a ValueError: bad environment,
-the process does not start), `CliError` (an operator command failed), `EmbeddedRedisError` and
-`SandboxError` (the local Redis or sandbox could not start). Every answer is GoAPI's envelope
-plus `error`: `{"code": <status>, "data": null, "message": "...", "error": {"type": "...", ...}}`.
+`gateway.routingerrors`' table. A pass-through answer is relayed, not raised:
+`gateway.api.passthrough` types its errors by status (`upstream_unavailable` for a 5xx there).
+Exceptions that never become an HTTP answer stay outside the tree: `SettingsError` (a
+ValueError: bad environment, the process does not start), `CliError` (an operator command
+failed), `EmbeddedRedisError` and `SandboxError` (the local Redis or sandbox could not start).
+Every answer is GoAPI's envelope plus `error`: `{"code": <status>, "data": null, "message":
+"...", "error": {"type": "...", ...}}`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 from starlette.responses import Response
-
-from routing import errors as rerr
 
 
 class GatewayError(Exception):
@@ -150,6 +149,22 @@ class UpstreamFailedError(UpstreamUnavailableError):
         )
 
 
+class UpstreamPausedError(UpstreamUnavailableError):
+    """A create while GoAPI is unavailable: a 503 said for how long (gateway.tasks.backoff).
+    Refused before anything is reserved; sent nowhere."""
+
+    status = 503
+
+    def __init__(self, retry_after: int) -> None:
+        wait = max(1, retry_after)
+        super().__init__(
+            f"the upstream (GoAPI) said it is unavailable; nothing was sent or held for this "
+            f"task; retry in {wait} s",
+            headers={"retry-after": str(wait)},
+            retry_after=wait,
+        )
+
+
 class UpstreamTimeoutError(UpstreamError):
     status, type = 504, "upstream_timeout"
 
@@ -228,66 +243,3 @@ def envelope(
 
 def gateway_error_response(exc: GatewayError) -> Response:
     return envelope(exc.status, exc.type, exc.message, exc.headers, **exc.details)
-
-
-RoutingTranslation = tuple[int, str, Callable[[Any], dict[str, Any]]]
-
-ROUTING_ERRORS: dict[type[rerr.RoutingError], RoutingTranslation] = {
-    rerr.StoreError: (503, "store_unavailable", lambda e: {}),
-    rerr.PoolEmptyError: (503, "pool_empty", lambda e: {}),
-    rerr.NoRelaxCapableAccountError: (503, "no_relax_capable_account", lambda e: {}),
-    rerr.ParentAccountUnavailableError: (
-        409, "parent_account_unavailable", lambda e: {"bot_id": e.bot_id, "reason": e.reason}),
-    rerr.StagedLimitError: (429, "staged_limit", lambda e: {"limit": e.limit}),
-    rerr.QuotaExceededError: (
-        429, "quota_exceeded", lambda e: {"quota": e.quota, "retry_after": e.retry_after}),
-    rerr.PacedUnavailableError: (
-        503, "paced_unavailable", lambda e: {"reason": e.reason, "retry_after": e.retry_after}),
-    rerr.PinnedAccountUnavailableError: (
-        409, "pinned_account_unavailable", lambda e: {"bot_id": e.bot_id, "reason": e.reason}),
-    rerr.AccountNotFoundError: (404, "account_not_found", lambda e: {"bot_id": e.bot_id}),
-    rerr.AccountBusyError: (
-        409, "account_busy", lambda e: {"bot_id": e.bot_id, "in_flight": e.in_flight}),
-    rerr.PoolFileError: (400, "invalid_pool_file", lambda e: {"line": e.line}),
-}  # fmt: skip
-
-_RETRY_AFTER = {
-    "store_unavailable": "1",
-    "staged_limit": "5",
-    "no_relax_capable_account": "30",
-    "pool_empty": "30",
-}
-
-
-def status_of(exc: BaseException) -> tuple[int, str]:
-    """The status and error.type the handler table answers `exc` with."""
-    if isinstance(exc, GatewayError):
-        return exc.status, exc.type
-    for cls in type(exc).__mro__:
-        if cls in ROUTING_ERRORS:
-            status, type_, _ = ROUTING_ERRORS[cls]
-            return status, type_
-    return 500, "internal_error"
-
-
-def routing_error_response(exc: rerr.RoutingError) -> Response:
-    for cls in type(exc).__mro__:
-        if cls in ROUTING_ERRORS:
-            status, type_, details = ROUTING_ERRORS[cls]
-            message = {
-                "store_unavailable": "mjgate's store (Redis) is unavailable; retry shortly",
-                "no_relax_capable_account": "no active account can run relax jobs (basic-plan "
-                "accounts have no relax mode; paused, cooling and disabled accounts take no "
-                "work), and fast work falls back to relax when no active account has fast "
-                "time left",
-                "pool_empty": "the account pool is empty: no account is configured (or the "
-                "store was reset); the operator must add accounts",
-            }.get(type_, str(exc))
-            if isinstance(exc, rerr.TaggedAccountsUnavailableError):
-                message = str(exc)
-            retry = _RETRY_AFTER.get(type_)
-            if isinstance(exc, rerr.QuotaExceededError | rerr.PacedUnavailableError):
-                retry = str(exc.retry_after)  # the quota's reset, pacing's first change
-            headers = {"retry-after": retry} if retry else None
-            return envelope(status, type_, message, headers, **details(exc))
-    return envelope(500, "internal_error", "internal error")

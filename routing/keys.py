@@ -148,3 +148,7 @@ class Keys:
     def upstream_backoff(self) -> str:
         """When the pause the upstream asked for ends (unix ms); expires with it."""
         return f"{self.prefix}:{{backoff}}:until"
+
+    def upstream_down(self) -> str:
+        """When the pause a 503 with `Retry-After` started ends (unix ms); expires with it."""
+        return f"{self.prefix}:{{backoff}}:down"

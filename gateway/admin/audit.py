@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import logs
-from gateway.errors import status_of
+from gateway.routingerrors import status_of
 from gateway.state import MjGate
 
 OPERATOR_HEADER = "x-mjgate-operator"

@@ -14,7 +14,8 @@ without a task): the reservation is then kept, the record marked `unknown`, and 
 ends it (`upstream_outcome_unknown`) once its lease runs out: a task is never sent twice.
 
 A 429 is about the GoAPI key: no account is touched; creates are refused for the
-`Retry-After` the upstream asked (this replica's own backoff) before anything is reserved.
+`Retry-After` the upstream asked (the replicas' shared backoff) before anything is reserved; a
+503 with `Retry-After` (GoAPI down for that long) pauses creates the same way.
 
 A task is sent only inside its reservation's lease, with room for the whole send
 (`gateway.tasks.leasing`).
@@ -39,7 +40,7 @@ from gateway.errors import (
 from gateway.metrics import Metrics
 from gateway.records import RecordStore
 from gateway.taskrecord import TaskRecord, TaskStatus
-from gateway.tasks.backoff import UpstreamBackoff
+from gateway.tasks.backoff import Pause, UpstreamBackoff
 from gateway.tasks.body import decision_of, upstream_body
 from gateway.tasks.leasing import LeaseGuard
 from gateway.tasks.refusals import (
@@ -238,6 +239,8 @@ class Sender:
                     raise UpstreamRateLimitedError(round(wait))
                 if refusal not in ACCOUNT_REFUSALS:  # the request's, or a 5xx: not retried
                     error = passed_on(answer, refusal, self.clock())
+                    if answer.status == 503 and "retry-after" in answer.headers:
+                        await self.backoff.pause(error.details["retry_after"], Pause.DOWN)
                     await self.tracker.fail(record, error.type, answer.message)
                     raise error
                 await self.refusals.refused(reservation.bot_id, refusal, answer.message)

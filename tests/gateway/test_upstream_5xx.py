@@ -66,14 +66,14 @@ async def test_a_5xx_is_upstream_unavailable_released_and_never_sent_elsewhere(
 
 async def test_a_5xx_passes_the_upstreams_retry_after_on(redis: Redis, prefix: str) -> None:
     async with harness(redis, prefix) as h:
-        body = {"code": 503, "data": None, "message": "service busy"}
-        h.faulty.faults = [httpx.Response(503, json=body, headers={"retry-after": "30"})]
+        body = {"code": 500, "data": None, "message": "service busy"}  # (a 503's pauses)
+        h.faulty.faults = [httpx.Response(500, json=body, headers={"retry-after": "30"})]
         answer = await h.create(prompt="x --fast")
         assert answer.status_code == 502 and error_of(answer)["type"] == "upstream_unavailable"
         assert answer.headers["retry-after"] == "30"
         assert "service busy" in answer.json()["message"]
         when = format_datetime(datetime.now(UTC) + timedelta(seconds=40), usegmt=True)
-        h.faulty.faults = [httpx.Response(503, json=body, headers={"retry-after": when})]
+        h.faulty.faults = [httpx.Response(502, json=body, headers={"retry-after": when})]
         dated = await h.create(prompt="z --fast")  # an HTTP-date: seconds from now
         assert dated.status_code == 502 and dated.headers["retry-after"] in ("39", "40")
         h.faulty.faults = [httpx.Response(500, content=b"<html>Internal Server Error</html>")]
