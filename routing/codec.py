@@ -185,10 +185,29 @@ PHASES = {"a": "active", "o": "actions_only", "x": "off"}
 def gap_end(raw: Mapping[str, str], now: float) -> str | None:
     """The end (ms) of the gap the account is in at `now` (unix seconds), None outside one:
     held (`gp`, until `gr`) or not met by routing yet (`gu`, a field left after it ends)."""
-    if raw.get("gp"):
-        return raw.get("gr")
-    until = raw.get("gu")
+    until = raw.get("gr") if raw.get("gp") else raw.get("gu")
     return until if until and int(until) > now * 1000 else None
+
+
+def advanced(raw: Mapping[str, str], now: float) -> dict[str, str]:
+    """The pacing fields as they are at `now` (unix seconds): the changes due by then that the
+    tick has not applied yet (a window's edge, local midnight; pacing.lua's pace_advance), so
+    a view read between ticks never shows a window closed or a count left from yesterday."""
+    out, ms = dict(raw), now * 1000
+    while out.get("pu") and int(out["pu"]) <= ms:
+        phase, until = out.pop("pn", None), out.pop("pw", None)
+        out["ph"] = phase or "x"
+        out.pop("pu")
+        if phase and until:
+            out["pu"] = until
+    while out.get("de") and int(out["de"]) <= ms:
+        out.pop("nf", None)
+        out.pop("nr", None)
+        if "dn" in out:
+            out["de"] = out.pop("dn")
+        else:
+            out.pop("de")
+    return out
 
 
 def pace_status(raw: Mapping[str, str], now: float) -> PaceStatus | None:
@@ -196,6 +215,7 @@ def pace_status(raw: Mapping[str, str], now: float) -> PaceStatus | None:
     None without one. `held` names the rule as a staged task's reason would."""
     if "tz" not in raw:
         return None
+    raw = advanced(raw, now)
     gap = gap_end(raw, now)
     fast, relax = int(raw.get("nf") or 0), int(raw.get("nr") or 0)
     capped_fast = bool(raw.get("kf")) and fast >= int(raw["kf"])
