@@ -179,5 +179,15 @@ def rows(account: dict[str, Any]) -> list[tuple[str, Any]]:
                   f" (resets {pace['day_ends']})"),
         ("gap", gap + (f", until {pace['gap_until']}" if pace["gap_until"] else "")),
         ("available", available(account)),
-        ("next ready", pace["ready_at"]),
+        ("next ready", next_ready(account, pace)),
     ]  # fmt: skip
+
+
+def next_ready(account: dict[str, Any], pace: dict[str, Any]) -> str:
+    """When the account takes new root work again: now, pacing's `ready_at`, or (not active)
+    its state first: a paused account is not ready when its gap ends."""
+    state = account.get("state", "active")
+    if state != "active":
+        until = account.get("state_until")
+        return f"when {state}" + (f" ends ({until})" if until else " ends")
+    return str(pace["ready_at"] or ("now" if not pace["held"] else "not known yet"))

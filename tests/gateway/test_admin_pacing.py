@@ -165,4 +165,12 @@ async def test_the_cli_shows_availability_and_the_profile(redis: Redis, prefix: 
     assert shown["today"].startswith("fast 0/0, relax 0/0")
     assert shown["available"] == cli_pacing.available(account)
     assert shown["next ready"] == account["pace"]["day_ends"]
+    paused = {**account, "state": "paused", "state_until": None}
+    assert cli_pacing.next_ready(paused, account["pace"]) == "when paused ends"
+    cooling = {**account, "state": "cooling", "state_until": "2026-01-01T00:00:00Z"}
+    assert dict(cli_pacing.rows(cooling))["next ready"] == (
+        "when cooling ends (2026-01-01T00:00:00Z)"
+    )
+    free = {**account["pace"], "held": "", "ready_at": None}
+    assert cli_pacing.next_ready(account, free) == "now"
     assert dict(cli_pacing.rows(plain)) == {"available": "yes"}
