@@ -294,3 +294,6 @@ class PoolStore:
     async def tick(self) -> TickResult:
         """One bounded maintenance pass (`routing.upkeep.tick`)."""
         return await upkeep.tick(self)
+
+    async def next_pacing_change(self) -> float | None:
+        return await upkeep.next_pacing_change(self)

@@ -50,6 +50,23 @@ async def tick(store: PoolStore) -> TickResult:
     )
 
 
+async def next_pacing_change(store: PoolStore) -> float | None:
+    """While work is staged: the earliest time-driven pacing change of any account (unix
+    seconds; `ix:pace`: a held gap's end, a window's edge, a local midnight), which may free an
+    account for it. The dispatch loop wakes then, so that the change is applied and the queue
+    served by the dispatch (FIFO), not by the first fresh create after it. None when nothing
+    is staged or no account is paced."""
+    keys = store.keys
+    async with store_errors(StoreOp.STAGED_COUNT, store.timeout):
+        async with store.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.staged_queue())
+            pipe.zrange(keys.index("pace"), 0, 0, withscores=True)
+            staged, first = await pipe.execute()
+    if not staged or not first:
+        return None
+    return float(first[0][1]) / 1000
+
+
 async def _replan(store: PoolStore, limit: int) -> list[int]:
     """Compute new pacing plans (routing/pacing.py: time zones) for up to `limit` accounts
     whose look-ahead ran out, and store them (pace_plan.lua)."""

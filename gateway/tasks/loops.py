@@ -7,7 +7,9 @@ queue or runs one pass of a component, and keeps running whatever a pass raises.
   pause another replica was told of (`UpstreamBackoff.refresh`);
 - sweep: open tasks nothing holds any more (`Sweeper.sweep`), every MJGATE_SWEEP_INTERVAL;
 - dispatch: staged tasks reserved as slots free (`PoolStore.dispatch_staged`), put in the
-  Handoff; woken at once when a settle asks, otherwise every MJGATE_RECONCILE_INTERVAL;
+  Handoff; woken at once when a settle asks, at the next pacing change while work is staged
+  (a gap's end, a window's edge: before a fresh create can take the account), otherwise
+  every MJGATE_RECONCILE_INTERVAL;
 - handoff: the Handoff's reserved staged tasks sent (`Sender.send_staged`), dropped ones failed
   (`Tracker.drop`), each in its own task;
 - deliver: changed records put in the client webhook outbox, and the outbox's due deliveries.
@@ -147,7 +149,18 @@ class Loops:
         event.clear()
 
     async def _dispatch_wanted(self) -> None:
-        await self._wait_for(self.handoff.dispatch_wanted, self.interval)
+        """Until a settle asks, an interval passes, or (work staged) the next pacing change is
+        due: a gap's end or a window's edge frees an account for the queue first."""
+        await self._wait_for(self.handoff.dispatch_wanted, await self.dispatch_delay())
+
+    async def dispatch_delay(self) -> float:
+        try:
+            change = await self.store.next_pacing_change()
+        except StoreError:
+            change = None
+        if change is None:
+            return self.interval
+        return min(self.interval, max(0.005, change - self.store.clock() + 0.001))
 
     async def _deliveries(self) -> None:
         await self._wait_for(self.outbox.wake, self.interval)

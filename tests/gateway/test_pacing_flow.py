@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from gateway.settings import Settings
@@ -156,3 +157,21 @@ async def test_a_task_pacing_would_hold_past_the_staged_timeout_is_503_with_retr
         assert await h.gate.store.staged_count() == 0
         view = await h.gate.catalog.get_account(1)
         assert view is not None and view.in_flight == 0
+
+
+async def test_the_dispatcher_wakes_when_a_gap_ends_while_work_is_staged(
+    redis: Redis, prefix: str
+) -> None:
+    """Found from outside: a create arriving just after a gap ended took the account ahead of
+    the task staged for it, because the dispatcher woke only every interval. It now wakes at
+    the gap's end (the first pacing change) while work is staged."""
+    clock = FakeClock(ms("2025-06-16T12:00:00", BERLIN) / 1000)
+    gapped = (AccountSpec(bot_id=1, plan=Plan.PRO, pacing=Pacing(min_gap_seconds=0.1)),)
+    async with harness(redis, prefix, accounts=gapped, clock=clock) as h:
+        loops = h.gate.tasks.loops
+        assert await loops.dispatch_delay() == loops.interval  # nothing staged
+        first = await h.create(prompt="a --fast")
+        assert first.json()["data"]["status"] != "staged"
+        second = await h.create(prompt="b --fast")
+        assert second.json()["data"]["status"] == "staged"
+        assert await loops.dispatch_delay() == pytest.approx(0.101)  # the gap's end, not 0.2

@@ -183,3 +183,20 @@ async def test_a_lowered_gap_shortens_the_running_one(
     assert pace is not None and (pace.gap_until, pace.held) == (None, "")
     assert await members(store, "gap") == {}
     assert "1" in await members(store, "fs")
+
+
+async def test_the_next_pacing_change_counts_only_while_work_is_staged(
+    store: PoolStore, clock: FakeClock
+) -> None:
+    """The dispatch loop wakes at it (gateway/tasks/loops.py): a held gap's end frees the
+    account for the queue first, not for the first fresh create after it."""
+    await paced(store, 1, min_gap_seconds=60)
+    assert await store.next_pacing_change() is None  # nothing staged
+    reserved(await root(store, "r1"))
+    await store.settle("r1", Outcome.COMPLETED)
+    assert await store.next_pacing_change() is None
+    assert staged(await root(store, "r2")).reason == "paced:gap"  # its gap held now
+    assert await store.next_pacing_change() == clock() + 60
+    clock.advance(60)
+    assert [r.task_id for r in await store.dispatch_staged(10, 60)] == ["r2"]
+    assert await store.next_pacing_change() is None
