@@ -57,11 +57,13 @@ async def next_pacing_change(store: PoolStore) -> float | None:
     served by the dispatch (FIFO), not by the first fresh create after it. None when nothing
     is staged or no account is paced."""
     keys = store.keys
-    async with store_errors(StoreOp.STAGED_COUNT, store.timeout):
-        async with store.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(keys.staged_queue())
-            pipe.zrange(keys.index("pace"), 0, 0, withscores=True)
-            staged, first = await pipe.execute()
+    async with (
+        store_errors(StoreOp.STAGED_COUNT, store.timeout),
+        store.redis.pipeline(transaction=False) as pipe,
+    ):
+        pipe.exists(keys.staged_queue())
+        pipe.zrange(keys.index("pace"), 0, 0, withscores=True)
+        staged, first = await pipe.execute()
     if not staged or not first:
         return None
     return float(first[0][1]) / 1000
