@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import InvalidRequestError
 from routing.accounts import AccountStatus
-from routing.model import AccountState
+from routing.model import AccountState, Plan, Setting
 from routing.pacedefault import INHERIT, UNPACED, OwnPacing, PacingKeys, keys_from
 from routing.pacefile import dump_block, dump_keys
 from routing.pacing import MAX_GAP_SECONDS, Pacing
@@ -100,6 +100,14 @@ def _inheritance(a: AccountStatus) -> dict[str, Any]:
             "opted_out": mine.off}  # fmt: skip
 
 
+def _can_run(a: AccountStatus, kind: str) -> bool:
+    """Could the account run work of `kind` (fast | relax), pacing aside? Fast needs setting
+    fast and fast time left (else fast work runs relax); relax, a plan with relax and slots."""
+    if kind == "fast":
+        return a.setting is Setting.FAST and a.fast_seconds_left + a.fast_seconds_reserved > 0
+    return a.plan is not Plan.BASIC and a.relax_slots > 0
+
+
 def pacing_view(a: AccountStatus, iso: Callable[[float | None], str | None]) -> dict[str, Any]:
     """The view's `pacing` (the profile it runs by), `pacing_source`, `pace` and
     `available` entries."""
@@ -111,7 +119,7 @@ def pacing_view(a: AccountStatus, iso: Callable[[float | None], str | None]) -> 
         why = a.pace.held if a.pace is not None else ""
         if why and a.pace is not None and a.pace.ready_at is not None:
             why += f" until {iso(a.pace.ready_at)}"
-    available: dict[str, Any] = {"now": not why, "why_not": why}
+    only = ""
     if not why and a.pace is not None and a.pacing is not None:  # one class at its cap
         capped = [kind for kind, today, cap in (("fast", a.pace.fast_today, a.pacing.fast_cap),
                                                 ("relax", a.pace.relax_today, a.pacing.relax_cap))
@@ -119,7 +127,13 @@ def pacing_view(a: AccountStatus, iso: Callable[[float | None], str | None]) -> 
         if len(capped) == 1:
             other = "relax" if capped[0] == "fast" else "fast"
             until = iso(a.pace.day_ends)
-            available["only"] = f"{other} only: {capped[0]} cap reached until {until}"
+            if _can_run(a, other):
+                only = f"{other} only: {capped[0]} cap reached until {until}"
+            else:  # the other class is closed to it anyway (a Basic plan has no relax)
+                why = f"paced:daily_cap until {until}"
+    available: dict[str, Any] = {"now": not why, "why_not": why}
+    if only:
+        available["only"] = only
     view: dict[str, Any] = {
         "pacing": dump_block(a.pacing) if a.pacing is not None else None,
         "pacing_source": _inheritance(a),

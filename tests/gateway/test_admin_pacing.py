@@ -174,3 +174,24 @@ async def test_the_cli_shows_availability_and_the_profile(redis: Redis, prefix: 
     free = {**account["pace"], "held": "", "ready_at": None}
     assert cli_pacing.next_ready(account, free) == "now"
     assert dict(cli_pacing.rows(plain)) == {"available": "yes"}
+
+
+async def test_a_cap_on_the_only_class_an_account_can_run_makes_it_unavailable(
+    redis: Redis, prefix: str
+) -> None:
+    """Found from outside: a Basic account (no relax) at its fast cap was listed as available
+    for "relax only"; so was an account without fast time at its relax cap (its fast work
+    runs relax). A Pro account at its fast cap still takes relax."""
+    async with harness(redis, prefix) as h:
+        capped = {"fast": 0, "relax": None}
+        basic = {"plan": "basic", "pacing": {"daily_caps": capped}}
+        view = data(await call(h, "PUT", "/accounts/2001", body=basic), 201)["account"]
+        assert view["available"]["now"] is False and "only" not in view["available"]
+        assert view["available"]["why_not"].startswith("paced:daily_cap until ")
+        dry = {"plan": "pro", "fast_hours_left": 0, "pacing": {"daily_caps": {"relax": 0}}}
+        view = data(await call(h, "PUT", "/accounts/2002", body=dry), 201)["account"]
+        assert view["available"]["now"] is False
+        pro = {"plan": "pro", "pacing": {"daily_caps": capped}}
+        view = data(await call(h, "PUT", "/accounts/2003", body=pro), 201)["account"]
+        assert view["available"]["now"] is True
+        assert view["available"]["only"].startswith("relax only: fast cap reached until ")
