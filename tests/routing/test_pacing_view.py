@@ -49,4 +49,3 @@ async def test_a_held_gap_ends_in_the_view_at_its_end(store: PoolStore, clock: F
     clock.advance(60)
     pace = (await status(store, 1)).pace
     assert pace is not None and (pace.held, pace.gap_until, pace.ready_at) == ("", None, None)
-
