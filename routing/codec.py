@@ -24,7 +24,7 @@ from routing.errors import (
     StoreError,
 )
 from routing.model import AccountState, Mode, Plan, Setting
-from routing.pacing import Pacing
+from routing.pacing import ACTIVE, Pacing, plan
 from routing.results import (
     Decision,
     Dropped,
@@ -210,6 +210,25 @@ def advanced(raw: Mapping[str, str], now: float) -> dict[str, str]:
     return out
 
 
+def _window_opens(raw: Mapping[str, str]) -> str | None:
+    """When the account's next active window opens (ms), outside one: the plan's next phase,
+    or (actions-only hours then off hours, say) the profile's phases after it."""
+    if raw.get("pn") == ACTIVE or not raw.get("pu"):
+        return raw.get("pu")
+    profile = Pacing.from_fields(dict(raw))
+    at = int(raw["pu"])
+    for _ in range(4):  # phases alternate among three: active comes within a few
+        if profile is None:
+            return None
+        step = plan(profile, at)
+        if step.phase == ACTIVE:
+            return str(at)
+        if step.until is None:
+            return None
+        at = step.until
+    return None
+
+
 def pace_status(raw: Mapping[str, str], now: float) -> PaceStatus | None:
     """Where an account stands against its pacing profile (pacing.lua's fields) at `now`,
     None without one. `held` names the rule as a staged task's reason would."""
@@ -231,8 +250,8 @@ def pace_status(raw: Mapping[str, str], now: float) -> PaceStatus | None:
     elif gap:
         held = "paced:gap"
     ready = {
-        "paced:actions_only": raw.get("pu") if raw.get("pn") == "a" else None,
-        "paced:outside_hours": raw.get("pu") if raw.get("pn") == "a" else None,
+        "paced:actions_only": _window_opens(raw),
+        "paced:outside_hours": _window_opens(raw),
         "paced:daily_cap": raw.get("de"),
         "paced:gap": gap,
     }.get(held)

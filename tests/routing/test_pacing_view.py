@@ -49,3 +49,19 @@ async def test_a_held_gap_ends_in_the_view_at_its_end(store: PoolStore, clock: F
     clock.advance(60)
     pace = (await status(store, 1)).pace
     assert pace is not None and (pace.held, pace.gap_until, pace.ready_at) == ("", None, None)
+
+
+async def test_actions_only_hours_then_off_hours_give_when_the_next_window_opens(
+    store: PoolStore, clock: FakeClock
+) -> None:
+    """Found from outside: in actions-only hours followed by off hours the view gave no ready
+    time (the plan looks two phases ahead), though the profile says when work comes back."""
+    at(clock, "2025-06-15T12:30")
+    await paced(store, 1, active_hours=("09:00-12:00",), actions_only_hours=("12:00-13:00",))
+    pace = (await status(store, 1)).pace
+    assert pace is not None and (pace.held, pace.next_phase) == ("paced:actions_only", "off")
+    assert pace.ready_at == clock() + 20.5 * 3600  # tomorrow's 09:00
+    both = ("22:00-06:00",)  # the same hours both ways: actions-only wins, never active
+    await paced(store, 2, active_hours=both, actions_only_hours=both)
+    pace = (await status(store, 2)).pace
+    assert pace is not None and pace.ready_at is None
