@@ -23,7 +23,7 @@ from routing.accounts import AccountStatus
 from routing.model import AccountState, Plan, Setting
 from routing.pacedefault import INHERIT, UNPACED, OwnPacing, PacingKeys, keys_from
 from routing.pacefile import dump_block, dump_keys
-from routing.pacing import MAX_GAP_SECONDS, Pacing
+from routing.pacing import MAX_GAP_SECONDS, Pacing, parse_window, zone
 
 Window = Annotated[str, Field(min_length=11, max_length=11)]  # HH:MM-HH:MM
 
@@ -68,11 +68,28 @@ def keys(body: PacingBody, field: str = "pacing") -> PacingKeys:
                 if kind in caps.model_fields_set:
                     values[f"{kind}_cap"] = getattr(caps, kind)
         else:
+            _check(name, value, f"{field}.{name}".lstrip("."))
             values[name] = value
     try:
         return keys_from(values)
     except ValueError as exc:
         raise InvalidRequestError(field or "body", str(exc)) from exc
+
+
+def _check(name: str, value: object, where: str) -> None:
+    """A time zone or windows the profile would refuse, as a 400 naming the key (and the
+    window's index in its list)."""
+    try:
+        if name == "timezone" and isinstance(value, str):
+            zone(value)
+    except ValueError as exc:
+        raise InvalidRequestError(where, str(exc)) from exc
+    if name in ("active_hours", "actions_only_hours") and isinstance(value, list):
+        for index, window in enumerate(value):
+            try:
+                parse_window(window)
+            except ValueError as exc:
+                raise InvalidRequestError(f"{where}.{index}", str(exc)) from exc
 
 
 def own(given: bool, body: PacingBody | None, current: OwnPacing | None = None) -> OwnPacing:

@@ -87,9 +87,11 @@ async def test_an_account_at_one_of_its_caps_is_shown_available_for_the_other_on
 async def test_bad_profiles_are_400_naming_the_field(redis: Redis, prefix: str) -> None:
     async with harness(redis, prefix) as h:
         for pacing, field in (
-            ({"timezone": "Mars/Base"}, "pacing"),
+            ({"timezone": "Mars/Base"}, "pacing.timezone"),
             ({"active_hours": ["9:00-17:00"]}, "pacing.active_hours.0"),
-            ({"active_hours": ["09:00-09:00"]}, "pacing"),
+            ({"active_hours": ["09:00-09:00"]}, "pacing.active_hours.0"),
+            ({"active_hours": ["09:00-12:00", "25:00-26:00"]}, "pacing.active_hours.1"),
+            ({"actions_only_hours": ["12:00-24:01"]}, "pacing.actions_only_hours.0"),
             ({"tier": "spare"}, "pacing.tier"),
             ({"min_gap_seconds": -1}, "pacing.min_gap_seconds"),
             ({"naps": 1}, "pacing.naps"),

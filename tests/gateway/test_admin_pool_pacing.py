@@ -79,8 +79,9 @@ async def test_the_default_is_set_inherited_overridden_and_cleared(
 async def test_bad_defaults_are_400_with_stable_types(redis: Redis, prefix: str) -> None:
     async with harness(redis, prefix) as h:
         for body, field in (
-            ({"timezone": "Mars/Base"}, "body"),
+            ({"timezone": "Mars/Base"}, "timezone"),
             ({"active_hours": ["9:00-17:00"]}, "active_hours.0"),
+            ({"active_hours": ["25:00-26:00"]}, "active_hours.0"),
             ({"tier": "spare"}, "tier"),
             ({"min_gap_seconds": -1}, "min_gap_seconds"),
             ({"naps": 1}, "naps"),
