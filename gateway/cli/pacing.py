@@ -162,8 +162,10 @@ def source(account: dict[str, Any]) -> str:
 def rows(account: dict[str, Any]) -> list[tuple[str, Any]]:
     """`accounts show`'s pacing lines (none without a profile)."""
     profile, pace = account.get("pacing"), account.get("pace")
-    if not profile or not pace:
-        return [("available", available(account))]
+    if not profile or not pace:  # unpaced; say so when the account opted out of a default
+        opted_out = (account.get("pacing_source") or {}).get("opted_out")
+        return [*([("pacing from", source(account))] if opted_out else []),
+                ("available", available(account))]  # fmt: skip
     caps, today = pace["caps"], pace["today"]
     gap = f"{profile['min_gap_seconds']:g} s + up to {profile['gap_jitter_seconds']:g} s"
     return [
@@ -172,8 +174,7 @@ def rows(account: dict[str, Any]) -> list[tuple[str, Any]]:
         ("time zone", profile["timezone"]),
         ("active hours", profile["active_hours"] or "always"),
         ("actions-only hours", profile["actions_only_hours"]),
-        ("phase", f"{pace['phase']} until {pace['phase_until'] or '-'}"
-                  f" (then {pace['next_phase'] or 'to be planned'})"),
+        ("phase", phase(pace)),
         ("today", f"fast {today['fast']}/{caps['fast'] if caps['fast'] is not None else '-'}, "
                   f"relax {today['relax']}/{caps['relax'] if caps['relax'] is not None else '-'}"
                   f" (resets {pace['day_ends']})"),
@@ -183,11 +184,20 @@ def rows(account: dict[str, Any]) -> list[tuple[str, Any]]:
     ]  # fmt: skip
 
 
+def phase(pace: dict[str, Any]) -> str:
+    """The phase and when it changes: `always` without hours, `to be planned` when the plan's
+    look-ahead is used up (the tick computes the next)."""
+    if not pace["phase_until"]:
+        return f"{pace['phase']} (always)" if pace["phase"] == "active" else pace["phase"]
+    then = pace["next_phase"] or "to be planned"
+    return f"{pace['phase']} until {pace['phase_until']} (then {then})"
+
+
 def next_ready(account: dict[str, Any], pace: dict[str, Any]) -> str:
     """When the account takes new root work again: now, pacing's `ready_at`, or (not active)
     its state first: a paused account is not ready when its gap ends."""
     state = account.get("state", "active")
     if state != "active":
         until = account.get("state_until")
-        return f"when {state}" + (f" ends ({until})" if until else " ends")
+        return f"when {state} ends ({until})" if until else f"not while {state}"
     return str(pace["ready_at"] or ("now" if not pace["held"] else "not known yet"))

@@ -69,7 +69,7 @@ def pool_apply(args: argparse.Namespace) -> None:
     for change in data["changes"]:
         if change["action"] == "unchanged":
             continue
-        what = "strategy" if change["bot_id"] is None else f"account {change['bot_id']}"
+        what = "pool" if change["bot_id"] is None else f"account {change['bot_id']}"
         fields = f": {', '.join(change['fields'])}" if change["fields"] else ""
         print(f"{_MARKS.get(change['action'], '?')} {what} {change['action']}{fields}")
     counts = ", ".join(f"{n} {action}" for action, n in sorted(data["counts"].items()))

@@ -168,7 +168,7 @@ async def test_the_cli_shows_availability_and_the_profile(redis: Redis, prefix: 
     assert shown["available"] == cli_pacing.available(account)
     assert shown["next ready"] == account["pace"]["day_ends"]
     paused = {**account, "state": "paused", "state_until": None}
-    assert cli_pacing.next_ready(paused, account["pace"]) == "when paused ends"
+    assert cli_pacing.next_ready(paused, account["pace"]) == "not while paused"
     cooling = {**account, "state": "cooling", "state_until": "2026-01-01T00:00:00Z"}
     assert dict(cli_pacing.rows(cooling))["next ready"] == (
         "when cooling ends (2026-01-01T00:00:00Z)"
@@ -197,3 +197,22 @@ async def test_a_cap_on_the_only_class_an_account_can_run_makes_it_unavailable(
         view = data(await call(h, "PUT", "/accounts/2003", body=pro), 201)["account"]
         assert view["available"]["now"] is True
         assert view["available"]["only"].startswith("relax only: fast cap reached until ")
+
+
+async def test_accounts_show_says_opted_out_and_always_active(redis: Redis, prefix: str) -> None:
+    """Found from outside: an account opted out of the pool's default printed no pacing line
+    at all (as if never paced), and an always-active one `active until - (then to be
+    planned)`."""
+    async with harness(redis, prefix) as h:
+        body = {"plan": "pro", "pacing": None}
+        out = data(await call(h, "PUT", "/accounts/2001", body=body), 201)["account"]
+        shown = dict(cli_pacing.rows(out))
+        assert shown["pacing from"].startswith("none (opted out")
+        plain = data(await call(h, "GET", "/accounts/1001"))
+        assert "pacing from" not in dict(cli_pacing.rows(plain))  # never paced: nothing to say
+        body = {"plan": "pro", "pacing": {"min_gap_seconds": 5}}
+        always = data(await call(h, "PUT", "/accounts/2002", body=body), 201)["account"]
+        assert dict(cli_pacing.rows(always))["phase"] == "active (always)"
+        hours = {"plan": "pro", "pacing": {"active_hours": ["00:00-12:00", "12:00-23:00"]}}
+        timed = data(await call(h, "PUT", "/accounts/2003", body=hours), 201)["account"]
+        assert dict(cli_pacing.rows(timed))["phase"].startswith(f"{timed['pace']['phase']} until ")

@@ -295,7 +295,7 @@ def test_pool_commands(server: Gateway, tmp_path: Path) -> None:
                    "  - {bot_id: 704, name: delta, plan: mega}\n")  # fmt: skip
     dry = ok(mjgate(server, "pool", "apply", str(new), "--dry-run"))
     for line in (
-        "~ strategy updated: strategy",
+        "~ pool updated: strategy",
         "~ account 702 updated: weight",
         "+ account 704 created",
         "- account 703 removed",
