@@ -13,7 +13,13 @@ OPTIONS = ("timezone", "active_hours", "actions_only_hours", "fast_cap", "relax_
 
 
 def _windows(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
+    """`W,W` (`''`: none); an empty item (`09:00-17:00,`) is refused, not dropped."""
+    if not value.strip():
+        return []
+    items = [item.strip() for item in value.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"an empty window in {value!r}")
+    return items
 
 
 NO_CAP = -1  # `--fast-cap none`: the cap removed (null in the API)

@@ -132,6 +132,10 @@ def test_the_cli_options_become_the_pacing_object() -> None:
     assert admin_cli._definition(off) == {"pacing": None}
     with pytest.raises(SystemExit):  # -1 is not `none`: a typo never lifts a cap
         build_parser().parse_args(["accounts", "set", "7", "--fast-cap", "-1"])
+    with pytest.raises(SystemExit):  # a trailing comma: an empty window, not dropped
+        build_parser().parse_args(["accounts", "set", "7", "--active-hours", "22:00-06:00,"])
+    always = build_parser().parse_args(["accounts", "set", "7", "--active-hours", ""])
+    assert admin_cli._definition(always) == {"pacing": {"active_hours": []}}
 
 
 @pytest.mark.parametrize(
