@@ -256,7 +256,12 @@ class Tracker:
         record = await self.records.load(task_id)
         if record is not None and record.status == TaskStatus.STAGED:
             waited = self.settings.staged_timeout
-            await self.fail(record, "staged_timeout", f"no account was free within {waited:g} s")
+            why = next((str(e.get("reason", "")) for e in reversed(record.history)
+                        if e.get("what") == "staged"), "")  # fmt: skip
+            message = (f"pacing held it for {waited:g} s ({why}): no account it could run on "
+                       "was allowed to take it" if why.startswith("paced:")
+                       else f"no account was free within {waited:g} s")  # fmt: skip
+            await self.fail(record, "staged_timeout", message)
 
     async def drop(self, dropped: Dropped) -> None:
         """A staged child whose parent's account can never take it (removed, disabled)."""

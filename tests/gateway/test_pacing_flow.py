@@ -175,3 +175,17 @@ async def test_the_dispatcher_wakes_when_a_gap_ends_while_work_is_staged(
         second = await h.create(prompt="b --fast")
         assert second.json()["data"]["status"] == "staged"
         assert await loops.dispatch_delay() == pytest.approx(0.101)  # the gap's end, not 0.2
+
+
+async def test_a_task_pacing_held_to_its_staged_timeout_says_so(redis: Redis, prefix: str) -> None:
+    """Found from outside: its message said "no account was free", though accounts were
+    free and pacing held them; it now names the rule that staged it."""
+    clock = FakeClock(ms("2025-06-16T12:00:00", BERLIN) / 1000)
+    gapped = (AccountSpec(bot_id=1, plan=Plan.PRO, pacing=Pacing(min_gap_seconds=600)),)
+    async with harness(redis, prefix, accounts=gapped, clock=clock) as h:
+        assert (await h.create(prompt="a --fast")).json()["data"]["status"] != "staged"
+        staged = (await h.create(prompt="b --fast")).json()["data"]
+        assert staged["status"] == "staged"
+        await h.gate.tasks.loops.tracker.staged_timeout(staged["task_id"])
+        error = (await h.get(staged["task_id"])).json()["data"]["error"]
+        assert "pacing held it" in error["message"] and "paced:gap" in error["message"]
