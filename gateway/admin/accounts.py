@@ -140,7 +140,7 @@ async def patch_account(request: Request, gate: MjGate, change: Change) -> Respo
     change.diff(_live(current), _live(status), live | ({"state"} if body.state else set()))
     change.outcome = "updated" if change.fields else "unchanged"
     change.details["reason"] = body.reason
-    return ok({"action": "updated", "account": account_view(status)})
+    return ok({"action": change.outcome, "account": account_view(status)})
 
 
 async def delete_account(request: Request, gate: MjGate, change: Change) -> Response:

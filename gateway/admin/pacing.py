@@ -100,6 +100,8 @@ def own(given: bool, body: PacingBody | None, current: OwnPacing | None = None) 
         return current or INHERIT
     if body is None:
         return UNPACED
+    if current is not None and not body.model_fields_set:  # a PATCH of no key: nothing
+        return current
     base = current.keys if current is not None and current.keys is not None else PacingKeys()
     return OwnPacing(keys=base | keys(body))
 

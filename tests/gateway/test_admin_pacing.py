@@ -220,3 +220,17 @@ async def test_accounts_show_says_opted_out_and_always_active(redis: Redis, pref
         hours = {"plan": "pro", "pacing": {"active_hours": ["00:00-12:00", "12:00-23:00"]}}
         timed = data(await call(h, "PUT", "/accounts/2003", body=hours), 201)["account"]
         assert dict(cli_pacing.rows(timed))["phase"].startswith(f"{timed['pace']['phase']} until ")
+
+
+async def test_a_patch_that_changes_nothing_answers_unchanged(redis: Redis, prefix: str) -> None:
+    """Found from outside: `PATCH {"pacing": {}}` answered `updated` and changed nothing (an
+    account inheriting the default went on inheriting it)."""
+    async with harness(redis, prefix) as h:
+        before = data(await call(h, "GET", "/accounts/1001"))
+        got = data(await call(h, "PATCH", "/accounts/1001", body={"pacing": {}}))
+        assert got["action"] == "unchanged"
+        assert got["account"]["pacing_source"] == before["pacing_source"]
+        got = data(await call(h, "PATCH", "/accounts/1001", body={"weight": before["weight"]}))
+        assert got["action"] == "unchanged"
+        got = data(await call(h, "PATCH", "/accounts/1001", body={"weight": 7}))
+        assert got["action"] == "updated"
