@@ -22,19 +22,32 @@ end
 
 -- Pacing holds a task past its staged timeout when nothing time-driven can free an account
 -- before then: the earliest pacing change (`ix:pace`: a window's edge, a local midnight, a
--- held gap's end; `ix:gap`, `ix:gapx`: the end of a running gap not held yet), cooling
--- deadline or renewal of any account is later than now + the timeout.
+-- held gap's end; `ix:gap`, `ix:gapx`: the end of a running gap not held yet) or renewal of
+-- an active account, or cooling deadline of any (it is active again then), is later than
+-- now + the timeout. A paused, disabled or draining account's changes free nothing: skipped,
+-- among the first PAST_LOOK of each index (past them, the last one's time is a lower bound).
 -- Returns the whole seconds until that instant (the client's Retry-After), else nil: stage it.
+local PAST_LOOK = 16
+local function first_active(key, min)
+  local rows = redis.call('ZRANGEBYSCORE', key, min, '+inf', 'WITHSCORES', 'LIMIT', '0',
+                          arg(PAST_LOOK))
+  for i = 1, #rows, 2 do
+    local a = acct_load(rows[i])
+    if a and a.st == 'active' then return tonumber(rows[i + 1]) end
+  end
+  if #rows == 2 * PAST_LOOK then return tonumber(rows[#rows]) end
+  return nil
+end
+
 local function paced_past(timeout_ms)
-  local first
-  local function earlier(top) -- {member, score} or {}
-    if top[2] and (first == nil or tonumber(top[2]) < first) then first = tonumber(top[2]) end
+  local first = tonumber(redis.call('ZRANGE', K.cool, '0', '0', 'WITHSCORES')[2])
+  local function earlier(t)
+    if t and (first == nil or t < first) then first = t end
   end
-  for _, key in ipairs({K.pace, K.cool, K.renew}) do
-    earlier(redis.call('ZRANGE', key, '0', '0', 'WITHSCORES'))
-  end
+  earlier(first_active(K.pace, '-inf'))
+  earlier(first_active(K.renew, '-inf'))
   for _, key in ipairs({K.gap, K.gapx}) do -- running gaps only: ended ones wait for the tick
-    earlier(redis.call('ZRANGEBYSCORE', key, '(' .. NOW_S, '+inf', 'WITHSCORES', 'LIMIT', '0', '1'))
+    earlier(first_active(key, '(' .. NOW_S))
   end
   if first == nil or first <= NOW + timeout_ms then return nil end
   return math.ceil((first - NOW) / 1000)

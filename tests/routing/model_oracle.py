@@ -349,15 +349,16 @@ class Pool:
 
     def paced_past(self, d: Decision, timeout: int, now: int) -> Decision | None:
         """A staging pacing would hold past the timeout: nothing time-driven (a pacing
-        change, a cooling deadline, a renewal) comes within it. The error, else None."""
+        change or a renewal of an active account, a cooling deadline) comes within it. The
+        error, else None."""
         if d[0] != "S" or not str(d[1]).startswith("paced:"):
             return None
-        times = [a.next_change(now) for a in self.accounts.values() if a.profile is not None]
+        active = [a for a in self.accounts.values() if a.state is AccountState.ACTIVE]
+        times = [a.next_change(now) for a in active if a.profile is not None]
+        times += [a.renews_at for a in active if a.renews_at is not None]
         for a in self.accounts.values():
             if a.state is AccountState.COOLING and a.until is not None:
                 times.append(a.until)
-            if a.renews_at is not None:
-                times.append(a.renews_at)
         if not times or min(times) <= now + timeout:
             return None
         return ("E", "paced", d[1], math.ceil((min(times) - now) / 1000))

@@ -46,3 +46,20 @@ async def test_a_cooling_account_waking_in_time_stages_it(
     await add(store, 2)
     await store.set_state(2, AccountState.COOLING, until=clock() + 600)
     assert staged(await helpers.root(store, "r1", staged_timeout=900)).reason.startswith("paced:")
+
+
+async def test_a_paused_accounts_changes_free_nothing(store: PoolStore, clock: FakeClock) -> None:
+    """Found from outside: a paused account's window edge set the Retry-After (and could stage
+    a task sure to time out); only active accounts' changes count, and a cooling one's
+    deadline."""
+    at(clock, "2025-06-15T20:00", "Europe/Berlin")
+    await paced(store, 1, timezone="Europe/Berlin", active_hours=("08:00-18:00",))
+    await paced(store, 2, timezone="Asia/Kolkata", active_hours=("02:00-03:00",))
+    await store.set_state(2, AccountState.PAUSED)
+    with pytest.raises(PacedUnavailableError) as refused:
+        await helpers.root(store, "r1", staged_timeout=5400)  # 2's local midnight: in 30 min
+    assert refused.value.retry_after == 4 * 3600  # account 1's midnight, not 2's window
+    await store.set_state(2, AccountState.ACTIVE)
+    assert staged(await helpers.root(store, "r2", staged_timeout=5400)).reason.startswith(
+        "paced:"
+    )
