@@ -60,6 +60,4 @@ async def test_a_paused_accounts_changes_free_nothing(store: PoolStore, clock: F
         await helpers.root(store, "r1", staged_timeout=5400)  # 2's local midnight: in 30 min
     assert refused.value.retry_after == 4 * 3600  # account 1's midnight, not 2's window
     await store.set_state(2, AccountState.ACTIVE)
-    assert staged(await helpers.root(store, "r2", staged_timeout=5400)).reason.startswith(
-        "paced:"
-    )
+    assert staged(await helpers.root(store, "r2", staged_timeout=5400)).reason.startswith("paced:")
