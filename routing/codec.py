@@ -194,12 +194,19 @@ def advanced(raw: Mapping[str, str], now: float) -> dict[str, str]:
     tick has not applied yet (a window's edge, local midnight; pacing.lua's pace_advance), so
     a view read between ticks never shows a window closed or a count left from yesterday."""
     out, ms = dict(raw), now * 1000
+    moved = False
     while out.get("pu") and int(out["pu"]) <= ms:
         phase, until = out.pop("pn", None), out.pop("pw", None)
         out["ph"] = phase or "x"
         out.pop("pu")
         if phase and until:
             out["pu"] = until
+        moved = True
+    if moved and out.get("pu"):  # the phase after this one, as the tick will plan it
+        profile = Pacing.from_fields(dict(raw))
+        ahead = plan(profile, round(ms)) if profile is not None else None
+        if ahead is not None and (ahead.phase, ahead.until) == (out["ph"], int(out["pu"])):
+            out["pn"], out["pw"] = ahead.next_phase or "", str(ahead.next_until or "")
     while out.get("de") and int(out["de"]) <= ms:
         out.pop("nf", None)
         out.pop("nr", None)

@@ -13,13 +13,15 @@ next ready, and whether it is available now or why not.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import InvalidRequestError
-from routing.accounts import AccountStatus
+from routing.accounts import AccountStatus, PaceStatus
 from routing.model import AccountState, Plan, Setting
 from routing.pacedefault import INHERIT, UNPACED, OwnPacing, PacingKeys, keys_from
 from routing.pacefile import dump_block, dump_keys
@@ -127,45 +129,61 @@ def _can_run(a: AccountStatus, kind: str) -> bool:
     return a.plan is not Plan.BASIC and a.relax_slots > 0
 
 
+def _capped(a: AccountStatus, pace: PaceStatus, pacing: Pacing) -> list[str]:
+    """The classes (fast, relax) at their daily cap."""
+    return [kind for kind, today, cap in (("fast", pace.fast_today, pacing.fast_cap),
+                                          ("relax", pace.relax_today, pacing.relax_cap))
+            if cap is not None and today >= cap]  # fmt: skip
+
+
+def _pace(a: AccountStatus) -> PaceStatus | None:
+    """The account's pace, where a cap on the only class it can run holds it too (a Basic
+    plan at its fast cap): routing's `held` counts an account held by caps only when both
+    are reached."""
+    p = a.pace
+    if p is None or a.pacing is None or p.held:
+        return p
+    capped = _capped(a, p, a.pacing)
+    if len(capped) == 1 and not _can_run(a, "relax" if capped[0] == "fast" else "fast"):
+        return replace(p, held="paced:daily_cap", ready_at=p.day_ends)
+    return p
+
+
 def pacing_view(a: AccountStatus, iso: Callable[[float | None], str | None]) -> dict[str, Any]:
     """The view's `pacing` (the profile it runs by), `pacing_source`, `pace` and
-    `available` entries."""
+    `available` entries. Instants pacing waits for are shown rounded up to the second: never
+    a time already past while the account is still held."""
+
+    def until(seconds: float | None) -> str | None:
+        return iso(None if seconds is None else math.ceil(seconds))
+
+    p = _pace(a)
     if a.state is not AccountState.ACTIVE:
         why = a.state.value
         if a.state_until:
-            why += f" until {iso(a.state_until)}"
+            why += f" until {until(a.state_until)}"
     else:
-        why = a.pace.held if a.pace is not None else ""
-        if why and a.pace is not None and a.pace.ready_at is not None:
-            why += f" until {iso(a.pace.ready_at)}"
-    only = ""
-    if not why and a.pace is not None and a.pacing is not None:  # one class at its cap
-        capped = [kind for kind, today, cap in (("fast", a.pace.fast_today, a.pacing.fast_cap),
-                                                ("relax", a.pace.relax_today, a.pacing.relax_cap))
-                  if cap is not None and today >= cap]  # fmt: skip
+        why = p.held if p is not None else ""
+        if why and p is not None and p.ready_at is not None:
+            why += f" until {until(p.ready_at)}"
+    available: dict[str, Any] = {"now": not why, "why_not": why}
+    if not why and p is not None and a.pacing is not None:  # one class at its cap
+        capped = _capped(a, p, a.pacing)
         if len(capped) == 1:
             other = "relax" if capped[0] == "fast" else "fast"
-            until = iso(a.pace.day_ends)
-            if _can_run(a, other):
-                only = f"{other} only: {capped[0]} cap reached until {until}"
-            else:  # the other class is closed to it anyway (a Basic plan has no relax)
-                why = f"paced:daily_cap until {until}"
-    available: dict[str, Any] = {"now": not why, "why_not": why}
-    if only:
-        available["only"] = only
+            available["only"] = f"{other} only: {capped[0]} cap reached until {until(p.day_ends)}"
     view: dict[str, Any] = {
         "pacing": dump_block(a.pacing) if a.pacing is not None else None,
         "pacing_source": _inheritance(a),
         "pace": None,
         "available": available,
     }
-    if a.pace is not None and a.pacing is not None:
-        p = a.pace
+    if p is not None and a.pacing is not None:
         view["pace"] = {
-            "phase": p.phase, "phase_until": iso(p.phase_until), "next_phase": p.next_phase,
+            "phase": p.phase, "phase_until": until(p.phase_until), "next_phase": p.next_phase,
             "today": {"fast": p.fast_today, "relax": p.relax_today},
             "caps": {"fast": a.pacing.fast_cap, "relax": a.pacing.relax_cap},
-            "day_ends": iso(p.day_ends), "gap_until": iso(p.gap_until),
-            "held": p.held, "ready_at": iso(p.ready_at),
+            "day_ends": until(p.day_ends), "gap_until": until(p.gap_until),
+            "held": p.held, "ready_at": until(p.ready_at),
         }  # fmt: skip
     return view

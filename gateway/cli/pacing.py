@@ -205,5 +205,10 @@ def next_ready(account: dict[str, Any], pace: dict[str, Any]) -> str:
     state = account.get("state", "active")
     if state != "active":
         until = account.get("state_until")
-        return f"when {state} ends ({until})" if until else f"not while {state}"
+        if not until:
+            return f"not while {state}"
+        later = pace["ready_at"] if pace["held"] and (pace["ready_at"] or "") > until else None
+        if later:  # pacing holds it past its state's end (both ISO 8601 in UTC: comparable)
+            return f"{later} ({state} until {until}, then {pace['held']})"
+        return f"when {state} ends ({until})"
     return str(pace["ready_at"] or ("now" if not pace["held"] else "not known yet"))

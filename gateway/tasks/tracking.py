@@ -258,8 +258,8 @@ class Tracker:
             waited = self.settings.staged_timeout
             why = next((str(e.get("reason", "")) for e in reversed(record.history)
                         if e.get("what") == "staged"), "")  # fmt: skip
-            message = (f"pacing held it for {waited:g} s ({why}): no account it could run on "
-                       "was allowed to take it" if why.startswith("paced:")
+            message = (f"staged by pacing ({why}) and not dispatched within {waited:g} s: no "
+                       "account it could run on was allowed to take it" if why.startswith("paced:")
                        else f"no account was free within {waited:g} s")  # fmt: skip
             await self.fail(record, "staged_timeout", message)
 

@@ -9,10 +9,14 @@ import json
 import pytest
 from redis.asyncio import Redis
 
+from gateway.admin.pacing import pacing_view
+from gateway.admin.schemas import iso
 from gateway.cli import accounts as admin_cli
 from gateway.cli import pacing as cli_pacing
 from gateway.cli.main import build_parser
-from routing.model import Mode
+from routing.accounts import AccountStatus, PaceStatus
+from routing.model import AccountState, Mode, Plan, Setting
+from routing.pacing import Pacing
 from tests.gateway.test_admin import ADMIN, call, data, error
 from tests.harness import harness
 
@@ -173,9 +177,9 @@ async def test_the_cli_shows_availability_and_the_profile(redis: Redis, prefix: 
     assert shown["next ready"] == account["pace"]["day_ends"]
     paused = {**account, "state": "paused", "state_until": None}
     assert cli_pacing.next_ready(paused, account["pace"]) == "not while paused"
-    cooling = {**account, "state": "cooling", "state_until": "2026-01-01T00:00:00Z"}
+    cooling = {**account, "state": "cooling", "state_until": "2999-01-01T00:00:00Z"}
     assert dict(cli_pacing.rows(cooling))["next ready"] == (
-        "when cooling ends (2026-01-01T00:00:00Z)"
+        "when cooling ends (2999-01-01T00:00:00Z)"
     )
     free = {**account["pace"], "held": "", "ready_at": None}
     assert cli_pacing.next_ready(account, free) == "now"
@@ -234,3 +238,38 @@ async def test_a_patch_that_changes_nothing_answers_unchanged(redis: Redis, pref
         assert got["action"] == "unchanged"
         got = data(await call(h, "PATCH", "/accounts/1001", body={"weight": 7}))
         assert got["action"] == "updated"
+
+
+async def test_next_ready_is_the_later_of_a_cooling_end_and_pacing(
+    redis: Redis, prefix: str
+) -> None:
+    """Found from outside: a cooling account whose hours start tomorrow showed next ready at
+    the end of its cooling; and a Basic account at its fast cap showed `next ready: now` while
+    no work could go to it."""
+    async with harness(redis, prefix) as h:
+        body = {"plan": "basic", "pacing": {"daily_caps": {"fast": 0}}}
+        basic = data(await call(h, "PUT", "/accounts/2001", body=body), 201)["account"]
+        assert basic["pace"]["held"] == "paced:daily_cap"
+        assert basic["pace"]["ready_at"] == basic["pace"]["day_ends"]
+        assert dict(cli_pacing.rows(basic))["next ready"] == basic["pace"]["day_ends"]
+    cooling = {**basic, "state": "cooling", "state_until": "2000-01-01T00:00:00Z"}
+    shown = dict(cli_pacing.rows(cooling))["next ready"]
+    assert shown.startswith(basic["pace"]["day_ends"]) and "cooling until 2000" in shown
+    soon = {**cooling, "state_until": "2999-01-01T00:00:00Z"}
+    assert dict(cli_pacing.rows(soon))["next ready"] == "when cooling ends (2999-01-01T00:00:00Z)"
+
+
+def test_instants_pacing_waits_for_are_rounded_up() -> None:
+    """Found from outside: a gap ending at :21.069 showed `until ...:21Z`, a time already
+    past while the account was still held."""
+    pace = PaceStatus("active", None, None, 0, 0, 86400.0, 21.069, "paced:gap", 21.069)
+    account = AccountStatus(
+        bot_id=1, name="", plan=Plan.PRO, setting=Setting.FAST, declared_setting=Setting.FAST,
+        state=AccountState.ACTIVE, state_reason="", state_until=None, fast_seconds_left=60,
+        fast_seconds_reserved=0, fast_slots=1, relax_slots=1, fast_in_flight=0,
+        relax_in_flight=0, weight=1, tags=(), renews_at=None, pacing=Pacing(min_gap_seconds=3),
+        pace=pace,
+    )  # fmt: skip
+    view = pacing_view(account, iso)
+    assert view["pace"]["gap_until"] == "1970-01-01T00:00:22Z"
+    assert view["available"]["why_not"] == "paced:gap until 1970-01-01T00:00:22Z"

@@ -188,4 +188,4 @@ async def test_a_task_pacing_held_to_its_staged_timeout_says_so(redis: Redis, pr
         assert staged["status"] == "staged"
         await h.gate.tasks.loops.tracker.staged_timeout(staged["task_id"])
         error = (await h.get(staged["task_id"])).json()["data"]["error"]
-        assert "pacing held it" in error["message"] and "paced:gap" in error["message"]
+        assert "staged by pacing (paced:gap)" in error["message"]

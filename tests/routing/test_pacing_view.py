@@ -21,6 +21,7 @@ async def test_a_window_edge_shows_before_the_tick_applies_it(
     assert pace is not None
     assert (pace.phase, pace.held) == ("off", "paced:outside_hours")
     assert pace.phase_until == clock() + 16 * 3600  # the next day's 09:00, as planned
+    assert pace.next_phase == "active"  # the phase after it: the plan's look-ahead, renewed
     assert staged(await root(store, "r1")).reason == "paced:outside_hours"  # as routing says
 
 
