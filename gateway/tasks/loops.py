@@ -87,6 +87,7 @@ class Loops:
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._outage: set[str] = set()
+        self._due_seen: float | None = None  # a due pacing change dispatch_delay has met
 
     def start(self) -> None:
         loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
@@ -154,13 +155,22 @@ class Loops:
         await self._wait_for(self.handoff.dispatch_wanted, await self.dispatch_delay())
 
     async def dispatch_delay(self) -> float:
+        """How long the dispatch loop waits. A change already due that the last dispatch
+        did not apply (more changes due at once than one applies, a failing script) is looked
+        at again shortly once, then at the interval: never a busy loop."""
         try:
             change = await self.store.next_pacing_change()
         except StoreError:
             change = None
         if change is None:
             return self.interval
-        return min(self.interval, max(0.005, change - self.store.clock() + 0.001))
+        wait = change - self.store.clock() + 0.001
+        if wait > 0:
+            return min(self.interval, wait)
+        if change == self._due_seen:
+            return self.interval
+        self._due_seen = change
+        return min(self.interval, 0.05)
 
     async def _deliveries(self) -> None:
         await self._wait_for(self.outbox.wake, self.interval)

@@ -189,3 +189,20 @@ async def test_a_task_pacing_held_to_its_staged_timeout_says_so(redis: Redis, pr
         await h.gate.tasks.loops.tracker.staged_timeout(staged["task_id"])
         error = (await h.get(staged["task_id"])).json()["data"]["error"]
         assert "staged by pacing (paced:gap)" in error["message"]
+
+
+async def test_a_due_change_the_dispatch_did_not_apply_is_no_busy_loop(
+    redis: Redis, prefix: str
+) -> None:
+    """A pacing change already due when the loop asks (the last dispatch left it: too many
+    at once, or a failing script) is looked at again after 50 ms once, then at the interval."""
+    clock = FakeClock(ms("2025-06-16T12:00:00", BERLIN) / 1000)
+    gapped = (AccountSpec(bot_id=1, plan=Plan.PRO, pacing=Pacing(min_gap_seconds=0.1)),)
+    async with harness(redis, prefix, accounts=gapped, clock=clock) as h:
+        loops = h.gate.tasks.loops
+        await loops.stop()  # nothing applies the change below: as if the dispatch had failed
+        await h.create(prompt="a --fast")
+        assert (await h.create(prompt="b --fast")).json()["data"]["status"] == "staged"
+        clock.advance(1)  # the gap's end is past, not applied
+        assert await loops.dispatch_delay() == 0.05
+        assert await loops.dispatch_delay() == loops.interval
