@@ -112,18 +112,23 @@ async def load_pool(gate: MjGate) -> None:
 
 
 async def check_epoch(gate: MjGate) -> bool:
-    """True if the store had lost its epoch (it was reset) and was loaded again."""
+    """True if the store had lost its epoch (it was reset) and was loaded again. The reset is
+    logged once: a reload that fails (Redis still starting, a timeout) is tried again at the
+    next check without a second `store_reset`."""
     if await _epoch(gate) is not None:
+        gate.reloading = False
         return False
-    accounts = len(await gate.catalog.list_accounts())
-    logs.event(
-        "store_reset",
-        logging.ERROR,
-        accounts=accounts,
-        pool_file=str(gate.settings.pool_file or ""),
-        detail="Redis lost mjgate's data (flushed, or restarted without persistence); tasks "
-        "accepted before are unknown; the pool file, if one is set, is applied again",
-    )
+    if not gate.reloading:
+        accounts = len(await gate.catalog.list_accounts())
+        logs.event(
+            "store_reset",
+            logging.ERROR,
+            accounts=accounts,
+            pool_file=str(gate.settings.pool_file or ""),
+            detail="Redis lost mjgate's data (flushed, or restarted without persistence); "
+            "tasks accepted before are unknown; the pool file, if one is set, is applied again",
+        )
+        gate.reloading = True
     try:
         await load(gate, why="store_reset")
     except StoreError:
@@ -131,6 +136,7 @@ async def check_epoch(gate: MjGate) -> bool:
     except (RoutingError, OSError, ValueError) as exc:
         gate.pool_error = str(exc)
         logs.event("pool_file_error", logging.ERROR, error=str(exc))
+    gate.reloading = False
     return True
 
 

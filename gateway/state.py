@@ -42,6 +42,7 @@ class MjGate:
     clock: Callable[[], float]
     pool_loaded: bool = False
     pool_error: str = ""
+    reloading: bool = False  # a store reset was logged and its reload has not succeeded yet
 
 
 def state_of(request: Request) -> MjGate:

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from gateway.logs import LOGGER, JsonFormatter
 from gateway.settings import Settings
+from gateway.startup import check_epoch
 from tests.harness import DEMO, harness
 
 POOL = """\
@@ -149,3 +150,24 @@ async def test_readyz_not_ready_within_the_redis_timeout_while_redis_hangs(
     finally:
         server.stop()
         await client.aclose()
+
+
+async def test_a_reset_whose_reload_failed_is_not_logged_again(
+    redis: Redis, prefix: str, collected: Collect
+) -> None:
+    """Found by CI on a slow machine: Redis back empty, the first reload failed (the epoch is
+    written after the scripts are loaded), and the next check logged `store_reset` again. A
+    reset logged whose reload has not succeeded yet (`reloading`) is only loaded again."""
+    async with harness(redis, prefix) as h:
+        h.gate.reloading = True  # as left by a check whose reload raised StoreError
+        await _wipe(redis, prefix)
+
+        async def marked() -> bool:
+            return await redis.hget(h.gate.store.keys.pool_meta(), "epoch") is not None
+
+        await _until("the store was never loaded again", marked)
+        assert await check_epoch(h.gate) is False
+        assert collected.named("store_reset") == [] and not h.gate.reloading
+        await _wipe(redis, prefix)  # a new reset: logged
+        await _until("the store was never loaded again", marked)
+        assert len(collected.named("store_reset")) == 1
