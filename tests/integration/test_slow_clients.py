@@ -229,9 +229,15 @@ def test_what_the_parser_refuses_gets_the_envelope(
     sock.setblocking(False)
     answer = _until_closed(sock, 5)
     status, _, body = answer.partition(b"\r\n\r\n")
-    assert status.startswith(b"HTTP/1.1 400"), answer[:200]
     error = json.loads(body)["error"]
-    assert error["type"] == "invalid_request", error
+    if status.startswith(b"HTTP/1.1 431"):
+        # a request line over the head's bound: whether the parser refuses it first (400) or
+        # the bound is met first (431) depends on how the kernel splits the 100 KB into reads
+        # (gateway/connections.py); found by CI, both the envelope
+        assert len(head) > 2 * 32 * 1024 and error["type"] == "headers_too_large", error
+    else:
+        assert status.startswith(b"HTTP/1.1 400"), answer[:200]
+        assert error["type"] == "invalid_request", error
     assert _healthy(default_bounds)
 
 
