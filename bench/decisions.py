@@ -29,7 +29,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bench.decisionrows import MAX_FOREIGN_SHARE, rows
-from bench.pools import gather_limited, load_accounts, new_pool
+from bench.pools import gather_limited, load_accounts, new_pool, task_id
 from bench.report import Report
 from routing.catalog import Catalog
 from routing.model import Mode, Strategy
@@ -132,7 +132,7 @@ async def decision_cost(
     async def reserve_batch() -> None:
         nonlocal made
         made += 1
-        ids = [f"task-{made}-{i}" for i in range(tasks)]
+        ids = [task_id(f"task-{made}-{i}") for i in range(tasks)]
         batches.append(ids)
         decisions = await gather_limited([partial(reserve, task) for task in ids])
         staged = sum(1 for d in decisions if not isinstance(d, Reservation))

@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bench.decisions import PACED_STEP_SECONDS, SteppingClock, paced_profile
-from bench.pools import gather_limited, load_accounts, new_pool
+from bench.pools import gather_limited, load_accounts, new_pool, task_id
 from bench.procs import BenchError, free_port
 from bench.report import Report, Row
 from routing.model import Mode
@@ -112,8 +112,8 @@ async def _pool(grind: Callgrind, redis: Redis, calls: int, paced: bool) -> Coun
     clock = SteppingClock(time.time(), PACED_STEP_SECONDS)
     async with new_pool(redis, "instructions", clock=clock) as store:
         await load_accounts(store, ACCOUNTS, paced_profile(clock.now) if paced else None)
-        ids = [f"task-{n}" for n in range(calls)]
-        await gather_limited([partial(_reserve, store, f"warm-{n}") for n in range(100)])
+        ids = [task_id(f"task-{n}") for n in range(calls)]
+        await gather_limited([partial(_reserve, store, task_id(f"warm-{n}")) for n in range(100)])
         reserves = [partial(_reserve, store, task) for task in ids]
         settles = [partial(store.settle, task, Outcome.COMPLETED) for task in ids]
         reserved = await grind.count(lambda: gather_limited(reserves, IN_FLIGHT))

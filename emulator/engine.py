@@ -73,9 +73,10 @@ class Emulator:
             body = None
         info = summary(body)
         try:
-            status = self.faults.take_status()
-            if status is not None:
-                raise InjectedFault(f"injected fault: HTTP {status}", status)
+            fault = self.faults.take_status()
+            if fault is not None:
+                status, retry_after = fault
+                raise InjectedFault(f"injected fault: HTTP {status}", status, retry_after)
             if body is None:
                 raise BadRequest("request body is not valid JSON")
             task = self._new_task(parse_create(body), base_url, now)

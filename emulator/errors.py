@@ -25,6 +25,10 @@ class EmulatorError(Exception):
         if status is not None:
             self.status = status
 
+    def headers(self) -> dict[str, str]:
+        """Headers the error's answer carries besides the envelope."""
+        return {}
+
     def envelope(self) -> dict[str, object]:
         return {"code": self.status, "data": None, "message": self.message}
 
@@ -50,4 +54,9 @@ class NotFound(EmulatorError):
 
 
 class InjectedFault(EmulatorError):
-    pass
+    def __init__(self, message: str, status: int, retry_after: int | None = None) -> None:
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}

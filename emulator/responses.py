@@ -23,8 +23,12 @@ def success(data: Any) -> JSONResponse:
     return JSONResponse({"code": 200, "data": data, "message": "success"})
 
 
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"code": status, "data": None, "message": message}, status_code=status)
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"code": status, "data": None, "message": message}, status_code=status, headers=headers
+    )
 
 
 async def read_json(request: Request) -> Any:
@@ -40,7 +44,7 @@ async def read_json(request: Request) -> Any:
 
 async def on_emulator_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EmulatorError)
-    return error_response(exc.status, exc.message)
+    return error_response(exc.status, exc.message, exc.headers() or None)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:

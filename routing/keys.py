@@ -77,7 +77,7 @@ class Keys:
 
     def index(self, name: str) -> str:
         """A sorted set of accounts: fs, ff, fb, rs (selection), renew, cool (deadlines), pace,
-        gap (pacing; accounts.lua's key layout names them all)."""
+        gap, capo (pacing; accounts.lua's key layout names them all)."""
         return f"{self.base}ix:{name}"
 
     def leases(self) -> str:

@@ -67,10 +67,13 @@ class PoolSnapshot:
         return sum(self.accounts.values())
 
 
-def from_totals(totals: Mapping[str, str], staged: int, in_gaps: int) -> PoolSnapshot:
-    """Build a snapshot (without per-account figures) from the aggregates hash; `in_gaps`:
-    the accounts in a gap routing has not held yet (`ix:gap`, pacing.lua), which the
-    aggregates count as eligible."""
+def from_totals(
+    totals: Mapping[str, str], staged: int, in_gaps: int, capped_only: int = 0
+) -> PoolSnapshot:
+    """Build a snapshot (without per-account figures) from the aggregates hash. The
+    aggregates count as eligible two kinds of active accounts pacing holds: `in_gaps`, those
+    in a gap routing has not held yet (`ix:gap`, pacing.lua), and `capped_only`, those whose
+    caps hold every class they can run though one is below its cap (`ix:capo`)."""
     accounts: dict[tuple[Plan, AccountState, Setting], int] = {}
     for name, value in totals.items():
         if name.startswith("n|") and int(value) > 0:
@@ -91,7 +94,8 @@ def from_totals(totals: Mapping[str, str], staged: int, in_gaps: int) -> PoolSna
             count for (_, state, _), count in accounts.items() if state is AccountState.ACTIVE
         )
         - total("held")
-        - in_gaps,
+        - in_gaps
+        - capped_only,
         fast_seconds_usable=total("fl") - total("flx"),
         fast_seconds_held=total("flh"),
     )
@@ -128,11 +132,16 @@ async def read(
         async with redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.pool_totals())
             pipe.zcard(keys.staged_queue())
-            pipe.zcount(keys.index("gap"), f"({round(now * 1000)}", "+inf")
+            # both by a time they end, counted from now: a member an older version left
+            # behind (it doesn't know `ix:capo`) stops counting when its time has passed
+            for index in ("gap", "capo"):
+                pipe.zcount(keys.index(index), f"({round(now * 1000)}", "+inf")
             if per_account:
                 pipe.smembers(keys.accounts())
             replies = await pipe.execute()
-        totals = from_totals(codec.fields(replies[0]), int(replies[1]), int(replies[2]))
+        totals = from_totals(
+            codec.fields(replies[0]), int(replies[1]), int(replies[2]), int(replies[3])
+        )
         if not per_account:
             return totals
         ids = sorted(int(item) for item in replies[-1])

@@ -60,6 +60,9 @@ local K_NAMES = keyset({
   pace = 'ix:pace', -- paced accounts, by their next time-driven change (ms)
   gap = 'ix:gap', -- accounts in a gap routing has not met (pacing.lua), by its end (ms)
   gapx = 'ix:gapx', -- the same, on accounts something else holds (not active, hours, caps)
+  capo = 'ix:capo', -- active accounts in hours that caps hold though one class is below its
+                    -- cap (it can't run the other: a Basic plan at its fast cap), by next
+                    -- pacing change (ms): what the `held` aggregate doesn't count
   pref = 'ix:pref', -- paced accounts whose plan needs computing again (tick)
   stk = 'stk', kvf = 'kvf', kif = 'kif', -- client keys' fair queue (tenants.lua)
 })
@@ -158,7 +161,7 @@ local function acct_load(id)
   for i = 1, #NUMERIC_FIELDS do
     local f = NUMERIC_FIELDS[i]
     local v = a[f]
-    if v then a[f] = tonumber(v) end
+    if v then a[f] = v + 0 end
   end
   loaded[id] = a
   return a

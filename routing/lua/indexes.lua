@@ -80,7 +80,9 @@ local function standing(a)
     -- Pacing's totals count only what pacing brings (backups, held accounts), so a pool whose
     -- totals were kept before pacing existed has them right: absent fields read 0.
     if a.ti == 'backup' then ab = 1 elseif not hours then aoff = 1 end
-    if not hours or a.gp or capped_both then held = 1 end
+    if not hours or a.gp or capped_both then held = 1
+    -- (here okf/okr say whether each cap is reached) `held` as kept before: see K.capo
+    elseif okf ~= okr and not can_run(a, okf and 'f' or 'r') then m[K.capo] = due or NEVER end
   else
     flx = fl
   end

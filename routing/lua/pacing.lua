@@ -42,11 +42,27 @@ end
 -- Inside a gap routing has not met yet (`gu` running, not held)?
 local function gap_unheld(a) return a.gu ~= nil and a.gp == nil and a.gu > NOW end
 
--- Does a gap hold the account back: it is active, inside its hours and not at both caps
+-- Could the account run work of `class` ('f' | 'r'), pacing aside? Fast: setting fast and
+-- fast time (left or reserved); else its fast work runs relax. Relax: relax_capable.
+local function can_run(a, class)
+  if class == 'f' then return a.se == 'fast' and a.fl + a.fr > 0 end
+  return relax_capable(a)
+end
+
+-- Do caps hold every root task the account could take: both reached, or one reached and the
+-- other class one it can't run (a Basic plan at its fast cap)?
+local function caps_hold(a)
+  local cf, cr = capped(a, 'f'), capped(a, 'r')
+  if cf and cr then return true end
+  if cf then return not can_run(a, 'r') end
+  if cr then return not can_run(a, 'f') end
+  return false
+end
+
+-- Does a gap hold the account back: it is active, inside its hours and caps don't hold it
 -- (otherwise something else holds it, and its gap's end changes nothing)?
 local function gap_matters(a)
-  local hours, _, _, both = pace_view(a)
-  return a.st == 'active' and hours and not both
+  return a.st == 'active' and in_hours(a) and not caps_hold(a)
 end
 
 -- The rule that holds a root task of `class` on this account (nil: none).

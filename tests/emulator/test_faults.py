@@ -32,6 +32,16 @@ async def test_status_faults_create_nothing(harness: Harness, status: int) -> No
     ]
 
 
+async def test_a_status_fault_may_carry_retry_after(harness: Harness) -> None:
+    fault = {"status": 503, "retry_after": 30, "count": 1}
+    shown = (await harness.client.post("/_emulator/faults", json=fault)).json()["faults"]
+    assert shown["status"] == [fault]
+    failed = await harness.post("imagine", prompt="p")
+    assert failed.status_code == 503 and failed.headers["retry-after"] == "30"
+    await harness.client.post("/_emulator/faults", json={"status": 503})
+    assert "retry-after" not in (await harness.post("imagine", prompt="p")).headers
+
+
 async def test_faults_add_up_and_clear(harness: Harness) -> None:
     await harness.client.post("/_emulator/faults", json={"status": 500})
     await harness.client.post("/_emulator/faults", json={"status": 429})
@@ -46,7 +56,19 @@ async def test_faults_add_up_and_clear(harness: Harness) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [{"status": 418}, {"count": 2}, {"slow_seconds": -1}, {"hang": 0}, [], {"what": 1}]
+    "body",
+    [
+        {"status": 418},
+        {"count": 2},
+        {"slow_seconds": -1},
+        {"hang": 0},
+        [],
+        {"what": 1},
+        {"status": 503, "retry_after": -1},
+        {"status": 503, "retry_after": 1.5},
+        {"status": 503, "retry_after": True},
+        {"hang": 1, "retry_after": 5},
+    ],
 )
 async def test_invalid_faults_are_400(harness: Harness, body: object) -> None:
     assert (await harness.client.post("/_emulator/faults", json=body)).status_code == 400

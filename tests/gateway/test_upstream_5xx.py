@@ -64,6 +64,26 @@ async def test_a_5xx_is_upstream_unavailable_released_and_never_sent_elsewhere(
         assert await h.assert_ran_as_routed() == 1
 
 
+async def test_the_emulators_503_with_retry_after_pauses_creates(redis: Redis, prefix: str) -> None:
+    """End to end with the emulator's own fault (a 503 carrying `Retry-After`, as GoAPI's
+    front sends when it says when to come back): the create that heard it is released, the
+    next one is refused before reaching the upstream, with what is left of the wait."""
+    async with harness(redis, prefix, notifications=False) as h:
+        fault = {"status": 503, "retry_after": 30}
+        await h.emulator.post("/_emulator/faults", json=fault)
+        heard = await h.create(prompt="x --fast")
+        assert heard.status_code == 502 and error_of(heard)["type"] == "upstream_unavailable"
+        assert heard.headers["retry-after"] == "30"
+        paused = await h.create(prompt="y --fast")
+        assert paused.status_code == 503, paused.text
+        error = error_of(paused)
+        assert (
+            error["type"] == "upstream_unavailable" and 29 <= int(str(error["retry_after"])) <= 30
+        )
+        assert [r["status"] for r in await h.received()] == [503]  # the second never went up
+        assert await held(h) == (0, 0)
+
+
 async def test_a_5xx_passes_the_upstreams_retry_after_on(redis: Redis, prefix: str) -> None:
     async with harness(redis, prefix) as h:
         body = {"code": 500, "data": None, "message": "service busy"}  # (a 503's pauses)

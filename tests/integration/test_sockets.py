@@ -150,3 +150,34 @@ def test_a_5xx_create_over_real_sockets(tmp_path: Path, redis_url: str, prefix: 
         finally:
             stop(gate.process)
         assert [r["status"] for r in emu.received()] == [503, 200]
+
+
+def test_a_503_with_retry_after_over_real_sockets(
+    tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    """GoAPI's 503 says to come back in 2 s: the create that heard it is released (502), the
+    next is refused before reaching the upstream (503 with the wait left), and once the wait
+    is over the next create goes up again."""
+    pool = tmp_path / "pool.yaml"
+    pool.write_text("accounts:\n  - {bot_id: 31, plan: pro}\n")
+    accounts = [{"bot_id": 31, "plan": "pro"}]
+    body = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": "x --fast"}}
+    with emulator(tmp_path, accounts, pending=0.2, processing=0.2) as emu:
+        gate = start_gateway(redis_url, prefix, emu.url, pool)
+        try:
+            httpx.post(f"{emu.url}/_emulator/faults", json={"status": 503, "retry_after": 2})
+            with httpx.Client(base_url=gate.url, headers=HEADERS, timeout=10) as client:
+                heard = client.post("/api/v1/task", json=body)
+                assert heard.status_code == 502, heard.text
+                assert heard.headers["retry-after"] == "2"
+                paused = client.post("/api/v1/task", json=body)
+                assert paused.status_code == 503, paused.text
+                assert paused.json()["error"]["type"] == "upstream_unavailable"
+                assert paused.headers["retry-after"] in ("1", "2")
+                assert [r["status"] for r in emu.received()] == [503]
+                time.sleep(float(paused.headers["retry-after"]) + 0.2)
+                again = client.post("/api/v1/task", json=body)
+                assert again.status_code == 200, again.text
+        finally:
+            stop(gate.process)
+        assert [r["status"] for r in emu.received()] == [503, 200]

@@ -115,7 +115,9 @@ def totals_from_accounts(
         eligible_now=sum(
             1
             for a in accounts
-            if a.state is AccountState.ACTIVE and (a.pace is None or not a.pace.held)
+            if a.state is AccountState.ACTIVE
+            and (a.pace is None or not a.pace.held)
+            and not _caps_hold(a)
         ),
         fast_seconds_usable=sum(a.fast_seconds_left for a in accounts if _takes_fast(a)),
         fast_seconds_held=sum(
@@ -129,6 +131,24 @@ def totals_from_accounts(
 def _takes_fast(a: AccountStatus) -> bool:
     """Fast work can go to the account (now, or when pacing lets it)."""
     return a.state is AccountState.ACTIVE and a.setting is Setting.FAST and a.fast_seconds_left > 0
+
+
+def _caps_hold(a: AccountStatus) -> bool:
+    """Daily caps hold every root task the account could take: one class at its cap, the
+    other one it can't run (a Basic plan has no relax; setting relax or no fast time left
+    or reserved: its fast work runs relax). Both at their caps is `pace.held` already."""
+    if a.pace is None or a.pacing is None:
+        return False
+    fast_cap, relax_cap = a.pacing.fast_cap, a.pacing.relax_cap
+    capped_fast = fast_cap is not None and a.pace.fast_today >= fast_cap
+    capped_relax = relax_cap is not None and a.pace.relax_today >= relax_cap
+    runs_fast = a.setting is Setting.FAST and a.fast_seconds_left + a.fast_seconds_reserved > 0
+    runs_relax = a.plan is not Plan.BASIC and a.relax_slots > 0
+    if capped_fast and not capped_relax:
+        return not runs_relax
+    if capped_relax and not capped_fast:
+        return not runs_fast
+    return False
 
 
 def _fast_held(a: AccountStatus, gap_held: bool) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 from routing.accounts import AccountStatus
 from routing.catalog import Catalog
-from routing.model import AccountState, Mode, Plan
+from routing.model import AccountState, Mode, Plan, Setting
 from routing.pacing import Pacing, Tier
 from routing.results import Outcome, Reservation, Staged
 from routing.store import PoolStore
@@ -274,6 +274,44 @@ async def test_a_pool_kept_before_pacing_needs_no_new_totals(
     totals = await store.redis.hgetall(store.keys.pool_totals())
     legacy = {b"fl", b"fc", b"fu", b"rc", b"ru", b"rcap"}  # the totals before pacing
     assert {name for name in totals if not name.startswith(b"n|")} <= legacy
+    assert (await catalog.pool_snapshot()).eligible_now == 1
+
+
+async def test_eligible_now_counts_out_an_account_capped_on_every_class_it_can_run(
+    store: PoolStore, catalog: Catalog, clock: FakeClock
+) -> None:
+    """A Basic plan at its fast cap has no relax to run, and neither does an account whose
+    setting is relax have fast work: one cap holds each of them all day. A Pro account at its
+    fast cap still takes relax work, and stays eligible."""
+    at(clock, "2025-06-15T10:00")
+    await paced(store, 1, Plan.BASIC, fast_cap=1)
+    await paced(store, 2, Plan.PRO, fast_cap=1)
+    await add(store, 3, Plan.PRO, setting=Setting.RELAX, pacing=Pacing(relax_cap=1))
+    assert (await catalog.pool_snapshot()).eligible_now == 3
+    reserved(await root(store, "r1", pin=1))
+    reserved(await root(store, "r2", pin=2))
+    reserved(await root(store, "r3", Mode.RELAX, 0, pin=3))
+    snapshot = await catalog.pool_snapshot(per_account=True)
+    assert snapshot.eligible_now == 1  # only 2: it runs relax
+    accounts = await catalog.list_accounts()
+    assert snapshot == helpers.totals_from_accounts(accounts, await store.staged_count())
+    at(clock, "2025-06-16T00:00")  # local midnight: the caps reset
+    await store.tick()
+    assert (await catalog.pool_snapshot()).eligible_now == 3
+
+
+async def test_an_older_versions_capped_entry_stops_counting_at_its_time(
+    store: PoolStore, catalog: Catalog, clock: FakeClock
+) -> None:
+    """`ix:capo` is counted from now: an entry an older version left (it doesn't know the
+    index, and took the account out of it without a word) stops counting when its time (the
+    account's next pacing change then) has passed."""
+    at(clock, "2025-06-15T10:00")
+    await paced(store, 1, Plan.PRO)
+    capo = store.keys.index("capo")
+    await store.redis.zadd(capo, {"1": ms("2025-06-15T11:00")})
+    assert (await catalog.pool_snapshot()).eligible_now == 0
+    at(clock, "2025-06-15T11:00")
     assert (await catalog.pool_snapshot()).eligible_now == 1
 
 
