@@ -27,7 +27,9 @@ from routing.pacedefault import INHERIT, UNPACED, OwnPacing, PacingKeys, keys_fr
 from routing.pacefile import dump_block, dump_keys
 from routing.pacing import MAX_GAP_SECONDS, Pacing, parse_window, zone
 
-Window = Annotated[str, Field(min_length=11, max_length=11)]  # HH:MM-HH:MM
+# HH:MM-HH:MM: its form is checked by routing.pacing.parse_window (`_check`), which says
+# what a window looks like; the bound only keeps a stray value from being echoed whole
+Window = Annotated[str, Field(max_length=64)]
 
 
 class DailyCaps(BaseModel):

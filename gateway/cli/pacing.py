@@ -8,17 +8,25 @@ import argparse
 import math
 from typing import Any
 
+from routing.pacing import MAX_GAP_SECONDS, parse_window
+
 OPTIONS = ("timezone", "active_hours", "actions_only_hours", "fast_cap", "relax_cap",
            "caps_count_children", "min_gap_seconds", "gap_jitter_seconds", "tier")  # fmt: skip
 
 
 def _windows(value: str) -> list[str]:
-    """`W,W` (`''`: none); an empty item (`09:00-17:00,`) is refused, not dropped."""
+    """`W,W` (`''`: none); an empty item (`09:00-17:00,`) is refused, not dropped, and so is
+    a malformed one, as the server would (routing.pacing.parse_window says why)."""
     if not value.strip():
         return []
     items = [item.strip() for item in value.split(",")]
     if not all(items):
         raise argparse.ArgumentTypeError(f"an empty window in {value!r}")
+    for item in items:
+        try:
+            parse_window(item)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
     return items
 
 
@@ -47,6 +55,16 @@ def finite(value: str) -> float:
     if not math.isfinite(number):
         raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
     return number
+
+
+def _gap(value: str) -> float:
+    """Seconds of a gap or its jitter: finite, 0 or more, at most MAX_GAP_SECONDS."""
+    seconds = finite(value)
+    if not 0 <= seconds <= MAX_GAP_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a number of seconds from 0 to {MAX_GAP_SECONDS:g}"
+        )
+    return seconds
 
 
 def _yes_no(value: str) -> bool:
@@ -78,14 +96,14 @@ def add_options(parser: argparse.ArgumentParser, *, account: bool = True) -> Non
     group.add_argument(
         "--min-gap",
         dest="min_gap_seconds",
-        type=finite,
+        type=_gap,
         metavar="S",
         help="seconds after a submission before the next root task",
     )
     group.add_argument(
         "--gap-jitter",
         dest="gap_jitter_seconds",
-        type=finite,
+        type=_gap,
         metavar="S",
         help="plus a random part of this many seconds",
     )

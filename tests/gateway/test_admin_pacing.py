@@ -111,6 +111,8 @@ async def test_bad_profiles_are_400_naming_the_field(redis: Redis, prefix: str) 
             assert got["type"] == "invalid_request" and got["field"] == field, (pacing, got)
             if "gap" in field:  # said plainly, not as a bound NaN fails
                 assert "finite" in answer.json()["message"] or "-1" in str(pacing), answer.text
+            if pacing == {"active_hours": ["9:00-17:00"]}:  # what a window looks like
+                assert "expected a window like 09:00-23:30" in answer.json()["message"]
 
 
 def test_the_cli_options_become_the_pacing_object() -> None:
@@ -162,6 +164,27 @@ def test_non_finite_numbers_are_usage_errors(
         build_parser().parse_args(argv)
     assert stopped.value.code == 2
     assert "finite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["accounts", "set", "7", "--min-gap", "-5"], "from 0 to 86400"),
+        (["pool", "pacing", "set", "--gap-jitter", "90000"], "from 0 to 86400"),
+        (["accounts", "set", "7", "--active-hours", "9:00-17:00"], "like 09:00-23:30"),
+        (["accounts", "add", "7", "--actions-only-hours", "10:00-10:00"], "different end"),
+        (["pool", "pacing", "set", "--active-hours", "08:00-12:00,25:00-26:00"], "time of day"),
+    ],
+)
+def test_out_of_range_pacing_options_are_usage_errors(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found from outside: the server refused them after the call was made (a 400 naming the
+    key); the command line says so before anything is sent, in the server's words."""
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(argv)
+    assert stopped.value.code == 2
+    assert said in capsys.readouterr().err
 
 
 async def test_the_cli_shows_availability_and_the_profile(redis: Redis, prefix: str) -> None:
