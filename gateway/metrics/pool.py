@@ -69,7 +69,8 @@ def _pool_families(pool: PoolSnapshot | None) -> tuple[Metric, ...]:
     staged = GaugeMetricFamily("mjgate_staged_tasks", "Tasks staged, waiting for a slot")
     eligible = GaugeMetricFamily(
         "mjgate_pool_accounts_eligible_now",
-        "Active accounts pacing lets take new root work now (in hours, out of a gap, under a cap)",
+        "Active accounts pacing lets take new root work now (in hours, out of a gap, under the "
+        "cap of some class they can run)",
     )
     if pool is not None:
         # Every (plan, state, setting) is reported, 0 included, so that a query such as
