@@ -87,6 +87,21 @@ end
 
 local function reason_of(id, class) return pace_reason(acct_load(id), class) end
 
+-- The held fast account of tier `T` with fast time >= cost whose pacing changes first, among
+-- the first HELD_LOOK paced accounts by next change (`ix:pace`); nil when none is there. Its
+-- rule is the one a staged task names: the one likeliest to let it go first (relax's held
+-- index is in that order already).
+local HELD_LOOK = 16
+local function first_held_fast(T, cost, ex)
+  for _, id in ipairs(redis.call('ZRANGE', K.pace, '0', arg(HELD_LOOK - 1))) do
+    if not ex[id] then
+      local left = redis.call('ZSCORE', T.fp, id)
+      if left and tonumber(left) >= cost then return id end
+    end
+  end
+  return nil
+end
+
 -- One tier's fast decision: {'R', ...} | {'S', reason} | nil when no account of the tier
 -- has the fast time (free, busy or held by pacing). `members`: a tag-limited key's
 -- accounts (O(their number)); nil: the whole tier by its indexes (O(log N)).
@@ -125,7 +140,7 @@ local function fast_tier(T, mode, cost, ex, nex, members)
   if id then return {'R', id, mode, cost, 'routed'} end
   if most_fast_time({T.ff, T.fb}, ex, nex) >= cost then return {'S', 'fast_slots_busy'} end
   local left, held = most_fast_time({T.fp}, ex, nex)
-  if left >= cost then return {'S', reason_of(held, 'f')} end
+  if left >= cost then return {'S', reason_of(first_held_fast(T, cost, ex) or held, 'f')} end
   return nil
 end
 

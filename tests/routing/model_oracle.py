@@ -229,11 +229,19 @@ class Pool:
         if any(a.left >= cost for a in ok):
             return ("S", "fast_slots_busy")
         held = [a for a in usable if a.fast_eligible and not a.root_ok("fast", now)]
-        if held:  # the one with the most fast time, as the scripts look
+        if held:  # any with the fast time: the first to change among the first paced ones
             top = max(held, key=lambda a: (a.left, str(a.bot_id)))
             if top.left >= cost:
-                return ("S", top.held_by("fast", now))
+                enough = {a.bot_id for a in held if a.left >= cost}
+                first = next((a for a in self._paced_first(now) if a.bot_id in enough), top)
+                return ("S", first.held_by("fast", now))
         return None
+
+    def _paced_first(self, now: int) -> list[Account]:
+        """The first HELD_LOOK (16) paced accounts by their next pacing change (`ix:pace`:
+        every paced account, excluded ones included; ties by bot_id as text)."""
+        paced = [a for a in self.accounts.values() if a.profile is not None]
+        return sorted(paced, key=lambda a: (a.next_change(now), str(a.bot_id)))[:16]
 
     def _relax_tier(self, usable: list[Account], decision: str, now: int) -> Decision | None:
         capable = [a for a in usable if a.relax_capable]

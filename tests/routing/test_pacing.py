@@ -315,6 +315,21 @@ async def test_an_older_versions_capped_entry_stops_counting_at_its_time(
     assert (await catalog.pool_snapshot()).eligible_now == 1
 
 
+async def test_a_staged_fast_task_names_the_rule_of_the_account_that_frees_first(
+    store: PoolStore, clock: FakeClock
+) -> None:
+    """Both accounts with the fast time are held: 1 (the most fast time) is outside its hours
+    for ten more hours, 2 is in a gap for a minute. The task waits for 2's gap, and says so."""
+    at(clock, "2025-06-15T10:00")
+    hours = Pacing(active_hours=("20:00-23:00",))
+    await add(store, 1, Plan.PRO, fast_seconds_left=90_000, pacing=hours)
+    await add(store, 2, Plan.PRO, fast_seconds_left=3_600, pacing=Pacing(min_gap_seconds=60))
+    assert reserved(await root(store, "r1")).bot_id == 2
+    assert staged(await root(store, "r2")).reason == "paced:gap"
+    clock.advance(60)
+    assert [r.bot_id for r in await store.dispatch_staged(10, 60)] == [2]
+
+
 async def test_one_tick_opens_many_windows_at_once(
     store: PoolStore, catalog: Catalog, clock: FakeClock
 ) -> None:
