@@ -236,6 +236,16 @@ def _window_opens(raw: Mapping[str, str]) -> str | None:
     return None
 
 
+def _caps_hold(raw: Mapping[str, str], capped_fast: bool, capped_relax: bool) -> bool:
+    """Do caps hold every root task the account could take: both reached, or one and the
+    other class one it can't run (pacing.lua's caps_hold: a Basic plan at its fast cap)?"""
+    if capped_fast and capped_relax:
+        return True
+    runs_fast = raw.get("se") == "fast" and int(raw.get("fl") or 0) + int(raw.get("fr") or 0) > 0
+    runs_relax = raw.get("p") != "basic" and int(raw.get("rs") or 0) > 0
+    return (capped_fast and not runs_relax) or (capped_relax and not runs_fast)
+
+
 def pace_status(raw: Mapping[str, str], now: float) -> PaceStatus | None:
     """Where an account stands against its pacing profile (pacing.lua's fields) at `now`,
     None without one. `held` names the rule as a staged task's reason would."""
@@ -252,7 +262,7 @@ def pace_status(raw: Mapping[str, str], now: float) -> PaceStatus | None:
         held = "paced:actions_only"
     elif phase == "x":
         held = "paced:outside_hours"
-    elif capped_fast and capped_relax:
+    elif _caps_hold(raw, capped_fast, capped_relax):  # until midnight: outlasts a gap
         held = "paced:daily_cap"
     elif gap:
         held = "paced:gap"

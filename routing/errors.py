@@ -177,15 +177,18 @@ class AccountBusyError(RoutingError):
 
 
 class PoolFileError(RoutingError):
-    """`line` is 1-based, 0 when the problem is not tied to a line."""
+    """`line` is 1-based, 0 when the problem is not tied to a line; `source` names the file
+    (`pool file <path>`) when it is known: `<source>: line <n>: <reason>`."""
 
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(f"line {line}: {reason}" if line else reason)
+    def __init__(self, line: int, reason: str, source: str = "") -> None:
+        text = f"line {line}: {reason}" if line else reason
+        super().__init__(f"{source}: {text}" if source else text)
         self.line = line
         self.reason = reason
+        self.source = source
 
-    def __reduce__(self) -> tuple[type[PoolFileError], tuple[int, str]]:
-        return type(self), (self.line, self.reason)
+    def __reduce__(self) -> tuple[type[PoolFileError], tuple[int, str, str]]:
+        return type(self), (self.line, self.reason, self.source)
 
 
 class UnknownModeError(ValueError):

@@ -106,6 +106,9 @@ def keys_from(raw: Mapping[str, object]) -> PacingKeys:
             out[name] = tuple(cast(list[str], out[name]))
     if "tier" in out:
         out["tier"] = Tier(cast(str, out["tier"]))
+    for name in ("min_gap_seconds", "gap_jitter_seconds"):
+        if isinstance(out.get(name), int | float):
+            out[name] = cast(float, out[name]) + 0.0  # -0.0 is 0 (and exported so)
     keys = cast(PacingKeys, out)
     Pacing(**keys)  # every value checked
     return keys

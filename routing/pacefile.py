@@ -28,7 +28,15 @@ import yaml
 
 from routing.errors import PoolFileError
 from routing.pacedefault import PacingKeys, keys_of
-from routing.pacing import MAX_GAP_SECONDS, Pacing, Tier, parse_window
+from routing.pacing import (
+    MAX_DAILY_CAP,
+    MAX_GAP_SECONDS,
+    MAX_WINDOWS,
+    Pacing,
+    Tier,
+    parse_window,
+    zone,
+)
 
 KEYS = (
     "timezone",
@@ -55,6 +63,8 @@ def _value(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
 def _windows(loader: yaml.SafeLoader, node: yaml.Node) -> tuple[str, ...]:
     if not isinstance(node, yaml.SequenceNode):
         raise PoolFileError(_line(node), "expected a list of windows like 09:00-23:30")
+    if len(node.value) > MAX_WINDOWS:
+        raise PoolFileError(_line(node), f"at most {MAX_WINDOWS} windows in a list")
     out = []
     for item in node.value:
         value = _value(loader, item)
@@ -70,8 +80,10 @@ def _cap(loader: yaml.SafeLoader, node: yaml.Node) -> int | None:
     value = _value(loader, node)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
-        raise PoolFileError(_line(node), "expected a whole number of jobs from 0, or null")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DAILY_CAP:
+        raise PoolFileError(
+            _line(node), f"expected a whole number of jobs from 0 to {MAX_DAILY_CAP}, or null"
+        )
     return value
 
 
@@ -81,7 +93,7 @@ def _seconds(loader: yaml.SafeLoader, node: yaml.Node) -> float:
         raise PoolFileError(_line(node), "expected a number of seconds")
     if not 0 <= value <= MAX_GAP_SECONDS:
         raise PoolFileError(_line(node), f"expected seconds from 0 to {MAX_GAP_SECONDS}")
-    return float(value)
+    return float(value) + 0.0  # -0.0 is 0
 
 
 def parse_block(loader: yaml.SafeLoader, node: yaml.Node) -> PacingKeys:
@@ -100,6 +112,10 @@ def parse_block(loader: yaml.SafeLoader, node: yaml.Node) -> PacingKeys:
         seen.add(key)
         if key == "timezone":
             value = _value(loader, value_node)
+            try:
+                zone(value)
+            except ValueError as exc:  # a number, a date, null (`timezone:` left empty)
+                raise PoolFileError(_line(value_node), str(exc)) from exc
             out["timezone"] = value
         elif key in ("active_hours", "actions_only_hours"):
             out[key] = _windows(loader, value_node)

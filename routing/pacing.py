@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 ACTIVE, ACTIONS_ONLY, OFF = "a", "o", "x"  # phases, as the account hash stores them
 HORIZON_DAYS = 3  # edges looked for ahead of now; windows repeat daily, so 3 days is plenty
 MAX_GAP_SECONDS = 86400
+MAX_WINDOWS = 24  # per list of windows: more would be a mistake (and a slow plan)
+MAX_DAILY_CAP = 1_000_000
 _WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
 
@@ -47,7 +49,9 @@ def parse_window(text: str) -> tuple[int, int]:
 
 
 def zone(name: str) -> ZoneInfo:
-    """The IANA time zone `name`; ValueError when unknown."""
+    """The IANA time zone `name`; ValueError when unknown (or not a name at all)."""
+    if not isinstance(name, str):
+        raise ValueError(f"expected a time zone name like Europe/Berlin, got {name!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -70,14 +74,19 @@ class Pacing:
 
     def __post_init__(self) -> None:
         zone(self.timezone)
-        for window in (*self.active_hours, *self.actions_only_hours):
-            parse_window(window)
+        for windows in (self.active_hours, self.actions_only_hours):
+            if len(windows) > MAX_WINDOWS:
+                raise ValueError(f"at most {MAX_WINDOWS} windows in a list")
+            for window in windows:
+                parse_window(window)
         for cap in (self.fast_cap, self.relax_cap):
-            if cap is not None and not 0 <= cap <= 1_000_000:
-                raise ValueError("a daily cap must be from 0 to 1000000")
-        for gap in (self.min_gap_seconds, self.gap_jitter_seconds):
+            if cap is not None and not 0 <= cap <= MAX_DAILY_CAP:
+                raise ValueError(f"a daily cap must be from 0 to {MAX_DAILY_CAP}")
+        for name in ("min_gap_seconds", "gap_jitter_seconds"):
+            gap = getattr(self, name)
             if not 0 <= gap <= MAX_GAP_SECONDS:
                 raise ValueError(f"gaps must be from 0 to {MAX_GAP_SECONDS} seconds")
+            object.__setattr__(self, name, gap + 0.0)  # -0.0 is 0
 
     def fields(self) -> dict[str, str]:
         """The profile as the account hash stores it (routing/lua/pacing.lua): '' is absent."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from routing.accounts import AccountSpec, AccountStatus
-from routing.pacefile import dump_block
+from routing.pacefile import KEYS, dump_block
 from routing.pacing import Pacing
 from routing.poolfile import PoolChange, PoolFile
 
@@ -42,6 +42,13 @@ def _block(profile: Pacing | None) -> dict[str, Any] | None:
     return None if profile is None else dump_block(profile)
 
 
+def _pacing(profile: Pacing | None) -> dict[str, Any]:
+    """The profile whole (`pacing`) and key by key: an apply names the keys that changed
+    (`timezone`, `daily_caps`, ...); None for each when the account is unpaced."""
+    block = _block(profile)
+    return {"pacing": block, **{key: (block or {}).get(key) for key in KEYS}}
+
+
 def declared(status: AccountStatus) -> dict[str, Any]:
     """An account's declared definition, by the field names an apply reports."""
     return {
@@ -55,7 +62,7 @@ def declared(status: AccountStatus) -> dict[str, Any]:
         "weight": status.weight,
         "tags": list(status.tags),
         "state": str(status.declared_state or status.state),
-        "pacing": _block(status.pacing),
+        **_pacing(status.pacing),
     }
 
 
@@ -72,7 +79,7 @@ def specified(spec: AccountSpec) -> dict[str, Any]:
         "weight": spec.weight,
         "tags": list(spec.tags),
         "state": str(spec.state),
-        "pacing": _block(spec.pacing),
+        **_pacing(spec.pacing),
     }
 
 

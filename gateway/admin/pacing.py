@@ -15,17 +15,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import InvalidRequestError
 from routing.accounts import AccountStatus, PaceStatus
-from routing.model import AccountState, Plan, Setting
+from routing.model import AccountState
 from routing.pacedefault import INHERIT, UNPACED, OwnPacing, PacingKeys, keys_from
 from routing.pacefile import dump_block, dump_keys
-from routing.pacing import MAX_GAP_SECONDS, Pacing, parse_window, zone
+from routing.pacing import (
+    MAX_DAILY_CAP,
+    MAX_GAP_SECONDS,
+    MAX_WINDOWS,
+    Pacing,
+    parse_window,
+    zone,
+)
 
 # HH:MM-HH:MM: its form is checked by routing.pacing.parse_window (`_check`), which says
 # what a window looks like; the bound only keeps a stray value from being echoed whole
@@ -35,8 +41,8 @@ Window = Annotated[str, Field(max_length=64)]
 class DailyCaps(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    fast: int | None = Field(default=None, ge=0, le=1_000_000)
-    relax: int | None = Field(default=None, ge=0, le=1_000_000)
+    fast: int | None = Field(default=None, ge=0, le=MAX_DAILY_CAP)
+    relax: int | None = Field(default=None, ge=0, le=MAX_DAILY_CAP)
 
 
 class PacingBody(BaseModel):
@@ -46,8 +52,8 @@ class PacingBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     timezone: str | None = Field(default=None, max_length=64)
-    active_hours: list[Window] | None = Field(default=None, max_length=24)
-    actions_only_hours: list[Window] | None = Field(default=None, max_length=24)
+    active_hours: list[Window] | None = Field(default=None, max_length=MAX_WINDOWS)
+    actions_only_hours: list[Window] | None = Field(default=None, max_length=MAX_WINDOWS)
     daily_caps: DailyCaps | None = None
     caps_count_children: bool | None = None
     min_gap_seconds: float | None = Field(
@@ -123,32 +129,11 @@ def _inheritance(a: AccountStatus) -> dict[str, Any]:
             "opted_out": mine.off}  # fmt: skip
 
 
-def _can_run(a: AccountStatus, kind: str) -> bool:
-    """Could the account run work of `kind` (fast | relax), pacing aside? Fast needs setting
-    fast and fast time left (else fast work runs relax); relax, a plan with relax and slots."""
-    if kind == "fast":
-        return a.setting is Setting.FAST and a.fast_seconds_left + a.fast_seconds_reserved > 0
-    return a.plan is not Plan.BASIC and a.relax_slots > 0
-
-
 def _capped(a: AccountStatus, pace: PaceStatus, pacing: Pacing) -> list[str]:
     """The classes (fast, relax) at their daily cap."""
     return [kind for kind, today, cap in (("fast", pace.fast_today, pacing.fast_cap),
                                           ("relax", pace.relax_today, pacing.relax_cap))
             if cap is not None and today >= cap]  # fmt: skip
-
-
-def _pace(a: AccountStatus) -> PaceStatus | None:
-    """The account's pace, where a cap on the only class it can run holds it too (a Basic
-    plan at its fast cap): routing's `held` counts an account held by caps only when both
-    are reached."""
-    p = a.pace
-    if p is None or a.pacing is None or p.held:
-        return p
-    capped = _capped(a, p, a.pacing)
-    if len(capped) == 1 and not _can_run(a, "relax" if capped[0] == "fast" else "fast"):
-        return replace(p, held="paced:daily_cap", ready_at=p.day_ends)
-    return p
 
 
 def pacing_view(a: AccountStatus, iso: Callable[[float | None], str | None]) -> dict[str, Any]:
@@ -159,7 +144,7 @@ def pacing_view(a: AccountStatus, iso: Callable[[float | None], str | None]) -> 
     def until(seconds: float | None) -> str | None:
         return iso(None if seconds is None else math.ceil(seconds))
 
-    p = _pace(a)
+    p = a.pace
     if a.state is not AccountState.ACTIVE:
         why = a.state.value
         if a.state_until:

@@ -4,6 +4,7 @@ ISO 8601 or unix seconds."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -115,6 +116,12 @@ def iso(seconds: float | None) -> str | None:
     return text.replace("+00:00", "Z")
 
 
+def until(seconds: float | None) -> str | None:
+    """An instant something is held until, rounded up to the second: never shown as a time
+    already past while it still holds (a cooldown's end, a pacing rule's)."""
+    return iso(None if seconds is None else math.ceil(seconds))
+
+
 def unix(instant: datetime | None) -> float | None:
     if instant is None:
         return None
@@ -132,7 +139,7 @@ def account_view(a: AccountStatus, *, history: bool = True) -> dict[str, Any]:
         "bot_id": a.bot_id, "name": a.name, "plan": a.plan.value,
         "setting": a.setting.value, "declared_setting": a.declared_setting.value,
         "state": a.state.value, "state_reason": a.state_reason,
-        "state_until": iso(a.state_until),
+        "state_until": until(a.state_until),
         "fast_seconds_left": a.fast_seconds_left, "fast_hours_left": hours(a.fast_seconds_left),
         "fast_seconds_reserved": a.fast_seconds_reserved, "renews_at": iso(a.renews_at),
         "slots": {"fast": a.fast_slots, "relax": a.relax_slots},

@@ -55,11 +55,11 @@ def load_pool_file(path: Path) -> PoolFile:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise PoolFileError(0, f"pool file {path}: cannot read: {exc.strerror or exc}") from exc
+        raise PoolFileError(0, f"cannot read: {exc.strerror or exc}", f"pool file {path}") from exc
     try:
         return parse_pool_file(text)
-    except PoolFileError as exc:
-        raise PoolFileError(exc.line, f"pool file {path}: {exc}") from exc
+    except PoolFileError as exc:  # named once: `pool file <path>: line <n>: <reason>`
+        raise PoolFileError(exc.line, exc.reason, f"pool file {path}") from exc
 
 
 def check(env: Mapping[str, str], *, sandbox: bool = True) -> tuple[Settings | None, list[Problem]]:

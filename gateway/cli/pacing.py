@@ -8,7 +8,7 @@ import argparse
 import math
 from typing import Any
 
-from routing.pacing import MAX_GAP_SECONDS, parse_window
+from routing.pacing import MAX_DAILY_CAP, MAX_GAP_SECONDS, MAX_WINDOWS, parse_window
 
 OPTIONS = ("timezone", "active_hours", "actions_only_hours", "fast_cap", "relax_cap",
            "caps_count_children", "min_gap_seconds", "gap_jitter_seconds", "tier")  # fmt: skip
@@ -22,6 +22,8 @@ def _windows(value: str) -> list[str]:
     items = [item.strip() for item in value.split(",")]
     if not all(items):
         raise argparse.ArgumentTypeError(f"an empty window in {value!r}")
+    if len(items) > MAX_WINDOWS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_WINDOWS} windows in a list")
     for item in items:
         try:
             parse_window(item)
@@ -42,6 +44,8 @@ def _cap(value: str) -> int:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of jobs (or none)") from exc
     if jobs < 0:  # -1 would read as `none` (NO_CAP): a typo must not lift a cap
         raise argparse.ArgumentTypeError(f"{value!r} is negative: a number of jobs, or none")
+    if jobs > MAX_DAILY_CAP:
+        raise argparse.ArgumentTypeError(f"{value!r} is more than {MAX_DAILY_CAP:,} jobs a day")
     return jobs
 
 
@@ -59,7 +63,7 @@ def finite(value: str) -> float:
 
 def _gap(value: str) -> float:
     """Seconds of a gap or its jitter: finite, 0 or more, at most MAX_GAP_SECONDS."""
-    seconds = finite(value)
+    seconds = finite(value) + 0.0  # -0.0 is 0
     if not 0 <= seconds <= MAX_GAP_SECONDS:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a number of seconds from 0 to {MAX_GAP_SECONDS:g}"
@@ -163,8 +167,16 @@ def profile_rows(profile: dict[str, Any]) -> list[tuple[str, Any]]:
         ("actions-only hours", profile["actions_only_hours"]),
         ("daily caps", f"fast {_or_none(caps['fast'])}, relax {_or_none(caps['relax'])}"
                        f" (children count: {'yes' if profile['caps_count_children'] else 'no'})"),
-        ("gap", f"{profile['min_gap_seconds']:g} s + up to {profile['gap_jitter_seconds']:g} s"),
+        ("gap", gap_text(profile)),
     ]  # fmt: skip
+
+
+def gap_text(profile: dict[str, Any]) -> str:
+    """`20 s + up to 40 s`, `20 s` without jitter, `none` without either."""
+    gap, jitter = profile["min_gap_seconds"], profile["gap_jitter_seconds"]
+    if not jitter:
+        return f"{gap:g} s" if gap else "none"
+    return f"{gap:g} s + up to {jitter:g} s"
 
 
 def _or_none(cap: int | None) -> str:
@@ -191,7 +203,7 @@ def rows(account: dict[str, Any]) -> list[tuple[str, Any]]:
         return [*([("pacing from", source(account))] if opted_out else []),
                 ("available", available(account))]  # fmt: skip
     caps, today = pace["caps"], pace["today"]
-    gap = f"{profile['min_gap_seconds']:g} s + up to {profile['gap_jitter_seconds']:g} s"
+    gap = gap_text(profile)
     return [
         ("pacing from", source(account)),
         ("tier", profile["tier"]),

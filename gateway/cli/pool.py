@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from gateway.cli import pacing as cli_pacing
 from gateway.cli.admin_api import EXIT_USAGE, CliError, call, console, count, fields_table
 from routing.errors import PoolFileError
-from routing.poolfile import parse_pool_file
+from routing.pacefile import KEYS as PACING_KEYS
+from routing.poolfile import PoolFile, parse_pool_file
 
 if TYPE_CHECKING:
     from gateway.cli.accounts import Actions, Command
@@ -59,7 +60,7 @@ def pool_apply(args: argparse.Namespace) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(EXIT_USAGE, f"cannot read {args.file}: {exc}") from exc
     try:
-        parse_pool_file(text)  # the server checks it too; this names the line sooner
+        pool = parse_pool_file(text)  # the server checks it too; this names the line sooner
     except PoolFileError as exc:
         raise CliError(EXIT_USAGE, f"{args.file}: {exc}") from exc
     params = {"dry_run": "true" if args.dry_run else "false"}
@@ -71,10 +72,25 @@ def pool_apply(args: argparse.Namespace) -> None:
             continue
         what = "pool" if change["bot_id"] is None else f"account {change['bot_id']}"
         fields = f": {', '.join(change['fields'])}" if change["fields"] else ""
-        print(f"{_MARKS.get(change['action'], '?')} {what} {change['action']}{fields}")
+        note = _unpaced(pool, change)
+        print(f"{_MARKS.get(change['action'], '?')} {what} {change['action']}{fields}{note}")
     counts = ", ".join(f"{n} {action}" for action, n in sorted(data["counts"].items()))
     verb = "dry run, nothing applied" if data["dry_run"] else "applied"
     print(f"{verb}: {counts or 'no accounts'}")
+
+
+def _unpaced(pool: PoolFile, change: dict[str, Any]) -> str:
+    """Says so when an update leaves the account unpaced: its pacing keys changed and the file
+    gives it none (`pacing: null`, or a block whose keys are all commented out, which YAML
+    reads as null: found from outside, the line listed the keys and nothing more)."""
+    if change["action"] != "updated" or not set(change["fields"]) & set(PACING_KEYS):
+        return ""
+    spec = next((a for a in pool.accounts if a.bot_id == change["bot_id"]), None)
+    if spec is None or spec.pacing is not None:
+        return ""
+    if spec.own_pacing is not None and spec.own_pacing.off:
+        return " (now unpaced: `pacing:` is null, opting out of the pool's default)"
+    return " (now unpaced)"
 
 
 def pool_export(args: argparse.Namespace) -> None:

@@ -262,6 +262,8 @@ async def test_state_changes(redis: Redis, prefix: str) -> None:
         assert cooled["state"] == "cooling" and cooled["state_reason"] == "operator: 429s"
         assert cooled["state_until"] is not None and cooled["state_until"].endswith("Z")
         assert cooled["history"][0]["to"] == "cooling"
+        # found from outside: the two said 00:40:31Z and 00:40:32Z; both round up
+        assert cooled["available"]["why_not"] == f"cooling until {cooled['state_until']}"
         for state in ("draining", "paused", "disabled", "active"):
             shown = data(await call(h, "POST", "/accounts/1003/state", body={"state": state}))
             assert shown["state"] == state and shown["state_until"] is None
@@ -340,6 +342,10 @@ async def test_invalid_pool_file_names_the_line(redis: Redis, prefix: str) -> No
         assert error(answer, 400) == {"type": "invalid_pool_file", "line": 3}
         assert "gold" in answer.json()["message"]
         assert len(await h.gate.catalog.list_accounts()) == 4
+        # found from outside: a time zone that is not text (here YAML's null) was a 500
+        text = "pacing:\n  timezone:\naccounts:\n  - bot_id: 1\n"
+        dry = await call(h, "POST", "/pool/apply?dry_run=true", content=text.encode())
+        assert error(dry, 400) == {"type": "invalid_pool_file", "line": 2}
 
 
 async def test_keys_lifecycle(redis: Redis, prefix: str) -> None:

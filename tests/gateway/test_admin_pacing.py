@@ -13,10 +13,12 @@ from gateway.admin.pacing import pacing_view
 from gateway.admin.schemas import iso
 from gateway.cli import accounts as admin_cli
 from gateway.cli import pacing as cli_pacing
+from gateway.cli import pool as pool_cli
 from gateway.cli.main import build_parser
 from routing.accounts import AccountStatus, PaceStatus
 from routing.model import AccountState, Mode, Plan, Setting
 from routing.pacing import Pacing
+from routing.poolfile import parse_pool_file
 from tests.gateway.test_admin import ADMIN, call, data, error
 from tests.harness import harness
 
@@ -296,3 +298,17 @@ def test_instants_pacing_waits_for_are_rounded_up() -> None:
     view = pacing_view(account, iso)
     assert view["pace"]["gap_until"] == "1970-01-01T00:00:22Z"
     assert view["available"]["why_not"] == "paced:gap until 1970-01-01T00:00:22Z"
+
+
+def test_an_apply_that_leaves_an_account_unpaced_says_so() -> None:
+    """Found from outside: a `pacing:` block whose keys were all commented out is YAML's
+    null (an opt-out), and the dry run only listed the keys that changed."""
+    text = ("pacing: {min_gap_seconds: 5}\naccounts:\n  - bot_id: 1\n    pacing:\n"
+            "  - {bot_id: 2}\n")  # fmt: skip
+    pool = parse_pool_file(text)
+    change = {"bot_id": 1, "action": "updated", "fields": ["timezone", "min_gap_seconds"]}
+    assert "now unpaced: `pacing:` is null" in pool_cli._unpaced(pool, change)
+    assert pool_cli._unpaced(pool, {**change, "bot_id": 2}) == ""  # paced by the default
+    assert pool_cli._unpaced(pool, {**change, "fields": ["weight"]}) == ""
+    unpaced = parse_pool_file("accounts:\n  - bot_id: 1\n")  # the default removed
+    assert pool_cli._unpaced(unpaced, change) == " (now unpaced)"

@@ -135,7 +135,7 @@ def test_the_cli_pool_pacing_commands_parse() -> None:
     assert build_parser().parse_args(["pool", "pacing", "clear"]).pacing_action == "clear"
     shown = dict(cli_pacing.profile_rows(WHOLE))
     assert shown["daily caps"] == "fast 100, relax none (children count: yes)"
-    assert shown["gap"] == "60 s + up to 0 s"
+    assert shown["gap"] == "60 s"  # no jitter: not "+ up to 0 s"
     assert pool_cli.pool_pacing_set  # the handlers exist for `set` and `clear`
 
 

@@ -200,6 +200,7 @@ def test_check_config_validates_what_a_start_validates(tmp_path: Path) -> None:
     assert result.returncode == 2 and f"pool file {bad}: line 3: bot_id 1 listed twice" in (
         result.stderr
     )
+    assert result.stderr.count("line 3") == 1, result.stderr  # found from outside: said twice
     bad.write_text("accounts:\n  - {bot_id: 1, plan: pro}\n")
     result = run_mjgate("check-config", env=env | {"MJGATE_TYPO": "1"})
     assert result.returncode == 0, result.stderr

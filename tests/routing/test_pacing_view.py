@@ -5,10 +5,11 @@ the tick has not applied yet already shows (the tick runs every second; an opera
 
 from __future__ import annotations
 
-from routing.model import Mode
+from routing.model import Mode, Plan
 from routing.store import PoolStore
 from tests.routing.helpers import FakeClock, reserved, staged
 from tests.routing.test_pacing import at, paced, root, status
+from tests.routing.test_pacing_plan import ms
 
 
 async def test_a_window_edge_shows_before_the_tick_applies_it(
@@ -66,3 +67,20 @@ async def test_actions_only_hours_then_off_hours_give_when_the_next_window_opens
     await paced(store, 2, active_hours=both, actions_only_hours=both)
     pace = (await status(store, 2)).pace
     assert pace is not None and pace.ready_at is None
+
+
+async def test_a_cap_on_the_only_class_outlasts_a_gap_in_the_view(
+    store: PoolStore, clock: FakeClock
+) -> None:
+    """Found from outside: a Basic plan at its fast cap and in a gap showed `paced:gap`, ready
+    at the gap's end, a day too early; the cap holds it until midnight."""
+    at(clock, "2025-06-15T10:00")
+    await paced(store, 1, Plan.BASIC, fast_cap=1, min_gap_seconds=60)
+    reserved(await root(store, "r1"))
+    pace = (await status(store, 1)).pace
+    assert pace is not None and pace.gap_until == clock() + 60
+    assert (pace.held, pace.ready_at) == ("paced:daily_cap", pace.day_ends)
+    assert pace.day_ends == ms("2025-06-16T00:00") / 1000
+    clock.advance(60)
+    pace = (await status(store, 1)).pace
+    assert pace is not None and (pace.held, pace.ready_at) == ("paced:daily_cap", pace.day_ends)

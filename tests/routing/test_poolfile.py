@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -14,6 +15,7 @@ from routing.catalog import Catalog
 from routing.errors import PoolFileError
 from routing.model import PLANS, AccountState, Plan, Setting, Strategy
 from routing.pacing import Pacing, Tier
+from routing.pooldiff import describe
 from routing.poolfile import FILE_STATES, PoolChange, PoolFile, dump_pool, parse_pool_file
 from routing.results import Outcome
 from routing.store import PoolStore
@@ -98,6 +100,17 @@ def test_renewal_dates_accept_strings_dates_and_naive_times_as_utc() -> None:
         ("accounts:\n  - bot_id: 1\n    pacing: {daily_caps: {turbo: 1}}\n", 3, "fast and relax"),
         ("accounts:\n  - bot_id: 1\n    pacing: {min_gap_seconds: -5}\n", 3, "seconds from 0"),
         ("accounts:\n  - bot_id: 1\n    pacing: {naps: 2}\n", 3, "unknown pacing key"),
+        # found from outside: a time zone that is not text was a traceback (a 500 in the API)
+        ("pacing: {timezone: 5}\naccounts: []\n", 1, "time zone name"),
+        ("pacing:\n  timezone:\naccounts: []\n", 2, "time zone name"),  # left empty: null
+        ("accounts:\n  - bot_id: 1\n    pacing: {timezone: 2026-01-01}\n", 3, "time zone"),
+        ("accounts:\n  - bot_id: 1\n    pacing: {timezone: true}\n", 3, "time zone name"),
+        ("pacing: {daily_caps: {fast: 1000001}}\naccounts: []\n", 1, "0 to 1000000"),
+        (  # as many windows as the API takes, no more (25 made an apply stall the gateway)
+            "pacing: {active_hours: [" + ", ".join(["01:00-02:00"] * 25) + "]}\naccounts: []\n",
+            1,
+            "at most 24 windows",
+        ),
     ],
 )
 def test_bad_files_name_the_line(text: str, line: int, reason: str) -> None:
@@ -203,6 +216,13 @@ async def test_pacing_survives_export_and_a_changed_profile_is_a_change(
         PoolChange(None, "updated", ("pacing",)),  # the default; account 2 overrides the cap
         PoolChange(1, "updated", ("daily_caps",)),
     ]
+    # found from outside: the logs said {"from": null, "to": null} for an account's keys
+    before = {a.bot_id: a for a in await catalog.list_accounts()}
+    file = parse_pool_file(PACED.replace("150", "90"))
+    strategy = str(await catalog.get_strategy())
+    change = next(c for c in await catalog.apply_pool(file) if c.bot_id == 1)
+    ((name, was, now),) = describe(change, before, file, strategy)
+    assert name == "daily_caps" and was["fast"] == 100 and now["fast"] == 90
 
 
 def _effective(spec: AccountSpec) -> tuple[object, ...]:
@@ -254,3 +274,17 @@ async def test_apply_pool_makes_the_pool_match_the_file(store: PoolStore, catalo
 def test_control_characters_are_a_pool_file_error() -> None:
     with pytest.raises(PoolFileError, match="not valid YAML"):
         parse_pool_file("accounts:\n  - {bot_id: 1}\x07\n")
+
+
+def test_a_negative_zero_gap_is_read_and_written_as_zero() -> None:
+    """Found from outside: `-0.0` was kept, and exported as `-0.0`."""
+    text = (
+        "pacing: {min_gap_seconds: -0.0}\n"
+        "accounts:\n  - {bot_id: 1, pacing: {gap_jitter_seconds: -0.0}}\n"
+    )
+    parsed = parse_pool_file(text)
+    assert parsed.pacing is not None and math.copysign(1, parsed.pacing.min_gap_seconds) == 1
+    own = parsed.accounts[0].own_pacing
+    assert own is not None and own.keys is not None
+    assert math.copysign(1, own.keys["gap_jitter_seconds"]) == 1
+    assert math.copysign(1, Pacing(min_gap_seconds=-0.0).min_gap_seconds) == 1
