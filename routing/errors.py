@@ -132,7 +132,8 @@ class PacedUnavailableError(RoutingError):
     def __init__(self, reason: str, retry_after: int) -> None:
         super().__init__(
             f"every account that could run this task is held by pacing ({reason}) for longer "
-            f"than a task may wait staged; the first can change in {retry_after} s"
+            f"than a task may wait staged (backup accounts stay idle while a primary could run "
+            f"it); the first can change in {retry_after} s"
         )
         self.reason = reason
         self.retry_after = retry_after
