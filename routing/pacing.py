@@ -50,8 +50,9 @@ def parse_window(text: str) -> tuple[int, int]:
 
 def zone(name: str) -> ZoneInfo:
     """The IANA time zone `name`; ValueError when unknown (or not a name at all)."""
-    if not isinstance(name, str):
-        raise ValueError(f"expected a time zone name like Europe/Berlin, got {name!r}")
+    if not isinstance(name, str):  # a pool file's number, date or empty value (null)
+        got = "nothing" if name is None else str(name)
+        raise ValueError(f"expected a time zone name like Europe/Berlin, got {got}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:

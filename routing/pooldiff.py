@@ -102,4 +102,7 @@ def describe(
     was = declared(old) if old is not None else {}
     will = specified(new) if new is not None else {}
     names = change.fields or tuple(was if change.action in ("removed", "draining") else will)
-    return [(name, was.get(name), will.get(name)) for name in names]
+    triples = [(name, was.get(name), will.get(name)) for name in names]
+    # a created or removed account lists its fields: not those it has none of (an unpaced
+    # account's pacing keys were `{"from": null, "to": null}` lines, found from outside)
+    return [(name, old, new) for name, old, new in triples if old is not None or new is not None]

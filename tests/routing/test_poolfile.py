@@ -288,3 +288,15 @@ def test_a_negative_zero_gap_is_read_and_written_as_zero() -> None:
     assert own is not None and own.keys is not None
     assert math.copysign(1, own.keys["gap_jitter_seconds"]) == 1
     assert math.copysign(1, Pacing(min_gap_seconds=-0.0).min_gap_seconds) == 1
+
+
+async def test_a_created_unpaced_account_lists_no_pacing_keys(catalog: Catalog) -> None:
+    """Found from outside: its log line listed `pacing` and every pacing key as
+    {"from": null, "to": null}."""
+    file = parse_pool_file("accounts:\n  - {bot_id: 9, plan: pro}\n")
+    (change,) = await catalog.apply_pool(file)
+    described = describe(change, {}, file, "least_busy")
+    names = {name for name, _, _ in described}
+    assert change.action == "created" and "plan" in names and "weight" in names
+    assert not names & {"pacing", "timezone", "min_gap_seconds", "daily_caps"}
+    assert all(new is not None for _, _, new in described)
