@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -111,3 +112,27 @@ async def test_gaps_hold_across_processes(redis_url: str, keys: Keys, store: Poo
     taken = await _in_processes(reserve_and_settle, redis_url, keys, 100)
     assert taken == {bot_id: 1 for bot_id in range(1, 11)}
     assert await store.staged_count() == 300 - 10
+
+
+def _noon_zone() -> str:
+    """An `Etc/GMT` zone (sign reversed) where it is about noon now: local midnight, when the
+    caps reset, is hours away from a test that lasts seconds."""
+    offset = 12 - time.gmtime().tm_hour  # -11 .. +12 hours from UTC
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+@pytest.mark.slow
+async def test_caps_hold_across_processes(redis_url: str, keys: Keys, store: PoolStore) -> None:
+    """Three processes reserve and at once settle 100 root tasks each on 10 accounts capped at
+    3 fast jobs a day: each account takes exactly 3, whatever the interleaving; the rest are
+    staged or, held past the staged timeout (midnight is hours away), refused."""
+    for bot_id in range(1, 11):
+        profile = Pacing(timezone=_noon_zone(), fast_cap=3)
+        spec = AccountSpec(bot_id=bot_id, plan=Plan.PRO, fast_slots=3, fast_seconds_left=100_000,
+                           pacing=profile)  # fmt: skip
+        await Catalog(store).apply_account(spec)
+    taken = await _in_processes(reserve_and_settle, redis_url, keys, 100)
+    assert taken == {bot_id: 3 for bot_id in range(1, 11)}
+    for account in await Catalog(store).list_accounts():
+        assert account.pace is not None and account.pace.fast_today == 3
+        assert account.fast_in_flight == 0

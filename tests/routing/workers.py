@@ -7,6 +7,7 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from routing.errors import PacedUnavailableError
 from routing.keys import Keys
 from routing.model import Mode
 from routing.results import Outcome, Reservation
@@ -45,15 +46,18 @@ async def _reserve_and_settle(redis_url: str, prefix: str, worker: int, tasks: i
     store = PoolStore(client, Keys(prefix))
 
     async def one(n: int) -> int | None:
-        got = await store.reserve_root(
-            f"g{worker}-{n}",
-            Mode.FAST,
-            60,
-            client_id=f"c{worker}",
-            lease_seconds=60,
-            staged_limit=10_000,
-            staged_timeout=3_600,
-        )
+        try:
+            got = await store.reserve_root(
+                f"g{worker}-{n}",
+                Mode.FAST,
+                60,
+                client_id=f"c{worker}",
+                lease_seconds=60,
+                staged_limit=10_000,
+                staged_timeout=3_600,
+            )
+        except PacedUnavailableError:  # held past the staged timeout: refused, not staged
+            return None
         if not isinstance(got, Reservation):
             return None
         await store.settle(got.task_id, Outcome.COMPLETED)
