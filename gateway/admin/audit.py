@@ -11,7 +11,8 @@ and after), and the wrapper writes exactly one line once the handler has answere
   changes nothing), or the admin token was missing or wrong on any admin route (warning: the
   one shared token being guessed or misused);
 - `admin_failed` (warning): a write answered 5xx (Redis unavailable, a bug): it may have been
-  made in part, so it is on the record.
+  made in part, so it is on the record; a dry run's says `dry_run: true` (it wrote nothing,
+  but a 5xx is worth knowing about).
 
 The caller: the admin token is one shared bearer, so it names no one. Each line carries the
 client address (`client`, as uvicorn sees it: behind a proxy, uvicorn's proxy headers rules)
@@ -55,6 +56,7 @@ class Change:
     fields: dict[str, dict[str, Value]] = field(default_factory=dict)
     details: dict[str, Value] = field(default_factory=dict)
     wrote: bool = True  # False: nothing was written (a dry run): no line
+    dry_run: bool = False  # a dry run: nothing is written, whatever happens
 
     def diff(
         self,
@@ -87,7 +89,8 @@ def audited(action: str, handler: WriteHandler) -> Handler:
             # refused (4xx): nothing changed; failed (5xx): it may have been made in part
             name, level = ("admin_refused", logging.DEBUG) if status < 500 else (
                 "admin_failed", logging.WARNING)  # fmt: skip
-            logs.line(name, {"action": action, **redact(change.target), "status": status,
+            dry = {"dry_run": True} if change.dry_run else {}
+            logs.line(name, {"action": action, **redact(change.target), **dry, "status": status,
                              "error": kind, **caller(request)}, level)  # fmt: skip
             raise
         if change.wrote:

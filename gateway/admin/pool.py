@@ -59,7 +59,7 @@ async def pool_status(request: Request, gate: MjGate) -> Response:
 
 
 async def apply_pool(request: Request, gate: MjGate, change: Change) -> Response:
-    dry_run = flag(request, "dry_run")
+    dry_run = change.dry_run = flag(request, "dry_run")
     raw = await read_body(request, gate.settings.body_limit)
     try:
         text = raw.decode()

@@ -15,6 +15,8 @@ from redis.asyncio import Redis
 
 from gateway.cli.admin_api import operator
 from gateway.logs import LOGGER, JsonFormatter
+from routing.errors import StoreError
+from routing.storeops import StoreOp
 from tests.harness import ADMIN_TOKEN, CLIENT_KEY, Harness, harness
 
 OPERATOR = {"authorization": f"Bearer {ADMIN_TOKEN}", "x-mjgate-operator": "alice"}
@@ -139,6 +141,15 @@ async def test_pool_apply_and_the_default_pacing_are_logged(
         dry = await h.client.post("/admin/v1/pool/apply?dry_run=true",
                                   content=POOL_FILE.encode(), headers=OPERATOR)  # fmt: skip
         assert dry.status_code == 200 and lines.audit() == []  # a dry run writes nothing
+
+        async def failing(*args: object, **kwargs: object) -> None:
+            raise StoreError(StoreOp.APPLY_ACCOUNT, "Redis went away")
+
+        with pytest.MonkeyPatch.context() as patched:  # a 5xx is on the record, said dry
+            patched.setattr(h.gate.catalog, "apply_pool", failing)
+            line = await write(h, lines, "POST", "/pool/apply?dry_run=true",
+                               content=POOL_FILE.encode(), status=503)  # fmt: skip
+        assert line["event"] == "admin_failed" and line["dry_run"] is True
 
         line = await write(h, lines, "POST", "/pool/apply", content=POOL_FILE.encode())
         assert line["action"] == "pool_apply" and line["outcome"] == "applied"
