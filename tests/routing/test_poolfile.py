@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,9 +15,17 @@ from routing.accounts import AccountSpec
 from routing.catalog import Catalog
 from routing.errors import PoolFileError
 from routing.model import PLANS, AccountState, Plan, Setting, Strategy
+from routing.pacefile import KEYS
 from routing.pacing import Pacing, Tier
 from routing.pooldiff import describe
-from routing.poolfile import FILE_STATES, PoolChange, PoolFile, dump_pool, parse_pool_file
+from routing.poolfile import (
+    _ACCOUNT_FIELDS,
+    FILE_STATES,
+    PoolChange,
+    PoolFile,
+    dump_pool,
+    parse_pool_file,
+)
 from routing.results import Outcome
 from routing.store import PoolStore
 from tests.routing.helpers import reserved, root
@@ -300,3 +309,41 @@ async def test_a_created_unpaced_account_lists_no_pacing_keys(catalog: Catalog) 
     assert change.action == "created" and "plan" in names and "weight" in names
     assert not names & {"pacing", "timezone", "min_gap_seconds", "daily_caps"}
     assert all(new is not None for _, _, new in described)
+
+
+PACING_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12) | st.dates()
+    | st.sampled_from(["09:00-17:00", "22:00-06:00", "UTC", "Asia/Kolkata", "backup", -0.0]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)  # fmt: skip
+PACING_BLOCKS = st.none() | PACING_VALUES | st.dictionaries(
+    st.sampled_from([*KEYS, "naps"]),
+    PACING_VALUES
+    | st.fixed_dictionaries({}, optional={"fast": PACING_VALUES, "relax": PACING_VALUES}),
+    max_size=4,
+)  # fmt: skip
+
+
+ACCOUNT_VALUES = st.dictionaries(
+    st.sampled_from([*_ACCOUNT_FIELDS, "colour"]), PACING_VALUES, max_size=4
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(default=PACING_BLOCKS, own=PACING_BLOCKS, fields=ACCOUNT_VALUES, strategy=PACING_VALUES)
+def test_any_pacing_block_loads_or_names_its_line(
+    default: object, own: object, fields: dict[str, object], strategy: object
+) -> None:
+    """Whatever YAML a `pacing` block (or an account's other keys) holds, the file loads or is
+    a PoolFileError naming the line: never another exception (found from outside: a time zone
+    that was a number, a date or null was a TypeError, a traceback in the CLI and a 500 in the
+    API)."""
+    account = {"bot_id": 1, "plan": "pro", "pacing": own, **fields}
+    doc = {"strategy": strategy, "pacing": default, "accounts": [account]}
+    try:
+        parse_pool_file(yaml.safe_dump(doc))
+    except PoolFileError as exc:
+        assert exc.line >= 1 or "pacing" not in str(exc), exc
