@@ -280,7 +280,22 @@ def test_no_input_is_a_5xx_or_leaves_a_reservation(redis_url: str, prefix: str) 
 
 
 ADMIN_TOKEN = "admin-token-0001"
+PACING_KEYS = st.sampled_from(
+    ["timezone", "active_hours", "actions_only_hours", "daily_caps", "caps_count_children",
+     "min_gap_seconds", "gap_jitter_seconds", "tier", "naps"]
+)  # fmt: skip
+PACING_VALUES = JSON | st.sampled_from(
+    ["UTC", "Asia/Kolkata", "Mars/Base", ["09:00-17:00"], ["9:00-17:00"], ["22:00-06:00"] * 30,
+     {"fast": 1}, {"relax": -1}, {"fast": 10**7}, "backup", -0.0, 86401, 1e308]
+)  # fmt: skip
+PACING_BODIES = st.dictionaries(PACING_KEYS, PACING_VALUES, max_size=4) | JSON
 ADMIN_CASES = st.one_of(
+    # an account's pacing and the pool's default, with any values in their keys
+    st.tuples(st.sampled_from(["PUT", "PATCH"]), st.just("/admin/v1/accounts/"),
+              st.sampled_from(["1002", "7"]),
+              st.fixed_dictionaries({"plan": st.just("pro")}, optional={"pacing": PACING_BODIES})),
+    st.tuples(st.sampled_from(["PUT", "PATCH"]), st.just("/admin/v1/pool/pacing"), st.just(""),
+              PACING_BODIES),
     st.tuples(st.sampled_from(["PUT", "PATCH", "GET", "DELETE"]),
               st.just("/admin/v1/accounts/") , IDS | st.sampled_from(["1002", "7", "0"]), JSON),
     st.tuples(st.just("POST"), st.just("/admin/v1/accounts/"),
