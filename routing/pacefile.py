@@ -22,12 +22,12 @@ with the line of the offending node, as in routing/poolfile.py.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import yaml
 
 from routing.errors import PoolFileError
-from routing.pacedefault import PacingKeys, keys_of
+from routing.pacedefault import PacingKeys, keys_from, keys_of
 from routing.pacing import (
     MAX_DAILY_CAP,
     MAX_GAP_SECONDS,
@@ -93,7 +93,7 @@ def _seconds(loader: yaml.SafeLoader, node: yaml.Node) -> float:
         raise PoolFileError(_line(node), "expected a number of seconds")
     if not 0 <= value <= MAX_GAP_SECONDS:
         raise PoolFileError(_line(node), f"expected seconds from 0 to {MAX_GAP_SECONDS}")
-    return float(value) + 0.0  # -0.0 is 0
+    return float(value)
 
 
 def parse_block(loader: yaml.SafeLoader, node: yaml.Node) -> PacingKeys:
@@ -139,10 +139,9 @@ def parse_block(loader: yaml.SafeLoader, node: yaml.Node) -> PacingKeys:
         else:
             out[key] = _seconds(loader, value_node)
     try:
-        Pacing(**out)  # the time zone, checked here for its line
+        return keys_from(out)  # the whole profile checked; keys as the API's are (-0.0 is 0)
     except ValueError as exc:
         raise PoolFileError(_line(node), str(exc)) from exc
-    return cast(PacingKeys, out)
 
 
 def dump_block(profile: Pacing) -> dict[str, Any]:

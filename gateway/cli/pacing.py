@@ -63,7 +63,7 @@ def finite(value: str) -> float:
 
 def _gap(value: str) -> float:
     """Seconds of a gap or its jitter: finite, 0 or more, at most MAX_GAP_SECONDS."""
-    seconds = finite(value) + 0.0  # -0.0 is 0
+    seconds = finite(value)
     if not 0 <= seconds <= MAX_GAP_SECONDS:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a number of seconds from 0 to {MAX_GAP_SECONDS:g}"

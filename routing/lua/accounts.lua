@@ -161,7 +161,7 @@ local function acct_load(id)
   for i = 1, #NUMERIC_FIELDS do
     local f = NUMERIC_FIELDS[i]
     local v = a[f]
-    if v then a[f] = v + 0 end
+    if v then a[f] = v + 0 end -- coercion: tonumber's strtod without a C call per field
   end
   loaded[id] = a
   return a
